@@ -1,0 +1,91 @@
+# sauve — build, test, demo. `make help` lists targets.
+#
+# BUILD selects the output directory, so that several builds (plain, ASan)
+# can live side by side: `make BUILD=build-asan SANITIZE=1`.
+
+VERSION := 0.1.0
+BUILD ?= build
+CC ?= cc
+PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl
+
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+               -Wno-missing-field-initializers -g -O2 -pthread \
+               -DSAUVE_VERSION='"$(VERSION)"' -Irunner/src \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null)
+LDLIBS_BASE := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+ifeq ($(SANITIZE),1)
+CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS := $(LDLIBS_BASE)
+
+SRCS := $(shell find runner/src -name '*.c' | sort)
+OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/obj/runner/src/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit integration check-asan format format-check demo bench clean help
+
+all: $(BUILD)/sauve
+
+$(BUILD)/sauve: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: runner/tests/unit/%.c $(LIB_OBJS) runner/tests/unit/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+-include $(OBJS:.o=.d)
+
+## deps: install what is missing on a fresh Debian 12 machine (apt only)
+deps:
+	scripts/install-deps.sh
+
+## unit: build and run the C unit tests (cmocka)
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+## integration: run the integration tests against real servers (pytest)
+integration: $(BUILD)/sauve
+	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+## test: install what is missing, build, run every test (what CI runs)
+test: deps
+	$(MAKE) format-check
+	$(MAKE) all unit
+	$(MAKE) integration
+
+## check-asan: every test under AddressSanitizer and UBSan
+check-asan: deps
+	$(MAKE) BUILD=build-asan SANITIZE=1 all unit
+	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan SANITIZE=1 integration
+
+## format: reformat the C sources with clang-format
+format:
+	clang-format -i $(SRCS) $(UNIT_SRCS) $(wildcard runner/src/*/*.h runner/tests/unit/*.h)
+
+## format-check: fail when a C source is not formatted
+format-check:
+	clang-format --dry-run -Werror $(SRCS) $(UNIT_SRCS) $(wildcard runner/src/*/*.h runner/tests/unit/*.h)
+
+## demo: back up and restore a throwaway PostgreSQL end to end
+demo: deps all
+	scripts/demo.sh $(abspath $(BUILD)/sauve)
+
+## bench: measure sauve against the pipelines users run today
+bench: deps all
+	bench/run.sh $(abspath $(BUILD)/sauve)
+
+clean:
+	rm -rf build build-*
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  /'

@@ -1,0 +1,46 @@
+/*
+ * The catalog: which backup sets exist for a series, read from storage and
+ * manifests only. A set directory without a readable, valid manifest is
+ * incomplete and is never trusted for restore; objects no manifest names are
+ * never trusted either.
+ *
+ * Layout (DESIGN.md): NAME/SETID/manifest.json and NAME/SETID/<artifact keys>.
+ */
+#ifndef SAUVE_CATALOG_CATALOG_H
+#define SAUVE_CATALOG_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "manifest/manifest.h"
+#include "storage/storage.h"
+
+typedef struct catalog_set {
+    char id[SET_ID_LEN + 1];
+    bool complete;         /* manifest present and valid */
+    char *problem;         /* why incomplete ("no manifest", "manifest invalid: ..."); NULL when complete */
+    manifest m;            /* valid only when complete */
+    uint64_t stored_bytes; /* sum of object sizes found under the set */
+    size_t n_objects;
+} catalog_set;
+
+typedef struct catalog {
+    catalog_set *sets; /* newest first */
+    size_t n;
+} catalog;
+
+/* Lists every set of series `name`. Fails only when storage fails. */
+int catalog_load(storage *st, const char *name, catalog *out, sv_error *err);
+void catalog_free(catalog *c);
+
+/*
+ * Picks a set: "latest" (or NULL) is the newest complete set; otherwise the
+ * exact id, which must be complete. Fails with a message listing what exists.
+ */
+const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err);
+
+/* Storage key of an artifact: "NAME/SETID/KEY"; newly allocated. */
+char *catalog_object_key(const char *name, const char *set_id, const char *relkey);
+
+#endif

@@ -1,0 +1,210 @@
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+
+static enum log_format g_format = LOG_FORMAT_AUTO;
+static enum log_level g_min = LOG_INFO;
+static char *g_term_path;
+static bool g_term_path_set;
+static char **g_secrets;
+static size_t g_nsecrets;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(enum log_format format, enum log_level min_level)
+{
+    if (format == LOG_FORMAT_AUTO)
+        format = isatty(STDERR_FILENO) ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON;
+    g_format = format;
+    g_min = min_level;
+}
+
+void log_set_termination_path(const char *path)
+{
+    free(g_term_path);
+    g_term_path = path ? xstrdup(path) : NULL;
+    g_term_path_set = true;
+}
+
+void log_add_secret(const char *value)
+{
+    if (!value || strlen(value) < 4)
+        return;
+    for (size_t i = 0; i < g_nsecrets; i++)
+        if (strcmp(g_secrets[i], value) == 0)
+            return;
+    g_secrets = xrealloc(g_secrets, (g_nsecrets + 1) * sizeof *g_secrets);
+    g_secrets[g_nsecrets++] = xstrdup(value);
+}
+
+void log_clear_secrets(void)
+{
+    for (size_t i = 0; i < g_nsecrets; i++)
+        free_secret(g_secrets[i]);
+    free(g_secrets);
+    g_secrets = NULL;
+    g_nsecrets = 0;
+}
+
+/* Returns a newly allocated copy of s with every registered secret masked. */
+static char *mask_secrets(const char *s)
+{
+    char *out = xstrdup(s);
+    for (size_t i = 0; i < g_nsecrets; i++) {
+        const char *secret = g_secrets[i];
+        size_t slen = strlen(secret);
+        char *hit;
+        while ((hit = strstr(out, secret)) != NULL) {
+            size_t before = (size_t)(hit - out);
+            char *next = xasprintf("%.*s***%s", (int)before, out, hit + slen);
+            free(out);
+            out = next;
+        }
+    }
+    return out;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void timestamp(char *buf, size_t len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void emit(enum log_level level, const log_field *fields, size_t nfields, const char *msg)
+{
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    char *masked = mask_secrets(msg);
+    /* One buffer per record, written with one call, so that records from
+     * threads and from captured child output never interleave mid-line. */
+    char *buf = NULL;
+    size_t buflen = 0;
+    FILE *f = open_memstream(&buf, &buflen);
+    if (!f)
+        abort();
+    if (g_format == LOG_FORMAT_JSON) {
+        fprintf(f, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level_names[level]);
+        json_string(f, masked);
+        for (size_t i = 0; i < nfields; i++) {
+            fputc(',', f);
+            json_string(f, fields[i].key);
+            fputc(':', f);
+            if (fields[i].is_num) {
+                fprintf(f, "%lld", (long long)fields[i].num);
+            } else if (fields[i].str) {
+                char *v = mask_secrets(fields[i].str);
+                json_string(f, v);
+                free(v);
+            } else {
+                fputs("null", f);
+            }
+        }
+        fputs("}\n", f);
+    } else {
+        fprintf(f, "%s %-5s %s", ts, level_names[level], masked);
+        for (size_t i = 0; i < nfields; i++) {
+            if (fields[i].is_num) {
+                fprintf(f, " %s=%lld", fields[i].key, (long long)fields[i].num);
+            } else {
+                char *v = mask_secrets(fields[i].str ? fields[i].str : "null");
+                fprintf(f, " %s=%s", fields[i].key, v);
+                free(v);
+            }
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    ssize_t off = 0;
+    while ((size_t)off < buflen) {
+        ssize_t n = write(STDERR_FILENO, buf + off, buflen - (size_t)off);
+        if (n <= 0)
+            break;
+        off += n;
+    }
+    free(buf);
+    free(masked);
+}
+
+void log_write(enum log_level level, const log_field *fields, size_t nfields, const char *fmt, ...)
+{
+    if (level < g_min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    emit(level, fields, nfields, msg);
+    free(msg);
+}
+
+void log_summary(int exit_code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    log_field f = LOG_NUM("exit_code", exit_code);
+    emit(exit_code == 0 ? LOG_INFO : LOG_ERROR, &f, 1, msg);
+    const char *path = g_term_path_set ? g_term_path : "/dev/termination-log";
+    if (path) {
+        FILE *t = fopen(path, "w");
+        if (t) {
+            char *masked = mask_secrets(msg);
+            fprintf(t, "%s\n", masked);
+            free(masked);
+            fclose(t);
+        }
+    }
+    free(msg);
+}
+
+const char *log_human_bytes(uint64_t bytes, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof *units) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}

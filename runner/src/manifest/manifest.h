@@ -1,0 +1,93 @@
+/*
+ * The manifest of a backup set: manifest.json, written last, so that a set
+ * without one is incomplete. It records what was stored and how to check it.
+ * Serialised with jansson. Never contains a secret: no connection strings,
+ * passwords or keys, only host/port/user/database names.
+ *
+ * Keys of artifacts are relative to the set's directory
+ * (e.g. "postgres/app.dump.zst"), so a set can be copied elsewhere whole.
+ */
+#ifndef SAUVE_MANIFEST_MANIFEST_H
+#define SAUVE_MANIFEST_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/error.h"
+
+#define MANIFEST_FORMAT 1
+#define MANIFEST_FILENAME "manifest.json"
+/* A set id is the UTC start time, e.g. 20261122T020000Z: sortable as text. */
+#define SET_ID_LEN 16
+
+typedef struct manifest_artifact {
+    char *key;            /* relative to the set, e.g. "postgres/app.dump.zst"; NULL when failed */
+    char *kind;           /* "postgres", later "redis", "files" */
+    char *name;           /* "app", "globals" */
+    char *format;         /* "pg_dump-custom", "pg_dumpall-sql" */
+    char *compression;    /* "zstd" */
+    bool ok;              /* false: the source failed; error says why; no object */
+    char *error;          /* NULL when ok */
+    uint64_t bytes_in;    /* before compression */
+    uint64_t bytes_out;   /* as stored */
+    char sha256[65];      /* hex digest of the stored object; "" when failed */
+    double duration_s;
+    char *server_version; /* "15.18", or NULL */
+    char *tool;           /* "pg_dump", or NULL */
+    char *tool_version;   /* "pg_dump (PostgreSQL) 15.18", or NULL */
+    char *endpoint;       /* source endpoint, e.g. "db:5432 user app" (never a password), or NULL */
+    char **recipients;    /* encryption recipients' fingerprints */
+    size_t n_recipients;
+} manifest_artifact;
+
+enum set_status { SET_OK, SET_PARTIAL };
+
+typedef struct manifest {
+    int format;           /* MANIFEST_FORMAT */
+    char id[SET_ID_LEN + 1];
+    char *name;           /* set series name (SAUVE_NAME) */
+    char *reason;         /* "backup", or "safety" for the copy taken before restore --clean */
+    char *note;           /* free text, e.g. "before restore of postgres:app"; NULL */
+    enum set_status status;
+    time_t started;
+    time_t finished;
+    char *sauve_version;
+    char *hostname;
+    manifest_artifact *artifacts;
+    size_t n_artifacts;
+} manifest;
+
+/* Appends a zeroed artifact and returns it (owned by m). */
+manifest_artifact *manifest_add(manifest *m);
+
+/* Derives status from the artifacts: SET_OK when all are ok, else SET_PARTIAL. */
+void manifest_update_status(manifest *m);
+
+/* Pretty-printed JSON, newly allocated. */
+char *manifest_to_json(const manifest *m);
+
+/* Parses and validates (required fields, types, key shape, sha256 shape,
+ * format version). On failure sets err naming the field; m is then freed. */
+int manifest_from_json(const char *json, size_t len, manifest *m, sv_error *err);
+
+void manifest_free(manifest *m);
+
+/* Totals over ok artifacts. */
+uint64_t manifest_bytes_out(const manifest *m);
+uint64_t manifest_bytes_in(const manifest *m);
+
+/* Finds an artifact by kind and name, or NULL. */
+const manifest_artifact *manifest_find(const manifest *m, const char *kind, const char *name);
+
+/* Set ids: "20261122T020000Z" from/to UTC time. Parse returns -1 on a
+ * malformed id. */
+void set_id_format(time_t t, char out[SET_ID_LEN + 1]);
+int set_id_parse(const char *id, time_t *out);
+
+/* ISO 8601 UTC "2026-11-22T02:00:00Z" into out (21 bytes with NUL). */
+void iso8601_format(time_t t, char out[21]);
+int iso8601_parse(const char *s, time_t *out);
+
+#endif

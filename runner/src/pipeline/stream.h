@@ -1,0 +1,110 @@
+/*
+ * The pipeline's one abstraction: a push stream. Bytes are written into the
+ * head of a chain; each stage transforms them and writes into the stage after
+ * it (`next`); the last stage is a sink (a storage object, a file descriptor,
+ * a memory buffer).
+ *
+ *   source -> zstd -> sha256 -> count -> storage sink        (backup)
+ *   storage -> sha256 -> count -> unzstd -> holdback fd sink (restore)
+ *
+ * Lifecycle, the same for every stage:
+ *   - write() zero or more times;
+ *   - then exactly one of finish() (flush, finalise, then finish `next`:
+ *     after a successful finish the whole chain is committed) or abort()
+ *     (discard: abort `next`, commit nothing);
+ *   - then stream_free() on the head, which frees the whole chain.
+ * A failed write() or finish() leaves the chain needing abort().
+ *
+ * After finish(), each stage's result (digest, byte count) is read back with
+ * that stage's own accessor, e.g. sha256_stage_hex(). Stages do their own
+ * buffering; memory is bounded by their fixed buffers, never by stream size.
+ *
+ * Stages are not thread-safe: one chain is driven by one thread.
+ */
+#ifndef SAUVE_PIPELINE_STREAM_H
+#define SAUVE_PIPELINE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct stream stream;
+
+struct stream_ops {
+    /* Consumes all len bytes or fails. */
+    int (*write)(stream *s, const void *buf, size_t len, sv_error *err);
+    /* Flushes, finalises this stage, then finishes s->next. */
+    int (*finish)(stream *s, sv_error *err);
+    /* Discards this stage's state, then aborts s->next. Never fails. */
+    void (*abort)(stream *s);
+    /* Frees this stage only (not next). May be NULL when free() suffices. */
+    void (*destroy)(stream *s);
+};
+
+struct stream {
+    const struct stream_ops *ops;
+    stream *next;     /* NULL for a sink */
+    const char *name; /* stage name for error messages, e.g. "zstd" */
+};
+
+int stream_write(stream *s, const void *buf, size_t len, sv_error *err);
+int stream_finish(stream *s, sv_error *err);
+void stream_abort(stream *s);
+/* Frees s and every stage after it. NULL is allowed. */
+void stream_free(stream *s);
+
+/*
+ * Copies everything readable from fd into s until EOF. Does not finish or
+ * abort s. Returns the number of bytes copied, or -1 on a read or write error.
+ * When on_progress is not NULL it is called after each chunk with the running
+ * total, so that callers can log progress.
+ */
+int64_t stream_copy_fd(stream *s, int fd, void (*on_progress)(void *ctx, uint64_t total), void *ctx,
+                       sv_error *err);
+
+/* ---- stages ----------------------------------------------------------- */
+
+struct zstd_options {
+    int level;   /* 1..19; 0 means the default, 3 */
+    int workers; /* compression threads; 0 means one per online CPU, -1 single-threaded in-caller */
+};
+
+/* Compresses into next. The frame carries a content checksum so that
+ * decompression detects corruption independently of SHA-256. */
+stream *zstd_compress_stage(stream *next, const struct zstd_options *opts);
+
+/* Decompresses into next. finish() fails when the input ended inside a
+ * frame (truncated artifact) and write() fails on corrupt data, naming
+ * the stage. Memory is bounded by the decoder window limit (128 MiB max). */
+stream *zstd_decompress_stage(stream *next);
+
+/* Passes bytes through unchanged while hashing them. */
+stream *sha256_stage(stream *next);
+/* After finish(): the lowercase hex digest (65 bytes with NUL) into out. */
+void sha256_stage_hex(const stream *s, char out[65]);
+
+/* Passes bytes through unchanged while counting them. */
+stream *count_stage(stream *next);
+uint64_t count_stage_bytes(const stream *s);
+
+/*
+ * Sink that writes to a file descriptor (e.g. a child's stdin).
+ * With holdback > 0 the last `holdback` bytes are kept back until finish(),
+ * so the reader cannot see the end of the stream until every stage before
+ * the sink has verified it (restore: pg_restore must not commit a truncated
+ * or tampered archive). finish() writes the held bytes and closes the fd;
+ * abort() closes the fd without writing them. The sink owns fd.
+ */
+stream *fd_sink(int fd, size_t holdback);
+
+/* Sink that appends to a growing memory buffer, up to max bytes (then
+ * write() fails). For small objects such as manifests, and tests. */
+stream *buffer_sink(size_t max);
+/* The bytes written so far; valid until the stream is freed. */
+const void *buffer_sink_data(const stream *s, size_t *len);
+
+/* Sink that discards everything (verify, benchmarks). */
+stream *null_sink(void);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * A source: something sauve backs up (PostgreSQL now; Redis and directories
+ * later). A source first prepares (connects, checks versions and privileges,
+ * decides what artifacts it will produce), then dumps each artifact as a
+ * byte stream into the pipeline. The backup orchestrator (backup/) owns the
+ * pipeline, the storage and the manifest; a source knows none of them.
+ */
+#ifndef SAUVE_SOURCES_SOURCE_H
+#define SAUVE_SOURCES_SOURCE_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+#include "pipeline/stream.h"
+
+typedef struct source source;
+
+typedef struct source_artifact {
+    char *kind;   /* "postgres" */
+    char *name;   /* "app", "globals" */
+    char *key;    /* relative key before compression suffix: "postgres/app.dump" */
+    char *format; /* "pg_dump-custom" */
+} source_artifact;
+
+/* Facts about the server and tools, recorded in the manifest. */
+typedef struct source_info {
+    char *server_version; /* "15.18" */
+    char *tool;           /* "pg_dump" */
+    char *tool_version;   /* "pg_dump (PostgreSQL) 15.18" */
+    char *endpoint;       /* "127.0.0.1:5432 user app", never a password */
+} source_info;
+
+struct source_ops {
+    const char *kind;
+    /* Connects, checks, fills s->artifacts. Unreachable: SV_EXIT_TEMPFAIL;
+     * misconfigured (no matching tool, unknown database): SV_EXIT_CONFIG. */
+    int (*prepare)(source *s, sv_error *err);
+    /* Streams artifact i into out; never finishes or aborts out. On failure
+     * the artifact is marked failed by the caller with err's message. */
+    int (*dump)(source *s, size_t i, stream *out, sv_error *err);
+    void (*destroy)(source *s);
+};
+
+struct source {
+    const struct source_ops *ops;
+    source_artifact *artifacts;
+    size_t n_artifacts;
+    source_info info;
+    void *impl;
+};
+
+/* Frees artifacts and info, then calls ops->destroy. NULL allowed. */
+void source_free(source *s);
+
+/* Appends an artifact (strings copied). */
+void source_add_artifact(source *s, const char *kind, const char *name, const char *key, const char *format);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * For storage backends only: the table of operations each backend provides.
+ * Callers use storage.h. Each backend file defines one `const struct
+ * storage_backend` and a constructor that storage.c calls by URL scheme.
+ */
+#ifndef SAUVE_STORAGE_STORAGE_INTERN_H
+#define SAUVE_STORAGE_STORAGE_INTERN_H
+
+#include "storage/storage.h"
+
+struct storage_backend {
+    const char *scheme; /* "file", "s3" */
+    int (*check)(storage *st, sv_error *err);
+    stream *(*write)(storage *st, const char *key, sv_error *err);
+    int (*read)(storage *st, const char *key, stream *sink, sv_error *err);
+    int (*stat)(storage *st, const char *key, storage_entry *out, sv_error *err);
+    int (*list)(storage *st, const char *prefix, bool recursive, storage_list_cb cb, void *ctx,
+                sv_error *err);
+    int (*remove)(storage *st, const char *const *keys, size_t nkeys, sv_error *err);
+    void (*close)(storage *st); /* frees backend state (st->impl) */
+};
+
+struct storage {
+    const struct storage_backend *backend;
+    char *url;  /* as given, for messages */
+    void *impl; /* backend state */
+};
+
+/* Local directory backend: url is "file:///absolute/path". */
+int storage_local_open(storage *st, const char *path, sv_error *err);
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages only, whatever a fresh Debian 12 machine
+# lacks to build and test sauve. Installs nothing when all is present.
+set -euo pipefail
+
+packages=(
+    build-essential pkg-config clang-format
+    libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
+    postgresql-15 postgresql-client-15 zstd
+    python3 python3-pytest
+    time procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "installing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
