@@ -39,9 +39,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: runner/tests/unit/%.c $(LIB_OBJS) runner/tests/unit/testutil.h
+# Unit tests link against an archive, so each pulls in only the modules it uses.
+$(BUILD)/libsauve.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/%: runner/tests/unit/%.c $(BUILD)/libsauve.a runner/tests/unit/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
 -include $(OBJS:.o=.d)
 
@@ -52,6 +57,10 @@ deps:
 ## unit: build and run the C unit tests (cmocka)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+## unit-one: build and run one unit test, e.g. make unit-one T=test_config
+unit-one: $(BUILD)/tests/$(T)
+	$(BUILD)/tests/$(T)
 
 ## integration: run the integration tests against real servers (pytest)
 integration: $(BUILD)/sauve

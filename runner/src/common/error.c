@@ -39,7 +39,10 @@ int sv_error_wrap(sv_error *err, const char *fmt, ...)
     va_end(ap);
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* Truncation is acceptable: the start of the message carries the context. */
+    int n = snprintf(err->msg, sizeof err->msg, "%s: ", prefix);
+    if (n >= 0 && (size_t)n < sizeof err->msg)
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, "%s", old);
     if (!err->code)
         err->code = SV_EXIT_FAILED;
     return -1;
