@@ -9,7 +9,7 @@ CC ?= cc
 PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-               -Wno-missing-field-initializers -g -O2 -pthread \
+               -Wno-missing-field-initializers -Wno-format-truncation -g -O2 -pthread \
                -DSAUVE_VERSION='"$(VERSION)"' -Irunner/src \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null)
 LDLIBS_BASE := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread

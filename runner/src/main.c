@@ -1,7 +1,119 @@
+/*
+ * sauve: parse the command line, resolve the configuration, run one command,
+ * end with a one-line summary and the exit code of DESIGN.md.
+ */
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "config/config.h"
+
+void outcome_set(struct outcome *out, int code, const char *fmt, ...)
 {
-    puts("sauve " SAUVE_VERSION);
-    return 0;
+    out->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->summary, sizeof out->summary, fmt, ap);
+    va_end(ap);
+}
+
+void outcome_fail(struct outcome *out, const char *what, const sv_error *err)
+{
+    if (err->hint[0])
+        outcome_set(out, err->code, "%s: %s (hint: %s)", what, err->msg, err->hint);
+    else
+        outcome_set(out, err->code, "%s: %s", what, err->msg);
+}
+
+struct command {
+    const char *name;
+    void (*run)(const struct cli_args *, const sv_config *, struct outcome *);
+};
+
+static const struct command commands[] = {
+    {"backup", cmd_backup},
+    {"restore", cmd_restore},
+    {"list", cmd_list},
+    {"check", cmd_check},
+};
+
+static void apply_logging(const sv_config *cfg)
+{
+    enum log_format fmt = LOG_FORMAT_AUTO;
+    if (cfg->log_format && strcmp(cfg->log_format, "json") == 0)
+        fmt = LOG_FORMAT_JSON;
+    else if (cfg->log_format && strcmp(cfg->log_format, "text") == 0)
+        fmt = LOG_FORMAT_TEXT;
+    enum log_level level = LOG_INFO;
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (cfg->log_level && strcmp(cfg->log_level, levels[i]) == 0)
+            level = (enum log_level)i;
+    log_init(fmt, level);
+    log_set_termination_path(cfg->termination_log && *cfg->termination_log ? cfg->termination_log : NULL);
+}
+
+static int finish(struct outcome *out)
+{
+    log_summary(out->code, "%s", out->summary);
+    return out->code;
+}
+
+int main(int argc, char **argv)
+{
+    log_init(LOG_FORMAT_AUTO, LOG_INFO);
+    signals_install();
+
+    struct outcome out = {0};
+    struct cli_args args;
+    sv_error err = {0};
+    if (cli_parse(argc, argv, &args, &err) != 0) {
+        cli_free(&args);
+        outcome_fail(&out, "usage error", &err);
+        return finish(&out);
+    }
+    if (args.version || (args.command && strcmp(args.command, "version") == 0)) {
+        printf("sauve %s\n", SAUVE_VERSION);
+        cli_free(&args);
+        return 0;
+    }
+    if (args.help || !args.command || strcmp(args.command, "help") == 0) {
+        cli_print_help();
+        int code = args.command || args.help ? 0 : SV_EXIT_USAGE;
+        cli_free(&args);
+        return code;
+    }
+
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(commands[i].name, args.command) == 0)
+            cmd = &commands[i];
+    if (!cmd) {
+        outcome_set(&out, SV_EXIT_USAGE, "usage error: unknown command '%s' (commands: backup, restore, list, check, version, help)",
+                    args.command);
+        cli_free(&args);
+        return finish(&out);
+    }
+
+    sv_config cfg;
+    struct config_load_options lo = {.file = args.config_file, .flags = args.options, .nflags = args.noptions};
+    if (config_load(&cfg, &lo, &err) != 0) {
+        outcome_fail(&out, err.code == SV_EXIT_USAGE ? "usage error" : "configuration error", &err);
+        cli_free(&args);
+        return finish(&out);
+    }
+    apply_logging(&cfg);
+    for (size_t i = 0; i < cfg.warnings.n; i++)
+        log_warn("%s", cfg.warnings.items[i]);
+
+    cmd->run(&args, &cfg, &out);
+    int code = finish(&out);
+    config_free(&cfg);
+    cli_free(&args);
+    return code;
 }

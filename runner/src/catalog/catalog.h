@@ -20,6 +20,7 @@ typedef struct catalog_set {
     char id[SET_ID_LEN + 1];
     bool complete;         /* manifest present and valid */
     char *problem;         /* why incomplete ("no manifest", "manifest invalid: ..."); NULL when complete */
+    bool newer_format;     /* incomplete only because a newer sauve wrote the manifest: prune must keep it */
     manifest m;            /* valid only when complete */
     uint64_t stored_bytes; /* sum of object sizes found under the set */
     size_t n_objects;
@@ -28,6 +29,8 @@ typedef struct catalog_set {
 typedef struct catalog {
     catalog_set *sets; /* newest first */
     size_t n;
+    char *name; /* the series, for messages */
+    char *url;  /* the storage URL, for messages */
 } catalog;
 
 /* Lists every set of series `name`. Fails only when storage fails. */

@@ -25,6 +25,10 @@ struct proc_options {
     bool pipe_stdin;                /* caller writes the child's stdin through proc_stdin_fd() */
     bool pipe_stdout;               /* caller reads the child's stdout through proc_stdout_fd() */
     const char *log_name;           /* name for stderr lines and messages, e.g. "pg_dump"; default basename(path) */
+    /* Called from the stderr thread with each line (after it is logged), so
+     * that a caller can judge the child's messages (psql's errors). */
+    void (*on_stderr_line)(void *ctx, const char *line);
+    void *on_stderr_ctx;
 };
 
 /* Starts the child. stdin not piped is /dev/null; stdout not piped goes to
@@ -52,7 +56,8 @@ int proc_wait(proc *p, sv_error *err);
 /* Sends sig to the child (e.g. SIGTERM on abort). No effect after wait. */
 void proc_kill(proc *p, int sig);
 
-/* The last lines the child wrote to stderr (up to ~2 KiB), "" when none. */
+/* The last lines the child wrote to stderr (up to ~2 KiB), "" when none.
+ * Read it after proc_wait(): until then the stderr thread is appending. */
 const char *proc_stderr_tail(const proc *p);
 
 /* Kills (SIGKILL) a child still running, waits, and frees. NULL allowed. */

@@ -84,6 +84,12 @@ stream *sha256_stage(stream *next);
 /* After finish(): the lowercase hex digest (65 bytes with NUL) into out. */
 void sha256_stage_hex(const stream *s, char out[65]);
 
+/* Passes bytes through while hashing and counting them; finish() fails,
+ * without finishing next, unless the digest equals expected_hex and the
+ * byte count equals expected_bytes. Restore puts it first, so that a
+ * tampered or truncated artifact is refused before the sink commits. */
+stream *sha256_expect_stage(stream *next, const char *expected_hex, uint64_t expected_bytes);
+
 /* Passes bytes through unchanged while counting them. */
 stream *count_stage(stream *next);
 uint64_t count_stage_bytes(const stream *s);

@@ -20,6 +20,11 @@ typedef struct source_artifact {
     char *name;   /* "app", "globals" */
     char *key;    /* relative key before compression suffix: "postgres/app.dump" */
     char *format; /* "pg_dump-custom" */
+    /* Set by prepare when this artifact cannot be dumped (e.g. its database
+     * does not exist): the orchestrator records it as failed without calling
+     * dump. err_code is the exit code such a failure maps to. */
+    char *error;
+    int err_code;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */
@@ -52,7 +57,11 @@ struct source {
 /* Frees artifacts and info, then calls ops->destroy. NULL allowed. */
 void source_free(source *s);
 
-/* Appends an artifact (strings copied). */
-void source_add_artifact(source *s, const char *kind, const char *name, const char *key, const char *format);
+/* Appends an artifact (strings copied) and returns it (owned by s). */
+source_artifact *source_add_artifact(source *s, const char *kind, const char *name, const char *key,
+                                     const char *format);
+
+/* Marks an artifact as failed before any dump, from err. */
+void source_artifact_fail(source_artifact *a, const sv_error *err);
 
 #endif

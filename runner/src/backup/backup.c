@@ -1,0 +1,303 @@
+#include "backup/backup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog/catalog.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/signals.h"
+#include "pipeline/progress.h"
+#include "pipeline/stream.h"
+#include "sources/postgres.h"
+#include "sources/source.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int any_entry(void *ctx, const storage_entry *e)
+{
+    (void)e;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+/* A set id not used yet: the start time, moved on by a second while a set
+ * (even an incomplete one) already has that id, so that two runs in the same
+ * second never mix their objects. */
+static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], time_t *started, sv_error *err)
+{
+    time_t t = time(NULL);
+    for (int tries = 0; tries < 60; tries++, t++) {
+        set_id_format(t, out);
+        char *prefix = xasprintf("%s/%s/", name, out);
+        bool used = false;
+        int rc = storage_list(st, prefix, false, any_entry, &used, err);
+        free(prefix);
+        if (rc != 0)
+            return -1;
+        if (!used) {
+            *started = t;
+            return 0;
+        }
+    }
+    return sv_error_set(err, SV_EXIT_FAILED, "no free set id near %s under %s/%s", out, storage_url(st), name);
+}
+
+struct written {
+    char **keys;
+    size_t n;
+};
+
+static void remove_written(storage *st, struct written *w)
+{
+    if (w->n == 0)
+        return;
+    sv_error err = {0};
+    if (storage_delete(st, (const char *const *)w->keys, w->n, &err) != 0)
+        log_warn("could not remove the objects of the aborted set: %s", err.msg);
+}
+
+static void record_failure(manifest_artifact *ma, const source_artifact *a, const char *msg, struct backup_result *res)
+{
+    ma->ok = false;
+    ma->error = xstrdup(msg);
+    res->n_failed++;
+    size_t len = strlen(res->failed);
+    snprintf(res->failed + len, sizeof res->failed - len, "%s%s:%s", len ? ", " : "", a->kind, a->name);
+    log_with(LOG_ERROR, LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name)), "%s:%s failed: %s",
+             a->kind, a->name, msg);
+}
+
+/* Streams one artifact into storage; fills ma. Returns 0 when stored. */
+static int store_artifact(const sv_config *cfg, storage *st, source *src, size_t i, const char *set_prefix,
+                          manifest_artifact *ma, struct written *w, sv_error *err)
+{
+    const source_artifact *a = &src->artifacts[i];
+    ma->key = xasprintf("%s.zst", a->key);
+    char *key = xasprintf("%s%s", set_prefix, ma->key);
+    char *label = xasprintf("%s:%s", a->kind, a->name);
+    double t0 = now_seconds();
+    int rc = -1;
+
+    stream *sink = storage_write(st, key, err);
+    if (!sink)
+        goto out;
+    stream *out_count = count_stage(sink);
+    stream *sha = sha256_stage(out_count);
+    struct zstd_options zo = {.level = (int)cfg->zstd_level, .workers = (int)cfg->zstd_workers};
+    stream *zstd = zstd_compress_stage(sha, &zo);
+    stream *in_count = count_stage(zstd);
+    stream *head = progress_stage(in_count, label, (int)cfg->progress_interval);
+
+    log_with(LOG_INFO, LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name), LOG_STR("key", key)),
+             "%s: dumping into %s", label, key);
+    if (src->ops->dump(src, i, head, err) == 0 && stream_finish(head, err) == 0) {
+        rc = 0;
+        ma->bytes_in = count_stage_bytes(in_count);
+        ma->bytes_out = count_stage_bytes(out_count);
+        sha256_stage_hex(sha, ma->sha256);
+        w->keys = xrealloc(w->keys, (w->n + 1) * sizeof *w->keys);
+        w->keys[w->n++] = xstrdup(key);
+    } else {
+        stream_abort(head);
+    }
+    stream_free(head);
+out:
+    ma->duration_s = now_seconds() - t0;
+    if (rc == 0) {
+        char in[32], outb[32];
+        log_with(LOG_INFO,
+                 LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name), LOG_NUM("bytes_in", ma->bytes_in),
+                            LOG_NUM("bytes_out", ma->bytes_out), LOG_STR("sha256", ma->sha256)),
+                 "%s: stored %s (%s before compression) in %.1f s", label,
+                 log_human_bytes(ma->bytes_out, outb, sizeof outb), log_human_bytes(ma->bytes_in, in, sizeof in),
+                 ma->duration_s);
+    }
+    free(key);
+    free(label);
+    return rc;
+}
+
+int backup_run(const sv_config *cfg, storage *st, const struct backup_request *req, struct backup_result *res,
+               sv_error *err)
+{
+    memset(res, 0, sizeof *res);
+    double t0 = now_seconds();
+    if (storage_check(st, err) != 0)
+        return err->code;
+
+    source *sources[4];
+    size_t nsources = 0;
+    if (req->pg_databases)
+        sources[nsources++] = pg_source_new(cfg, req->pg_databases, false);
+    else if (pg_configured(cfg))
+        sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
+    if (nsources == 0) {
+        sv_error_set(err, SV_EXIT_CONFIG, "nothing to back up: no source is configured");
+        sv_error_hint(err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE");
+        return err->code;
+    }
+
+    int code = SV_EXIT_FAILED;
+    manifest m = {0};
+    struct written w = {0};
+    char *set_prefix = NULL;
+
+    /* Preflight every source before writing anything, so that an unreachable
+     * database or a configuration mistake fails fast with its own exit code. */
+    for (size_t s = 0; s < nsources; s++) {
+        if (sources[s]->ops->prepare(sources[s], err) != 0) {
+            code = err->code;
+            goto out;
+        }
+    }
+    bool any_dumpable = false;
+    int first_code = 0;
+    for (size_t s = 0; s < nsources; s++)
+        for (size_t i = 0; i < sources[s]->n_artifacts; i++) {
+            if (!sources[s]->artifacts[i].error)
+                any_dumpable = true;
+            else if (!first_code)
+                first_code = sources[s]->artifacts[i].err_code;
+        }
+    if (!any_dumpable) {
+        const source_artifact *a = sources[0]->n_artifacts ? &sources[0]->artifacts[0] : NULL;
+        sv_error_set(err, first_code ? first_code : SV_EXIT_FAILED, "nothing could be backed up%s%s",
+                     a ? ": " : "", a ? a->error : "");
+        code = err->code;
+        goto out;
+    }
+
+    if (choose_set_id(st, cfg->name, m.id, &m.started, err) != 0)
+        goto out;
+    set_prefix = xasprintf("%s/%s/", cfg->name, m.id);
+    m.format = MANIFEST_FORMAT;
+    m.name = xstrdup(cfg->name);
+    m.reason = xstrdup(req->reason ? req->reason : "backup");
+    m.note = req->note ? xstrdup(req->note) : NULL;
+    m.sauve_version = xstrdup(SAUVE_VERSION);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    m.hostname = xstrdup(host);
+    log_with(LOG_INFO, LOG_FIELDS(LOG_STR("set", m.id), LOG_STR("storage", storage_url(st))),
+             "backup set %s/%s started (%s) in %s", cfg->name, m.id, m.reason, storage_url(st));
+
+    for (size_t s = 0; s < nsources; s++) {
+        source *src = sources[s];
+        for (size_t i = 0; i < src->n_artifacts; i++) {
+            const source_artifact *a = &src->artifacts[i];
+            manifest_artifact *ma = manifest_add(&m);
+            ma->kind = xstrdup(a->kind);
+            ma->name = xstrdup(a->name);
+            ma->format = xstrdup(a->format);
+            ma->compression = xstrdup("zstd");
+            ma->server_version = src->info.server_version ? xstrdup(src->info.server_version) : NULL;
+            ma->endpoint = src->info.endpoint ? xstrdup(src->info.endpoint) : NULL;
+            if (a->error) {
+                record_failure(ma, a, a->error, res);
+                continue;
+            }
+            bool globals = strcmp(a->name, "globals") == 0 && strcmp(a->format, "pg_dump-custom") != 0;
+            ma->tool = xstrdup(globals ? "pg_dumpall" : (src->info.tool ? src->info.tool : a->kind));
+            ma->tool_version = src->info.tool_version ? xstrdup(src->info.tool_version) : NULL;
+            sv_error aerr = {0};
+            if (store_artifact(cfg, st, src, i, set_prefix, ma, &w, &aerr) == 0) {
+                ma->ok = true;
+                res->n_ok++;
+                res->bytes_in += ma->bytes_in;
+                res->bytes_out += ma->bytes_out;
+            } else {
+                free(ma->key);
+                ma->key = NULL;
+                record_failure(ma, a, aerr.msg, res);
+            }
+            if (signals_check(err) != 0) {
+                sv_error_wrap(err, "backup set %s/%s aborted", cfg->name, m.id);
+                remove_written(st, &w);
+                code = SV_EXIT_FAILED;
+                goto out;
+            }
+        }
+    }
+
+    if (res->n_ok == 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "no source was backed up, set %s/%s not committed (failed: %s)", cfg->name,
+                     m.id, res->failed);
+        code = SV_EXIT_FAILED;
+        goto out;
+    }
+
+    m.finished = time(NULL);
+    manifest_update_status(&m);
+    char *json = manifest_to_json(&m);
+    char *mkey = xasprintf("%s%s", set_prefix, MANIFEST_FILENAME);
+    int prc = storage_put(st, mkey, json, strlen(json), err);
+    free(json);
+    free(mkey);
+    if (prc != 0) {
+        sv_error_wrap(err, "cannot write the manifest of set %s/%s", cfg->name, m.id);
+        remove_written(st, &w);
+        code = SV_EXIT_FAILED;
+        goto out;
+    }
+    res->committed = true;
+    memcpy(res->set_id, m.id, sizeof m.id);
+    code = res->n_failed ? SV_EXIT_PARTIAL : SV_EXIT_OK;
+
+out:
+    res->seconds = now_seconds() - t0;
+    for (size_t s = 0; s < nsources; s++)
+        source_free(sources[s]);
+    for (size_t i = 0; i < w.n; i++)
+        free(w.keys[i]);
+    free(w.keys);
+    free(set_prefix);
+    manifest_free(&m);
+    return code;
+}
+
+void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
+{
+    sv_error err = {0};
+    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
+        outcome_fail(out, "backup failed", &err);
+        return;
+    }
+    storage *st = storage_open(cfg->storage, &err);
+    if (!st) {
+        outcome_fail(out, "backup failed", &err);
+        return;
+    }
+    struct backup_request req = {.reason = "backup"};
+    struct backup_result res;
+    int code = backup_run(cfg, st, &req, &res, &err);
+    char in[32], stored[32];
+    log_human_bytes(res.bytes_in, in, sizeof in);
+    log_human_bytes(res.bytes_out, stored, sizeof stored);
+    if (code == SV_EXIT_OK) {
+        outcome_set(out, code, "backup ok: set %s/%s, %zu artifact(s), %s stored (%s before compression), %.1f s",
+                    cfg->name, res.set_id, res.n_ok, stored, in, res.seconds);
+    } else if (code == SV_EXIT_PARTIAL) {
+        outcome_set(out, code, "backup partial: set %s/%s committed with %zu of %zu artifact(s); failed: %s",
+                    cfg->name, res.set_id, res.n_ok, res.n_ok + res.n_failed, res.failed);
+    } else {
+        outcome_fail(out, "backup failed", &err);
+    }
+    if (args->json) {
+        printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":%zu,"
+               "\"bytes_in\":%llu,\"bytes_out\":%llu,\"seconds\":%.3f}\n",
+               code == 0 ? "ok" : code == 2 ? "partial" : "failed", code, res.committed ? "\"" : "",
+               res.committed ? res.set_id : "null", res.committed ? "\"" : "", res.n_ok, res.n_failed,
+               (unsigned long long)res.bytes_in, (unsigned long long)res.bytes_out, res.seconds);
+    }
+    storage_close(st);
+}

@@ -1,0 +1,283 @@
+#include "catalog/catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/mem.h"
+
+/* A manifest is a few KiB per artifact; anything this large is not ours. */
+#define MANIFEST_MAX (16u * 1024 * 1024)
+
+/* How many set ids a "no such set" message names. */
+#define PICK_LIST_MAX 5
+
+/* Entry keys relative to prefix: backends report keys from the storage
+ * root, but accepting both shapes costs nothing and keeps us correct if a
+ * backend reports them relative to the prefix. */
+static const char *strip_prefix(const char *key, const char *prefix, size_t plen)
+{
+    return strncmp(key, prefix, plen) == 0 ? key + plen : key;
+}
+
+typedef struct {
+    const char *prefix;
+    size_t plen;
+    char (*ids)[SET_ID_LEN + 1];
+    size_t n;
+} ids_ctx;
+
+static int collect_id(void *ctx, const storage_entry *e)
+{
+    ids_ctx *c = ctx;
+    /* Stray objects directly under the series are not sets. */
+    if (!e->is_prefix)
+        return 0;
+    const char *rel = strip_prefix(e->key, c->prefix, c->plen);
+    size_t len = strlen(rel);
+    if (len > 0 && rel[len - 1] == '/')
+        len--;
+    if (len != SET_ID_LEN)
+        return 0;
+    char id[SET_ID_LEN + 1];
+    memcpy(id, rel, SET_ID_LEN);
+    id[SET_ID_LEN] = '\0';
+    if (set_id_parse(id, NULL) != 0)
+        return 0;
+    c->ids = xrealloc(c->ids, (c->n + 1) * sizeof *c->ids);
+    memcpy(c->ids[c->n++], id, SET_ID_LEN + 1);
+    return 0;
+}
+
+typedef struct {
+    const char *prefix;
+    size_t plen;
+    catalog_set *set;
+    bool has_manifest;
+    uint64_t manifest_size;
+} scan_ctx;
+
+static int scan_object(void *ctx, const storage_entry *e)
+{
+    scan_ctx *c = ctx;
+    if (e->is_prefix)
+        return 0;
+    c->set->stored_bytes += e->size;
+    c->set->n_objects++;
+    if (strcmp(strip_prefix(e->key, c->prefix, c->plen), MANIFEST_FILENAME) == 0) {
+        c->has_manifest = true;
+        c->manifest_size = e->size;
+    }
+    return 0;
+}
+
+/* Ids are fixed-width UTC times, so text order is time order. */
+static int newest_first(const void *a, const void *b)
+{
+    return -strcmp(a, b);
+}
+
+/* "manifest invalid: " + the manifest's message, without saying "manifest" twice. */
+static char *invalid_problem(const char *msg)
+{
+    if (strncmp(msg, "manifest: ", 10) == 0)
+        msg += 10;
+    else if (strncmp(msg, "manifest ", 9) == 0)
+        msg += 9;
+    return xasprintf("manifest invalid: %s", msg);
+}
+
+/* Whether a manifest that failed validation declares a format newer than
+ * ours. Such a set is probably fine, written by a newer sauve sharing the
+ * bucket (an upgrade rolled back, two versions during a rollout): this one
+ * cannot use it, but must not treat it as debris either. */
+static bool newer_format(const char *data, size_t len)
+{
+    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *fmt = json_object_get(root, "format");
+    bool newer = json_is_integer(fmt) && json_integer_value(fmt) > MANIFEST_FORMAT;
+    json_decref(root);
+    return newer;
+}
+
+/* Fills set (id already set). Returns -1 only when storage fails. */
+static int load_set(storage *st, const char *name, catalog_set *set, sv_error *err)
+{
+    char *prefix = xasprintf("%s/%s/", name, set->id);
+    scan_ctx sc = {.prefix = prefix, .plen = strlen(prefix), .set = set};
+    if (storage_list(st, prefix, true, scan_object, &sc, err) != 0) {
+        free(prefix);
+        return -1;
+    }
+    free(prefix);
+
+    if (!sc.has_manifest) {
+        set->problem = xstrdup("no manifest (interrupted or in progress)");
+        return 0;
+    }
+    if (sc.manifest_size > MANIFEST_MAX) {
+        set->problem = xasprintf("manifest invalid: %llu bytes, more than the %u a manifest may have",
+                                 (unsigned long long)sc.manifest_size, MANIFEST_MAX);
+        return 0;
+    }
+
+    char *key = catalog_object_key(name, set->id, MANIFEST_FILENAME);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = storage_get(st, key, MANIFEST_MAX, &data, &len, err);
+    free(key);
+    if (rc != 0)
+        return -1;
+
+    sv_error merr = {0};
+    if (manifest_from_json(data, len, &set->m, &merr) != 0) {
+        set->problem = invalid_problem(merr.msg);
+        set->newer_format = newer_format(data, len);
+    } else if (strcmp(set->m.id, set->id) != 0) {
+        /* A manifest copied into the wrong directory describes other objects. */
+        set->problem =
+            xasprintf("manifest invalid: its id %s differs from its directory %s", set->m.id, set->id);
+        manifest_free(&set->m);
+    } else {
+        set->complete = true;
+    }
+    free(data);
+    return 0;
+}
+
+int catalog_load(storage *st, const char *name, catalog *out, sv_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!name || !*name || strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
+        return sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_NAME \"%s\" is not a usable series name",
+                            name ? name : "");
+    out->name = xstrdup(name);
+    out->url = xstrdup(storage_url(st));
+
+    char *prefix = xasprintf("%s/", name);
+    ids_ctx ic = {.prefix = prefix, .plen = strlen(prefix)};
+    int rc = storage_list(st, prefix, false, collect_id, &ic, err);
+    free(prefix);
+    if (rc != 0) {
+        free(ic.ids);
+        catalog_free(out);
+        return sv_error_wrap(err, "listing the sets of series %s", name);
+    }
+    if (ic.n > 1)
+        qsort(ic.ids, ic.n, sizeof *ic.ids, newest_first);
+
+    out->sets = xcalloc(ic.n ? ic.n : 1, sizeof *out->sets);
+    for (size_t i = 0; i < ic.n; i++) {
+        catalog_set *set = &out->sets[out->n++];
+        memcpy(set->id, ic.ids[i], SET_ID_LEN + 1);
+        if (load_set(st, name, set, err) != 0) {
+            free(ic.ids);
+            catalog_free(out);
+            return sv_error_wrap(err, "reading set %s of series %s", ic.ids[i], name);
+        }
+    }
+    free(ic.ids);
+    return 0;
+}
+
+void catalog_free(catalog *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->sets[i].problem);
+        manifest_free(&c->sets[i].m);
+    }
+    free(c->sets);
+    free(c->name);
+    free(c->url);
+    memset(c, 0, sizeof *c);
+}
+
+static const char *series(const catalog *c)
+{
+    return c->name ? c->name : "?";
+}
+
+static const char *where(const catalog *c)
+{
+    return c->url ? c->url : "the storage";
+}
+
+static const catalog_set *newest_complete(const catalog *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->sets[i].complete)
+            return &c->sets[i];
+    return NULL;
+}
+
+/* "A, B (incomplete), C, and 4 more" into buf. */
+static void list_newest(const catalog *c, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < c->n && i < PICK_LIST_MAX && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%s%s", i ? ", " : "", c->sets[i].id,
+                              c->sets[i].complete ? "" : " (incomplete)");
+    if (c->n > PICK_LIST_MAX && o < size)
+        snprintf(buf + o, size - o, ", and %zu older", c->n - PICK_LIST_MAX);
+}
+
+const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err)
+{
+    if (!which || strcmp(which, "latest") == 0) {
+        const catalog_set *s = newest_complete(c);
+        if (s)
+            return s;
+        if (c->n == 0) {
+            sv_error_set(err, SV_EXIT_FAILED, "series %s has no backup sets at %s", series(c), where(c));
+            sv_error_hint(err, "check SAUVE_STORAGE and SAUVE_NAME, or run sauve backup first");
+            return NULL;
+        }
+        sv_error_set(err, SV_EXIT_FAILED,
+                     "series %s at %s has %zu incomplete set%s and no complete one (newest %s: %s)",
+                     series(c), where(c), c->n, c->n == 1 ? "" : "s", c->sets[0].id, c->sets[0].problem);
+        sv_error_hint(err, "sauve list shows each set and why it is incomplete");
+        return NULL;
+    }
+
+    if (set_id_parse(which, NULL) != 0) {
+        sv_error_set(err, SV_EXIT_USAGE,
+                     "--set \"%.40s\" is neither latest nor a set id like 20261122T020000Z", which);
+        sv_error_hint(err, "sauve list shows the sets of series %s", series(c));
+        return NULL;
+    }
+
+    for (size_t i = 0; i < c->n; i++) {
+        const catalog_set *s = &c->sets[i];
+        if (strcmp(s->id, which) != 0)
+            continue;
+        if (s->complete)
+            return s;
+        sv_error_set(err, SV_EXIT_FAILED, "set %s of series %s is incomplete: %s", s->id, series(c),
+                     s->problem);
+        const catalog_set *nc = newest_complete(c);
+        if (nc)
+            sv_error_hint(err, "the newest complete set is %s (--set latest)", nc->id);
+        return NULL;
+    }
+
+    if (c->n == 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "set %s does not exist: series %s has no backup sets at %s", which,
+                     series(c), where(c));
+        return NULL;
+    }
+    char sets[256];
+    list_newest(c, sets, sizeof sets);
+    sv_error_set(err, SV_EXIT_FAILED, "set %s does not exist in series %s at %s; newest sets: %s", which,
+                 series(c), where(c), sets);
+    return NULL;
+}
+
+char *catalog_object_key(const char *name, const char *set_id, const char *relkey)
+{
+    return xasprintf("%s/%s/%s", name, set_id, relkey);
+}

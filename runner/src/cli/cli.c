@@ -1,0 +1,148 @@
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+enum flag_kind { FLAG_BOOL, FLAG_VALUE };
+
+struct command_flag {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset; /* into struct cli_args: bool or const char * */
+};
+
+#define BOOL_FLAG(n, field) {n, FLAG_BOOL, offsetof(struct cli_args, field)}
+#define VALUE_FLAG(n, field) {n, FLAG_VALUE, offsetof(struct cli_args, field)}
+
+static const struct command_flag command_flags[] = {
+    BOOL_FLAG("json", json),
+    BOOL_FLAG("yes", yes),
+    BOOL_FLAG("dry-run", dry_run),
+    BOOL_FLAG("clean", clean),
+    BOOL_FLAG("no-safety-backup", no_safety_backup),
+    BOOL_FLAG("no-owner", no_owner),
+    BOOL_FLAG("help", help),
+    BOOL_FLAG("version", version),
+    VALUE_FLAG("set", set),
+    VALUE_FLAG("into", into),
+    VALUE_FLAG("config", config_file),
+};
+
+static const struct command_flag *find_command_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof command_flags / sizeof *command_flags; i++)
+        if (strlen(command_flags[i].name) == len && strncmp(command_flags[i].name, name, len) == 0)
+            return &command_flags[i];
+    return NULL;
+}
+
+int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
+{
+    memset(args, 0, sizeof *args);
+    args->options = xcalloc((size_t)argc, sizeof *args->options);
+    bool only_positional = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_positional && strcmp(a, "--") == 0) {
+            only_positional = true;
+            continue;
+        }
+        if (!only_positional && (strcmp(a, "-h") == 0)) {
+            args->help = true;
+            continue;
+        }
+        if (!only_positional && strncmp(a, "--", 2) == 0) {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+            const struct command_flag *f = find_command_flag(name, nlen);
+            if (f && f->kind == FLAG_BOOL) {
+                if (eq)
+                    return sv_error_set(err, SV_EXIT_USAGE, "flag --%.*s takes no value", (int)nlen, name);
+                *(bool *)((char *)args + f->offset) = true;
+                continue;
+            }
+            const char *value = NULL;
+            if (eq) {
+                value = eq + 1;
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                return sv_error_set(err, SV_EXIT_USAGE, "flag --%.*s needs a value", (int)nlen, name);
+            }
+            if (f) {
+                *(const char **)((char *)args + f->offset) = value;
+            } else {
+                struct config_flag *o = &args->options[args->noptions++];
+                o->name = xstrndup(name, nlen);
+                o->value = value;
+            }
+            continue;
+        }
+        if (!only_positional && a[0] == '-' && a[1] != '\0') {
+            sv_error_set(err, SV_EXIT_USAGE, "unknown flag %s", a);
+            return sv_error_hint(err, "flags are long options such as --json; see `sauve help`");
+        }
+        if (!args->command) {
+            args->command = a;
+        } else if (args->nargs < CLI_MAX_ARGS) {
+            args->args[args->nargs++] = a;
+        } else {
+            return sv_error_set(err, SV_EXIT_USAGE, "too many arguments");
+        }
+    }
+    return 0;
+}
+
+void cli_free(struct cli_args *args)
+{
+    for (size_t i = 0; i < args->noptions; i++)
+        free((char *)args->options[i].name);
+    free(args->options);
+    memset(args, 0, sizeof *args);
+}
+
+void cli_print_help(void)
+{
+    fputs("sauve " SAUVE_VERSION " - backups of PostgreSQL to object storage, for Kubernetes\n"
+          "\n"
+          "usage: sauve COMMAND [flags]\n"
+          "\n"
+          "commands:\n"
+          "  backup            back up every configured source as one backup set\n"
+          "  restore SOURCE    restore one source of a set: postgres:DB or postgres:globals\n"
+          "                      --set ID|latest     which set (default latest complete)\n"
+          "                      --into NAME         target database (default: the source's name)\n"
+          "                      --clean             replace a non-empty target (a safety backup is taken first)\n"
+          "                      --no-safety-backup  with --clean, skip the safety backup\n"
+          "                      --no-owner          do not restore object ownership\n"
+          "                      --yes               do not ask for confirmation (required when not on a terminal)\n"
+          "  list              backup sets, newest first, with status, size and age\n"
+          "  check             validate the configuration, reach every source and the storage; change nothing\n"
+          "  version           print the version\n"
+          "  help              this text\n"
+          "\n"
+          "common flags:\n"
+          "  --json            machine-readable output on stdout\n"
+          "  --config FILE     YAML configuration file (default $SAUVE_CONFIG or /etc/sauve/config.yaml)\n"
+          "\n"
+          "settings (flag > environment > config file > default):\n",
+          stdout);
+    size_t n;
+    const struct opt_def *opts = config_options(&n);
+    for (size_t i = 0; i < n; i++) {
+        const struct opt_def *o = &opts[i];
+        printf("  %-22s %-20s %s", o->env, o->flag ? o->flag : "(secret: no flag)", o->help);
+        if (o->def)
+            printf(" [default: %s]", o->def);
+        if (o->type == OPT_TYPE_SECRET)
+            printf(" (also %s_FILE)", o->env);
+        putchar('\n');
+    }
+    fputs("\nexit codes: 0 ok, 1 failed, 2 partial, 3 committed but prune/notify failed,\n"
+          "            64 usage, 75 temporary (unreachable), 78 configuration\n",
+          stdout);
+}

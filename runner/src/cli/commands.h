@@ -1,0 +1,29 @@
+/*
+ * The commands. Each takes the parsed command line and the resolved
+ * configuration, does its work, and fills an outcome: the exit code and the
+ * one-line summary that ends the run (main logs it and writes it to the
+ * termination log). Commands print data to stdout (text, or JSON with
+ * --json) and log everything else to stderr.
+ */
+#ifndef SAUVE_CLI_COMMANDS_H
+#define SAUVE_CLI_COMMANDS_H
+
+#include "cli/cli.h"
+#include "common/error.h"
+#include "config/config.h"
+
+struct outcome {
+    int code;
+    char summary[2048];
+};
+
+/* Sets the outcome from an error: "WHAT: message (hint: ...)". */
+void outcome_fail(struct outcome *out, const char *what, const sv_error *err);
+void outcome_set(struct outcome *out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+
+#endif

@@ -1,0 +1,148 @@
+/* sauve list: the sets of the series, newest first, from manifests only. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog/catalog.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+static const char *set_status(const catalog_set *s)
+{
+    if (!s->complete)
+        return "incomplete";
+    return s->m.status == SET_OK ? "ok" : "partial";
+}
+
+static void human_age(time_t seconds, char *buf, size_t len)
+{
+    if (seconds < 0)
+        seconds = 0;
+    if (seconds < 120)
+        snprintf(buf, len, "%lds", (long)seconds);
+    else if (seconds < 2 * 3600)
+        snprintf(buf, len, "%ldm", (long)seconds / 60);
+    else if (seconds < 2 * 86400)
+        snprintf(buf, len, "%ldh", (long)seconds / 3600);
+    else
+        snprintf(buf, len, "%ldd", (long)seconds / 86400);
+}
+
+static json_t *set_json(const catalog_set *s, time_t now)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "status", json_string(set_status(s)));
+    time_t started = 0;
+    set_id_parse(s->id, &started);
+    char iso[21];
+    iso8601_format(started, iso);
+    json_object_set_new(o, "started_at", json_string(iso));
+    json_object_set_new(o, "age_seconds", json_integer((json_int_t)(now - started)));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)s->stored_bytes));
+    json_object_set_new(o, "objects", json_integer((json_int_t)s->n_objects));
+    if (!s->complete) {
+        json_object_set_new(o, "problem", json_string(s->problem));
+        return o;
+    }
+    json_object_set_new(o, "reason", json_string(s->m.reason));
+    if (s->m.note)
+        json_object_set_new(o, "note", json_string(s->m.note));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)manifest_bytes_in(&s->m)));
+    json_t *arts = json_array();
+    for (size_t i = 0; i < s->m.n_artifacts; i++) {
+        const manifest_artifact *a = &s->m.artifacts[i];
+        json_t *ja = json_object();
+        json_object_set_new(ja, "kind", json_string(a->kind));
+        json_object_set_new(ja, "name", json_string(a->name));
+        json_object_set_new(ja, "status", json_string(a->ok ? "ok" : "failed"));
+        if (a->ok) {
+            json_object_set_new(ja, "key", json_string(a->key));
+            json_object_set_new(ja, "bytes_out", json_integer((json_int_t)a->bytes_out));
+            json_object_set_new(ja, "bytes_in", json_integer((json_int_t)a->bytes_in));
+        } else {
+            json_object_set_new(ja, "error", json_string(a->error));
+        }
+        json_array_append_new(arts, ja);
+    }
+    json_object_set_new(o, "artifacts", arts);
+    return o;
+}
+
+static void print_text(const sv_config *cfg, const char *url, const catalog *cat, time_t now)
+{
+    printf("sets of '%s' in %s, newest first\n\n", cfg->name, url);
+    if (cat->n == 0) {
+        printf("(none)\n");
+        return;
+    }
+    printf("%-17s  %-10s  %10s  %5s  %-7s  %s\n", "SET", "STATUS", "SIZE", "AGE", "REASON", "SOURCES");
+    for (size_t i = 0; i < cat->n; i++) {
+        const catalog_set *s = &cat->sets[i];
+        time_t started = 0;
+        set_id_parse(s->id, &started);
+        char size[32], age[16];
+        log_human_bytes(s->stored_bytes, size, sizeof size);
+        human_age(now - started, age, sizeof age);
+        printf("%-17s  %-10s  %10s  %5s  %-7s  ", s->id, set_status(s), size, age,
+               s->complete ? s->m.reason : "-");
+        if (!s->complete) {
+            printf("%s\n", s->problem);
+            continue;
+        }
+        for (size_t j = 0; j < s->m.n_artifacts; j++) {
+            const manifest_artifact *a = &s->m.artifacts[j];
+            printf("%s%s:%s%s", j ? ", " : "", a->kind, a->name, a->ok ? "" : " (FAILED)");
+        }
+        putchar('\n');
+        for (size_t j = 0; j < s->m.n_artifacts; j++)
+            if (!s->m.artifacts[j].ok)
+                printf("%19s%s:%s failed: %s\n", "", s->m.artifacts[j].kind, s->m.artifacts[j].name,
+                       s->m.artifacts[j].error);
+    }
+}
+
+void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
+{
+    sv_error err = {0};
+    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
+        outcome_fail(out, "list failed", &err);
+        return;
+    }
+    storage *st = storage_open(cfg->storage, &err);
+    if (!st) {
+        outcome_fail(out, "list failed", &err);
+        return;
+    }
+    catalog cat = {0};
+    if (catalog_load(st, cfg->name, &cat, &err) != 0) {
+        outcome_fail(out, "list failed", &err);
+        storage_close(st);
+        return;
+    }
+    time_t now = time(NULL);
+    if (args->json) {
+        json_t *root = json_object();
+        json_object_set_new(root, "name", json_string(cfg->name));
+        json_object_set_new(root, "storage", json_string(storage_url(st)));
+        json_t *sets = json_array();
+        for (size_t i = 0; i < cat.n; i++)
+            json_array_append_new(sets, set_json(&cat.sets[i], now));
+        json_object_set_new(root, "sets", sets);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(root);
+    } else {
+        print_text(cfg, storage_url(st), &cat, now);
+    }
+    size_t complete = 0;
+    for (size_t i = 0; i < cat.n; i++)
+        complete += cat.sets[i].complete;
+    outcome_set(out, SV_EXIT_OK, "list ok: %zu set(s) of '%s', %zu complete", cat.n, cfg->name, complete);
+    catalog_free(&cat);
+    storage_close(st);
+}

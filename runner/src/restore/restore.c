@@ -1,0 +1,239 @@
+#include "restore/restore.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup/backup.h"
+#include "cli/commands.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "pipeline/progress.h"
+#include "sources/postgres.h"
+
+int restore_stream_artifact(storage *st, const char *name, const catalog_set *set, const manifest_artifact *a,
+                            stream *sink, sv_error *err)
+{
+    char *key = catalog_object_key(name, set->id, a->key);
+    char *label = xasprintf("%s:%s", a->kind, a->name);
+    stream *unzstd = zstd_decompress_stage(sink);
+    stream *count = count_stage(unzstd);
+    stream *head = progress_stage(sha256_expect_stage(count, a->sha256, a->bytes_out), label, 10);
+    int rc = storage_read(st, key, head, err);
+    if (rc == 0)
+        rc = stream_finish(head, err);
+    if (rc != 0) {
+        stream_abort(head);
+        sv_error_wrap(err, "artifact %s of set %s is unusable", key, set->id);
+    }
+    stream_free(head);
+    free(label);
+    free(key);
+    return rc;
+}
+
+static int confirm(const struct cli_args *args, const char *what, sv_error *err)
+{
+    if (args->yes)
+        return 0;
+    if (!isatty(STDIN_FILENO)) {
+        sv_error_set(err, SV_EXIT_USAGE, "restore changes a database and needs confirmation");
+        return sv_error_hint(err, "add --yes when running non-interactively (e.g. in a Job)");
+    }
+    fprintf(stderr, "%s\nType 'yes' to continue: ", what);
+    char line[16] = "";
+    if (!fgets(line, sizeof line, stdin) || strcmp(line, "yes\n") != 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "restore cancelled, nothing was changed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads artifact a into database db; the loader sees the artifact's end only
+ * after it verified. */
+static int load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a, const char *db,
+                bool no_owner, int server_major, sv_error *err)
+{
+    stream *sink = NULL;
+    pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, server_major, &sink, err);
+    if (!l)
+        return -1;
+    int rc = restore_stream_artifact(st, cfg->name, set, a, sink, err);
+    stream_free(sink);
+    sv_error lerr = {0};
+    if (pg_loader_finish(l, rc == 0, &lerr) != 0 && rc == 0) {
+        *err = lerr;
+        sv_error_wrap(err, "loading %s:%s into database %s failed", a->kind, a->name, db);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int safety_backup(const sv_config *cfg, storage *st, const char *target, const char *from_set, char *id_out,
+                         sv_error *err)
+{
+    sv_strlist dbs = {0};
+    strlist_push(&dbs, target);
+    char *note = xasprintf("database %s before restore --clean from set %s", target, from_set);
+    struct backup_request req = {.reason = "safety", .note = note, .pg_databases = &dbs};
+    struct backup_result res;
+    int code = backup_run(cfg, st, &req, &res, err);
+    if (code != SV_EXIT_OK) {
+        if (code == SV_EXIT_PARTIAL)
+            sv_error_set(err, SV_EXIT_FAILED, "the safety backup of %s failed: %s", target, res.failed);
+        else
+            sv_error_wrap(err, "the safety backup of database %s failed, nothing was changed", target);
+        sv_error_hint(err, "fix the cause, or pass --no-safety-backup if a copy of %s is not needed", target);
+        code = -1;
+    } else {
+        strcpy(id_out, res.set_id);
+        code = 0;
+    }
+    free(note);
+    strlist_free(&dbs);
+    return code;
+}
+
+static int restore_database(const struct cli_args *args, const sv_config *cfg, storage *st, const catalog_set *set,
+                            const manifest_artifact *a, const char *target, sv_error *err)
+{
+    struct pg_target t;
+    if (pg_target_inspect(cfg, target, &t, err) != 0)
+        return -1;
+    int rc = -1;
+    char *scratch = NULL;
+    if (t.exists && !t.empty && !args->clean) {
+        sv_error_set(err, SV_EXIT_FAILED, "database %s is not empty, nothing was changed", target);
+        sv_error_hint(err, "use --clean to replace it (a safety backup is taken first), or --into another database");
+        goto out;
+    }
+    if (!t.exists) {
+        if (pg_create_database(cfg, target, NULL, err) != 0)
+            goto out;
+        if (load(cfg, st, set, a, target, args->no_owner, t.server_major, err) != 0) {
+            sv_error derr = {0};
+            if (pg_drop_database(cfg, target, false, &derr) != 0)
+                log_warn("could not drop database %s created for the failed restore: %s", target, derr.msg);
+            goto out;
+        }
+    } else if (t.empty) {
+        /* pg_restore runs in one transaction: on failure the target stays empty */
+        if (load(cfg, st, set, a, target, args->no_owner, t.server_major, err) != 0)
+            goto out;
+    } else {
+        char safety[SET_ID_LEN + 1] = "";
+        if (!args->no_safety_backup) {
+            if (safety_backup(cfg, st, target, set->id, safety, err) != 0)
+                goto out;
+            log_info("safety backup of database %s stored as set %s/%s (reason safety)", target, cfg->name, safety);
+        }
+        scratch = xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid());
+        if (pg_create_database(cfg, scratch, t.owner, err) != 0)
+            goto out;
+        if (load(cfg, st, set, a, scratch, args->no_owner, t.server_major, err) != 0) {
+            sv_error derr = {0};
+            pg_drop_database(cfg, scratch, false, &derr);
+            goto out;
+        }
+        /* The restored copy is complete: only now is the target replaced. */
+        if (pg_drop_database(cfg, target, t.server_major >= 13, err) != 0 ||
+            pg_rename_database(cfg, scratch, target, err) != 0) {
+            sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch, target);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(scratch);
+    pg_target_free(&t);
+    return rc;
+}
+
+void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
+{
+    sv_error err = {0};
+    if (args->nargs != 1 || !strchr(args->args[0], ':')) {
+        sv_error_set(&err, SV_EXIT_USAGE, "restore needs one spec: postgres:DATABASE or postgres:globals");
+        outcome_fail(out, "usage error", &err);
+        return;
+    }
+    const char *spec = args->args[0];
+    size_t kind_len = (size_t)(strchr(spec, ':') - spec);
+    const char *name = spec + kind_len + 1;
+    if (kind_len != 8 || strncmp(spec, "postgres", 8) != 0 || !*name) {
+        sv_error_set(&err, SV_EXIT_USAGE, "cannot restore '%s': sources are postgres:DATABASE or postgres:globals",
+                     spec);
+        outcome_fail(out, "usage error", &err);
+        return;
+    }
+    if (args->into && strcmp(name, "globals") == 0) {
+        sv_error_set(&err, SV_EXIT_USAGE, "--into does not apply to postgres:globals (roles are cluster-wide)");
+        outcome_fail(out, "usage error", &err);
+        return;
+    }
+    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
+        outcome_fail(out, "restore failed", &err);
+        return;
+    }
+    storage *st = storage_open(cfg->storage, &err);
+    if (!st) {
+        outcome_fail(out, "restore failed", &err);
+        return;
+    }
+    catalog cat = {0};
+    const catalog_set *set = NULL;
+    const manifest_artifact *a = NULL;
+    const char *target = args->into ? args->into : name;
+    if (catalog_load(st, cfg->name, &cat, &err) != 0 || !(set = catalog_pick(&cat, args->set, &err)))
+        goto fail;
+    a = manifest_find(&set->m, "postgres", name);
+    if (!a || !a->ok) {
+        char have[512] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < set->m.n_artifacts && off < sizeof have; i++)
+            if (set->m.artifacts[i].ok)
+                off += (size_t)snprintf(have + off, sizeof have - off, "%s%s:%s", off ? ", " : "",
+                                        set->m.artifacts[i].kind, set->m.artifacts[i].name);
+        sv_error_set(&err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
+                     a ? "usable" : "artifact", spec, off ? have : "nothing restorable");
+        goto fail;
+    }
+
+    char *question = xasprintf("About to restore %s from set %s/%s into %s%s.", spec, cfg->name, set->id,
+                               strcmp(name, "globals") == 0 ? "the cluster's roles" : "database ",
+                               strcmp(name, "globals") == 0 ? "" : target);
+    int crc = confirm(args, question, &err);
+    free(question);
+    if (crc != 0)
+        goto fail;
+
+    log_with(LOG_INFO, LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec), LOG_STR("target", target)),
+             "restoring %s from set %s/%s", spec, cfg->name, set->id);
+    time_t t0 = time(NULL);
+    int rc;
+    if (strcmp(name, "globals") == 0) {
+        struct pg_target t;
+        rc = pg_target_inspect(cfg, "postgres", &t, &err);
+        if (rc == 0)
+            rc = load(cfg, st, set, a, "postgres", false, t.server_major, &err);
+        pg_target_free(&t);
+    } else {
+        rc = restore_database(args, cfg, st, set, a, target, &err);
+    }
+    if (rc != 0)
+        goto fail;
+    char human[32];
+    outcome_set(out, SV_EXIT_OK, "restore ok: %s from set %s/%s into %s%s (%s) in %ld s", spec, cfg->name, set->id,
+                strcmp(name, "globals") == 0 ? "the cluster" : "database ",
+                strcmp(name, "globals") == 0 ? "" : target, log_human_bytes(a->bytes_in, human, sizeof human),
+                (long)(time(NULL) - t0));
+    catalog_free(&cat);
+    storage_close(st);
+    return;
+fail:
+    outcome_fail(out, err.code == SV_EXIT_USAGE ? "usage error" : "restore failed", &err);
+    catalog_free(&cat);
+    storage_close(st);
+}

@@ -1,0 +1,28 @@
+/*
+ * Restore: one source of one set, streamed from storage through SHA-256 and
+ * zstd into the loader (pg_restore, psql), never through local disk. The
+ * target is changed only when the whole artifact verified: a new target is
+ * created and dropped again on failure; a non-empty target is replaced only
+ * with --clean, after a safety backup, by restoring into a scratch database
+ * and swapping names once it is complete.
+ *
+ * The command itself is cmd_restore (cli/commands.h).
+ */
+#ifndef SAUVE_RESTORE_RESTORE_H
+#define SAUVE_RESTORE_RESTORE_H
+
+#include <stdbool.h>
+
+#include "catalog/catalog.h"
+#include "config/config.h"
+#include "storage/storage.h"
+
+/*
+ * Streams the object of artifact a (of set) into sink, checking its SHA-256
+ * and size against the manifest before the sink is finished. Finishes the
+ * sink on success and aborts it on any failure.
+ */
+int restore_stream_artifact(storage *st, const char *name, const catalog_set *set, const manifest_artifact *a,
+                            stream *sink, sv_error *err);
+
+#endif

@@ -1,0 +1,240 @@
+/* The PostgreSQL source: preflight over libpq, then pg_dumpall for globals
+ * and pg_dump -Fc -Z0 per database, their stdout streamed into the pipeline. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/proc.h"
+#include "common/signals.h"
+#include "sources/postgres.h"
+
+struct pg_source {
+    const sv_config *cfg;
+    sv_strlist databases; /* as requested; "all" resolved in prepare */
+    bool globals;
+    bool superuser;
+    struct pg_tools tools;
+    char *maintenance_db;
+};
+
+/* Which database to connect to for cluster-wide questions: the first listed
+ * one (a role may be allowed into nothing else), else PGDATABASE, else postgres. */
+static const char *maintenance_db(const struct pg_source *ps)
+{
+    if (ps->databases.n > 0 && strcmp(ps->databases.items[0], "all") != 0)
+        return ps->databases.items[0];
+    const char *env = getenv("PGDATABASE");
+    return env && *env ? env : "postgres";
+}
+
+static int resolve_all(PGconn *conn, sv_strlist *out, sv_error *err)
+{
+    PGresult *r = pg_query(conn,
+                           "select datname from pg_database where datallowconn and not datistemplate "
+                           "and has_database_privilege(datname, 'CONNECT') order by datname",
+                           0, NULL, err);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++)
+        strlist_push(out, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* Per-database preflight: reachable, and every table readable, so that a
+ * dump that would fail halfway is reported before it starts. */
+static void check_database(struct pg_source *ps, source_artifact *a)
+{
+    sv_error err = {0};
+    PGconn *conn = pg_connect(ps->cfg, a->name, &err);
+    if (!conn) {
+        source_artifact_fail(a, &err);
+        return;
+    }
+    PGresult *r = pg_query(conn,
+                           "select count(*), min(quote_ident(n.nspname) || '.' || quote_ident(c.relname)) "
+                           "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                           "where c.relkind in ('r', 'p', 'S', 'm') "
+                           "and n.nspname not in ('pg_catalog', 'information_schema') "
+                           "and n.nspname not like 'pg\\_toast%' "
+                           "and not has_table_privilege(c.oid, 'SELECT')",
+                           0, NULL, &err);
+    if (!r) {
+        source_artifact_fail(a, &err);
+    } else {
+        long unreadable = atol(PQgetvalue(r, 0, 0));
+        if (unreadable > 0) {
+            char *endpoint = pg_endpoint(ps->cfg, conn);
+            sv_error_set(&err, SV_EXIT_CONFIG, "user cannot read %ld table(s) of database %s at %s, e.g. %s",
+                         unreadable, a->name, endpoint, PQgetvalue(r, 0, 1));
+            sv_error_hint(&err, "grant SELECT on them, or back up with a role that has pg_read_all_data");
+            source_artifact_fail(a, &err);
+            free(endpoint);
+        }
+        PQclear(r);
+    }
+    PQfinish(conn);
+}
+
+static int pg_prepare(source *s, sv_error *err)
+{
+    struct pg_source *ps = s->impl;
+    ps->maintenance_db = xstrdup(maintenance_db(ps));
+    PGconn *conn = pg_connect(ps->cfg, ps->maintenance_db, err);
+    if (!conn)
+        return -1;
+
+    int server_num = PQserverVersion(conn);
+    int server_major = server_num / 10000;
+    const char *sv = PQparameterStatus(conn, "server_version");
+    s->info.server_version = xstrndup(sv ? sv : "", sv ? strcspn(sv, " ") : 0);
+    s->info.endpoint = pg_endpoint(ps->cfg, conn);
+    const char *su = PQparameterStatus(conn, "is_superuser");
+    ps->superuser = su && strcmp(su, "on") == 0;
+
+    int rc = -1;
+    sv_strlist dbs = {0};
+    if (pg_tools_find(ps->cfg, server_major, &ps->tools, err) != 0)
+        goto out;
+    s->info.tool = xstrdup("pg_dump");
+    s->info.tool_version = xstrdup(ps->tools.dump_version);
+
+    bool all = ps->databases.n == 1 && strcmp(ps->databases.items[0], "all") == 0;
+    if (all) {
+        if (resolve_all(conn, &dbs, err) != 0)
+            goto out;
+    } else if (ps->databases.n > 0) {
+        for (size_t i = 0; i < ps->databases.n; i++)
+            strlist_push(&dbs, ps->databases.items[i]);
+    } else {
+        strlist_push(&dbs, ps->maintenance_db);
+    }
+
+    if (ps->globals)
+        source_add_artifact(s, "postgres", "globals", "postgres/globals.sql", "pg_dumpall-globals-sql");
+    for (size_t i = 0; i < dbs.n; i++) {
+        char *key = xasprintf("postgres/%s.dump", dbs.items[i]);
+        source_artifact *a = source_add_artifact(s, "postgres", dbs.items[i], key, "pg_dump-custom");
+        free(key);
+        if (strchr(dbs.items[i], '/') || strcmp(dbs.items[i], "globals") == 0 || dbs.items[i][0] == '.') {
+            /* The name becomes part of a storage key: refuse what would
+             * collide with the layout instead of mangling it silently. */
+            sv_error e = {0};
+            sv_error_set(&e, SV_EXIT_CONFIG, "database name '%s' cannot be stored under sauve's layout",
+                         dbs.items[i]);
+            source_artifact_fail(a, &e);
+            continue;
+        }
+        check_database(ps, a);
+    }
+    if (dbs.n == 0)
+        log_warn("postgres at %s has no connectable database to back up", s->info.endpoint);
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("source", "postgres"), LOG_STR("server_version", s->info.server_version),
+                        LOG_STR("tools", ps->tools.dir), LOG_NUM("databases", (int64_t)dbs.n)),
+             "postgres %s at %s: %zu database(s), pg_dump from %s", s->info.server_version, s->info.endpoint,
+             dbs.n, ps->tools.dir);
+    rc = 0;
+out:
+    strlist_free(&dbs);
+    PQfinish(conn);
+    return rc;
+}
+
+static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
+{
+    struct pg_source *ps = s->impl;
+    const source_artifact *a = &s->artifacts[i];
+    bool globals = strcmp(a->format, "pg_dumpall-globals-sql") == 0;
+    char *tool = pg_tool_path(&ps->tools, globals ? "pg_dumpall" : "pg_dump");
+    char *conninfo = pg_dbname_conninfo(globals ? ps->maintenance_db : a->name);
+    char *dbarg = xasprintf("--dbname=%s", conninfo);
+    const char *argv[8];
+    size_t n = 0;
+    if (globals) {
+        /* full path: pg_dumpall finds pg_dump next to its own argv[0] */
+        argv[n++] = tool;
+        argv[n++] = "--globals-only";
+        /* pg_authid is readable by superusers only */
+        if (!ps->superuser)
+            argv[n++] = "--no-role-passwords";
+    } else {
+        argv[n++] = tool;
+        argv[n++] = "--format=custom";
+        argv[n++] = "--compress=0";
+    }
+    argv[n++] = "--no-password";
+    argv[n++] = dbarg;
+    argv[n] = NULL;
+
+    char **env = pg_child_env(ps->cfg);
+    const char *unset[] = {"PGDATABASE", NULL};
+    struct proc_options po = {.path = tool,
+                              .argv = argv,
+                              .env_set = (const char *const *)env,
+                              .env_unset = unset,
+                              .pipe_stdout = true,
+                              .log_name = globals ? "pg_dumpall" : "pg_dump"};
+    int rc = -1;
+    proc *p = proc_start(&po, err);
+    pg_child_env_free(env);
+    if (!p)
+        goto out;
+    int64_t copied = stream_copy_fd(out, proc_stdout_fd(p), NULL, NULL, err);
+    if (copied < 0) {
+        /* The pipeline failed (storage, signal): stop the dump, report the pipeline's error. */
+        proc_kill(p, SIGTERM);
+        sv_error ignored = {0};
+        proc_wait(p, &ignored);
+        goto out;
+    }
+    if (proc_wait(p, err) != 0) {
+        if (signals_stop_requested())
+            signals_check(err);
+        goto out;
+    }
+    if (copied == 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "%s wrote nothing for %s", globals ? "pg_dumpall" : "pg_dump", a->name);
+        goto out;
+    }
+    rc = 0;
+out:
+    proc_free(p);
+    free(tool);
+    free(conninfo);
+    free(dbarg);
+    return rc;
+}
+
+static void pg_destroy(source *s)
+{
+    struct pg_source *ps = s->impl;
+    strlist_free(&ps->databases);
+    pg_tools_free(&ps->tools);
+    free(ps->maintenance_db);
+    free(ps);
+}
+
+static const struct source_ops pg_source_ops = {
+    .kind = "postgres",
+    .prepare = pg_prepare,
+    .dump = pg_dump_artifact,
+    .destroy = pg_destroy,
+};
+
+source *pg_source_new(const sv_config *cfg, const sv_strlist *databases, bool globals)
+{
+    struct pg_source *ps = xcalloc(1, sizeof *ps);
+    ps->cfg = cfg;
+    ps->globals = globals;
+    const sv_strlist *dbs = databases ? databases : &cfg->pg_databases;
+    for (size_t i = 0; i < dbs->n; i++)
+        strlist_push(&ps->databases, dbs->items[i]);
+    source *s = xcalloc(1, sizeof *s);
+    s->ops = &pg_source_ops;
+    s->impl = ps;
+    return s;
+}

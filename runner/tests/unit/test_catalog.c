@@ -1,0 +1,297 @@
+#include "testutil.h"
+
+#include "catalog/catalog.h"
+#include "common/mem.h"
+#include "manifest/manifest.h"
+#include "storage/storage.h"
+
+typedef struct {
+    char *dir;
+    storage *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof *f);
+    f->dir = test_tmpdir();
+    char *url = xasprintf("file://%s", f->dir);
+    sv_error err = {0};
+    f->st = storage_open(url, &err);
+    free(url);
+    if (!f->st) {
+        fprintf(stderr, "storage_open: %s\n", err.msg);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    storage_close(f->st);
+    test_rmtree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Stores key with content; returns its size. */
+static uint64_t put(storage *st, const char *key, const char *content)
+{
+    sv_error err = {0};
+    if (storage_put(st, key, content, strlen(content), &err) != 0)
+        fail_msg("storage_put %s: %s", key, err.msg);
+    return strlen(content);
+}
+
+/* A complete set: one dump object and its manifest, the manifest's id being
+ * manifest_id (normally the set's own). Returns the bytes stored. */
+static uint64_t put_set(storage *st, const char *name, const char *set_id, const char *manifest_id,
+                        const char *dump)
+{
+    manifest m = {0};
+    memcpy(m.id, manifest_id, SET_ID_LEN + 1);
+    assert_int_equal(set_id_parse(set_id, &m.started), 0);
+    m.finished = m.started + 30;
+    m.name = xstrdup(name);
+    m.reason = xstrdup("backup");
+    m.sauve_version = xstrdup("0.1.0");
+    manifest_artifact *a = manifest_add(&m);
+    a->ok = true;
+    a->kind = xstrdup("postgres");
+    a->name = xstrdup("app");
+    a->key = xstrdup("postgres/app.dump.zst");
+    a->bytes_in = 10 * strlen(dump);
+    a->bytes_out = strlen(dump);
+    memset(a->sha256, 'e', 64);
+    manifest_update_status(&m);
+    char *json = manifest_to_json(&m);
+    manifest_free(&m);
+
+    char *dkey = catalog_object_key(name, set_id, "postgres/app.dump.zst");
+    char *mkey = catalog_object_key(name, set_id, MANIFEST_FILENAME);
+    uint64_t n = put(st, dkey, dump) + put(st, mkey, json);
+    free(dkey);
+    free(mkey);
+    free(json);
+    return n;
+}
+
+#define S_INCOMPLETE "20261123T020000Z"
+#define S_NEW        "20261122T020000Z"
+#define S_OLD        "20261121T020000Z"
+#define S_CORRUPT    "20261120T020000Z"
+
+typedef struct {
+    uint64_t bytes_new, bytes_old, bytes_incomplete, bytes_corrupt;
+} layout;
+
+static layout make_series(storage *st)
+{
+    layout l = {0};
+    l.bytes_new = put_set(st, "default", S_NEW, S_NEW, "dump of the 22nd, a bit longer");
+    l.bytes_old = put_set(st, "default", S_OLD, S_OLD, "dump of the 21st");
+    /* Interrupted: objects, no manifest. */
+    l.bytes_incomplete = put(st, "default/" S_INCOMPLETE "/postgres/globals.sql.zst", "globals") +
+                         put(st, "default/" S_INCOMPLETE "/postgres/app.dump.zst", "half a dump");
+    l.bytes_corrupt = put(st, "default/" S_CORRUPT "/postgres/app.dump.zst", "dump of the 20th") +
+                      put(st, "default/" S_CORRUPT "/manifest.json", "{\"format\": 1, \"id\": ");
+    /* Not sets: a stray object, a directory that is no set id, another series. */
+    put(st, "default/README.txt", "hands off");
+    put(st, "default/20261124T020000Z", "an object named like a set");
+    put(st, "default/scratch/x", "x");
+    put(st, "default/20261199T020000Z/manifest.json", "{}");
+    put_set(st, "other", "20261125T020000Z", "20261125T020000Z", "other series");
+    return l;
+}
+
+static void test_load(void **state)
+{
+    fixture *f = *state;
+    layout l = make_series(f->st);
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.sets[0].id, S_INCOMPLETE);
+    assert_string_equal(c.sets[1].id, S_NEW);
+    assert_string_equal(c.sets[2].id, S_OLD);
+    assert_string_equal(c.sets[3].id, S_CORRUPT);
+
+    assert_false(c.sets[0].complete);
+    assert_string_equal(c.sets[0].problem, "no manifest (interrupted or in progress)");
+    assert_true(c.sets[0].stored_bytes == l.bytes_incomplete);
+    assert_int_equal(c.sets[0].n_objects, 2);
+
+    assert_true(c.sets[1].complete);
+    assert_null(c.sets[1].problem);
+    assert_string_equal(c.sets[1].m.id, S_NEW);
+    assert_non_null(manifest_find(&c.sets[1].m, "postgres", "app"));
+    assert_true(c.sets[1].stored_bytes == l.bytes_new);
+    assert_int_equal(c.sets[1].n_objects, 2);
+
+    assert_true(c.sets[2].complete);
+    assert_true(c.sets[2].stored_bytes == l.bytes_old);
+    assert_true(c.sets[1].stored_bytes != c.sets[2].stored_bytes);
+
+    assert_false(c.sets[3].complete);
+    assert_non_null(c.sets[3].problem);
+    assert_int_equal(strncmp(c.sets[3].problem, "manifest invalid: ", 18), 0);
+    assert_non_null(strstr(c.sets[3].problem, "JSON"));
+    assert_true(c.sets[3].stored_bytes == l.bytes_corrupt);
+    /* An invalid manifest is not handed out half-parsed. */
+    assert_int_equal(c.sets[3].m.n_artifacts, 0);
+    for (size_t i = 0; i < c.n; i++)
+        assert_false(c.sets[i].newer_format);
+
+    catalog_free(&c);
+    assert_null(c.sets);
+    assert_int_equal(c.n, 0);
+}
+
+static void test_pick(void **state)
+{
+    fixture *f = *state;
+    make_series(f->st);
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+
+    const catalog_set *s = catalog_pick(&c, NULL, &err);
+    assert_non_null(s);
+    assert_string_equal(s->id, S_NEW); /* skips the newer incomplete set */
+    assert_ptr_equal(catalog_pick(&c, "latest", &err), s);
+
+    s = catalog_pick(&c, S_OLD, &err);
+    assert_non_null(s);
+    assert_string_equal(s->id, S_OLD);
+    assert_true(s->complete);
+
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, S_INCOMPLETE, &err));
+    assert_int_equal(err.code, SV_EXIT_FAILED);
+    assert_non_null(strstr(err.msg, S_INCOMPLETE));
+    assert_non_null(strstr(err.msg, "incomplete"));
+    assert_non_null(strstr(err.msg, "no manifest"));
+    assert_non_null(strstr(err.hint, S_NEW));
+
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, S_CORRUPT, &err));
+    assert_non_null(strstr(err.msg, S_CORRUPT));
+    assert_non_null(strstr(err.msg, "manifest invalid"));
+
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, "20250101T000000Z", &err));
+    assert_non_null(strstr(err.msg, "20250101T000000Z does not exist"));
+    assert_non_null(strstr(err.msg, S_NEW ", " S_OLD));
+    assert_non_null(strstr(err.msg, S_INCOMPLETE " (incomplete)"));
+
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, "yesterday", &err));
+    assert_int_equal(err.code, SV_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "yesterday"));
+
+    catalog_free(&c);
+}
+
+static void test_empty_series(void **state)
+{
+    fixture *f = *state;
+    make_series(f->st);
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "nothing", &c, &err), 0);
+    assert_int_equal(c.n, 0);
+    assert_null(catalog_pick(&c, "latest", &err));
+    assert_non_null(strstr(err.msg, "series nothing has no backup sets"));
+    assert_non_null(strstr(err.msg, storage_url(f->st)));
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, S_NEW, &err));
+    assert_non_null(strstr(err.msg, S_NEW));
+    assert_non_null(strstr(err.msg, "no backup sets"));
+    catalog_free(&c);
+}
+
+static void test_only_incomplete(void **state)
+{
+    fixture *f = *state;
+    put(f->st, "default/" S_NEW "/postgres/app.dump.zst", "partial");
+    put(f->st, "default/" S_OLD "/manifest.json", "[]");
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    assert_null(catalog_pick(&c, NULL, &err));
+    assert_non_null(strstr(err.msg, "2 incomplete sets and no complete one"));
+    assert_non_null(strstr(err.msg, "default"));
+    catalog_free(&c);
+}
+
+static void test_manifest_in_wrong_directory(void **state)
+{
+    fixture *f = *state;
+    put_set(f->st, "default", S_OLD, S_NEW, "copied here by hand");
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+    assert_int_equal(c.n, 1);
+    assert_false(c.sets[0].complete);
+    assert_non_null(strstr(c.sets[0].problem, "manifest invalid"));
+    assert_non_null(strstr(c.sets[0].problem, S_NEW));
+    assert_null(c.sets[0].m.name); /* freed, not left for a caller to trust */
+    catalog_free(&c);
+}
+
+static void test_newer_format(void **state)
+{
+    fixture *f = *state;
+    put_set(f->st, "default", S_OLD, S_OLD, "old");
+    put(f->st, "default/" S_NEW "/manifest.json",
+        "{\"format\": 2, \"id\": \"" S_NEW "\", \"shape\": \"new\"}");
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    assert_false(c.sets[0].complete);
+    assert_true(c.sets[0].newer_format);
+    assert_non_null(strstr(c.sets[0].problem, "upgrade sauve"));
+    assert_true(c.sets[1].complete);
+    assert_false(c.sets[1].newer_format);
+    assert_string_equal(catalog_pick(&c, "latest", &err)->id, S_OLD);
+    catalog_free(&c);
+}
+
+static void test_bad_series_name(void **state)
+{
+    fixture *f = *state;
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "a/../b", &c, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_CONFIG);
+    assert_non_null(strstr(err.msg, "SAUVE_NAME"));
+}
+
+static void test_object_key(void **state)
+{
+    (void)state;
+    char *k = catalog_object_key("default", S_NEW, "postgres/app.dump.zst");
+    assert_string_equal(k, "default/" S_NEW "/postgres/app.dump.zst");
+    free(k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pick, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_incomplete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_in_wrong_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_series_name, setup, teardown),
+        cmocka_unit_test(test_object_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

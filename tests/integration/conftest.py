@@ -1,0 +1,159 @@
+"""Fixtures for the integration suite: one PostgreSQL cluster for the whole
+session, template databases built once, and per test its own databases, its
+own work and storage directories, and a sauve runner with a controlled
+environment. Everything is removed at the end, also when a test fails."""
+
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+
+import pytest
+
+from pgdata import build_realistic
+from pgserver import PG_BINDIR, PgServer, quote_ident
+from sauvecli import Sauve, processes_matching, kill_quietly
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def _template(pg, name, rows, tag):
+    pg.create_database(name)
+    build_realistic(pg, name, rows=rows, tag=tag)
+    # A template nobody may connect to any more, so CREATE DATABASE ...
+    # TEMPLATE can copy it at once.
+    pg.psql("postgres", f"ALTER DATABASE {quote_ident(name)} WITH IS_TEMPLATE true "
+                        "ALLOW_CONNECTIONS true")
+    return name
+
+
+@pytest.fixture(scope="session")
+def big_template(pg):
+    """A realistic database with ~300,000 generated rows, built once."""
+    return _template(pg, "tmpl_big", 300_000, "big")
+
+
+@pytest.fixture(scope="session")
+def small_template(pg):
+    """The same schema with 20,000 rows (a few MB of dump): for failure tests."""
+    return _template(pg, "tmpl_small", 20_000, "small")
+
+
+@pytest.fixture
+def workdir():
+    d = tempfile.mkdtemp(prefix="sauve-it-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def storage(workdir):
+    d = os.path.join(workdir, "storage")
+    os.mkdir(d)
+    return d
+
+
+@pytest.fixture
+def dbs(pg):
+    """Factory for databases owned by this test; all are dropped afterwards,
+    including databases that sauve created (register them with .expect())."""
+
+    class Dbs:
+        def __init__(self):
+            self.names = []
+
+        def name(self, prefix="db"):
+            n = f"{prefix}_{secrets.token_hex(3)}"
+            self.names.append(n)
+            return n
+
+        def expect(self, name):
+            self.names.append(name)
+            return name
+
+        def clone(self, template, prefix="db"):
+            n = self.name(prefix)
+            pg.create_database(n, template=template)
+            return n
+
+        def empty(self, prefix="db"):
+            n = self.name(prefix)
+            pg.create_database(n)
+            return n
+
+    d = Dbs()
+    yield d
+    for n in d.names:
+        pg.drop_database(n)
+
+
+@pytest.fixture
+def roles_guard(pg):
+    """Drops every role that did not exist when the test started."""
+    before = pg.roles()
+    yield
+    for r in sorted(pg.roles() - before):
+        pg.psql("postgres", f"DROP ROLE IF EXISTS {quote_ident(r)}")
+
+
+@pytest.fixture
+def sauve(pg, workdir, storage):
+    """A sauve runner pointed at the session server (superuser over TCP
+    with a password) and at this test's storage."""
+    env = {
+        "SAUVE_STORAGE": "file://" + storage,
+        "SAUVE_PG_BINDIR": PG_BINDIR,
+        **pg.tcp_env(),
+    }
+    return Sauve(workdir, env)
+
+
+# ---- fake PostgreSQL tool directories --------------------------------------
+
+def make_bindir(parent, bodies, name="fakebin"):
+    """A directory for SAUVE_PG_BINDIR. Each tool named in bodies (e.g.
+    {"pg_dump": "..."}) is a bash script: a version query (-V, --version)
+    goes to the real tool, anything else runs the body, in which $REAL is
+    the real tool, $DIR this directory and $TOOL the tool's name. Every
+    other tool of the real bindir is a symlink to the real one."""
+    d = os.path.join(parent, name)
+    os.mkdir(d)
+    for tool in os.listdir(PG_BINDIR):
+        if tool not in bodies:
+            os.symlink(os.path.join(PG_BINDIR, tool), os.path.join(d, tool))
+    for tool, body in bodies.items():
+        script = os.path.join(d, tool)
+        with open(script, "w") as f:
+            f.write(f"""#!/bin/bash
+REAL={PG_BINDIR}/{tool}
+DIR={d}
+TOOL={tool}
+for a in "$@"; do
+    case "$a" in -V|--version) exec "$REAL" "$@";; esac
+done
+{body}
+""")
+        os.chmod(script, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP
+                 | stat.S_IROTH | stat.S_IXOTH)
+    return d
+
+
+@pytest.fixture
+def reap():
+    """Processes a test may leave behind on failure (by marker string in the
+    command line): killed at teardown."""
+    markers = []
+    yield markers
+    for m in markers:
+        for pid in processes_matching(m):
+            kill_quietly(pid)
