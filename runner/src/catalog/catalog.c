@@ -206,10 +206,13 @@ static const char *where(const catalog *c)
     return c->url ? c->url : "the storage";
 }
 
+/* The newest complete set taken by a backup run. Safety sets (taken before
+ * a restore --clean) are skipped: re-running a restore Job with "latest"
+ * must not restore the copy of the database it just replaced. */
 static const catalog_set *newest_complete(const catalog *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (c->sets[i].complete)
+        if (c->sets[i].complete && strcmp(c->sets[i].m.reason, "safety") != 0)
             return &c->sets[i];
     return NULL;
 }
@@ -238,8 +241,9 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
             return NULL;
         }
         sv_error_set(err, SV_EXIT_FAILED,
-                     "series %s at %s has %zu incomplete set%s and no complete one (newest %s: %s)",
-                     series(c), where(c), c->n, c->n == 1 ? "" : "s", c->sets[0].id, c->sets[0].problem);
+                     "series %s at %s has %zu set%s and no complete backup (newest %s: %s)", series(c),
+                     where(c), c->n, c->n == 1 ? "" : "s", c->sets[0].id,
+                     c->sets[0].problem ? c->sets[0].problem : "a safety copy, pick it with --set");
         sv_error_hint(err, "sauve list shows each set and why it is incomplete");
         return NULL;
     }

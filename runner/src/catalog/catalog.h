@@ -38,7 +38,8 @@ int catalog_load(storage *st, const char *name, catalog *out, sv_error *err);
 void catalog_free(catalog *c);
 
 /*
- * Picks a set: "latest" (or NULL) is the newest complete set; otherwise the
+ * Picks a set: "latest" (or NULL) is the newest complete set taken by a
+ * backup (safety copies taken before a restore are skipped); otherwise the
  * exact id, which must be complete. Fails with a message listing what exists.
  */
 const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err);

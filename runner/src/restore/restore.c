@@ -26,7 +26,10 @@ int restore_stream_artifact(storage *st, const char *name, const catalog_set *se
         rc = stream_finish(head, err);
     if (rc != 0) {
         stream_abort(head);
-        sv_error_wrap(err, "artifact %s of set %s is unusable", key, set->id);
+        if (strstr(err->msg, key))
+            sv_error_wrap(err, "artifact of set %s is unusable", set->id);
+        else
+            sv_error_wrap(err, "artifact %s is unusable", key);
     }
     stream_free(head);
     free(label);
@@ -61,7 +64,6 @@ static int load(const sv_config *cfg, storage *st, const catalog_set *set, const
     if (!l)
         return -1;
     int rc = restore_stream_artifact(st, cfg->name, set, a, sink, err);
-    stream_free(sink);
     sv_error lerr = {0};
     if (pg_loader_finish(l, rc == 0, &lerr) != 0 && rc == 0) {
         *err = lerr;

@@ -20,7 +20,7 @@
 /*
  * Streams the object of artifact a (of set) into sink, checking its SHA-256
  * and size against the manifest before the sink is finished. Finishes the
- * sink on success and aborts it on any failure.
+ * sink on success and aborts it on any failure; frees it either way.
  */
 int restore_stream_artifact(storage *st, const char *name, const catalog_set *set, const manifest_artifact *a,
                             stream *sink, sv_error *err);
