@@ -1,6 +1,7 @@
 /* sauve check: validate the configuration and reach every source and the
  * storage, changing nothing. What an operator runs after editing a Secret,
  * and what the chart's test hook runs. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,77 +12,98 @@
 #include "sources/postgres.h"
 #include "storage/storage.h"
 
-static void report(const struct cli_args *args, const char *what, bool ok, const char *detail)
+struct check_state {
+    int code;           /* first failure's exit code */
+    char first[1200];   /* first failure, for the summary */
+    json_t *items;      /* [{"what", "ok", "detail"}] */
+    bool text;
+};
+
+static void report(struct check_state *cs, const char *what, bool ok, int code, const char *detail)
 {
-    if (args->json)
+    if (!ok && !cs->code) {
+        cs->code = code ? code : SV_EXIT_FAILED;
+        snprintf(cs->first, sizeof cs->first, "%s: %s", what, detail);
+    }
+    if (cs->text)
+        printf("%-4s %-17s %s\n", ok ? "ok" : "FAIL", what, detail);
+    json_t *o = json_object();
+    json_object_set_new(o, "what", json_string(what));
+    json_object_set_new(o, "ok", json_boolean(ok));
+    json_object_set_new(o, "detail", json_string(detail));
+    json_array_append_new(cs->items, o);
+}
+
+static void report_error(struct check_state *cs, const char *what, const sv_error *err)
+{
+    char detail[1100];
+    if (err->hint[0])
+        snprintf(detail, sizeof detail, "%s (hint: %s)", err->msg, err->hint);
+    else
+        snprintf(detail, sizeof detail, "%s", err->msg);
+    report(cs, what, false, err->code, detail);
+}
+
+static void check_storage(struct check_state *cs, const sv_config *cfg)
+{
+    sv_error err = {0};
+    storage *st = NULL;
+    if (config_require(cfg, OPT_ID_storage, &err) == 0)
+        st = storage_open(cfg->storage, &err);
+    if (st && storage_check(st, &err) == 0)
+        report(cs, "storage", true, 0, storage_url(st));
+    else
+        report_error(cs, "storage", &err);
+    storage_close(st);
+}
+
+/* The same preflight a backup does, without dumping. */
+static void check_postgres(struct check_state *cs, const sv_config *cfg)
+{
+    if (!pg_configured(cfg)) {
+        report(cs, "postgres", false, SV_EXIT_CONFIG,
+               "nothing to back up: set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE");
         return;
-    printf("%-4s %-10s %s\n", ok ? "ok" : "FAIL", what, detail);
+    }
+    sv_error err = {0};
+    source *src = pg_source_new(cfg, NULL, cfg->pg_globals);
+    if (src->ops->prepare(src, &err) != 0) {
+        report_error(cs, "postgres", &err);
+        source_free(src);
+        return;
+    }
+    char *detail = xasprintf("server %s at %s; %s", src->info.server_version, src->info.endpoint,
+                             src->info.tool_version);
+    report(cs, "postgres", true, 0, detail);
+    free(detail);
+    for (size_t i = 0; i < src->n_artifacts; i++) {
+        const source_artifact *a = &src->artifacts[i];
+        char *what = xasprintf("postgres:%s", a->name);
+        report(cs, what, a->error == NULL, a->err_code, a->error ? a->error : "reachable and readable");
+        free(what);
+    }
+    source_free(src);
 }
 
 void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
-    sv_error err = {0};
-    int code = SV_EXIT_OK;
-    char first[1200] = "";
-
-    /* storage */
-    storage *st = NULL;
-    if (config_require(cfg, OPT_ID_storage, &err) == 0)
-        st = storage_open(cfg->storage, &err);
-    if (st && storage_check(st, &err) == 0) {
-        report(args, "storage", true, storage_url(st));
+    struct check_state cs = {.items = json_array(), .text = !args->json};
+    check_storage(&cs, cfg);
+    check_postgres(&cs, cfg);
+    if (args->json) {
+        json_t *root = json_object();
+        json_object_set_new(root, "ok", json_boolean(cs.code == 0));
+        json_object_set_new(root, "exit_code", json_integer(cs.code));
+        json_object_set_new(root, "checks", cs.items);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(root);
     } else {
-        report(args, "storage", false, err.msg);
-        code = err.code;
-        snprintf(first, sizeof first, "storage: %s", err.msg);
+        json_decref(cs.items);
     }
-    storage_close(st);
-
-    /* postgres: the same preflight a backup does, without dumping */
-    char pgdetail[1200] = "not configured (set SAUVE_PG_DATABASES or PGDATABASE)";
-    bool pg_ok = false;
-    if (pg_configured(cfg)) {
-        source *src = pg_source_new(cfg, NULL, cfg->pg_globals);
-        sv_error_clear(&err);
-        if (src->ops->prepare(src, &err) == 0) {
-            pg_ok = true;
-            size_t off = (size_t)snprintf(pgdetail, sizeof pgdetail, "%s at %s, %s:",
-                                          src->info.server_version, src->info.endpoint, src->info.tool_version);
-            for (size_t i = 0; i < src->n_artifacts && off < sizeof pgdetail; i++) {
-                const source_artifact *a = &src->artifacts[i];
-                off += (size_t)snprintf(pgdetail + off, sizeof pgdetail - off, " %s%s", a->name,
-                                        a->error ? " (FAILS)" : "");
-                if (a->error) {
-                    pg_ok = false;
-                    log_error("postgres:%s: %s", a->name, a->error);
-                    if (!code)
-                        code = a->err_code ? a->err_code : SV_EXIT_FAILED;
-                    if (!first[0])
-                        snprintf(first, sizeof first, "postgres:%s: %s", a->name, a->error);
-                }
-            }
-        } else {
-            snprintf(pgdetail, sizeof pgdetail, "%s", err.msg);
-            if (!code)
-                code = err.code;
-            if (!first[0])
-                snprintf(first, sizeof first, "postgres: %s%s%s", err.msg, err.hint[0] ? " (hint: " : "",
-                         err.hint[0] ? err.hint : "");
-            if (err.hint[0] && strlen(first) + 1 < sizeof first)
-                strcat(first, ")");
-        }
-        source_free(src);
-    } else if (!code) {
-        code = SV_EXIT_CONFIG;
-        snprintf(first, sizeof first, "nothing to back up: set SAUVE_PG_DATABASES or PGDATABASE");
-    }
-    report(args, "postgres", pg_ok, pgdetail);
-
-    if (args->json)
-        printf("{\"ok\":%s,\"exit_code\":%d,\"problem\":%s%s%s}\n", code == 0 ? "true" : "false", code,
-               first[0] ? "\"" : "", first[0] ? "see log" : "null", first[0] ? "\"" : "");
-    if (code == SV_EXIT_OK)
+    if (cs.code == 0)
         outcome_set(out, SV_EXIT_OK, "check ok: configuration valid, storage and postgres reachable");
     else
-        outcome_set(out, code, "check failed: %s", first);
+        outcome_set(out, cs.code, "check failed: %s", cs.first);
 }

@@ -39,6 +39,16 @@ static const struct command_flag *find_command_flag(const char *name, size_t len
     return NULL;
 }
 
+static bool is_bool_option(const char *name)
+{
+    size_t n;
+    const struct opt_def *opts = config_options(&n);
+    for (size_t i = 0; i < n; i++)
+        if (opts[i].type == OPT_TYPE_BOOL && opts[i].flag && strcmp(opts[i].flag + 2, name) == 0)
+            return true;
+    return false;
+}
+
 int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
 {
     memset(args, 0, sizeof *args);
@@ -68,6 +78,9 @@ int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
             const char *value = NULL;
             if (eq) {
                 value = eq + 1;
+            } else if (!f && is_bool_option(name)) {
+                /* --pg-globals alone means true; it must not swallow the next word */
+                value = "true";
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
