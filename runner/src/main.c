@@ -94,14 +94,17 @@ int main(int argc, char **argv)
         if (strcmp(commands[i].name, args.command) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        outcome_set(&out, SV_EXIT_USAGE, "usage error: unknown command '%s' (commands: backup, restore, list, check, version, help)",
-                    args.command);
+        outcome_set(
+            &out, SV_EXIT_USAGE,
+            "usage error: unknown command '%s' (commands: backup, restore, list, check, version, help)",
+            args.command);
         cli_free(&args);
         return finish(&out);
     }
 
     sv_config cfg;
-    struct config_load_options lo = {.file = args.config_file, .flags = args.options, .nflags = args.noptions};
+    struct config_load_options lo = {
+        .file = args.config_file, .flags = args.options, .nflags = args.noptions};
     if (config_load(&cfg, &lo, &err) != 0) {
         outcome_fail(&out, err.code == SV_EXIT_USAGE ? "usage error" : "configuration error", &err);
         cli_free(&args);

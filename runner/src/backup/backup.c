@@ -33,7 +33,8 @@ static int any_entry(void *ctx, const storage_entry *e)
 /* A set id not used yet: the start time, moved on by a second while a set
  * (even an incomplete one) already has that id, so that two runs in the same
  * second never mix their objects. */
-static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], time_t *started, sv_error *err)
+static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], time_t *started,
+                         sv_error *err)
 {
     time_t t = time(NULL);
     for (int tries = 0; tries < 60; tries++, t++) {
@@ -49,7 +50,8 @@ static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1]
             return 0;
         }
     }
-    return sv_error_set(err, SV_EXIT_FAILED, "no free set id near %s under %s/%s", out, storage_url(st), name);
+    return sv_error_set(err, SV_EXIT_FAILED, "no free set id near %s under %s/%s", out, storage_url(st),
+                        name);
 }
 
 struct written {
@@ -66,7 +68,8 @@ static void remove_written(storage *st, struct written *w)
         log_warn("could not remove the objects of the aborted set: %s", err.msg);
 }
 
-static void record_failure(manifest_artifact *ma, const source_artifact *a, const char *msg, struct backup_result *res)
+static void record_failure(manifest_artifact *ma, const source_artifact *a, const char *msg,
+                           struct backup_result *res)
 {
     ma->ok = false;
     ma->error = xstrdup(msg);
@@ -116,11 +119,12 @@ out:
     if (rc == 0) {
         char in[32], outb[32];
         log_with(LOG_INFO,
-                 LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name), LOG_NUM("bytes_in", ma->bytes_in),
-                            LOG_NUM("bytes_out", ma->bytes_out), LOG_STR("sha256", ma->sha256)),
+                 LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name),
+                            LOG_NUM("bytes_in", ma->bytes_in), LOG_NUM("bytes_out", ma->bytes_out),
+                            LOG_STR("sha256", ma->sha256)),
                  "%s: stored %s (%s before compression) in %.1f s", label,
-                 log_human_bytes(ma->bytes_out, outb, sizeof outb), log_human_bytes(ma->bytes_in, in, sizeof in),
-                 ma->duration_s);
+                 log_human_bytes(ma->bytes_out, outb, sizeof outb),
+                 log_human_bytes(ma->bytes_in, in, sizeof in), ma->duration_s);
     }
     free(key);
     free(label);
@@ -230,8 +234,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     }
 
     if (res->n_ok == 0) {
-        sv_error_set(err, SV_EXIT_FAILED, "no source was backed up, set %s/%s not committed (failed: %s)", cfg->name,
-                     m.id, res->failed);
+        sv_error_set(err, SV_EXIT_FAILED, "no source was backed up, set %s/%s not committed (failed: %s)",
+                     cfg->name, m.id, res->failed);
         code = SV_EXIT_FAILED;
         goto out;
     }
@@ -284,7 +288,8 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
     log_human_bytes(res.bytes_in, in, sizeof in);
     log_human_bytes(res.bytes_out, stored, sizeof stored);
     if (code == SV_EXIT_OK) {
-        outcome_set(out, code, "backup ok: set %s/%s, %zu artifact(s), %s stored (%s before compression), %.1f s",
+        outcome_set(out, code,
+                    "backup ok: set %s/%s, %zu artifact(s), %s stored (%s before compression), %.1f s",
                     cfg->name, res.set_id, res.n_ok, stored, in, res.seconds);
     } else if (code == SV_EXIT_PARTIAL) {
         outcome_set(out, code, "backup partial: set %s/%s committed with %zu of %zu artifact(s); failed: %s",
@@ -293,11 +298,15 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
         outcome_fail(out, "backup failed", &err);
     }
     if (args->json) {
-        printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":%zu,"
+        printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":"
+               "%zu,"
                "\"bytes_in\":%llu,\"bytes_out\":%llu,\"seconds\":%.3f}\n",
-               code == 0 ? "ok" : code == 2 ? "partial" : "failed", code, res.committed ? "\"" : "",
-               res.committed ? res.set_id : "null", res.committed ? "\"" : "", res.n_ok, res.n_failed,
-               (unsigned long long)res.bytes_in, (unsigned long long)res.bytes_out, res.seconds);
+               code == 0   ? "ok"
+               : code == 2 ? "partial"
+                           : "failed",
+               code, res.committed ? "\"" : "", res.committed ? res.set_id : "null",
+               res.committed ? "\"" : "", res.n_ok, res.n_failed, (unsigned long long)res.bytes_in,
+               (unsigned long long)res.bytes_out, res.seconds);
     }
     storage_close(st);
 }

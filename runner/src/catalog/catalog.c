@@ -240,10 +240,14 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
             sv_error_hint(err, "check SAUVE_STORAGE and SAUVE_NAME, or run sauve backup first");
             return NULL;
         }
-        sv_error_set(err, SV_EXIT_FAILED,
-                     "series %s at %s has %zu set%s and no complete backup (newest %s: %s)", series(c),
-                     where(c), c->n, c->n == 1 ? "" : "s", c->sets[0].id,
-                     c->sets[0].problem ? c->sets[0].problem : "a safety copy, pick it with --set");
+        size_t incomplete = 0;
+        for (size_t i = 0; i < c->n; i++)
+            incomplete += !c->sets[i].complete;
+        sv_error_set(
+            err, SV_EXIT_FAILED,
+            "series %s at %s has no complete backup set: %zu incomplete, %zu safety cop%s (newest %s: %s)",
+            series(c), where(c), incomplete, c->n - incomplete, c->n - incomplete == 1 ? "y" : "ies",
+            c->sets[0].id, c->sets[0].problem ? c->sets[0].problem : "a safety copy, pick it with --set");
         sv_error_hint(err, "sauve list shows each set and why it is incomplete");
         return NULL;
     }

@@ -13,9 +13,9 @@
 #include "storage/storage.h"
 
 struct check_state {
-    int code;           /* first failure's exit code */
-    char first[1200];   /* first failure, for the summary */
-    json_t *items;      /* [{"what", "ok", "detail"}] */
+    int code;         /* first failure's exit code */
+    char first[1200]; /* first failure, for the summary */
+    json_t *items;    /* [{"what", "ok", "detail"}] */
     bool text;
 };
 

@@ -14,8 +14,14 @@ struct command_flag {
     size_t offset; /* into struct cli_args: bool or const char * */
 };
 
-#define BOOL_FLAG(n, field) {n, FLAG_BOOL, offsetof(struct cli_args, field)}
-#define VALUE_FLAG(n, field) {n, FLAG_VALUE, offsetof(struct cli_args, field)}
+#define BOOL_FLAG(n, field)                                                                                  \
+    {                                                                                                        \
+        n, FLAG_BOOL, offsetof(struct cli_args, field)                                                       \
+    }
+#define VALUE_FLAG(n, field)                                                                                 \
+    {                                                                                                        \
+        n, FLAG_VALUE, offsetof(struct cli_args, field)                                                      \
+    }
 
 static const struct command_flag command_flags[] = {
     BOOL_FLAG("json", json),
@@ -120,30 +126,33 @@ void cli_free(struct cli_args *args)
 
 void cli_print_help(void)
 {
-    fputs("sauve " SAUVE_VERSION " - backups of PostgreSQL to object storage, for Kubernetes\n"
-          "\n"
-          "usage: sauve COMMAND [flags]\n"
-          "\n"
-          "commands:\n"
-          "  backup            back up every configured source as one backup set\n"
-          "  restore SOURCE    restore one source of a set: postgres:DB or postgres:globals\n"
-          "                      --set ID|latest     which set (default latest complete)\n"
-          "                      --into NAME         target database (default: the source's name)\n"
-          "                      --clean             replace a non-empty target (a safety backup is taken first)\n"
-          "                      --no-safety-backup  with --clean, skip the safety backup\n"
-          "                      --no-owner          do not restore object ownership\n"
-          "                      --yes               do not ask for confirmation (required when not on a terminal)\n"
-          "  list              backup sets, newest first, with status, size and age\n"
-          "  check             validate the configuration, reach every source and the storage; change nothing\n"
-          "  version           print the version\n"
-          "  help              this text\n"
-          "\n"
-          "common flags:\n"
-          "  --json            machine-readable output on stdout\n"
-          "  --config FILE     YAML configuration file (default $SAUVE_CONFIG or /etc/sauve/config.yaml)\n"
-          "\n"
-          "settings (flag > environment > config file > default):\n",
-          stdout);
+    fputs(
+        "sauve " SAUVE_VERSION " - backups of PostgreSQL to object storage, for Kubernetes\n"
+        "\n"
+        "usage: sauve COMMAND [flags]\n"
+        "\n"
+        "commands:\n"
+        "  backup            back up every configured source as one backup set\n"
+        "  restore SOURCE    restore one source of a set: postgres:DB or postgres:globals\n"
+        "                      --set ID|latest     which set (default latest complete)\n"
+        "                      --into NAME         target database (default: the source's name)\n"
+        "                      --clean             replace a non-empty target (a safety backup is taken "
+        "first)\n"
+        "                      --no-safety-backup  with --clean, skip the safety backup\n"
+        "                      --no-owner          do not restore object ownership\n"
+        "                      --yes               do not ask for confirmation (required when not on a "
+        "terminal)\n"
+        "  list              backup sets, newest first, with status, size and age\n"
+        "  check             validate the configuration, reach every source and the storage; change nothing\n"
+        "  version           print the version\n"
+        "  help              this text\n"
+        "\n"
+        "common flags:\n"
+        "  --json            machine-readable output on stdout\n"
+        "  --config FILE     YAML configuration file (default $SAUVE_CONFIG or /etc/sauve/config.yaml)\n"
+        "\n"
+        "settings (flag > environment > config file > default):\n",
+        stdout);
     size_t n;
     const struct opt_def *opts = config_options(&n);
     for (size_t i = 0; i < n; i++) {

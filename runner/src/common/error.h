@@ -15,18 +15,18 @@
 
 enum sv_exit {
     SV_EXIT_OK = 0,
-    SV_EXIT_FAILED = 1,   /* backup failed: no set committed (also: any failed command) */
-    SV_EXIT_PARTIAL = 2,  /* set committed, at least one source failed */
-    SV_EXIT_PRUNE = 3,    /* set committed, prune or notification failed */
-    SV_EXIT_USAGE = 64,   /* bad flag or argument */
+    SV_EXIT_FAILED = 1,    /* backup failed: no set committed (also: any failed command) */
+    SV_EXIT_PARTIAL = 2,   /* set committed, at least one source failed */
+    SV_EXIT_PRUNE = 3,     /* set committed, prune or notification failed */
+    SV_EXIT_USAGE = 64,    /* bad flag or argument */
     SV_EXIT_TEMPFAIL = 75, /* source or storage unreachable, timeout, before anything was written */
-    SV_EXIT_CONFIG = 78,  /* missing or invalid setting */
+    SV_EXIT_CONFIG = 78,   /* missing or invalid setting */
 };
 
 typedef struct sv_error {
-    int code;        /* an enum sv_exit value; 0 when no error is set */
-    char msg[1024];  /* what failed, naming the setting, file or host */
-    char hint[512];  /* what the operator can do about it; may be empty */
+    int code;       /* an enum sv_exit value; 0 when no error is set */
+    char msg[1024]; /* what failed, naming the setting, file or host */
+    char hint[512]; /* what the operator can do about it; may be empty */
 } sv_error;
 
 /* Sets code and message; clears any previous hint. Returns -1 so that

@@ -48,11 +48,12 @@ void log_write(enum log_level level, const log_field *fields, size_t nfields, co
     __attribute__((format(printf, 4, 5)));
 
 #define log_debug(...) log_write(LOG_DEBUG, NULL, 0, __VA_ARGS__)
-#define log_info(...) log_write(LOG_INFO, NULL, 0, __VA_ARGS__)
-#define log_warn(...) log_write(LOG_WARN, NULL, 0, __VA_ARGS__)
+#define log_info(...)  log_write(LOG_INFO, NULL, 0, __VA_ARGS__)
+#define log_warn(...)  log_write(LOG_WARN, NULL, 0, __VA_ARGS__)
 #define log_error(...) log_write(LOG_ERROR, NULL, 0, __VA_ARGS__)
 /* With fields: log_with(LOG_INFO, LOG_FIELDS(LOG_STR("source", s), LOG_NUM("bytes", n)), "fmt", ...) */
-#define LOG_FIELDS(...) (const log_field[]){__VA_ARGS__}, (sizeof((const log_field[]){__VA_ARGS__}) / sizeof(log_field))
+#define LOG_FIELDS(...)                                                                                      \
+    (const log_field[]){__VA_ARGS__}, (sizeof((const log_field[]){__VA_ARGS__}) / sizeof(log_field))
 #define log_with(level, fields_and_count, ...) log_write(level, fields_and_count, __VA_ARGS__)
 
 /* The last line of every run: level info for exit 0, error otherwise, with an

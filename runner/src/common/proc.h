@@ -18,13 +18,14 @@
 typedef struct proc proc;
 
 struct proc_options {
-    const char *path;               /* executable, absolute path */
-    const char *const *argv;        /* argv[0]..NULL; must hold no secret */
-    const char *const *env_set;     /* NULL-terminated "K=V" added to (or replacing in) the inherited environment */
-    const char *const *env_unset;   /* NULL-terminated names removed from the inherited environment */
-    bool pipe_stdin;                /* caller writes the child's stdin through proc_stdin_fd() */
-    bool pipe_stdout;               /* caller reads the child's stdout through proc_stdout_fd() */
-    const char *log_name;           /* name for stderr lines and messages, e.g. "pg_dump"; default basename(path) */
+    const char *path;        /* executable, absolute path */
+    const char *const *argv; /* argv[0]..NULL; must hold no secret */
+    const char *const
+        *env_set; /* NULL-terminated "K=V" added to (or replacing in) the inherited environment */
+    const char *const *env_unset; /* NULL-terminated names removed from the inherited environment */
+    bool pipe_stdin;              /* caller writes the child's stdin through proc_stdin_fd() */
+    bool pipe_stdout;             /* caller reads the child's stdout through proc_stdout_fd() */
+    const char *log_name; /* name for stderr lines and messages, e.g. "pg_dump"; default basename(path) */
     /* Called from the stderr thread with each line (after it is logged), so
      * that a caller can judge the child's messages (psql's errors). */
     void (*on_stderr_line)(void *ctx, const char *line);

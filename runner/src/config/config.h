@@ -36,10 +36,10 @@ enum config_origin { ORIGIN_UNSET, ORIGIN_DEFAULT, ORIGIN_FILE, ORIGIN_ENV, ORIG
 
 #define OPT_FIELD_STRING(f) char *f;
 #define OPT_FIELD_SECRET(f) char *f;
-#define OPT_FIELD_ENUM(f) char *f;
-#define OPT_FIELD_INT(f) long f;
-#define OPT_FIELD_BOOL(f) bool f;
-#define OPT_FIELD_LIST(f) sv_strlist f;
+#define OPT_FIELD_ENUM(f)   char *f;
+#define OPT_FIELD_INT(f)    long f;
+#define OPT_FIELD_BOOL(f)   bool f;
+#define OPT_FIELD_LIST(f)   sv_strlist f;
 
 typedef struct sv_config {
 #define OPT(field, path, env, type, def, min, max, help) OPT_FIELD_##type(field)
@@ -60,12 +60,12 @@ typedef struct sv_config {
 struct opt_def {
     enum opt_id id;
     enum opt_type type;
-    const char *path;     /* "pg.databases" */
-    const char *env;      /* "SAUVE_PG_DATABASES" or "PGHOST" */
-    const char *flag;     /* "--pg-databases"; NULL for secrets */
-    const char *def;      /* default as text, or NULL */
-    const char *allowed;  /* ENUM: "a|b|c"; NULL otherwise */
-    long min, max;        /* INT range */
+    const char *path;    /* "pg.databases" */
+    const char *env;     /* "SAUVE_PG_DATABASES" or "PGHOST" */
+    const char *flag;    /* "--pg-databases"; NULL for secrets */
+    const char *def;     /* default as text, or NULL */
+    const char *allowed; /* ENUM: "a|b|c"; NULL otherwise */
+    long min, max;       /* INT range */
     const char *help;
 };
 
@@ -80,8 +80,8 @@ struct config_flag {
 };
 
 struct config_load_options {
-    const char *const *env;        /* NULL-terminated "K=V" list; NULL means the process environment */
-    const char *file;              /* --config value, or NULL */
+    const char *const *env; /* NULL-terminated "K=V" list; NULL means the process environment */
+    const char *file;       /* --config value, or NULL */
     const struct config_flag *flags;
     size_t nflags;
 };

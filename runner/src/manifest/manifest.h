@@ -17,22 +17,22 @@
 
 #include "common/error.h"
 
-#define MANIFEST_FORMAT 1
+#define MANIFEST_FORMAT   1
 #define MANIFEST_FILENAME "manifest.json"
 /* A set id is the UTC start time, e.g. 20261122T020000Z: sortable as text. */
 #define SET_ID_LEN 16
 
 typedef struct manifest_artifact {
-    char *key;            /* relative to the set, e.g. "postgres/app.dump.zst"; NULL when failed */
-    char *kind;           /* "postgres", later "redis", "files" */
-    char *name;           /* "app", "globals" */
-    char *format;         /* "pg_dump-custom", "pg_dumpall-sql" */
-    char *compression;    /* "zstd" */
-    bool ok;              /* false: the source failed; error says why; no object */
-    char *error;          /* NULL when ok */
-    uint64_t bytes_in;    /* before compression */
-    uint64_t bytes_out;   /* as stored */
-    char sha256[65];      /* hex digest of the stored object; "" when failed */
+    char *key;          /* relative to the set, e.g. "postgres/app.dump.zst"; NULL when failed */
+    char *kind;         /* "postgres", later "redis", "files" */
+    char *name;         /* "app", "globals" */
+    char *format;       /* "pg_dump-custom", "pg_dumpall-sql" */
+    char *compression;  /* "zstd" */
+    bool ok;            /* false: the source failed; error says why; no object */
+    char *error;        /* NULL when ok */
+    uint64_t bytes_in;  /* before compression */
+    uint64_t bytes_out; /* as stored */
+    char sha256[65];    /* hex digest of the stored object; "" when failed */
     double duration_s;
     char *server_version; /* "15.18", or NULL */
     char *tool;           /* "pg_dump", or NULL */
@@ -45,11 +45,11 @@ typedef struct manifest_artifact {
 enum set_status { SET_OK, SET_PARTIAL };
 
 typedef struct manifest {
-    int format;           /* MANIFEST_FORMAT */
+    int format; /* MANIFEST_FORMAT */
     char id[SET_ID_LEN + 1];
-    char *name;           /* set series name (SAUVE_NAME) */
-    char *reason;         /* "backup", or "safety" for the copy taken before restore --clean */
-    char *note;           /* free text, e.g. "before restore of postgres:app"; NULL */
+    char *name;   /* set series name (SAUVE_NAME) */
+    char *reason; /* "backup", or "safety" for the copy taken before restore --clean */
+    char *note;   /* free text, e.g. "before restore of postgres:app"; NULL */
     enum set_status status;
     time_t started;
     time_t finished;

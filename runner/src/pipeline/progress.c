@@ -56,7 +56,8 @@ static void progress_destroy(stream *s)
     free(p);
 }
 
-static const struct stream_ops progress_ops = {progress_write, progress_finish, progress_abort, progress_destroy};
+static const struct stream_ops progress_ops = {progress_write, progress_finish, progress_abort,
+                                               progress_destroy};
 
 stream *progress_stage(stream *next, const char *label, int interval_seconds)
 {

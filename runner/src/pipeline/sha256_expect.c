@@ -37,8 +37,10 @@ static int expect_finish(stream *s, sv_error *err)
     char got[65];
     sha256_stage_hex(e->digest, got);
     if (strcmp(got, e->expected) != 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "checksum mismatch: sha256 %s, the manifest recorded %s (corrupt or tampered object)",
-                            got, e->expected);
+        return sv_error_set(
+            err, SV_EXIT_FAILED,
+            "checksum mismatch: sha256 %s, the manifest recorded %s (corrupt or tampered object)", got,
+            e->expected);
     return stream_finish(s->next, err);
 }
 

@@ -11,7 +11,7 @@
 #include "common/mem.h"
 
 #define ZSTD_DEFAULT_LEVEL 3
-#define ZSTD_JOB_SIZE (2 << 20)
+#define ZSTD_JOB_SIZE      (2 << 20)
 /* 128 MiB: the largest window the decoder accepts, which bounds restore
  * memory whatever a (possibly hostile) frame header asks for. */
 #define ZSTD_WINDOW_LOG_MAX 27

@@ -56,8 +56,8 @@ static int confirm(const struct cli_args *args, const char *what, sv_error *err)
 
 /* Loads artifact a into database db; the loader sees the artifact's end only
  * after it verified. */
-static int load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a, const char *db,
-                bool no_owner, int server_major, sv_error *err)
+static int load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a,
+                const char *db, bool no_owner, int server_major, sv_error *err)
 {
     stream *sink = NULL;
     pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, server_major, &sink, err);
@@ -73,8 +73,8 @@ static int load(const sv_config *cfg, storage *st, const catalog_set *set, const
     return rc;
 }
 
-static int safety_backup(const sv_config *cfg, storage *st, const char *target, const char *from_set, char *id_out,
-                         sv_error *err)
+static int safety_backup(const sv_config *cfg, storage *st, const char *target, const char *from_set,
+                         char *id_out, sv_error *err)
 {
     sv_strlist dbs = {0};
     strlist_push(&dbs, target);
@@ -98,8 +98,9 @@ static int safety_backup(const sv_config *cfg, storage *st, const char *target, 
     return code;
 }
 
-static int restore_database(const struct cli_args *args, const sv_config *cfg, storage *st, const catalog_set *set,
-                            const manifest_artifact *a, const char *target, sv_error *err)
+static int restore_database(const struct cli_args *args, const sv_config *cfg, storage *st,
+                            const catalog_set *set, const manifest_artifact *a, const char *target,
+                            sv_error *err)
 {
     struct pg_target t;
     if (pg_target_inspect(cfg, target, &t, err) != 0)
@@ -108,7 +109,8 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
     char *scratch = NULL;
     if (t.exists && !t.empty && !args->clean) {
         sv_error_set(err, SV_EXIT_FAILED, "database %s is not empty, nothing was changed", target);
-        sv_error_hint(err, "use --clean to replace it (a safety backup is taken first), or --into another database");
+        sv_error_hint(
+            err, "use --clean to replace it (a safety backup is taken first), or --into another database");
         goto out;
     }
     if (!t.exists) {
@@ -129,7 +131,8 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
         if (!args->no_safety_backup) {
             if (safety_backup(cfg, st, target, set->id, safety, err) != 0)
                 goto out;
-            log_info("safety backup of database %s stored as set %s/%s (reason safety)", target, cfg->name, safety);
+            log_info("safety backup of database %s stored as set %s/%s (reason safety)", target, cfg->name,
+                     safety);
         }
         scratch = xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid());
         if (pg_create_database(cfg, scratch, t.owner, err) != 0)
@@ -142,7 +145,8 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
         /* The restored copy is complete: only now is the target replaced. */
         if (pg_drop_database(cfg, target, t.server_major >= 13, err) != 0 ||
             pg_rename_database(cfg, scratch, target, err) != 0) {
-            sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch, target);
+            sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch,
+                          target);
             goto out;
         }
     }
@@ -165,13 +169,14 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     size_t kind_len = (size_t)(strchr(spec, ':') - spec);
     const char *name = spec + kind_len + 1;
     if (kind_len != 8 || strncmp(spec, "postgres", 8) != 0 || !*name) {
-        sv_error_set(&err, SV_EXIT_USAGE, "cannot restore '%s': sources are postgres:DATABASE or postgres:globals",
-                     spec);
+        sv_error_set(&err, SV_EXIT_USAGE,
+                     "cannot restore '%s': sources are postgres:DATABASE or postgres:globals", spec);
         outcome_fail(out, "usage error", &err);
         return;
     }
     if (args->into && strcmp(name, "globals") == 0) {
-        sv_error_set(&err, SV_EXIT_USAGE, "--into does not apply to postgres:globals (roles are cluster-wide)");
+        sv_error_set(&err, SV_EXIT_USAGE,
+                     "--into does not apply to postgres:globals (roles are cluster-wide)");
         outcome_fail(out, "usage error", &err);
         return;
     }
@@ -211,7 +216,8 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     if (crc != 0)
         goto fail;
 
-    log_with(LOG_INFO, LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec), LOG_STR("target", target)),
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec), LOG_STR("target", target)),
              "restoring %s from set %s/%s", spec, cfg->name, set->id);
     time_t t0 = time(NULL);
     int rc;
@@ -227,8 +233,8 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     if (rc != 0)
         goto fail;
     char human[32];
-    outcome_set(out, SV_EXIT_OK, "restore ok: %s from set %s/%s into %s%s (%s) in %ld s", spec, cfg->name, set->id,
-                strcmp(name, "globals") == 0 ? "the cluster" : "database ",
+    outcome_set(out, SV_EXIT_OK, "restore ok: %s from set %s/%s into %s%s (%s) in %ld s", spec, cfg->name,
+                set->id, strcmp(name, "globals") == 0 ? "the cluster" : "database ",
                 strcmp(name, "globals") == 0 ? "" : target, log_human_bytes(a->bytes_in, human, sizeof human),
                 (long)(time(NULL) - t0));
     catalog_free(&cat);

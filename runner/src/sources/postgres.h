@@ -44,9 +44,9 @@ PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const
 char *pg_dbname_conninfo(const char *dbname);
 
 struct pg_tools {
-    int major;            /* major version of the tools found */
-    char *dir;            /* directory holding them */
-    char *dump_version;   /* "pg_dump (PostgreSQL) 15.18 ..." */
+    int major;          /* major version of the tools found */
+    char *dir;          /* directory holding them */
+    char *dump_version; /* "pg_dump (PostgreSQL) 15.18 ..." */
 };
 
 /*
@@ -78,8 +78,8 @@ source *pg_source_new(const sv_config *cfg, const sv_strlist *databases, bool gl
 
 struct pg_target {
     bool exists;
-    bool empty;   /* no user objects and no large objects */
-    char *owner;  /* owner role of the database when it exists */
+    bool empty;  /* no user objects and no large objects */
+    char *owner; /* owner role of the database when it exists */
     int server_major;
 };
 

@@ -197,7 +197,8 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
         goto out;
     }
     if (copied == 0) {
-        sv_error_set(err, SV_EXIT_FAILED, "%s wrote nothing for %s", globals ? "pg_dumpall" : "pg_dump", a->name);
+        sv_error_set(err, SV_EXIT_FAILED, "%s wrote nothing for %s", globals ? "pg_dumpall" : "pg_dump",
+                     a->name);
         goto out;
     }
     rc = 0;

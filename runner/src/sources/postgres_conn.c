@@ -184,7 +184,8 @@ int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, 
     for (size_t i = 0; i < nc; i++) {
         if (c[i].major < server_major)
             continue;
-        if (!best || (best->major != server_major && (c[i].major == server_major || c[i].major < best->major)))
+        if (!best ||
+            (best->major != server_major && (c[i].major == server_major || c[i].major < best->major)))
             best = &c[i];
     }
     int rc = 0;
@@ -200,8 +201,9 @@ int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, 
                                     c[i].major);
         sv_error_set(err, SV_EXIT_CONFIG, "no pg_dump of version %d or newer for the server (version %d): %s",
                      server_major, server_major, nc ? found : "none found in SAUVE_PG_BINDIR");
-        sv_error_hint(err, "install postgresql-client-%d in the image or point SAUVE_PG_BINDIR at its bin directory",
-                      server_major);
+        sv_error_hint(
+            err, "install postgresql-client-%d in the image or point SAUVE_PG_BINDIR at its bin directory",
+            server_major);
         rc = -1;
     }
     for (size_t i = 0; i < nc; i++) {

@@ -36,8 +36,8 @@ static char *quote_ident(PGconn *c, const char *name)
 }
 
 /* Runs "BEFORE ident(a) MIDDLE ident(b) AFTER" as an administrative statement. */
-static int exec_admin(const sv_config *cfg, const char *before, const char *a, const char *middle, const char *b,
-                      const char *after, sv_error *err)
+static int exec_admin(const sv_config *cfg, const char *before, const char *a, const char *middle,
+                      const char *b, const char *after, sv_error *err)
 {
     PGconn *c = admin_connect(cfg, err);
     if (!c)
@@ -60,8 +60,8 @@ int pg_create_database(const sv_config *cfg, const char *dbname, const char *own
     if (owner && exec_admin(cfg, "create database", dbname, "owner", owner, "", err) == 0)
         return 0;
     if (owner) {
-        log_warn("cannot create database %s owned by %s (%s); creating it owned by the restoring user", dbname,
-                 owner, err->msg);
+        log_warn("cannot create database %s owned by %s (%s); creating it owned by the restoring user",
+                 dbname, owner, err->msg);
         sv_error_clear(err);
     }
     return exec_admin(cfg, "create database", dbname, "", NULL, "", err);
@@ -85,7 +85,8 @@ int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target
         return -1;
     out->server_major = PQserverVersion(c) / 10000;
     const char *params[] = {dbname};
-    PGresult *r = pg_query(c, "select pg_get_userbyid(datdba) from pg_database where datname = $1", 1, params, err);
+    PGresult *r =
+        pg_query(c, "select pg_get_userbyid(datdba) from pg_database where datname = $1", 1, params, err);
     PQfinish(c);
     if (!r)
         return -1;

@@ -25,9 +25,9 @@
 typedef struct storage storage;
 
 typedef struct storage_entry {
-    const char *key;  /* relative key; for a prefix (directory), ends with '/' */
-    uint64_t size;    /* bytes; 0 for a prefix */
-    int64_t mtime;    /* unix seconds; 0 when unknown */
+    const char *key; /* relative key; for a prefix (directory), ends with '/' */
+    uint64_t size;   /* bytes; 0 for a prefix */
+    int64_t mtime;   /* unix seconds; 0 when unknown */
     bool is_prefix;
 } storage_entry;
 

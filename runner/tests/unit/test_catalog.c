@@ -47,15 +47,15 @@ static uint64_t put(storage *st, const char *key, const char *content)
 
 /* A complete set: one dump object and its manifest, the manifest's id being
  * manifest_id (normally the set's own). Returns the bytes stored. */
-static uint64_t put_set(storage *st, const char *name, const char *set_id, const char *manifest_id,
-                        const char *dump)
+static uint64_t put_set_reason(storage *st, const char *name, const char *set_id, const char *manifest_id,
+                               const char *dump, const char *reason)
 {
     manifest m = {0};
     memcpy(m.id, manifest_id, SET_ID_LEN + 1);
     assert_int_equal(set_id_parse(set_id, &m.started), 0);
     m.finished = m.started + 30;
     m.name = xstrdup(name);
-    m.reason = xstrdup("backup");
+    m.reason = xstrdup(reason);
     m.sauve_version = xstrdup("0.1.0");
     manifest_artifact *a = manifest_add(&m);
     a->ok = true;
@@ -86,6 +86,12 @@ static uint64_t put_set(storage *st, const char *name, const char *set_id, const
 typedef struct {
     uint64_t bytes_new, bytes_old, bytes_incomplete, bytes_corrupt;
 } layout;
+
+static uint64_t put_set(storage *st, const char *name, const char *set_id, const char *manifest_id,
+                        const char *dump)
+{
+    return put_set_reason(st, name, set_id, manifest_id, dump, "backup");
+}
 
 static layout make_series(storage *st)
 {
@@ -224,7 +230,7 @@ static void test_only_incomplete(void **state)
     assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
     assert_int_equal(c.n, 2);
     assert_null(catalog_pick(&c, NULL, &err));
-    assert_non_null(strstr(err.msg, "2 incomplete sets and no complete one"));
+    assert_non_null(strstr(err.msg, "no complete backup set: 2 incomplete, 0 safety copies"));
     assert_non_null(strstr(err.msg, "default"));
     catalog_free(&c);
 }
@@ -273,6 +279,27 @@ static void test_bad_series_name(void **state)
     assert_non_null(strstr(err.msg, "SAUVE_NAME"));
 }
 
+/* A safety copy taken before restore --clean is newer than the backup it
+ * was taken for; "latest" must still mean the newest backup, or re-running
+ * the restore would restore the copy of what it just replaced. */
+static void test_latest_skips_safety_sets(void **state)
+{
+    fixture *f = *state;
+    put_set(f->st, "db", "20261120T020000Z", "20261120T020000Z", "backup");
+    put_set_reason(f->st, "db", "20261121T093000Z", "20261121T093000Z", "safety copy", "safety");
+    sv_error err = {0};
+    catalog c = {0};
+    assert_int_equal(catalog_load(f->st, "db", &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    const catalog_set *s = catalog_pick(&c, "latest", &err);
+    assert_non_null(s);
+    assert_string_equal(s->id, "20261120T020000Z");
+    s = catalog_pick(&c, "20261121T093000Z", &err);
+    assert_non_null(s);
+    assert_string_equal(s->m.reason, "safety");
+    catalog_free(&c);
+}
+
 static void test_object_key(void **state)
 {
     (void)state;
@@ -291,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_manifest_in_wrong_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_series_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_skips_safety_sets, setup, teardown),
         cmocka_unit_test(test_object_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
