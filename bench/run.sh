@@ -346,7 +346,7 @@ report() {
     echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(zstd --version | grep -o 'v[0-9.]*' | head -n 1 | sed 's/^/zstd /'), $(gzip --version | head -n 1), sauve: $("$SAUVE_BIN" version 2>/dev/null | head -n 1 || echo '?')"
     echo "- database: pgbench scale $SCALE, $FILLER filler, $(psql_admin -At -c "SELECT pg_size_pretty(pg_database_size('$DB'))") on disk;" \
         "pg_dump -Fc -Z0 output $(group "$DUMP_BYTES") B, plain pg_dump output $(group "$PLAIN_BYTES") B"
-    echo "- $ROUNDS interleaved rounds (a b c d ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
+    echo "- $ROUNDS interleaved round(s) (a b c d a b c d ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
     echo
     echo "| command | median wall s | × floor | gzip ÷ this | median peak RSS MiB | bytes on disk | bytes written (%O×512) |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -122,17 +122,20 @@ psql_app() {
     PGPASSWORD=$APP_PASSWORD "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 \
         -h 127.0.0.1 -p "$PGPORT_DEMO" -U app "$@"
 }
-# sauve with only the configuration the demo gives it.
+# sauve, configured through its environment as in a Pod. Exported in a
+# subshell rather than passed to env(1), so that the password is on no argv.
 SAUVE_LOG=$WORK/sauve.log
+sauve_env() {
+    export HOME=$WORK SAUVE_STORAGE="file://$STORE" \
+        PGHOST=127.0.0.1 PGPORT="$PGPORT_DEMO" PGUSER=app PGPASSWORD="$APP_PASSWORD" \
+        SAUVE_PG_DATABASES=shop SAUVE_PG_BINDIR="$PGBIN" \
+        SAUVE_LOG_FORMAT=text SAUVE_TERMINATION_LOG="$WORK/termination-log"
+    exec "$SAUVE_BIN" "$@"
+}
 sauve() {
     local rc
     # stdout as is; stderr (the log) indented, and kept to check it for secrets.
-    if { env -i PATH="$PATH" HOME="$WORK" \
-        SAUVE_STORAGE="file://$STORE" \
-        PGHOST=127.0.0.1 PGPORT="$PGPORT_DEMO" PGUSER=app PGPASSWORD="$APP_PASSWORD" \
-        SAUVE_PG_DATABASES=shop SAUVE_PG_BINDIR="$PGBIN" \
-        SAUVE_LOG_FORMAT=text SAUVE_TERMINATION_LOG="$WORK/termination-log" \
-        "$SAUVE_BIN" "$@" 2>&1 1>&3 3>&- | tee -a "$SAUVE_LOG" | sed 's/^/    | /' >&2; } 3>&1; then
+    if { (sauve_env "$@") 2>&1 1>&3 3>&- | tee -a "$SAUVE_LOG" | sed 's/^/    | /' >&2; } 3>&1; then
         rc=0
     else
         rc=${PIPESTATUS[0]}

@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -67,6 +68,11 @@ static int finish(struct outcome *out)
 int main(int argc, char **argv)
 {
     log_init(LOG_FORMAT_AUTO, LOG_INFO);
+    /* Known before the configuration loads, so that a configuration error,
+     * the failure kubectl describe most needs to show, reaches it too. */
+    const char *term = getenv("SAUVE_TERMINATION_LOG");
+    if (term && *term)
+        log_set_termination_path(term);
     signals_install();
 
     struct outcome out = {0};

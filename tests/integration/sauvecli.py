@@ -1,7 +1,6 @@
 """Running the sauve binary under a controlled environment, and reading what
 it leaves in file:// storage."""
 
-import glob
 import hashlib
 import json
 import os
@@ -153,6 +152,7 @@ class Sauve:
         r = Result(list(args), p.returncode,
                    p.stdout.decode("utf-8", "replace"),
                    p.stderr.decode("utf-8", "replace"), self._read(term))
+        trace(r)
         if check_log:
             r.check_log_contract(
                 json_stdout="--json" in args if json_stdout is None else json_stdout)
@@ -177,8 +177,19 @@ class Sauve:
             raise AssertionError(
                 f"sauve {' '.join(p._sauve_args)} did not exit within {timeout}s; "
                 f"stderr: {err.decode('utf-8', 'replace')[-4000:]}")
-        return Result(p._sauve_args, p.returncode, out.decode("utf-8", "replace"),
-                      err.decode("utf-8", "replace"), self._read(p._sauve_term))
+        r = Result(p._sauve_args, p.returncode, out.decode("utf-8", "replace"),
+                   err.decode("utf-8", "replace"), self._read(p._sauve_term))
+        trace(r)
+        return r
+
+
+def trace(result):
+    """With SAUVE_IT_TRACE=FILE, every run's output is appended to FILE: a
+    record of what sauve said, for reading after a green run too."""
+    path = os.environ.get("SAUVE_IT_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(result.describe() + "\n\n")
 
 
 def wait_for(condition, timeout, what, interval=0.05):

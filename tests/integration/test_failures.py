@@ -7,13 +7,15 @@ import os
 import re
 import secrets
 import signal
+import struct
+import subprocess
 import time
 
 import pytest
 
 from conftest import make_bindir
 from pgdata import assert_same_state, db_state
-from pgserver import free_port
+from pgserver import _harness_env, free_port, pg_bin
 from sauvecli import (all_files, committed_sets, pid_alive, processes_matching,
                       set_dirs, snapshot, wait_for)
 
@@ -280,7 +282,9 @@ def test_clean_restore_writes_a_safety_set_then_replaces_the_database(
     original = db_state(pg, db)
     pg.psql(db, "delete from sales.events where id > 100;"
                 "drop view sales.customer_totals;"
-                "create table public.added_later (x int); insert into public.added_later values (42);")
+                "create table public.added_later (x int); insert into public.added_later values (42);"
+                # pg_restore recomputes materialized views; keep this one current
+                "refresh materialized view sales.daily_events;")
     changed = db_state(pg, db)
     r = sauve.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--yes")
     assert r.code == 0, r.describe()
@@ -298,3 +302,37 @@ def test_clean_restore_writes_a_safety_set_then_replaces_the_database(
     r = sauve.run("restore", f"postgres:{db}", "--set", sm["id"], "--into", check, "--yes")
     assert r.code == 0, r.describe()
     assert_same_state(changed, db_state(pg, check), "the safety backup")
+
+
+def test_replaced_artifact_of_same_size_is_caught_by_checksum_before_touching_the_target(
+        pg, sauve, dbs, storage, backed_up):
+    """The stored object is replaced by a *valid* zstd stream of a *valid*
+    dump of another database, padded to the recorded size with a zstd
+    skippable frame: only the SHA-256 in the manifest can tell. A --clean
+    restore must refuse it before it touches the target."""
+    db, set_dir, _m = backed_up
+    key = f"postgres/{db}.dump.zst"
+    path = os.path.join(set_dir, key)
+    other = dbs.empty("intruder")
+    pg.psql(other, "create table intruder (x int); insert into intruder values (1)")
+    dump = subprocess.run(
+        [pg_bin("pg_dump"), "-Fc", "-Z0", "-h", pg.datadir, "-p", str(pg.port), "-U", "postgres",
+         "-d", other], stdout=subprocess.PIPE, env=_harness_env(), check=True).stdout
+    comp = subprocess.run(["zstd", "-q", "-c"], input=dump, stdout=subprocess.PIPE,
+                          check=True).stdout
+    size = os.path.getsize(path)
+    assert len(comp) + 8 <= size
+    pad = size - len(comp) - 8
+    with open(path, "wb") as f:
+        f.write(comp + struct.pack("<II", 0x184D2A50, pad) + b"\0" * pad)
+    assert os.path.getsize(path) == size
+    assert subprocess.run(["zstd", "-q", "-d", "-c", path], stdout=subprocess.PIPE,
+                          check=True).stdout == dump  # still a perfectly readable dump
+
+    state = db_state(pg, db)
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--yes")
+    assert r.code == 1, r.describe()
+    assert lines_matching(r, re.escape(key) + r".*(checksum|sha-?256|corrupt)"
+                          r"|(checksum|sha-?256|corrupt).*" + re.escape(key)), r.describe()
+    assert_same_state(state, db_state(pg, db), f"{db} after the refused restore")
+    assert pg.scalar(db, "select count(*) from pg_class where relname = 'intruder'") == "0"

@@ -16,7 +16,7 @@ import pytest
 from conftest import make_bindir
 from pgdata import assert_same_state, db_state, large_objects, user_tables
 from pgserver import PG_BINDIR, _harness_env, pg_bin, quote_ident
-from sauvecli import (SET_ID_RE, Sauve, all_files, artifact, committed_sets,
+from sauvecli import (SET_ID_RE, Sauve, all_files, committed_sets,
                       set_dirs, sha256_file, snapshot)
 
 
@@ -370,19 +370,22 @@ def test_settings_precedence_flag_over_env_over_file(pg, sauve, dbs, storage, wo
         assert [a["key"] for a in sets[0][1]["artifacts"]] == [f"postgres/{db}.dump.zst"]
 
 
-def test_two_backups_in_a_row_make_two_sets_listed_newest_first(sauve, dbs, storage):
+def test_backups_in_a_row_make_distinct_sets_listed_newest_first(sauve, dbs, storage):
+    """Three quick backups: at least two of them start within the same
+    second, so set ids (second resolution) collide unless sauve handles it."""
     db = dbs.empty("twice")
     env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"}
-    r1 = sauve.run("backup", env=env)
-    assert r1.code == 0, r1.describe()
-    first = snapshot(storage)
-    r2 = sauve.run("backup", env=env)
-    assert r2.code == 0, r2.describe()
+    snapshots = []
+    for i in range(3):
+        r = sauve.run("backup", env=env)
+        assert r.code == 0, f"backup #{i + 1}\n" + r.describe()
+        snapshots.append(snapshot(storage))
     sets = committed_sets(storage)
-    assert len(sets) == 2, f"two backups, sets: {[d for d, _ in sets]}"
-    # The first set was not rewritten by the second run.
-    after = snapshot(storage)
-    assert {k: after.get(k) for k in first} == first
+    assert len(sets) == 3, f"three backups, sets: {[d for d, _ in sets]}"
+    # No run rewrote an earlier set.
+    final = snapshots[-1]
+    for snap in snapshots[:-1]:
+        assert {k: final.get(k) for k in snap} == snap
     r = sauve.run("list", "--json")
     assert r.code == 0, r.describe()
     listed = json.loads(r.stdout)["sets"]

@@ -45,10 +45,8 @@ static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1]
         free(prefix);
         if (rc != 0)
             return -1;
-        if (!used) {
-            *started = t;
+        if (!used)
             return 0;
-        }
     }
     return sv_error_set(err, SV_EXIT_FAILED, "no free set id near %s under %s/%s", out, storage_url(st),
                         name);
@@ -181,7 +179,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         goto out;
     }
 
-    if (choose_set_id(st, cfg->name, m.id, &m.started, err) != 0)
+    m.started = time(NULL);
+    if (choose_set_id(st, cfg->name, m.id, err) != 0)
         goto out;
     set_prefix = xasprintf("%s/%s/", cfg->name, m.id);
     m.format = MANIFEST_FORMAT;
