@@ -32,9 +32,8 @@ static int any_entry(void *ctx, const storage_entry *e)
 
 /* A set id not used yet: the start time, moved on by a second while a set
  * (even an incomplete one) already has that id, so that two runs in the same
- * second never mix their objects. */
-static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], time_t *started,
-                         sv_error *err)
+ * second never mix their objects. The manifest keeps the real start time. */
+static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], sv_error *err)
 {
     time_t t = time(NULL);
     for (int tries = 0; tries < 60; tries++, t++) {
