@@ -158,7 +158,7 @@ PG_STARTING=0
 psql_admin() {
     "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDATA_DIR" -p "$PORT" -U postgres "$@"
 }
-psql_admin -c "CREATE ROLE bench LOGIN PASSWORD '$PASSWORD'"
+psql_admin <<<"CREATE ROLE bench LOGIN PASSWORD '$PASSWORD'" # stdin: not on an argv
 # Every client below (pg_dump, pgbench, sauve) connects as sauve would: TCP, password.
 export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=bench PGPASSWORD=$PASSWORD
 
@@ -196,10 +196,13 @@ psql_admin -c CHECKPOINT
 # forks (sauve and its pg_dump; bash and the processes of its pipeline) %M is
 # the largest peak RSS among them and %O the blocks all of them wrote.
 
-sauve_env=(env -i PATH="$PATH" HOME="$WORK"
-    PGHOST=127.0.0.1 PGPORT="$PORT" PGUSER=bench PGPASSWORD="$PASSWORD"
-    SAUVE_PG_GLOBALS=false SAUVE_PG_BINDIR="$PGBIN" SAUVE_ZSTD_LEVEL="$ZSTD_LEVEL"
-    SAUVE_LOG_FORMAT=json SAUVE_TERMINATION_LOG="$WORK/termination-log")
+# sauve's configuration, exported (call it in a subshell): as in a Pod, and
+# no password on any argv. PGHOST, PGPORT, PGUSER, PGPASSWORD are exported above.
+sauve_config() { # STORE_DIR DB
+    export HOME=$WORK SAUVE_STORAGE="file://$1" SAUVE_PG_DATABASES="$2" SAUVE_PG_GLOBALS=false \
+        SAUVE_PG_BINDIR="$PGBIN" SAUVE_ZSTD_LEVEL="$ZSTD_LEVEL" \
+        SAUVE_LOG_FORMAT=json SAUVE_TERMINATION_LOG="$WORK/termination-log"
+}
 
 # Sum of the sizes of the files under a directory.
 disk_bytes() { find "$1" -type f -printf '%s\n' | awk '{ n += $1 } END { printf "%d\n", n }'; }
@@ -236,11 +239,11 @@ sample_hwm() { # TIME_PID OUT
     done
     echo "$hwm" >"$out"
 }
-sauve_sampled() { # NAME DB
+sauve_sampled() ( # NAME DB
     local dir=$RUNS/$1 db=$2 rc=0 tpid
     mkdir -p "$dir/store"
-    "$TIME" -f '%e %M %O' -o "$dir/time" "${sauve_env[@]}" SAUVE_STORAGE="file://$dir/store" \
-        SAUVE_PG_DATABASES="$db" "$SAUVE_BIN" backup >/dev/null 2>"$dir/stderr" &
+    sauve_config "$dir/store" "$db"
+    "$TIME" -f '%e %M %O' -o "$dir/time" "$SAUVE_BIN" backup >/dev/null 2>"$dir/stderr" &
     tpid=$!
     sample_hwm "$tpid" "$dir/hwm"
     wait "$tpid" || rc=$?
@@ -250,14 +253,16 @@ sauve_sampled() { # NAME DB
         exit 1
     fi
     disk_bytes "$dir/store" >"$dir/disk"
-}
+)
 
 run_one() { # CMD ROUND
     local cmd=$1 r=$2 dir=$RUNS/$1.$2
     case $cmd in
     a)
-        measure "$dir" "$dir/store" "${sauve_env[@]}" SAUVE_STORAGE="file://$dir/store" \
-            SAUVE_PG_DATABASES="$DB" "$SAUVE_BIN" backup
+        (
+            sauve_config "$dir/store" "$DB"
+            measure "$dir" "$dir/store" "$SAUVE_BIN" backup
+        )
         ;;
     b)
         measure "$dir" "$dir/out" "$PGBIN/pg_dump" -Fc -Z0 -d "$DB"
