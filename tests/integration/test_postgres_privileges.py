@@ -80,3 +80,16 @@ def test_unreadable_table_in_one_database_makes_a_partial_set(pg, sauve, dbs, st
     by_name = {a["name"]: a for a in manifest["artifacts"]}
     assert by_name[good]["status"] == "ok"
     assert by_name[bad]["status"] == "failed" and "hidden" in by_name[bad]["error"]
+
+
+def test_globals_restore_without_privilege_fails_and_says_why(pg, sauve, dbs, storage, roles_guard):
+    db = dbs.empty("glob")
+    backup = sauve.run("backup", env={"SAUVE_PG_DATABASES": db})
+    assert backup.code == 0, backup.describe()
+    # app may create databases but not roles: replaying CREATE ROLE must fail,
+    # and "already exists" tolerance must not hide a permission error
+    r = sauve.run("restore", "postgres:globals", "--yes", env={"SAUVE_PG_DATABASES": db, **pg.tcp_env(user="app")})
+    r.check_log_contract()
+    assert r.code == 1, r.describe()
+    assert "permission denied" in r.summary["msg"], r.describe()
+    assert "globals" in r.summary["msg"], r.describe()

@@ -35,6 +35,8 @@ struct proc {
      * Written only by the reader thread until proc_wait joins it. */
     char tail[TAIL_MAX + 1];
     size_t tail_len;
+    void (*on_stderr_line)(void *ctx, const char *line);
+    void *on_stderr_ctx;
 };
 
 static void close_fd(int *fd)
@@ -102,6 +104,8 @@ static void emit_line(proc *p, char *line, size_t len)
     line[len] = '\0';
     log_write(LOG_WARN, LOG_FIELDS(LOG_STR("tool", p->name)), "%s", line);
     tail_add(p, line, len);
+    if (p->on_stderr_line)
+        p->on_stderr_line(p->on_stderr_ctx, line);
 }
 
 /* Where to cut a full line buffer so that a UTF-8 sequence is not split
@@ -353,6 +357,8 @@ proc *proc_start(const struct proc_options *o, sv_error *err)
     proc *p = xcalloc(1, sizeof *p);
     p->pid = pid;
     p->name = xstrdup(name);
+    p->on_stderr_line = o->on_stderr_line;
+    p->on_stderr_ctx = o->on_stderr_ctx;
     p->stdin_fd = in[1];
     p->stdout_fd = out[0];
     p->stderr_fd = errp[0];

@@ -138,8 +138,9 @@ static void test_exit_status_names_last_stderr_line(void **state)
     (void)state;
     sv_error err = {0};
     struct redirect r = redirect_begin(STDERR_FILENO);
-    proc *p =
-        start_sh("echo 'first problem' >&2; echo 'fatal: out of disk' >&2; echo >&2; exit 3", false, &err);
+    proc *p = start_sh("echo 'first problem' >&2; echo 'second problem' >&2; echo 'fatal: out of disk' >&2; "
+                       "echo >&2; exit 3",
+                       false, &err);
     assert_non_null(p);
     assert_int_equal(proc_wait(p, &err), -1);
     char *logged = redirect_end(&r);
@@ -249,11 +250,27 @@ static void test_env_set_visible_and_replaces(void **state)
     (void)state;
     setenv("SAUVE_TEST_SECRET", "inherited", 1);
     const char *set[] = {"SAUVE_TEST_SECRET=s3cret value", "SAUVE_TEST_NEW=1", "SAUVE_TEST_NEW=2", NULL};
-    char *out = sh_output("printf '%s|%s|' \"$SAUVE_TEST_SECRET\" \"$SAUVE_TEST_NEW\"; "
-                          "env | grep -c '^SAUVE_TEST_SECRET='",
+    char *out = sh_output("printf '%s|%s' \"$SAUVE_TEST_SECRET\" \"$SAUVE_TEST_NEW\"",
                           &(struct proc_options){.env_set = set});
-    assert_string_equal(out, "s3cret value|2|1\n");
+    assert_string_equal(out, "s3cret value|2");
     free(out);
+
+    /* A shell folds duplicate names, so look at the raw environment. */
+    const char *argv[] = {"env", NULL};
+    sv_error err = {0};
+    proc *p = proc_start(
+        &(struct proc_options){.path = "/usr/bin/env", .argv = argv, .env_set = set, .pipe_stdout = true},
+        &err);
+    assert_non_null(p);
+    char *env = read_all(proc_stdout_fd(p));
+    assert_int_equal(proc_wait(p, &err), 0);
+    assert_int_equal(count(env, "SAUVE_TEST_SECRET="), 1);
+    assert_non_null(strstr(env, "\nSAUVE_TEST_SECRET=s3cret value\n"));
+    assert_int_equal(count(env, "SAUVE_TEST_NEW="), 1);
+    assert_non_null(strstr(env, "\nSAUVE_TEST_NEW=2\n"));
+    assert_non_null(strstr(env, "PATH="));
+    proc_free(p);
+    free(env);
     unsetenv("SAUVE_TEST_SECRET");
 }
 
@@ -262,7 +279,8 @@ static void test_env_unset_removes(void **state)
     (void)state;
     setenv("SAUVE_TEST_GONE", "x", 1);
     setenv("SAUVE_TEST_KEPT", "y", 1);
-    const char *unset[] = {"SAUVE_TEST_GONE", "SAUVE_TEST", NULL};
+    /* Names that merely share a prefix with SAUVE_TEST_KEPT must not remove it. */
+    const char *unset[] = {"SAUVE_TEST_GONE", "SAUVE_TEST", "SAUVE_TEST_KEPT_NOT", NULL};
     char *out = sh_output("printf '%s %s' \"${SAUVE_TEST_GONE-unset}\" \"${SAUVE_TEST_KEPT-unset}\"",
                           &(struct proc_options){.env_unset = unset});
     assert_string_equal(out, "unset y");
@@ -376,6 +394,40 @@ static void test_stderr_tail_holds_last_lines(void **state)
     assert_int_equal(count(logged, "\"tool\":\"tool\""), 500);
     proc_free(p);
     free(logged);
+}
+
+struct seen_lines {
+    int n;
+    char last[64];
+};
+
+static void remember_line(void *ctx, const char *line)
+{
+    struct seen_lines *seen = ctx;
+    seen->n++;
+    snprintf(seen->last, sizeof seen->last, "%s", line);
+}
+
+/* Callers judge a child's messages line by line (psql's errors). */
+static void test_stderr_line_callback_sees_every_line(void **state)
+{
+    (void)state;
+    struct seen_lines seen = {0};
+    const char *argv[] = {"sh", "-c", "echo one >&2; echo >&2; echo 'ERROR: two' >&2", NULL};
+    struct redirect r = redirect_begin(STDERR_FILENO);
+    sv_error err = {0};
+    proc *p = proc_start(&(struct proc_options){.path = "/bin/sh",
+                                                .argv = argv,
+                                                .log_name = "tool",
+                                                .on_stderr_line = remember_line,
+                                                .on_stderr_ctx = &seen},
+                         &err);
+    assert_non_null(p);
+    assert_int_equal(proc_wait(p, &err), 0);
+    free(redirect_end(&r));
+    assert_int_equal(seen.n, 2); /* empty lines are dropped */
+    assert_string_equal(seen.last, "ERROR: two");
+    proc_free(p);
 }
 
 static void test_stderr_lines_logged_and_split(void **state)
@@ -535,6 +587,31 @@ static void test_child_started_after_stop_is_stopped(void **state)
     signals_reset();
 }
 
+static void test_registry_slots_are_reused(void **state)
+{
+    (void)state;
+    signals_install();
+    /* More children than registry slots, one after another: each wait must
+     * free its slot, or the last child would not receive the stop signal. */
+    const char *true_argv[] = {"true", NULL};
+    for (int i = 0; i < 70; i++) {
+        sv_error err = {0};
+        proc *p = proc_start(&(struct proc_options){.path = "/bin/true", .argv = true_argv}, &err);
+        assert_non_null(p);
+        assert_int_equal(proc_wait(p, &err), 0);
+        proc_free(p);
+    }
+    const char *argv[] = {"sleep", "30", NULL};
+    sv_error err = {0};
+    proc *p = proc_start(&(struct proc_options){.path = "/bin/sleep", .argv = argv}, &err);
+    assert_non_null(p);
+    raise(SIGTERM);
+    assert_int_equal(proc_wait(p, &err), -1);
+    assert_string_equal(err.msg, "sleep killed by signal 15 (SIGTERM)");
+    proc_free(p);
+    signals_reset();
+}
+
 static void test_signals_check(void **state)
 {
     (void)state;
@@ -588,17 +665,22 @@ static void test_blocking_read_interrupted(void **state)
     (void)state;
     signals_install();
     /* The child keeps signalling until one lands while we are blocked in
-     * read(); it is unregistered so the forwarded SIGTERM does not stop it.
-     * Should the read be restarted instead, the child gives up after a few
-     * seconds and writes, so the test fails instead of hanging. */
-    const char *argv[] = {"sh", "-c",
-                          "i=0; while [ $i -lt 300 ] && kill -TERM $PPID; do sleep 0.01; i=$((i+1)); done; "
-                          "echo restarted",
-                          NULL};
+     * read(). It starts only once unregistered (it waits for a line on
+     * stdin), so the forwarded SIGTERM does not stop it. Should the read be
+     * restarted instead, the child gives up after a few seconds and writes,
+     * so the test fails instead of hanging. */
+    const char *argv[] = {
+        "sh", "-c",
+        "read go; i=0; while [ $i -lt 300 ] && kill -TERM $PPID; do sleep 0.01; i=$((i+1)); done; "
+        "echo restarted",
+        NULL};
     sv_error err = {0};
-    proc *p = proc_start(&(struct proc_options){.path = "/bin/sh", .argv = argv, .pipe_stdout = true}, &err);
+    proc *p = proc_start(
+        &(struct proc_options){.path = "/bin/sh", .argv = argv, .pipe_stdin = true, .pipe_stdout = true},
+        &err);
     assert_non_null(p);
     signals_unregister_child(proc_pid(p));
+    assert_int_equal(write(proc_stdin_fd(p), "go\n", 3), 3);
     char c;
     ssize_t n = read(proc_stdout_fd(p), &c, 1);
     int e = errno;
@@ -631,6 +713,7 @@ int main(void)
         cmocka_unit_test_setup(test_exec_missing_binary, setup),
         cmocka_unit_test_setup(test_exec_not_executable, setup),
         cmocka_unit_test_setup(test_stderr_tail_holds_last_lines, setup),
+        cmocka_unit_test_setup(test_stderr_line_callback_sees_every_line, setup),
         cmocka_unit_test_setup(test_stderr_lines_logged_and_split, setup),
         cmocka_unit_test_setup(test_stderr_split_keeps_utf8_whole, setup),
         cmocka_unit_test_setup(test_pipes_not_inherited_by_later_children, setup),
@@ -638,6 +721,7 @@ int main(void)
         cmocka_unit_test_setup(test_free_null, setup),
         cmocka_unit_test_setup(test_sigterm_sets_flag_and_reaches_child, setup),
         cmocka_unit_test_setup(test_child_started_after_stop_is_stopped, setup),
+        cmocka_unit_test_setup(test_registry_slots_are_reused, setup),
         cmocka_unit_test_setup(test_signals_check, setup),
         cmocka_unit_test_setup(test_sigpipe_ignored_in_parent_default_in_child, setup),
         cmocka_unit_test_setup(test_blocking_read_interrupted, setup),
