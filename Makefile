@@ -28,7 +28,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/runner/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit integration check-asan format format-check demo bench clean help
+.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench clean help
 
 all: $(BUILD)/sauve
 
@@ -66,16 +66,20 @@ unit-one: $(BUILD)/tests/$(T)
 integration: $(BUILD)/sauve
 	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-## test: install what is missing, build, run every test (what CI runs)
+## test: install what is missing, build, run every test, then again under the sanitizers (what CI runs)
 test: deps
 	$(MAKE) format-check
 	$(MAKE) all unit
 	$(MAKE) integration
+	$(MAKE) sanitized
 
-## check-asan: every test under AddressSanitizer and UBSan
+## check-asan: every test under AddressSanitizer, LeakSanitizer and UBSan
 check-asan: deps
+	$(MAKE) sanitized
+
+sanitized:
 	$(MAKE) BUILD=build-asan SANITIZE=1 all unit
-	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan SANITIZE=1 integration
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(MAKE) BUILD=build-asan SANITIZE=1 integration
 
 ## format: reformat the C sources with clang-format
 format:
