@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "config/config.h"
+#include "storage/storage.h"
 
 void outcome_set(struct outcome *out, int code, const char *fmt, ...)
 {
@@ -29,6 +30,17 @@ void outcome_fail(struct outcome *out, const char *what, const sv_error *err)
         outcome_set(out, err->code, "%s: %s (hint: %s)", what, err->msg, err->hint);
     else
         outcome_set(out, err->code, "%s: %s", what, err->msg);
+}
+
+storage *command_storage(const sv_config *cfg, const char *what, struct outcome *out)
+{
+    sv_error err = {0};
+    storage *st = NULL;
+    if (config_require(cfg, OPT_ID_storage, &err) == 0)
+        st = storage_open(cfg->storage, &err);
+    if (!st)
+        outcome_fail(out, what, &err);
+    return st;
 }
 
 struct command {

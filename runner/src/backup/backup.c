@@ -270,15 +270,9 @@ out:
 void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
     sv_error err = {0};
-    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
-        outcome_fail(out, "backup failed", &err);
+    storage *st = command_storage(cfg, "backup failed", out);
+    if (!st)
         return;
-    }
-    storage *st = storage_open(cfg->storage, &err);
-    if (!st) {
-        outcome_fail(out, "backup failed", &err);
-        return;
-    }
     struct backup_request req = {.reason = "backup"};
     struct backup_result res;
     int code = backup_run(cfg, st, &req, &res, &err);

@@ -21,6 +21,11 @@ struct outcome {
 void outcome_fail(struct outcome *out, const char *what, const sv_error *err);
 void outcome_set(struct outcome *out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Opens the configured storage for a command; on failure sets the outcome
+ * ("WHAT: storage is not set ...") and returns NULL. */
+struct storage;
+struct storage *command_storage(const sv_config *cfg, const char *what, struct outcome *out);
+
 void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome *out);

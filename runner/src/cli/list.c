@@ -108,15 +108,9 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
 void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
     sv_error err = {0};
-    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
-        outcome_fail(out, "list failed", &err);
+    storage *st = command_storage(cfg, "list failed", out);
+    if (!st)
         return;
-    }
-    storage *st = storage_open(cfg->storage, &err);
-    if (!st) {
-        outcome_fail(out, "list failed", &err);
-        return;
-    }
     catalog cat = {0};
     if (catalog_load(st, cfg->name, &cat, &err) != 0) {
         outcome_fail(out, "list failed", &err);

@@ -180,15 +180,9 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
         outcome_fail(out, "usage error", &err);
         return;
     }
-    if (config_require(cfg, OPT_ID_storage, &err) != 0) {
-        outcome_fail(out, "restore failed", &err);
+    storage *st = command_storage(cfg, "restore failed", out);
+    if (!st)
         return;
-    }
-    storage *st = storage_open(cfg->storage, &err);
-    if (!st) {
-        outcome_fail(out, "restore failed", &err);
-        return;
-    }
     catalog cat = {0};
     const catalog_set *set = NULL;
     const manifest_artifact *a = NULL;
