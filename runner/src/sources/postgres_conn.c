@@ -18,20 +18,27 @@ bool pg_configured(const sv_config *cfg)
     return cfg->pg_databases.n > 0 || (pgdb && *pgdb);
 }
 
-/* libpq's message without "connection to server at ... failed: " noise
- * duplicated, flattened to one line. */
+/* Flattens a libpq message to one log line: each line break (and the
+ * indentation after it) becomes "; ", runs of blanks one space. */
 static void one_line(char *s)
 {
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-    size_t n = strlen(s);
-    while (n > 0 && s[n - 1] == ' ')
-        s[--n] = '\0';
     char *w = s;
-    for (char *r = s; *r; r++)
-        if (!(*r == ' ' && w > s && w[-1] == ' '))
-            *w++ = *r;
+    for (const char *r = s; *r; r++) {
+        if (*r == '\n' || *r == '\r') {
+            while (r[1] == '\n' || r[1] == '\r' || r[1] == ' ' || r[1] == '\t')
+                r++;
+            if (r[1] && w > s) {
+                *w++ = ';';
+                *w++ = ' ';
+            }
+        } else if ((*r == ' ' || *r == '\t') && (w == s || w[-1] == ' ')) {
+            continue;
+        } else {
+            *w++ = *r == '\t' ? ' ' : *r;
+        }
+    }
+    while (w > s && (w[-1] == ' ' || w[-1] == ';'))
+        w--;
     *w = '\0';
 }
 
