@@ -27,6 +27,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(filter-out $(BUILD)/obj/runner/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
+FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
 .PHONY: all deps test unit integration check-asan sanitized format format-check demo bench clean help
 
@@ -83,11 +84,11 @@ sanitized:
 
 ## format: reformat the C sources with clang-format
 format:
-	clang-format -i $(SRCS) $(UNIT_SRCS) $(wildcard runner/src/*/*.h runner/tests/unit/*.h)
+	clang-format -i $(FORMAT_FILES)
 
 ## format-check: fail when a C source is not formatted
 format-check:
-	clang-format --dry-run -Werror $(SRCS) $(UNIT_SRCS) $(wildcard runner/src/*/*.h runner/tests/unit/*.h)
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 ## demo: back up and restore a throwaway PostgreSQL end to end
 demo: deps all

@@ -37,7 +37,7 @@ storage *command_storage(const sv_config *cfg, const char *what, struct outcome 
     sv_error err = {0};
     storage *st = NULL;
     if (config_require(cfg, OPT_ID_storage, &err) == 0)
-        st = storage_open(cfg->storage, &err);
+        st = storage_open(cfg->storage, cfg, &err);
     if (!st)
         outcome_fail(out, what, &err);
     return st;

@@ -49,7 +49,7 @@ static void check_storage(struct check_state *cs, const sv_config *cfg)
     sv_error err = {0};
     storage *st = NULL;
     if (config_require(cfg, OPT_ID_storage, &err) == 0)
-        st = storage_open(cfg->storage, &err);
+        st = storage_open(cfg->storage, cfg, &err);
     if (st && storage_check(st, &err) == 0)
         report(cs, "storage", true, 0, storage_url(st));
     else

@@ -9,13 +9,14 @@
 
 #define URL_HELP "use file:///path or s3://bucket/prefix"
 
-storage *storage_open(const char *url, sv_error *err)
+storage *storage_open(const char *url, const struct sv_config *cfg, sv_error *err)
 {
     if (!url || !*url) {
         sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_STORAGE is not set");
         sv_error_hint(err, "%s", URL_HELP);
         return NULL;
     }
+    (void)cfg; /* the s3 backend reads its settings from it */
     storage *st = xcalloc(1, sizeof *st);
     st->url = xstrdup(url);
 

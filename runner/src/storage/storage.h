@@ -36,10 +36,13 @@ typedef int (*storage_list_cb)(void *ctx, const storage_entry *entry);
 
 /*
  * Opens the storage named by url ("file:///var/backups", "s3://bucket/prefix").
- * Checks nothing remote: use storage_check() for that. On a malformed or
- * unsupported URL fails with SV_EXIT_CONFIG naming SAUVE_STORAGE.
+ * cfg carries the backend's settings (s3 endpoint, credentials, encryption);
+ * NULL means defaults. Checks nothing remote: use storage_check() for that.
+ * On a malformed or unsupported URL fails with SV_EXIT_CONFIG naming
+ * SAUVE_STORAGE.
  */
-storage *storage_open(const char *url, sv_error *err);
+struct sv_config;
+storage *storage_open(const char *url, const struct sv_config *cfg, sv_error *err);
 void storage_close(storage *st);
 
 /* The URL the storage was opened with, for messages. */

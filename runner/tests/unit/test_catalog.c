@@ -16,7 +16,7 @@ static int setup(void **state)
     f->dir = test_tmpdir();
     char *url = xasprintf("file://%s", f->dir);
     sv_error err = {0};
-    f->st = storage_open(url, &err);
+    f->st = storage_open(url, NULL, &err);
     free(url);
     if (!f->st) {
         fprintf(stderr, "storage_open: %s\n", err.msg);

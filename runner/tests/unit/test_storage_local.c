@@ -20,7 +20,7 @@ static int setup(void **state)
     f->root = xasprintf("%s/backups/sauve", f->tmp);
     char *url = xasprintf("file://%s/", f->root); /* trailing slash is tolerated */
     sv_error err = {0};
-    f->st = storage_open(url, &err);
+    f->st = storage_open(url, NULL, &err);
     assert_non_null(f->st);
     assert_string_equal(storage_url(f->st), url);
     free(url);
@@ -383,15 +383,15 @@ static void test_bad_urls(void **state)
                          "S3://bucket"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sv_error err = {0};
-        assert_null(storage_open(bad[i], &err));
+        assert_null(storage_open(bad[i], NULL, &err));
         assert_int_equal(err.code, SV_EXIT_CONFIG);
         assert_non_null(strstr(err.msg, "SAUVE_STORAGE"));
     }
     sv_error err = {0};
-    assert_null(storage_open("ftp://host/x", &err));
+    assert_null(storage_open("ftp://host/x", NULL, &err));
     assert_string_equal(
         err.msg, "SAUVE_STORAGE: unsupported URL 'ftp://host/x': use file:///path or s3://bucket/prefix");
-    assert_null(storage_open(NULL, &err));
+    assert_null(storage_open(NULL, NULL, &err));
     assert_int_equal(err.code, SV_EXIT_CONFIG);
 }
 
@@ -417,7 +417,7 @@ static void test_check(void **state)
     /* the root is a regular file: a configuration error naming it */
     char *file = test_write_file(f->tmp, "plain", "not a directory");
     char *url = xasprintf("file://%s", file);
-    storage *st = storage_open(url, &err);
+    storage *st = storage_open(url, NULL, &err);
     assert_non_null(st);
     assert_int_equal(storage_check(st, &err), -1);
     assert_int_equal(err.code, SV_EXIT_CONFIG);
@@ -429,7 +429,7 @@ static void test_check(void **state)
 
     /* below a regular file: cannot be created */
     url = xasprintf("file://%s/sub/dir", file);
-    st = storage_open(url, &err);
+    st = storage_open(url, NULL, &err);
     assert_int_equal(storage_check(st, &err), -1);
     assert_int_equal(err.code, SV_EXIT_CONFIG);
     storage_close(st);
@@ -441,7 +441,7 @@ static void test_check(void **state)
         char *ro = xasprintf("%s/ro", f->tmp);
         assert_int_equal(mkdir(ro, 0500), 0);
         url = xasprintf("file://%s", ro);
-        st = storage_open(url, &err);
+        st = storage_open(url, NULL, &err);
         sv_error_clear(&err);
         assert_int_equal(storage_check(st, &err), -1);
         assert_int_equal(err.code, SV_EXIT_TEMPFAIL);
