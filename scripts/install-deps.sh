@@ -9,6 +9,12 @@ packages=(
     postgresql-15 postgresql-client-15 zstd
     python3 python3-pytest
     time procps
+    # S3 tests: a real S3 server (Ceph RADOS Gateway: one monitor, one memstore
+    # OSD; monmaptool is in ceph-base, ceph/ceph-authtool/radosgw-admin in
+    # ceph-common) and independent clients (boto3 under /usr/bin/python3,
+    # awscli v2 as /usr/bin/aws).
+    ceph-base ceph-common ceph-mon ceph-osd radosgw
+    python3-boto3 awscli
 )
 
 missing=()

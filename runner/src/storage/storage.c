@@ -175,3 +175,17 @@ int storage_delete(storage *st, const char *const *keys, size_t nkeys, sv_error 
             return -1;
     return nkeys ? st->backend->remove(st, keys, nkeys, err) : 0;
 }
+
+int storage_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err)
+{
+    if (!st->backend->list_uploads)
+        return 0;
+    return st->backend->list_uploads(st, prefix, cb, ctx, err);
+}
+
+int storage_abort_upload(storage *st, const storage_upload *upload, sv_error *err)
+{
+    if (!st->backend->abort_upload)
+        return 0;
+    return st->backend->abort_upload(st, upload, err);
+}

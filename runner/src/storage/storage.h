@@ -94,4 +94,24 @@ int storage_list(storage *st, const char *prefix, bool recursive, storage_list_c
  * keys per request). */
 int storage_delete(storage *st, const char *const *keys, size_t nkeys, sv_error *err);
 
+/*
+ * Interrupted writes: an S3 multipart upload never completed, or a local
+ * temp file left by a crash. Prune lists them and removes those older than
+ * its grace period; they are never visible as objects.
+ */
+typedef struct storage_upload {
+    const char *key; /* the key the write was for */
+    const char *id;  /* backend's handle: S3 UploadId, local temp file name */
+    int64_t started; /* unix seconds */
+} storage_upload;
+
+typedef int (*storage_upload_cb)(void *ctx, const storage_upload *upload);
+
+/* Lists interrupted writes whose key starts with prefix. Backends without
+ * any report none. */
+int storage_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err);
+
+/* Discards one interrupted write; already gone is not an error. */
+int storage_abort_upload(storage *st, const storage_upload *upload, sv_error *err);
+
 #endif

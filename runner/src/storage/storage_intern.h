@@ -17,6 +17,9 @@ struct storage_backend {
     int (*list)(storage *st, const char *prefix, bool recursive, storage_list_cb cb, void *ctx,
                 sv_error *err);
     int (*remove)(storage *st, const char *const *keys, size_t nkeys, sv_error *err);
+    /* Optional (NULL: the backend never leaves interrupted writes). */
+    int (*list_uploads)(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err);
+    int (*abort_upload)(storage *st, const storage_upload *upload, sv_error *err);
     void (*close)(storage *st); /* frees backend state (st->impl) */
 };
 
@@ -28,5 +31,9 @@ struct storage {
 
 /* Local directory backend: url is "file:///absolute/path". */
 int storage_local_open(storage *st, const char *path, sv_error *err);
+
+/* S3 backend: url is "s3://bucket[/prefix]"; settings from cfg (may be NULL). */
+struct sv_config;
+int storage_s3_open(storage *st, const char *url, const struct sv_config *cfg, sv_error *err);
 
 #endif
