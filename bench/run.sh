@@ -22,6 +22,8 @@
 #   BENCH_OUT=FILE        also write the report (Markdown) to FILE
 # Everything lives under one temporary directory, removed on exit or Ctrl-C.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/../scripts/lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../scripts/lib/pg.sh"
 
 usage() {
     echo "usage: $0 SAUVE_BIN" >&2
@@ -65,15 +67,10 @@ for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" "$PGBIN/pg_dump" "$PGB
         exit 69
     }
 done
-[ "$(id -u)" -eq 0 ] || {
-    echo "bench: run as root (PostgreSQL is started as the postgres user with runuser)" >&2
-    exit 77
-}
+pg_require_root bench
 
 # The caller's PG*/SAUVE_*/AWS_* settings must not steer the benchmark.
-while IFS= read -r var; do
-    case $var in PG* | SAUVE_* | AWS_*) unset "$var" ;; esac
-done < <(compgen -e)
+scrub_env
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -81,86 +78,30 @@ die() {
     exit 1
 }
 
-WORK=$(mktemp -d "$BASE_DIR/sauve-bench.XXXXXX")
-chmod 755 "$WORK"               # the postgres user must traverse it
-PGDATA_DIR=$WORK/pg
-RUNS=$WORK/runs                 # one directory per measured command
+pg_workdir "$BASE_DIR/sauve-bench.XXXXXX" # WORK; PGDATA_DIR=$WORK/pg
+RUNS=$WORK/runs                          # one directory per measured command
 mkdir -p "$RUNS"
-PG_STARTING=0
 
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM HUP
-    if [ "$PG_STARTING" = 1 ]; then
-        for _ in $(seq 50); do
-            [ -f "$PGDATA_DIR/postmaster.pid" ] && break
-            sleep 0.1
-        done
-    fi
-    if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
-        local pid
-        pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null 2>&1 ||
-            kill -QUIT "$pid" 2>/dev/null
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
-    cd /
-    rm -rf -- "$WORK"
-    log "stopped PostgreSQL, removed $WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# pg_cleanup stops PostgreSQL and removes $WORK on exit; this says so.
+cleaned_up() { log "stopped PostgreSQL, removed $WORK"; }
+pg_cleanup_on_exit cleaned_up
 cd "$WORK"
 
 # --- PostgreSQL ---------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-PASSWORD=$(od -An -N15 -tx1 /dev/urandom | tr -d ' \n')
+PG_PORT=$(free_port)
+PASSWORD=$(random_password)
 DB=bench
 SMALL_DB=bench_small
 
-log "starting PostgreSQL on 127.0.0.1:$PORT in $PGDATA_DIR"
-install -d -o postgres -g postgres -m 700 "$PGDATA_DIR"
-runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust \
-    --auth-host=scram-sha-256 --no-locale --no-sync -E UTF8 >"$WORK/initdb.log" 2>&1 ||
-    {
-        cat "$WORK/initdb.log" >&2
-        die "initdb failed"
-    }
+log "starting PostgreSQL on 127.0.0.1:$PG_PORT in $PGDATA_DIR"
 # Durability and autovacuum off: they only slow down loading, and the data is
 # frozen and analysed before anything is measured, so dumps write nothing.
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-# sauve benchmark
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$PGDATA_DIR'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-max_wal_size = 8GB
-maintenance_work_mem = 512MB
-autovacuum = off
-EOF
-PG_STARTING=1
-runuser -u postgres -- "$PGBIN/pg_ctl" -w -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" start >/dev/null ||
-    {
-        cat "$PGDATA_DIR/log" >&2
-        die "PostgreSQL did not start"
-    }
-PG_STARTING=0
+pg_start die "sauve benchmark" "synchronous_commit = off" "full_page_writes = off" \
+    "max_wal_size = 8GB" "maintenance_work_mem = 512MB" "autovacuum = off"
 
-psql_admin() {
-    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDATA_DIR" -p "$PORT" -U postgres "$@"
-}
 psql_admin <<<"CREATE ROLE bench LOGIN PASSWORD '$PASSWORD'" # stdin: not on an argv
 # Every client below (pg_dump, pgbench, sauve) connects as sauve would: TCP, password.
-export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=bench PGPASSWORD=$PASSWORD
+export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=bench PGPASSWORD=$PASSWORD
 
 load() { # DB SCALE
     local db=$1 scale=$2 t0=$SECONDS

@@ -12,6 +12,8 @@
 # Everything it starts and writes lives under one temporary directory that is
 # removed on exit, failure or Ctrl-C.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib/pg.sh"
 
 usage() {
     echo "usage: $0 SAUVE_BIN" >&2
@@ -38,15 +40,10 @@ command -v zstd >/dev/null || {
     echo "demo: zstd not found" >&2
     exit 69
 }
-[ "$(id -u)" -eq 0 ] || {
-    echo "demo: run as root (PostgreSQL is started as the postgres user with runuser)" >&2
-    exit 77
-}
+pg_require_root demo
 
 # Whatever PG*/SAUVE_* the caller has set must not steer the demo.
-while IFS= read -r var; do
-    case $var in PG* | SAUVE_* | AWS_*) unset "$var" ;; esac
-done < <(compgen -e)
+scrub_env
 
 if [ -t 1 ]; then
     BOLD=$'\e[1m' GREEN=$'\e[32m' RED=$'\e[31m' RESET=$'\e[0m'
@@ -66,68 +63,34 @@ fail() {
 }
 
 # --- everything below lives in $WORK, removed by the trap -------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/sauve-demo.XXXXXX")
-chmod 755 "$WORK"               # the postgres user must traverse it
-PGDATA_DIR=$WORK/pg             # data directory and socket directory
-STORE=$WORK/backups             # SAUVE_STORAGE=file://$STORE
-PG_STARTING=0
+pg_workdir "${TMPDIR:-/tmp}/sauve-demo.XXXXXX" # WORK; PGDATA_DIR=$WORK/pg
+STORE=$WORK/backups                            # SAUVE_STORAGE=file://$STORE
 
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM HUP
-    if [ "$PG_STARTING" = 1 ]; then
-        # pg_ctl puts the postmaster in its own session, so Ctrl-C during
-        # start does not reach it: wait for its pid file, then stop it.
-        for _ in $(seq 50); do
-            [ -f "$PGDATA_DIR/postmaster.pid" ] && break
-            sleep 0.1
-        done
-    fi
-    if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
-        local pid
-        pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
-        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w stop >/dev/null 2>&1 ||
-            kill -QUIT "$pid" 2>/dev/null
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        say "stopped PostgreSQL (pid $pid)"
-    fi
-    cd /
-    rm -rf -- "$WORK"
+# Says what pg_cleanup did: it stops PostgreSQL and removes $WORK on exit.
+cleaned_up() {
+    [ -z "$PG_PID" ] || say "stopped PostgreSQL (pid $PG_PID)"
     say "removed $WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+pg_cleanup_on_exit cleaned_up
 
 cd "$WORK"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-PGPORT_DEMO=$(free_port)
-APP_PASSWORD=$(od -An -N15 -tx1 /dev/urandom | tr -d ' \n')
+PG_PORT=$(free_port)
+APP_PASSWORD=$(random_password)
 
-# As the superuser over the Unix socket (trust): set-up and inspection only.
-psql_admin() {
-    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDATA_DIR" -p "$PGPORT_DEMO" -U postgres "$@"
-}
+# As the superuser over the Unix socket (trust), psql_admin (scripts/lib/pg.sh):
+# set-up and inspection only.
 # As the application role over TCP with its password: what sauve uses too.
 psql_app() {
     PGPASSWORD=$APP_PASSWORD "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 \
-        -h 127.0.0.1 -p "$PGPORT_DEMO" -U app "$@"
+        -h 127.0.0.1 -p "$PG_PORT" -U app "$@"
 }
 # sauve, configured through its environment as in a Pod. Exported in a
 # subshell rather than passed to env(1), so that the password is on no argv.
 SAUVE_LOG=$WORK/sauve.log
 sauve_env() {
     export HOME=$WORK SAUVE_STORAGE="file://$STORE" \
-        PGHOST=127.0.0.1 PGPORT="$PGPORT_DEMO" PGUSER=app PGPASSWORD="$APP_PASSWORD" \
+        PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER=app PGPASSWORD="$APP_PASSWORD" \
         SAUVE_PG_DATABASES=shop SAUVE_PG_BINDIR="$PGBIN" \
         SAUVE_LOG_FORMAT=text SAUVE_TERMINATION_LOG="$WORK/termination-log"
     exec "$SAUVE_BIN" "$@"
@@ -151,28 +114,8 @@ START_TIME=$(now_us)
 show() { sed 's/^/    /'; }
 
 # -----------------------------------------------------------------------------
-step "Start a throwaway PostgreSQL 15 on 127.0.0.1:$PGPORT_DEMO"
-install -d -o postgres -g postgres -m 700 "$PGDATA_DIR"
-runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust \
-    --auth-host=scram-sha-256 --no-locale --no-sync -E UTF8 >"$WORK/initdb.log" 2>&1 ||
-    {
-        cat "$WORK/initdb.log" >&2
-        fail "initdb failed"
-    }
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-# sauve demo
-port = $PGPORT_DEMO
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$PGDATA_DIR'
-fsync = off
-EOF
-PG_STARTING=1
-runuser -u postgres -- "$PGBIN/pg_ctl" -w -D "$PGDATA_DIR" -l "$PGDATA_DIR/log" start >/dev/null ||
-    {
-        cat "$PGDATA_DIR/log" >&2
-        fail "PostgreSQL did not start"
-    }
-PG_STARTING=0
+step "Start a throwaway PostgreSQL 15 on 127.0.0.1:$PG_PORT"
+pg_start fail "sauve demo"
 say "$(psql_admin -At -c 'select version()' | cut -d, -f1), data in $PGDATA_DIR"
 say "TCP connections need a password (scram-sha-256); sauve connects over TCP."
 
@@ -294,7 +237,7 @@ say "sequence invoice_number_seq is at $(psql_app -d shop -At -c 'select last_va
 
 # -----------------------------------------------------------------------------
 step "sauve check: validate the configuration, reach PostgreSQL and the storage"
-say "SAUVE_STORAGE=file://$STORE  PGHOST=127.0.0.1 PGPORT=$PGPORT_DEMO PGUSER=app PGPASSWORD=***"
+say "SAUVE_STORAGE=file://$STORE  PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=app PGPASSWORD=***"
 say "SAUVE_PG_DATABASES=shop  SAUVE_PG_BINDIR=$PGBIN"
 sauve check || fail "sauve check failed (exit $?)"
 
@@ -367,7 +310,7 @@ done <<<"$objects"
 
 # Schema of both, without the random \restrict keys pg_dump >= 15.14 prints.
 schema() {
-    "$PGBIN/pg_dump" --schema-only -h "$PGDATA_DIR" -p "$PGPORT_DEMO" -U postgres "$1" |
+    "$PGBIN/pg_dump" --schema-only -h "$PGDATA_DIR" -p "$PG_PORT" -U postgres "$1" |
         grep -Ev '^\\(un)?restrict '
 }
 schema shop >"$WORK/schema-shop.sql"

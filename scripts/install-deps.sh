@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
     build-essential pkg-config clang-format
-    libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
+    libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev libexpat1-dev
     postgresql-15 postgresql-client-15 zstd
     python3 python3-pytest
     time procps

@@ -23,7 +23,10 @@ pg_require_root() {
 scrub_env() {
     local var
     while IFS= read -r var; do
-        case $var in PG* | SAUVE_* | AWS_*) unset "$var" ;; esac
+        case $var in
+        PGBIN) ;; # the scripts' own setting: where PostgreSQL's programs are
+        PG* | SAUVE_* | AWS_*) unset "$var" ;;
+        esac
     done < <(compgen -e)
 }
 
