@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@ static enum log_format g_format = LOG_FORMAT_AUTO;
 static enum log_level g_min = LOG_INFO;
 static char *g_term_path;
 static bool g_term_path_set;
+/* Secrets are added from any thread (credential refreshes run on upload
+ * workers) while others log: the list is guarded. */
+static pthread_mutex_t g_secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **g_secrets;
 static size_t g_nsecrets;
 
@@ -37,26 +41,33 @@ void log_add_secret(const char *value)
 {
     if (!value || strlen(value) < 4)
         return;
-    for (size_t i = 0; i < g_nsecrets; i++)
-        if (strcmp(g_secrets[i], value) == 0)
-            return;
-    g_secrets = xrealloc(g_secrets, (g_nsecrets + 1) * sizeof *g_secrets);
-    g_secrets[g_nsecrets++] = xstrdup(value);
+    pthread_mutex_lock(&g_secrets_lock);
+    bool known = false;
+    for (size_t i = 0; i < g_nsecrets && !known; i++)
+        known = strcmp(g_secrets[i], value) == 0;
+    if (!known) {
+        g_secrets = xrealloc(g_secrets, (g_nsecrets + 1) * sizeof *g_secrets);
+        g_secrets[g_nsecrets++] = xstrdup(value);
+    }
+    pthread_mutex_unlock(&g_secrets_lock);
 }
 
 void log_clear_secrets(void)
 {
+    pthread_mutex_lock(&g_secrets_lock);
     for (size_t i = 0; i < g_nsecrets; i++)
         free_secret(g_secrets[i]);
     free(g_secrets);
     g_secrets = NULL;
     g_nsecrets = 0;
+    pthread_mutex_unlock(&g_secrets_lock);
 }
 
 /* Returns a newly allocated copy of s with every registered secret masked. */
 static char *mask_secrets(const char *s)
 {
     char *out = xstrdup(s);
+    pthread_mutex_lock(&g_secrets_lock);
     for (size_t i = 0; i < g_nsecrets; i++) {
         const char *secret = g_secrets[i];
         size_t slen = strlen(secret);
@@ -68,6 +79,7 @@ static char *mask_secrets(const char *s)
             out = next;
         }
     }
+    pthread_mutex_unlock(&g_secrets_lock);
     return out;
 }
 
