@@ -6,7 +6,7 @@
 VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
-PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl
+PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl expat
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-missing-field-initializers -Wno-format-truncation -g -O2 -pthread \

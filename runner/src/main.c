@@ -49,10 +49,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"backup", cmd_backup},
-    {"restore", cmd_restore},
-    {"list", cmd_list},
-    {"check", cmd_check},
+    {"backup", cmd_backup}, {"restore", cmd_restore}, {"list", cmd_list},
+    {"check", cmd_check},   {"prune", cmd_prune},
 };
 
 static void apply_logging(const sv_config *cfg)
@@ -112,10 +110,10 @@ int main(int argc, char **argv)
         if (strcmp(commands[i].name, args.command) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        outcome_set(
-            &out, SV_EXIT_USAGE,
-            "usage error: unknown command '%s' (commands: backup, restore, list, check, version, help)",
-            args.command);
+        outcome_set(&out, SV_EXIT_USAGE,
+                    "usage error: unknown command '%s' (commands: backup, restore, list, prune, check, "
+                    "version, help)",
+                    args.command);
         cli_free(&args);
         return finish(&out);
     }

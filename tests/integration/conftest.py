@@ -157,3 +157,79 @@ def reap():
     for m in markers:
         for pid in processes_matching(m):
             kill_quietly(pid)
+
+
+# ---- S3 (Ceph RADOS Gateway) -----------------------------------------------
+
+@pytest.fixture(scope="session")
+def s3():
+    """One S3 server (radosgw + memstore OSD + monitor, see s3server.py) for
+    the whole session, started (1-2 s) only when a test first asks for it."""
+    from s3server import S3Server
+    server = S3Server()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+class S3Bucket:
+    """A fresh, empty bucket for one test, and sauve's settings for it.
+
+    name: the bucket; prefix: where sauve is told to write inside it;
+    url: s3://name/prefix; env: SAUVE_STORAGE, AWS_* and SAUVE_S3_PATH_STYLE
+    for Sauve(workdir, {**other_env, **bucket.env}); client: a boto3 client;
+    server: the S3Server."""
+
+    def __init__(self, server, name, prefix="backups"):
+        self.server = server
+        self.name = name
+        self.prefix = prefix
+        self.url = f"s3://{name}/{prefix}"
+        self.client = server.client()
+        self.env = {
+            "SAUVE_STORAGE": self.url,
+            **server.env(),
+            "SAUVE_S3_PATH_STYLE": "true",
+        }
+
+    def keys(self, prefix=None):
+        """Every object key under prefix (default: the whole bucket), sorted."""
+        out = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix or "")
+        for page in pages:
+            out.extend(o["Key"] for o in page.get("Contents", []))
+        return sorted(out)
+
+    def get(self, key):
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def uploads(self):
+        """Unfinished multipart uploads: [(key, upload id)]."""
+        r = self.client.list_multipart_uploads(Bucket=self.name)
+        return [(u["Key"], u["UploadId"]) for u in r.get("Uploads", [])]
+
+    def empty_and_delete(self):
+        for key, upload_id in self.uploads():
+            self.client.abort_multipart_upload(Bucket=self.name, Key=key,
+                                               UploadId=upload_id)
+        keys = self.keys()
+        for i in range(0, len(keys), 1000):
+            self.client.delete_objects(Bucket=self.name, Delete={
+                "Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                "Quiet": True})
+        self.client.delete_bucket(Bucket=self.name)
+
+
+@pytest.fixture
+def bucket(s3):
+    """A new bucket for this test (see S3Bucket). Afterwards the gateway is
+    running again (a test may have killed it) and the bucket is emptied and
+    deleted, so that the memstore OSD's memory does not grow all session."""
+    b = S3Bucket(s3, f"sauve-it-{secrets.token_hex(4)}")
+    s3.make_bucket(b.name)
+    yield b
+    s3.ensure_rgw()
+    b.empty_and_delete()

@@ -93,3 +93,17 @@ def test_globals_restore_without_privilege_fails_and_says_why(pg, sauve, dbs, st
     assert r.code == 1, r.describe()
     assert "permission denied" in r.summary["msg"], r.describe()
     assert "globals" in r.summary["msg"], r.describe()
+
+
+def test_pg_dump_gets_the_postgres_password_and_no_other_secret(pg, sauve, dbs, storage, workdir):
+    from conftest import make_bindir
+    db = dbs.empty("envcheck")
+    bindir = make_bindir(workdir, {"pg_dump": 'env > "$DIR/pg_dump.env"; exec "$REAL" "$@"'})
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_PG_BINDIR": bindir,
+                                 "AWS_SECRET_ACCESS_KEY": "aws-secret-for-the-bucket-only",
+                                 "SAUVE_NOTIFY_URL": "https://hooks.example/T000/B000/secret-token"})
+    assert r.code == 0, r.describe()
+    env = open(os.path.join(bindir, "pg_dump.env")).read()
+    assert "PGPASSWORD=" in env, "pg_dump needs the password, through its environment"
+    assert "aws-secret-for-the-bucket-only" not in env
+    assert "secret-token" not in env

@@ -11,8 +11,10 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/signals.h"
+#include "notify/notify.h"
 #include "pipeline/progress.h"
 #include "pipeline/stream.h"
+#include "retention/prune.h"
 #include "sources/postgres.h"
 #include "sources/source.h"
 
@@ -65,12 +67,40 @@ static void remove_written(storage *st, struct written *w)
         log_warn("could not remove the objects of the aborted set: %s", err.msg);
 }
 
+static void result_add(struct backup_result *res, const char *label, bool ok, uint64_t bytes_out,
+                       const char *error)
+{
+    res->artifacts = xrealloc(res->artifacts, (res->n_artifacts + 1) * sizeof *res->artifacts);
+    res->artifacts[res->n_artifacts++] = (struct backup_artifact_result){
+        .source = xstrdup(label), .ok = ok, .bytes_out = bytes_out, .error = error ? xstrdup(error) : NULL};
+}
+
+void backup_result_free(struct backup_result *res)
+{
+    for (size_t i = 0; i < res->n_artifacts; i++) {
+        free(res->artifacts[i].source);
+        free(res->artifacts[i].error);
+    }
+    free(res->artifacts);
+    res->artifacts = NULL;
+    res->n_artifacts = 0;
+}
+
+static void result_add_artifact(struct backup_result *res, const source_artifact *a, bool ok,
+                                uint64_t bytes_out, const char *error)
+{
+    char *label = xasprintf("%s:%s", a->kind, a->name);
+    result_add(res, label, ok, bytes_out, error);
+    free(label);
+}
+
 static void record_failure(manifest_artifact *ma, const source_artifact *a, const char *msg,
                            struct backup_result *res)
 {
     ma->ok = false;
     ma->error = xstrdup(msg);
     res->n_failed++;
+    result_add_artifact(res, a, false, 0, msg);
     size_t len = strlen(res->failed);
     snprintf(res->failed + len, sizeof res->failed - len, "%s%s:%s", len ? ", " : "", a->kind, a->name);
     log_with(LOG_ERROR, LOG_FIELDS(LOG_STR("source", a->kind), LOG_STR("name", a->name)), "%s:%s failed: %s",
@@ -128,6 +158,46 @@ out:
     return rc;
 }
 
+/*
+ * Writes the manifest, the act that commits the set. What is written is
+ * first read back as a reader will read it, so that a set whose manifest
+ * no reader accepts is never committed. On failure the manifest is removed
+ * before the artifacts, so that nothing is ever left looking complete.
+ */
+static int commit_manifest(storage *st, const manifest *m, const char *set_prefix, struct written *w,
+                           sv_error *err)
+{
+    char *json = manifest_to_json(m);
+    char *mkey = xasprintf("%s%s", set_prefix, MANIFEST_FILENAME);
+    manifest check = {0};
+    storage_entry existing;
+    int rc = -1;
+    if (manifest_from_json(json, strlen(json), &check, err) != 0) {
+        sv_error_wrap(err, "the manifest of set %s would not be readable", m->id);
+    } else if (storage_stat(st, mkey, &existing, err) != 1) {
+        if (!sv_error_isset(err))
+            sv_error_set(
+                err, SV_EXIT_FAILED,
+                "set %s already has a manifest: another run wrote the same series at the same second", m->id);
+        sv_error_hint(err, "give each CronJob sharing a bucket its own SAUVE_NAME");
+        /* the other run's manifest names these keys too: leave them */
+        w->n = 0;
+    } else if (storage_put(st, mkey, json, strlen(json), err) == 0) {
+        rc = 0;
+    } else {
+        sv_error_wrap(err, "cannot write the manifest of set %s", m->id);
+        sv_error ignored = {0};
+        const char *keys[] = {mkey};
+        storage_delete(st, keys, 1, &ignored);
+    }
+    if (rc != 0)
+        remove_written(st, w);
+    manifest_free(&check);
+    free(json);
+    free(mkey);
+    return rc;
+}
+
 int backup_run(const sv_config *cfg, storage *st, const struct backup_request *req, struct backup_result *res,
                sv_error *err)
 {
@@ -149,6 +219,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     }
 
     int code = SV_EXIT_FAILED;
+    size_t primary_ok = 0;
     manifest m = {0};
     struct written w = {0};
     char *set_prefix = NULL;
@@ -157,20 +228,27 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
      * database or a configuration mistake fails fast with its own exit code. */
     for (size_t s = 0; s < nsources; s++) {
         if (sources[s]->ops->prepare(sources[s], err) != 0) {
+            result_add(res, sources[s]->ops->kind, false, 0, err->msg);
             code = err->code;
             goto out;
         }
     }
+    /* Roles alone are no backup: a set is worth committing only when a
+     * database (a primary artifact) can be dumped. */
     bool any_dumpable = false;
     int first_code = 0;
     for (size_t s = 0; s < nsources; s++)
         for (size_t i = 0; i < sources[s]->n_artifacts; i++) {
-            if (!sources[s]->artifacts[i].error)
+            const source_artifact *a = &sources[s]->artifacts[i];
+            if (!a->error && !a->auxiliary)
                 any_dumpable = true;
-            else if (!first_code)
-                first_code = sources[s]->artifacts[i].err_code;
+            else if (a->error && !first_code)
+                first_code = a->err_code;
         }
     if (!any_dumpable) {
+        for (size_t s = 0; s < nsources; s++)
+            for (size_t i = 0; i < sources[s]->n_artifacts; i++)
+                result_add_artifact(res, &sources[s]->artifacts[i], false, 0, sources[s]->artifacts[i].error);
         const source_artifact *a = sources[0]->n_artifacts ? &sources[0]->artifacts[0] : NULL;
         sv_error_set(err, first_code ? first_code : SV_EXIT_FAILED, "nothing could be backed up%s%s",
                      a ? ": " : "", a ? a->error : "");
@@ -179,8 +257,10 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     }
 
     m.started = time(NULL);
-    if (choose_set_id(st, cfg->name, m.id, err) != 0)
+    if (choose_set_id(st, cfg->name, m.id, err) != 0) {
+        code = err->code; /* nothing written yet: storage unreachable is temporary */
         goto out;
+    }
     set_prefix = xasprintf("%s/%s/", cfg->name, m.id);
     m.format = MANIFEST_FORMAT;
     m.name = xstrdup(cfg->name);
@@ -215,6 +295,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             if (store_artifact(cfg, st, src, i, set_prefix, ma, &w, &aerr) == 0) {
                 ma->ok = true;
                 res->n_ok++;
+                primary_ok += !a->auxiliary;
+                result_add_artifact(res, a, true, ma->bytes_out, NULL);
                 res->bytes_in += ma->bytes_in;
                 res->bytes_out += ma->bytes_out;
             } else {
@@ -231,23 +313,17 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         }
     }
 
-    if (res->n_ok == 0) {
-        sv_error_set(err, SV_EXIT_FAILED, "no source was backed up, set %s/%s not committed (failed: %s)",
+    if (primary_ok == 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "no database was backed up, set %s/%s not committed (failed: %s)",
                      cfg->name, m.id, res->failed);
+        remove_written(st, &w);
         code = SV_EXIT_FAILED;
         goto out;
     }
 
     m.finished = time(NULL);
     manifest_update_status(&m);
-    char *json = manifest_to_json(&m);
-    char *mkey = xasprintf("%s%s", set_prefix, MANIFEST_FILENAME);
-    int prc = storage_put(st, mkey, json, strlen(json), err);
-    free(json);
-    free(mkey);
-    if (prc != 0) {
-        sv_error_wrap(err, "cannot write the manifest of set %s/%s", cfg->name, m.id);
-        remove_written(st, &w);
+    if (commit_manifest(st, &m, set_prefix, &w, err) != 0) {
         code = SV_EXIT_FAILED;
         goto out;
     }
@@ -267,14 +343,64 @@ out:
     return code;
 }
 
+/* Complete sets of the series, for sauve_sets_total; -1 when storage fails. */
+static long count_complete_sets(storage *st, const char *name)
+{
+    catalog c;
+    sv_error err = {0};
+    if (catalog_load(st, name, &c, &err) != 0)
+        return -1;
+    long n = 0;
+    for (size_t i = 0; i < c.n; i++)
+        n += c.sets[i].complete;
+    catalog_free(&c);
+    return n;
+}
+
+/* Reports the run on the notification channels. A failed notification is
+ * named in the summary and turns exit 0 into 3; any other code is kept, so
+ * that a failed or partial backup is never hidden. */
+static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const struct backup_result *res,
+                       bool backup_ok, struct outcome *out)
+{
+    struct notify_source *srcs = xcalloc(res->n_artifacts + 1, sizeof *srcs);
+    for (size_t i = 0; i < res->n_artifacts; i++)
+        srcs[i] = (struct notify_source){.source = res->artifacts[i].source,
+                                         .ok = res->artifacts[i].ok,
+                                         .bytes_stored = res->artifacts[i].bytes_out,
+                                         .error = res->artifacts[i].error};
+    struct notify_run run = {
+        .name = cfg->name,
+        .set_id = res->committed ? res->set_id : NULL,
+        .exit_code = out->code,
+        .backup_ok = backup_ok,
+        .summary = out->summary,
+        .sources = srcs,
+        .n_sources = res->n_artifacts,
+        .bytes_stored = res->bytes_out,
+        .sets_total = st && res->committed && cfg->pushgateway_url ? count_complete_sets(st, cfg->name) : -1};
+    char failed[1024];
+    if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
+        if (out->code == SV_EXIT_OK)
+            out->code = SV_EXIT_PRUNE;
+        size_t len = strlen(out->summary);
+        snprintf(out->summary + len, sizeof out->summary - len, "; notification failed: %s", failed);
+    }
+    free(srcs);
+    notify_free(nt);
+}
+
 void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
     sv_error err = {0};
+    notifier *nt = notify_start(cfg);
+    struct backup_result res = {0};
     storage *st = command_storage(cfg, "backup failed", out);
-    if (!st)
+    if (!st) {
+        notify_end(nt, cfg, NULL, &res, false, out);
         return;
+    }
     struct backup_request req = {.reason = "backup"};
-    struct backup_result res;
     int code = backup_run(cfg, st, &req, &res, &err);
     char in[32], stored[32];
     log_human_bytes(res.bytes_in, in, sizeof in);
@@ -289,6 +415,12 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
     } else {
         outcome_fail(out, "backup failed", &err);
     }
+    /* Retention runs only once a set is committed: never after a failed backup. */
+    if ((code == SV_EXIT_OK || code == SV_EXIT_PARTIAL) && cfg->prune)
+        prune_after_backup(cfg, st, res.set_id, out);
+    /* Last, after anything that changes the outcome (prune): the channels
+     * report the run's final exit code and summary. */
+    notify_end(nt, cfg, st, &res, code == SV_EXIT_OK, out);
     if (args->json) {
         printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":"
                "%zu,"
@@ -296,9 +428,10 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
                code == 0   ? "ok"
                : code == 2 ? "partial"
                            : "failed",
-               code, res.committed ? "\"" : "", res.committed ? res.set_id : "null",
+               out->code, res.committed ? "\"" : "", res.committed ? res.set_id : "null",
                res.committed ? "\"" : "", res.n_ok, res.n_failed, (unsigned long long)res.bytes_in,
                (unsigned long long)res.bytes_out, res.seconds);
     }
+    backup_result_free(&res);
     storage_close(st);
 }

@@ -20,6 +20,15 @@ struct backup_request {
     const sv_strlist *pg_databases; /* NULL: the configuration's; else exactly these (no globals) */
 };
 
+/* What happened to one artifact (or to a whole source that failed before
+ * its artifacts were known), for notifications. */
+struct backup_artifact_result {
+    char *source; /* "postgres:app", or "postgres" */
+    bool ok;
+    uint64_t bytes_out; /* as stored */
+    char *error;        /* NULL when ok */
+};
+
 struct backup_result {
     bool committed;
     char set_id[SET_ID_LEN + 1];
@@ -27,6 +36,9 @@ struct backup_result {
     uint64_t bytes_in, bytes_out;
     double seconds;
     char failed[1024]; /* "postgres:app, postgres:x" when some failed */
+    struct backup_artifact_result
+        *artifacts; /* every artifact tried, in order; free with backup_result_free */
+    size_t n_artifacts;
 };
 
 /*
@@ -38,5 +50,8 @@ struct backup_result {
  */
 int backup_run(const sv_config *cfg, storage *st, const struct backup_request *req, struct backup_result *res,
                sv_error *err);
+
+/* Frees what backup_run allocated in res (its artifacts). */
+void backup_result_free(struct backup_result *res);
 
 #endif

@@ -22,53 +22,68 @@ static const char *strip_prefix(const char *key, const char *prefix, size_t plen
     return strncmp(key, prefix, plen) == 0 ? key + plen : key;
 }
 
+/* A set while the listing is read. */
+struct pending {
+    catalog_set set;
+    bool has_manifest;
+    uint64_t manifest_size;
+};
+
 typedef struct {
     const char *prefix;
     size_t plen;
-    char (*ids)[SET_ID_LEN + 1];
-    size_t n;
-} ids_ctx;
+    struct pending *sets;
+    size_t n, cap;
+} load_ctx;
 
-static int collect_id(void *ctx, const storage_entry *e)
+/* The pending set with this id, appended when new. A listing is in key
+ * order, so a set's objects come together: the id is the last set's, or a
+ * new one after it; the search covers a backend that would not order. */
+static struct pending *pending_set(load_ctx *c, const char *id)
 {
-    ids_ctx *c = ctx;
-    /* Stray objects directly under the series are not sets. */
-    if (!e->is_prefix)
+    int cmp = c->n ? memcmp(id, c->sets[c->n - 1].set.id, SET_ID_LEN) : 1;
+    if (cmp == 0)
+        return &c->sets[c->n - 1];
+    for (size_t i = c->n; cmp < 0 && i-- > 0;)
+        if (memcmp(c->sets[i].set.id, id, SET_ID_LEN) == 0)
+            return &c->sets[i];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->sets = xrealloc(c->sets, c->cap * sizeof *c->sets);
+    }
+    struct pending *p = &c->sets[c->n++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->set.id, id, SET_ID_LEN);
+    p->set.id[SET_ID_LEN] = '\0';
+    return p;
+}
+
+static int collect_object(void *ctx, const storage_entry *e)
+{
+    load_ctx *c = ctx;
+    if (e->is_prefix)
         return 0;
     const char *rel = strip_prefix(e->key, c->prefix, c->plen);
-    size_t len = strlen(rel);
-    if (len > 0 && rel[len - 1] == '/')
-        len--;
-    if (len != SET_ID_LEN)
+    /* NAME/SETID/KEY: stray objects directly under the series, and
+     * directories that are no set id, are not sets. */
+    const char *slash = strchr(rel, '/');
+    if (!slash || slash - rel != SET_ID_LEN || !slash[1])
         return 0;
     char id[SET_ID_LEN + 1];
     memcpy(id, rel, SET_ID_LEN);
     id[SET_ID_LEN] = '\0';
     if (set_id_parse(id, NULL) != 0)
         return 0;
-    c->ids = xrealloc(c->ids, (c->n + 1) * sizeof *c->ids);
-    memcpy(c->ids[c->n++], id, SET_ID_LEN + 1);
-    return 0;
-}
-
-typedef struct {
-    const char *prefix;
-    size_t plen;
-    catalog_set *set;
-    bool has_manifest;
-    uint64_t manifest_size;
-} scan_ctx;
-
-static int scan_object(void *ctx, const storage_entry *e)
-{
-    scan_ctx *c = ctx;
-    if (e->is_prefix)
-        return 0;
-    c->set->stored_bytes += e->size;
-    c->set->n_objects++;
-    if (strcmp(strip_prefix(e->key, c->prefix, c->plen), MANIFEST_FILENAME) == 0) {
-        c->has_manifest = true;
-        c->manifest_size = e->size;
+    struct pending *p = pending_set(c, id);
+    catalog_set *set = &p->set;
+    set->objects = xrealloc(set->objects, (set->n_objects + 1) * sizeof *set->objects);
+    set->objects[set->n_objects++] = xstrdup(slash + 1);
+    set->stored_bytes += e->size;
+    if (e->mtime > set->last_modified)
+        set->last_modified = e->mtime;
+    if (strcmp(slash + 1, MANIFEST_FILENAME) == 0) {
+        p->has_manifest = true;
+        p->manifest_size = e->size;
     }
     return 0;
 }
@@ -76,7 +91,7 @@ static int scan_object(void *ctx, const storage_entry *e)
 /* Ids are fixed-width UTC times, so text order is time order. */
 static int newest_first(const void *a, const void *b)
 {
-    return -strcmp(a, b);
+    return -strcmp(((const struct pending *)a)->set.id, ((const struct pending *)b)->set.id);
 }
 
 /* "manifest invalid: " + the manifest's message, without saying "manifest" twice. */
@@ -102,24 +117,18 @@ static bool newer_format(const char *data, size_t len)
     return newer;
 }
 
-/* Fills set (id already set). Returns -1 only when storage fails. */
-static int load_set(storage *st, const char *name, catalog_set *set, sv_error *err)
+/* Reads the manifest of a listed set and fills the rest of it. Returns -1
+ * only when storage fails. */
+static int load_manifest(storage *st, const char *name, const struct pending *p, catalog_set *set,
+                         sv_error *err)
 {
-    char *prefix = xasprintf("%s/%s/", name, set->id);
-    scan_ctx sc = {.prefix = prefix, .plen = strlen(prefix), .set = set};
-    if (storage_list(st, prefix, true, scan_object, &sc, err) != 0) {
-        free(prefix);
-        return -1;
-    }
-    free(prefix);
-
-    if (!sc.has_manifest) {
+    if (!p->has_manifest) {
         set->problem = xstrdup("no manifest (interrupted or in progress)");
         return 0;
     }
-    if (sc.manifest_size > MANIFEST_MAX) {
+    if (p->manifest_size > MANIFEST_MAX) {
         set->problem = xasprintf("manifest invalid: %llu bytes, more than the %u a manifest may have",
-                                 (unsigned long long)sc.manifest_size, MANIFEST_MAX);
+                                 (unsigned long long)p->manifest_size, MANIFEST_MAX);
         return 0;
     }
 
@@ -157,28 +166,29 @@ int catalog_load(storage *st, const char *name, catalog *out, sv_error *err)
     out->url = xstrdup(storage_url(st));
 
     char *prefix = xasprintf("%s/", name);
-    ids_ctx ic = {.prefix = prefix, .plen = strlen(prefix)};
-    int rc = storage_list(st, prefix, false, collect_id, &ic, err);
+    load_ctx lc = {.prefix = prefix, .plen = strlen(prefix)};
+    int rc = storage_list(st, prefix, true, collect_object, &lc, err);
     free(prefix);
+    if (rc == 0 && lc.n > 1)
+        qsort(lc.sets, lc.n, sizeof *lc.sets, newest_first);
+
+    out->sets = xcalloc(lc.n ? lc.n : 1, sizeof *out->sets);
+    for (size_t i = 0; i < lc.n; i++)
+        out->sets[out->n++] = lc.sets[i].set; /* owned by out from here, freed with it */
     if (rc != 0) {
-        free(ic.ids);
+        free(lc.sets);
         catalog_free(out);
         return sv_error_wrap(err, "listing the sets of series %s", name);
     }
-    if (ic.n > 1)
-        qsort(ic.ids, ic.n, sizeof *ic.ids, newest_first);
-
-    out->sets = xcalloc(ic.n ? ic.n : 1, sizeof *out->sets);
-    for (size_t i = 0; i < ic.n; i++) {
-        catalog_set *set = &out->sets[out->n++];
-        memcpy(set->id, ic.ids[i], SET_ID_LEN + 1);
-        if (load_set(st, name, set, err) != 0) {
-            free(ic.ids);
+    for (size_t i = 0; i < lc.n; i++) {
+        if (load_manifest(st, name, &lc.sets[i], &out->sets[i], err) != 0) {
+            sv_error_wrap(err, "reading set %s of series %s", out->sets[i].id, name);
+            free(lc.sets);
             catalog_free(out);
-            return sv_error_wrap(err, "reading set %s of series %s", ic.ids[i], name);
+            return -1;
         }
     }
-    free(ic.ids);
+    free(lc.sets);
     return 0;
 }
 
@@ -189,6 +199,9 @@ void catalog_free(catalog *c)
     for (size_t i = 0; i < c->n; i++) {
         free(c->sets[i].problem);
         manifest_free(&c->sets[i].m);
+        for (size_t j = 0; j < c->sets[i].n_objects; j++)
+            free(c->sets[i].objects[j]);
+        free(c->sets[i].objects);
     }
     free(c->sets);
     free(c->name);

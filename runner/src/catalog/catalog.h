@@ -24,6 +24,8 @@ typedef struct catalog_set {
     manifest m;            /* valid only when complete */
     uint64_t stored_bytes; /* sum of object sizes found under the set */
     size_t n_objects;
+    char **objects;        /* keys of those objects, relative to the set ("manifest.json", ...) */
+    int64_t last_modified; /* newest object's modification time (unix seconds); 0 when unknown */
 } catalog_set;
 
 typedef struct catalog {
@@ -33,7 +35,9 @@ typedef struct catalog {
     char *url;  /* the storage URL, for messages */
 } catalog;
 
-/* Lists every set of series `name`. Fails only when storage fails. */
+/* Lists every set of series `name` with one (paginated) listing of NAME/,
+ * then reads each set's manifest. A set is a directory NAME/SETID/ holding
+ * at least one object. Fails only when storage fails. */
 int catalog_load(storage *st, const char *name, catalog *out, sv_error *err);
 void catalog_free(catalog *c);
 

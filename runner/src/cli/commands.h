@@ -30,5 +30,6 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
 void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+void cmd_prune(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 
 #endif

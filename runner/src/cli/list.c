@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "retention/prune.h"
 
 static const char *set_status(const catalog_set *s)
 {
@@ -31,7 +32,18 @@ static void human_age(time_t seconds, char *buf, size_t len)
         snprintf(buf, len, "%ldd", (long)seconds / 86400);
 }
 
-static json_t *set_json(const catalog_set *s, time_t now)
+static json_t *retention_json(const retention_verdict *v)
+{
+    json_t *r = json_object();
+    json_object_set_new(r, "keep", json_boolean(v->keep));
+    json_t *reasons = json_array();
+    for (size_t i = 0; i < v->n_reasons; i++)
+        json_array_append_new(reasons, json_string(v->reasons[i]));
+    json_object_set_new(r, "reasons", reasons);
+    return r;
+}
+
+static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t now)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(s->id));
@@ -44,6 +56,7 @@ static json_t *set_json(const catalog_set *s, time_t now)
     json_object_set_new(o, "age_seconds", json_integer((json_int_t)(now - started)));
     json_object_set_new(o, "bytes", json_integer((json_int_t)s->stored_bytes));
     json_object_set_new(o, "objects", json_integer((json_int_t)s->n_objects));
+    json_object_set_new(o, "retention", retention_json(v));
     if (!s->complete) {
         json_object_set_new(o, "problem", json_string(s->problem));
         return o;
@@ -72,14 +85,27 @@ static json_t *set_json(const catalog_set *s, time_t now)
     return o;
 }
 
-static void print_text(const sv_config *cfg, const char *url, const catalog *cat, time_t now)
+/* "kept: last (1 of 7), daily 2026-11-21" under the set's line. */
+static void print_retention(const retention_verdict *v)
 {
-    printf("sets of '%s' in %s, newest first\n\n", cfg->name, url);
+    printf("%19s%s: ", "", v->keep ? "kept" : "next prune deletes it");
+    for (size_t i = 0; i < v->n_reasons; i++)
+        printf("%s%s", i ? ", " : "", v->reasons[i]);
+    putchar('\n');
+}
+
+static void print_text(const sv_config *cfg, const char *url, const catalog *cat, const retention_plan *plan,
+                       const char *policy, const char *tz, time_t now)
+{
+    printf("sets of '%s' in %s, newest first\n", cfg->name, url);
+    printf("retention: %s (calendar periods in %s)\n\n",
+           plan->empty_policy ? "no policy configured, every complete set is kept" : policy, tz);
     if (cat->n == 0) {
         printf("(none)\n");
         return;
     }
-    printf("%-17s  %-10s  %10s  %5s  %-7s  %s\n", "SET", "STATUS", "SIZE", "AGE", "REASON", "SOURCES");
+    printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  %s\n", "SET", "STATUS", "SIZE", "AGE", "REASON", "PRUNE",
+           "SOURCES");
     for (size_t i = 0; i < cat->n; i++) {
         const catalog_set *s = &cat->sets[i];
         time_t started = 0;
@@ -87,10 +113,11 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
         char size[32], age[16];
         log_human_bytes(s->stored_bytes, size, sizeof size);
         human_age(now - started, age, sizeof age);
-        printf("%-17s  %-10s  %10s  %5s  %-7s  ", s->id, set_status(s), size, age,
-               s->complete ? s->m.reason : "-");
+        printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, set_status(s), size, age,
+               s->complete ? s->m.reason : "-", plan->verdicts[i].keep ? "keep" : "delete");
         if (!s->complete) {
             printf("%s\n", s->problem);
+            print_retention(&plan->verdicts[i]);
             continue;
         }
         for (size_t j = 0; j < s->m.n_artifacts; j++) {
@@ -102,6 +129,7 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             if (!s->m.artifacts[j].ok)
                 printf("%19s%s:%s failed: %s\n", "", s->m.artifacts[j].kind, s->m.artifacts[j].name,
                        s->m.artifacts[j].error);
+        print_retention(&plan->verdicts[i]);
     }
 }
 
@@ -118,25 +146,33 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
         return;
     }
     time_t now = time(NULL);
+    /* The plan the next prune would carry out, with the same inputs. */
+    char tz[128], policy[256];
+    prune_tz_setup(tz, sizeof tz);
+    retention_policy pol = retention_policy_from_config(cfg);
+    retention_policy_describe(&pol, policy, sizeof policy);
+    retention_plan plan;
+    prune_plan_catalog(&cat, &pol, now, NULL, &plan);
     if (args->json) {
         json_t *root = json_object();
         json_object_set_new(root, "name", json_string(cfg->name));
         json_object_set_new(root, "storage", json_string(storage_url(st)));
         json_t *sets = json_array();
         for (size_t i = 0; i < cat.n; i++)
-            json_array_append_new(sets, set_json(&cat.sets[i], now));
+            json_array_append_new(sets, set_json(&cat.sets[i], &plan.verdicts[i], now));
         json_object_set_new(root, "sets", sets);
         char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
         json_decref(root);
     } else {
-        print_text(cfg, storage_url(st), &cat, now);
+        print_text(cfg, storage_url(st), &cat, &plan, policy, tz, now);
     }
     size_t complete = 0;
     for (size_t i = 0; i < cat.n; i++)
         complete += cat.sets[i].complete;
     outcome_set(out, SV_EXIT_OK, "list ok: %zu set(s) of '%s', %zu complete", cat.n, cfg->name, complete);
+    retention_plan_free(&plan);
     catalog_free(&cat);
     storage_close(st);
 }

@@ -425,6 +425,38 @@ int proc_take_stdout(proc *p)
 
 /* ---- waiting ---- */
 
+/* The line of a child's stderr tail that says what went wrong: the last
+ * one carrying "error" or "FATAL" (PostgreSQL tools end with DETAIL: and
+ * HINT: lines that mean little alone), else the last line. */
+static bool telling_line(const char *tail, char *out, size_t len)
+{
+    const char *last = NULL, *last_error = NULL;
+    size_t last_len = 0, last_error_len = 0;
+    for (const char *line = tail; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        char *copy = xstrndup(line, n);
+        if (n) {
+            last = line;
+            last_len = n;
+            if (strcasestr(copy, "error") || strstr(copy, "FATAL")) {
+                last_error = line;
+                last_error_len = n;
+            }
+        }
+        free(copy);
+        line = end ? end + 1 : line + n;
+    }
+    if (last_error) {
+        last = last_error;
+        last_len = last_error_len;
+    }
+    if (!last)
+        return false;
+    snprintf(out, len, "%.*s", (int)last_len, last);
+    return true;
+}
+
 static int wait_result(const proc *p, sv_error *err)
 {
     if (p->wait_errno)
@@ -439,12 +471,23 @@ static int wait_result(const proc *p, sv_error *err)
             return sv_error_set(err, SV_EXIT_FAILED, "%s killed by signal %d (%s)", p->name, sig, sname);
         return sv_error_set(err, SV_EXIT_FAILED, "%s killed by signal %d", p->name, sig);
     }
-    const char *last = strrchr(p->tail, '\n');
-    last = last ? last + 1 : p->tail;
-    if (*last)
+    char line[TAIL_MAX + 1];
+    if (telling_line(p->tail, line, sizeof line))
         return sv_error_set(err, SV_EXIT_FAILED, "%s exited with status %d: %s", p->name, WEXITSTATUS(st),
-                            last);
+                            line);
     return sv_error_set(err, SV_EXIT_FAILED, "%s exited with status %d", p->name, WEXITSTATUS(st));
+}
+
+bool proc_has_exited(const proc *p)
+{
+    if (p->waited)
+        return true;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    /* WNOWAIT: look without reaping, proc_wait still does that */
+    if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return false;
+    return info.si_pid == p->pid;
 }
 
 int proc_wait(proc *p, sv_error *err)

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,12 +27,13 @@
 
 /* ENUM keeps its allowed values in the min column, a string; the other types
  * must not see it, nor INT's range land anywhere but min and max. */
-#define OPT_DEF_STRING(d, lo, hi) .def = (d)
-#define OPT_DEF_SECRET(d, lo, hi) .def = (d)
-#define OPT_DEF_BOOL(d, lo, hi)   .def = (d)
-#define OPT_DEF_LIST(d, lo, hi)   .def = (d)
-#define OPT_DEF_INT(d, lo, hi)    .def = (d), .min = (lo), .max = (hi)
-#define OPT_DEF_ENUM(d, lo, hi)   .def = (d), .allowed = (lo)
+#define OPT_DEF_STRING(d, lo, hi)   .def = (d)
+#define OPT_DEF_SECRET(d, lo, hi)   .def = (d)
+#define OPT_DEF_BOOL(d, lo, hi)     .def = (d)
+#define OPT_DEF_LIST(d, lo, hi)     .def = (d)
+#define OPT_DEF_INT(d, lo, hi)      .def = (d), .min = (lo), .max = (hi)
+#define OPT_DEF_ENUM(d, lo, hi)     .def = (d), .allowed = (lo)
+#define OPT_DEF_DURATION(d, lo, hi) .def = (d), .min = (lo), .max = (hi)
 
 /* Not const: the derived env names and flags are filled in once, on first use. */
 static struct opt_def g_options[OPT__COUNT] = {
@@ -242,7 +244,8 @@ static void clear_value(sv_config *cfg, const struct opt_def *o)
         free_secret(*(char **)p);
         *(char **)p = NULL;
         break;
-    case OPT_TYPE_INT: *(long *)p = 0; break;
+    case OPT_TYPE_INT:
+    case OPT_TYPE_DURATION: *(long *)p = 0; break;
     case OPT_TYPE_BOOL: *(bool *)p = false; break;
     case OPT_TYPE_LIST: strlist_free(p); break;
     }
@@ -296,6 +299,58 @@ static char *match_enum(const char *allowed, const char *s)
     return NULL;
 }
 
+static const struct {
+    char unit;
+    long seconds;
+} g_duration_units[] = {{'w', 7 * 86400L}, {'d', 86400L}, {'h', 3600L}, {'m', 60L}, {'s', 1L}};
+
+int config_parse_duration(const char *text, long *seconds)
+{
+    if (strcmp(text, "0") == 0) {
+        *seconds = 0;
+        return 0;
+    }
+    long total = 0;
+    const char *p = text;
+    if (!*p)
+        return -1;
+    while (*p) {
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        long n = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (n > LONG_MAX / 10)
+                return -1;
+            n = n * 10 + (*p++ - '0');
+        }
+        long unit = 0;
+        for (size_t i = 0; i < sizeof g_duration_units / sizeof *g_duration_units; i++)
+            if (*p == g_duration_units[i].unit)
+                unit = g_duration_units[i].seconds;
+        if (!unit || n > (LONG_MAX - total) / unit)
+            return -1;
+        total += n * unit;
+        p++;
+    }
+    *seconds = total;
+    return 0;
+}
+
+const char *config_format_duration(long seconds, char *buf, size_t len)
+{
+    /* Days rather than weeks, as people write retention ("14d"), and one day
+     * as "24h", as people write grace periods. */
+    for (size_t i = 1; i < sizeof g_duration_units / sizeof *g_duration_units; i++) {
+        long u = g_duration_units[i].seconds;
+        if (seconds != 0 && seconds % u == 0 && !(u == 86400L && seconds == u)) {
+            snprintf(buf, len, "%ld%c", seconds / u, g_duration_units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%lds", seconds);
+    return buf;
+}
+
 static void install(sv_config *cfg, const struct opt_def *o, enum config_origin origin, int line)
 {
     cfg->origin[o->id] = origin;
@@ -334,6 +389,22 @@ int config_set(sv_config *cfg, const struct opt_def *o, const char *text, enum c
         if (errno == ERANGE || v < o->min || v > o->max)
             return sv_error_set(err, SV_EXIT_CONFIG, "%s: '%s' is out of range %ld..%ld", source, text,
                                 o->min, o->max);
+        clear_value(cfg, o);
+        *(long *)p = v;
+        break;
+    }
+    case OPT_TYPE_DURATION: {
+        long v;
+        char lo[32], hi[32];
+        if (config_parse_duration(text, &v) != 0) {
+            sv_error_set(err, SV_EXIT_CONFIG, "%s: '%s' is not a duration", source, text);
+            return sv_error_hint(err,
+                                 "write a number and a unit (s, m, h, d, w), e.g. 14d, 36h, 2w or 1d12h");
+        }
+        if (v < o->min || v > o->max)
+            return sv_error_set(err, SV_EXIT_CONFIG, "%s: '%s' is out of range %s..%s", source, text,
+                                config_format_duration(o->min, lo, sizeof lo),
+                                config_format_duration(o->max, hi, sizeof hi));
         clear_value(cfg, o);
         *(long *)p = v;
         break;

@@ -23,7 +23,17 @@ typedef struct sv_strlist {
     size_t n;
 } sv_strlist;
 
-enum opt_type { OPT_TYPE_STRING, OPT_TYPE_SECRET, OPT_TYPE_INT, OPT_TYPE_BOOL, OPT_TYPE_LIST, OPT_TYPE_ENUM };
+/* DURATION: a length of time written with units ("14d", "36h", "1w2d"), held
+ * as whole seconds in a long; its range (min..max) is in seconds. */
+enum opt_type {
+    OPT_TYPE_STRING,
+    OPT_TYPE_SECRET,
+    OPT_TYPE_INT,
+    OPT_TYPE_BOOL,
+    OPT_TYPE_LIST,
+    OPT_TYPE_ENUM,
+    OPT_TYPE_DURATION
+};
 
 enum opt_id {
 #define OPT(field, path, env, type, def, min, max, help) OPT_ID_##field,
@@ -34,12 +44,13 @@ enum opt_id {
 
 enum config_origin { ORIGIN_UNSET, ORIGIN_DEFAULT, ORIGIN_FILE, ORIGIN_ENV, ORIGIN_FLAG };
 
-#define OPT_FIELD_STRING(f) char *f;
-#define OPT_FIELD_SECRET(f) char *f;
-#define OPT_FIELD_ENUM(f)   char *f;
-#define OPT_FIELD_INT(f)    long f;
-#define OPT_FIELD_BOOL(f)   bool f;
-#define OPT_FIELD_LIST(f)   sv_strlist f;
+#define OPT_FIELD_STRING(f)   char *f;
+#define OPT_FIELD_SECRET(f)   char *f;
+#define OPT_FIELD_ENUM(f)     char *f;
+#define OPT_FIELD_INT(f)      long f;
+#define OPT_FIELD_BOOL(f)     bool f;
+#define OPT_FIELD_LIST(f)     sv_strlist f;
+#define OPT_FIELD_DURATION(f) long f;
 
 typedef struct sv_config {
 #define OPT(field, path, env, type, def, min, max, help) OPT_FIELD_##type(field)
@@ -107,6 +118,16 @@ const char *config_describe_origin(const sv_config *cfg, enum opt_id id, char *b
 /* The known name closest to `name` among candidates (edit distance), or NULL
  * when none is close enough to be a plausible typo. */
 const char *config_suggest(const char *name, const char *const *candidates, size_t n);
+
+/*
+ * Durations as settings write them: one or more "<number><unit>" with unit
+ * s, m, h, d or w ("14d", "36h", "1w2d"); "0" alone is zero. Parse returns 0,
+ * or -1 for anything else (a bare number other than 0 included: "14" could
+ * mean days or seconds). Format writes the largest exact unit ("14d", "36h",
+ * "90m") into buf.
+ */
+int config_parse_duration(const char *text, long *seconds);
+const char *config_format_duration(long seconds, char *buf, size_t len);
 
 void strlist_push(sv_strlist *l, const char *s);
 void strlist_free(sv_strlist *l);

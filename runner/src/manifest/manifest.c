@@ -462,11 +462,39 @@ static int get_time(json_t *obj, const char *key, time_t *out, sv_error *err)
     return 0;
 }
 
+/* Well-formed UTF-8 (JSON text must be; jansson would replace bad bytes
+ * and the key in the manifest would no longer name the object). */
+static bool utf8_valid(const unsigned char *p)
+{
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *p < 0xc2))
+            return false;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xc0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+static bool key_is_safe(const char *key);
+
+bool manifest_key_is_safe(const char *key)
+{
+    return key_is_safe(key);
+}
+
 /* A key that stays inside the set's directory whatever the storage does
- * with it: relative, no "..", no "." and no empty segment. */
+ * with it: relative, no "..", no "." and no empty segment, no control
+ * character or backslash, valid UTF-8. */
 static bool key_is_safe(const char *key)
 {
-    if (!*key || key[0] == '/')
+    if (!*key || key[0] == '/' || !utf8_valid((const unsigned char *)key))
         return false;
     const char *seg = key;
     for (;;) {
@@ -591,6 +619,12 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "tool_version", &a->tool_version, err) ||
         get_opt_string(obj, p, "endpoint", &a->endpoint, err) || parse_recipients(obj, p, a, err))
         return -1;
+    /* restore chooses its loader and decoder by these: an ok artifact
+     * without them cannot be restored */
+    if (a->ok && (!a->format || !a->compression)) {
+        fieldname f = field(p, a->format ? "compression" : "format");
+        return sv_error_set(err, SV_EXIT_FAILED, "manifest field %s: missing for an ok artifact", f.path);
+    }
     return 0;
 }
 

@@ -78,6 +78,11 @@ void manifest_free(manifest *m);
 uint64_t manifest_bytes_out(const manifest *m);
 uint64_t manifest_bytes_in(const manifest *m);
 
+/* True when key can name an artifact: relative, no "." / ".." / empty
+ * segment, no control character or backslash, valid UTF-8. Writers check
+ * with this what readers will check. */
+bool manifest_key_is_safe(const char *key);
+
 /* Finds an artifact by kind and name, or NULL. */
 const manifest_artifact *manifest_find(const manifest *m, const char *kind, const char *name);
 

@@ -65,9 +65,14 @@ static int load(const sv_config *cfg, storage *st, const catalog_set *set, const
         return -1;
     int rc = restore_stream_artifact(st, cfg->name, set, a, sink, err);
     sv_error lerr = {0};
-    if (pg_loader_finish(l, rc == 0, &lerr) != 0 && rc == 0) {
+    int lrc = pg_loader_finish(l, rc == 0, &lerr);
+    if ((rc == 0 && lrc != 0) || lrc == 1) {
+        /* the loader's own refusal, not a damaged artifact */
         *err = lerr;
-        sv_error_wrap(err, "loading %s:%s into database %s failed", a->kind, a->name, db);
+        sv_error_wrap(err, "loading %s:%s into database %s failed, nothing was committed", a->kind, a->name,
+                      db);
+        if (strstr(err->msg, "role") && strstr(err->msg, "does not exist"))
+            sv_error_hint(err, "restore postgres:globals first, or pass --no-owner");
         rc = -1;
     }
     return rc;
@@ -93,6 +98,7 @@ static int safety_backup(const sv_config *cfg, storage *st, const char *target, 
         strcpy(id_out, res.set_id);
         code = 0;
     }
+    backup_result_free(&res);
     free(note);
     strlist_free(&dbs);
     return code;
@@ -114,7 +120,7 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
         goto out;
     }
     if (!t.exists) {
-        if (pg_create_database(cfg, target, NULL, err) != 0)
+        if (pg_create_database(cfg, target, NULL, NULL, err) != 0)
             goto out;
         if (load(cfg, st, set, a, target, args->no_owner, t.server_major, err) != 0) {
             sv_error derr = {0};
@@ -135,16 +141,16 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
                      safety);
         }
         scratch = xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid());
-        if (pg_create_database(cfg, scratch, t.owner, err) != 0)
+        if (pg_create_database(cfg, scratch, target, t.owner, err) != 0)
             goto out;
-        if (load(cfg, st, set, a, scratch, args->no_owner, t.server_major, err) != 0) {
+        if (load(cfg, st, set, a, scratch, args->no_owner, t.server_major, err) != 0 ||
+            pg_copy_database_properties(cfg, target, scratch, err) != 0) {
             sv_error derr = {0};
             pg_drop_database(cfg, scratch, false, &derr);
             goto out;
         }
         /* The restored copy is complete: only now is the target replaced. */
-        if (pg_drop_database(cfg, target, t.server_major >= 13, err) != 0 ||
-            pg_rename_database(cfg, scratch, target, err) != 0) {
+        if (pg_replace_database(cfg, target, scratch, t.server_major >= 13, err) != 0) {
             sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch,
                           target);
             goto out;

@@ -63,6 +63,9 @@ char *pg_tool_path(const struct pg_tools *t, const char *name);
  * configuration, including the password. Free with pg_child_env_free. */
 char **pg_child_env(const sv_config *cfg);
 void pg_child_env_free(char **env);
+/* NULL-terminated names removed from the children's inherited environment:
+ * PGDATABASE and every secret that is not PostgreSQL's. Static storage. */
+const char *const *pg_child_env_unset(void);
 
 /* ---- backup (postgres_backup.c) ---------------------------------------- */
 
@@ -86,10 +89,19 @@ struct pg_target {
 int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target *out, sv_error *err);
 void pg_target_free(struct pg_target *t);
 
-int pg_create_database(const sv_config *cfg, const char *dbname, const char *owner, sv_error *err);
+/* Creates dbname from template0; like (NULL: server defaults) gives its
+ * encoding and locale; owner (NULL: the connecting user) best effort. */
+int pg_create_database(const sv_config *cfg, const char *dbname, const char *like, const char *owner,
+                       sv_error *err);
 /* force: terminate other sessions (PostgreSQL 13+ WITH (FORCE)). */
 int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err);
 int pg_rename_database(const sv_config *cfg, const char *from, const char *to, sv_error *err);
+/* Copies the ACL, settings and comment of database from onto database to. */
+int pg_copy_database_properties(const sv_config *cfg, const char *from, const char *to, sv_error *err);
+/* Replaces target by scratch (renamed into its place), then drops the old
+ * target; force terminates the target's sessions first. */
+int pg_replace_database(const sv_config *cfg, const char *target, const char *scratch, bool force,
+                        sv_error *err);
 
 typedef struct pg_loader pg_loader;
 
@@ -104,8 +116,10 @@ typedef struct pg_loader pg_loader;
 pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
                            int server_major, stream **sink, sv_error *err);
 
-/* ok: the sink was finished successfully, wait for the loader's verdict.
- * !ok: the sink was aborted; stop the loader so that it commits nothing. */
+/* ok: the sink was finished successfully, wait for the loader's verdict
+ * (0, or -1 with err). !ok: the sink was aborted; stop the loader so that it
+ * commits nothing (-1), unless it had already failed on its own: then 1,
+ * with its error in err. */
 int pg_loader_finish(pg_loader *l, bool ok, sv_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include "common/mem.h"
 #include "common/proc.h"
 #include "common/signals.h"
+#include "manifest/manifest.h"
 #include "sources/postgres.h"
 
 struct pg_source {
@@ -114,16 +115,32 @@ static int pg_prepare(source *s, sv_error *err)
     }
 
     if (ps->globals)
-        source_add_artifact(s, "postgres", "globals", "postgres/globals.sql", "pg_dumpall-globals-sql");
+        source_add_artifact(s, "postgres", "globals", "postgres/globals.sql", "pg_dumpall-globals-sql")
+            ->auxiliary = true;
     for (size_t i = 0; i < dbs.n; i++) {
+        bool repeated = false;
+        for (size_t j = 0; j < i && !repeated; j++)
+            repeated = strcmp(dbs.items[i], dbs.items[j]) == 0;
+        if (repeated) {
+            log_warn("database %s is listed twice in SAUVE_PG_DATABASES; backed up once", dbs.items[i]);
+            continue;
+        }
         char *key = xasprintf("postgres/%s.dump", dbs.items[i]);
+        char *stored = xasprintf("%s.zst", key);
         source_artifact *a = source_add_artifact(s, "postgres", dbs.items[i], key, "pg_dump-custom");
+        bool storable = strchr(dbs.items[i], '/') == NULL && strcmp(dbs.items[i], "globals") != 0 &&
+                        dbs.items[i][0] != '.' && manifest_key_is_safe(stored);
         free(key);
-        if (strchr(dbs.items[i], '/') || strcmp(dbs.items[i], "globals") == 0 || dbs.items[i][0] == '.') {
+        free(stored);
+        if (!storable) {
             /* The name becomes part of a storage key: refuse what would
-             * collide with the layout instead of mangling it silently. */
+             * collide with the layout or not survive the manifest, instead
+             * of committing a set nobody can read. */
             sv_error e = {0};
-            sv_error_set(&e, SV_EXIT_CONFIG, "database name '%s' cannot be stored under sauve's layout",
+            sv_error_set(&e, SV_EXIT_CONFIG,
+                         "database name '%s' cannot be stored under sauve's layout "
+                         "(it contains '/', '\\', a control character or invalid UTF-8, starts with '.', "
+                         "or is 'globals')",
                          dbs.items[i]);
             source_artifact_fail(a, &e);
             continue;
@@ -152,7 +169,7 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
     char *tool = pg_tool_path(&ps->tools, globals ? "pg_dumpall" : "pg_dump");
     char *conninfo = pg_dbname_conninfo(globals ? ps->maintenance_db : a->name);
     char *dbarg = xasprintf("--dbname=%s", conninfo);
-    const char *argv[8];
+    const char *argv[10];
     size_t n = 0;
     if (globals) {
         /* full path: pg_dumpall finds pg_dump next to its own argv[0] */
@@ -161,6 +178,10 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
         /* pg_authid is readable by superusers only */
         if (!ps->superuser)
             argv[n++] = "--no-role-passwords";
+        /* without it pg_dumpall connects to postgres or template1, which a
+         * role allowed into its own database only cannot */
+        argv[n++] = "--database";
+        argv[n++] = ps->maintenance_db;
     } else {
         argv[n++] = tool;
         argv[n++] = "--format=custom";
@@ -171,11 +192,10 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
     argv[n] = NULL;
 
     char **env = pg_child_env(ps->cfg);
-    const char *unset[] = {"PGDATABASE", NULL};
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
-                              .env_unset = unset,
+                              .env_unset = pg_child_env_unset(),
                               .pipe_stdout = true,
                               .log_name = globals ? "pg_dumpall" : "pg_dump"};
     int rc = -1;

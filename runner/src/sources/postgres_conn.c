@@ -262,3 +262,26 @@ void pg_child_env_free(char **env)
         free_secret(*p);
     free(env);
 }
+
+const char *const *pg_child_env_unset(void)
+{
+    /* PGDATABASE: the tools get the database in their arguments. Every
+     * other secret sauve knows (S3 keys, notification URLs, their _FILE
+     * forms) is none of pg_dump's business. Built once, on first use. */
+    static const char **names;
+    if (names)
+        return names;
+    size_t n;
+    const struct opt_def *opts = config_options(&n);
+    names = xcalloc(2 * n + 2, sizeof *names);
+    size_t k = 0;
+    names[k++] = "PGDATABASE";
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].type != OPT_TYPE_SECRET || strncmp(opts[i].env, "PG", 2) == 0)
+            continue;
+        names[k++] = opts[i].env;
+        names[k++] = xasprintf("%s_FILE", opts[i].env);
+    }
+    names[k] = NULL;
+    return names;
+}

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -16,15 +18,21 @@
 #define LOADER_HOLDBACK (1u << 20)
 
 /* Cluster-level statements (CREATE/DROP/ALTER DATABASE) cannot run inside
- * the database they change: connect to postgres, or template1 without it. */
-static PGconn *admin_connect(const sv_config *cfg, sv_error *err)
+ * a database they change: connect to postgres, or to template1 when postgres
+ * is one of them (restoring the postgres database itself) or does not exist. */
+static PGconn *admin_connect(const sv_config *cfg, const char *changing1, const char *changing2,
+                             sv_error *err)
 {
-    PGconn *c = pg_connect(cfg, "postgres", err);
-    if (!c && err->code == SV_EXIT_CONFIG) {
+    bool avoid_postgres = (changing1 && strcmp(changing1, "postgres") == 0) ||
+                          (changing2 && strcmp(changing2, "postgres") == 0);
+    PGconn *c = NULL;
+    if (!avoid_postgres) {
+        c = pg_connect(cfg, "postgres", err);
+        if (c || err->code != SV_EXIT_CONFIG)
+            return c;
         sv_error_clear(err);
-        c = pg_connect(cfg, "template1", err);
     }
-    return c;
+    return pg_connect(cfg, "template1", err);
 }
 
 static char *quote_ident(PGconn *c, const char *name)
@@ -35,11 +43,19 @@ static char *quote_ident(PGconn *c, const char *name)
     return out;
 }
 
+static char *quote_literal(PGconn *c, const char *value)
+{
+    char *q = PQescapeLiteral(c, value, strlen(value));
+    char *out = xstrdup(q ? q : "''");
+    PQfreemem(q);
+    return out;
+}
+
 /* Runs "BEFORE ident(a) MIDDLE ident(b) AFTER" as an administrative statement. */
 static int exec_admin(const sv_config *cfg, const char *before, const char *a, const char *middle,
                       const char *b, const char *after, sv_error *err)
 {
-    PGconn *c = admin_connect(cfg, err);
+    PGconn *c = admin_connect(cfg, a, b, err);
     if (!c)
         return -1;
     char *qa = quote_ident(c, a);
@@ -55,16 +71,72 @@ static int exec_admin(const sv_config *cfg, const char *before, const char *a, c
     return rc;
 }
 
-int pg_create_database(const sv_config *cfg, const char *dbname, const char *owner, sv_error *err)
+/* From template0, never template1: whatever a site added to template1 must
+ * not end up inside a restored database (and an extension there would make
+ * pg_restore fail on "already exists"). With `like`, the new database gets
+ * its encoding, collation, ctype and locale provider. */
+int pg_create_database(const sv_config *cfg, const char *dbname, const char *like, const char *owner,
+                       sv_error *err)
 {
-    if (owner && exec_admin(cfg, "create database", dbname, "owner", owner, "", err) == 0)
-        return 0;
-    if (owner) {
-        log_warn("cannot create database %s owned by %s (%s); creating it owned by the restoring user",
-                 dbname, owner, err->msg);
-        sv_error_clear(err);
+    PGconn *c = admin_connect(cfg, dbname, like, err);
+    if (!c)
+        return -1;
+    char *qname = quote_ident(c, dbname);
+    char *locale = xstrdup("");
+    if (like) {
+        const char *params[] = {like};
+        bool icu = PQserverVersion(c) >= 150000;
+        PGresult *r =
+            pg_query(c,
+                     icu ? "select pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider, "
+                           "coalesce(daticulocale, '') from pg_database where datname = $1"
+                         : "select pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' "
+                           "from pg_database where datname = $1",
+                     1, params, err);
+        if (!r) {
+            free(qname);
+            free(locale);
+            PQfinish(c);
+            return -1;
+        }
+        if (PQntuples(r) == 1) {
+            char *enc = quote_literal(c, PQgetvalue(r, 0, 0));
+            char *coll = quote_literal(c, PQgetvalue(r, 0, 1));
+            char *ctype = quote_literal(c, PQgetvalue(r, 0, 2));
+            char *icu_locale = quote_literal(c, PQgetvalue(r, 0, 4));
+            free(locale);
+            if (strcmp(PQgetvalue(r, 0, 3), "i") == 0)
+                locale = xasprintf(" encoding %s lc_collate %s lc_ctype %s locale_provider icu icu_locale %s",
+                                   enc, coll, ctype, icu_locale);
+            else
+                locale = xasprintf(" encoding %s lc_collate %s lc_ctype %s", enc, coll, ctype);
+            free(enc);
+            free(coll);
+            free(ctype);
+            free(icu_locale);
+        }
+        PQclear(r);
     }
-    return exec_admin(cfg, "create database", dbname, "", NULL, "", err);
+    char *sql = xasprintf("create database %s template template0%s", qname, locale);
+    PGresult *r = pg_query(c, sql, 0, NULL, err);
+    int rc = r ? 0 : -1;
+    PQclear(r);
+    free(sql);
+    if (rc == 0 && owner) {
+        char *qowner = quote_ident(c, owner);
+        sql = xasprintf("alter database %s owner to %s", qname, qowner);
+        sv_error oerr = {0};
+        r = pg_query(c, sql, 0, NULL, &oerr);
+        if (!r)
+            log_warn("database %s stays owned by the restoring user: %s", dbname, oerr.msg);
+        PQclear(r);
+        free(sql);
+        free(qowner);
+    }
+    free(qname);
+    free(locale);
+    PQfinish(c);
+    return rc;
 }
 
 int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
@@ -77,10 +149,100 @@ int pg_rename_database(const sv_config *cfg, const char *from, const char *to, s
     return exec_admin(cfg, "alter database", from, "rename to", to, "", err);
 }
 
+/* Database-level state that pg_restore without --create does not carry:
+ * who may connect (the ACL), per-database and per-role-in-database
+ * settings, and the comment. Copied from the database being replaced, so a
+ * restore --clean never reopens a database its owner had closed. */
+int pg_copy_database_properties(const sv_config *cfg, const char *from, const char *to, sv_error *err)
+{
+    PGconn *c = admin_connect(cfg, from, to, err);
+    if (!c)
+        return -1;
+    char *f = quote_literal(c, from);
+    char *t = quote_literal(c, to);
+    char *sql = xasprintf(
+        "do $sauve$ declare r record; src oid; begin\n"
+        "  select oid into src from pg_database where datname = %s;\n"
+        "  if (select datacl from pg_database where oid = src) is not null then\n"
+        "    execute format('revoke all on database %%I from public', %s);\n"
+        "    for r in select a.privilege_type, a.is_grantable, a.grantee\n"
+        "             from pg_database d, aclexplode(d.datacl) a where d.oid = src and a.grantee <> d.datdba "
+        "loop\n"
+        "      execute format('grant %%s on database %%I to %%s%%s', r.privilege_type, %s,\n"
+        "        case when r.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(r.grantee)) end,\n"
+        "        case when r.is_grantable then ' with grant option' else '' end);\n"
+        "    end loop;\n"
+        "  end if;\n"
+        "  for r in select s.setrole, unnest(s.setconfig) as kv from pg_db_role_setting s\n"
+        "           where s.setdatabase = src loop\n"
+        "    execute format('alter %%s set %%I = %%L',\n"
+        "      case when r.setrole = 0 then format('database %%I', %s)\n"
+        "           else format('role %%I in database %%I', pg_get_userbyid(r.setrole), %s) end,\n"
+        "      split_part(r.kv, '=', 1), substr(r.kv, strpos(r.kv, '=') + 1));\n"
+        "  end loop;\n"
+        "  if shobj_description(src, 'pg_database') is not null then\n"
+        "    execute format('comment on database %%I is %%L', %s, shobj_description(src, 'pg_database'));\n"
+        "  end if;\n"
+        "end $sauve$",
+        f, t, t, t, t, t);
+    PGresult *r = pg_query(c, sql, 0, NULL, err);
+    int rc = r ? 0 : -1;
+    if (!r)
+        sv_error_wrap(err, "cannot copy access rules and settings of database %s to %s", from, to);
+    PQclear(r);
+    free(sql);
+    free(f);
+    free(t);
+    PQfinish(c);
+    return rc;
+}
+
+/* Swaps in the restored copy without a moment where neither exists: the
+ * target is renamed aside, the copy takes its name, and only then is the old
+ * one dropped; a failed second rename puts the target back. */
+int pg_replace_database(const sv_config *cfg, const char *target, const char *scratch, bool force,
+                        sv_error *err)
+{
+    char *aside = xasprintf("sauve_old_%ld_%d", (long)time(NULL), (int)getpid());
+    int rc = -1;
+    if (force) {
+        /* sessions on the target would block the rename */
+        PGconn *c = admin_connect(cfg, target, scratch, err);
+        if (!c)
+            goto out;
+        const char *params[] = {target};
+        sv_error ignored = {0};
+        PQclear(pg_query(c,
+                         "select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where datname = $1 and pid <> pg_backend_pid()",
+                         1, params, &ignored));
+        PQfinish(c);
+    }
+    if (pg_rename_database(cfg, target, aside, err) != 0) {
+        sv_error_wrap(err, "cannot move database %s aside", target);
+        goto out;
+    }
+    if (pg_rename_database(cfg, scratch, target, err) != 0) {
+        sv_error back = {0};
+        if (pg_rename_database(cfg, aside, target, &back) != 0)
+            sv_error_wrap(err, "database %s is now named %s (renaming it back failed: %s)", target, aside,
+                          back.msg);
+        goto out;
+    }
+    sv_error derr = {0};
+    if (pg_drop_database(cfg, aside, force, &derr) != 0)
+        log_warn("restore done, but the previous database, renamed %s, could not be dropped: %s", aside,
+                 derr.msg);
+    rc = 0;
+out:
+    free(aside);
+    return rc;
+}
+
 int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target *out, sv_error *err)
 {
     memset(out, 0, sizeof *out);
-    PGconn *c = admin_connect(cfg, err);
+    PGconn *c = admin_connect(cfg, dbname, NULL, err);
     if (!c)
         return -1;
     out->server_major = PQserverVersion(c) / 10000;
@@ -185,11 +347,10 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
     argv[n++] = dbarg;
     argv[n] = NULL;
     char **env = pg_child_env(cfg);
-    const char *unset[] = {"PGDATABASE", NULL};
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
-                              .env_unset = unset,
+                              .env_unset = pg_child_env_unset(),
                               .pipe_stdin = true,
                               .log_name = l->globals ? "psql" : "pg_restore",
                               .on_stderr_line = l->globals ? on_psql_stderr : NULL,
@@ -211,13 +372,21 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
 int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
 {
     if (!ok) {
-        /* The artifact failed verification: make sure nothing commits. */
-        proc_kill(l->p, SIGTERM);
-        sv_error ignored = {0};
-        proc_wait(l->p, &ignored);
+        int rc = -1;
+        if (proc_has_exited(l->p)) {
+            /* The loader stopped first (pg_restore refused something): its
+             * error, not the broken pipe that followed, is the cause. */
+            if (proc_wait(l->p, err) != 0)
+                rc = 1;
+        } else {
+            /* The artifact failed verification: make sure nothing commits. */
+            proc_kill(l->p, SIGTERM);
+            sv_error ignored = {0};
+            proc_wait(l->p, &ignored);
+        }
         proc_free(l->p);
         free(l);
-        return -1;
+        return rc;
     }
     int rc = proc_wait(l->p, err);
     if (rc == 0 && l->unexpected_errors > 0) {

@@ -8,6 +8,7 @@
 #ifndef SAUVE_SOURCES_SOURCE_H
 #define SAUVE_SOURCES_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -25,6 +26,9 @@ typedef struct source_artifact {
      * dump. err_code is the exit code such a failure maps to. */
     char *error;
     int err_code;
+    /* Useful only beside the others (PostgreSQL's globals): a set in which
+     * only auxiliary artifacts succeeded is not committed. */
+    bool auxiliary;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */

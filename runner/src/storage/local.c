@@ -530,6 +530,109 @@ static int local_remove(storage *st, const char *const *keys, size_t nkeys, sv_e
     return failed ? -1 : 0;
 }
 
+/* ---- interrupted writes ---------------------------------------------- */
+
+/* Whether name is a temp file of local_write: ".BASE.tmp-XXXXXX". Writes
+ * BASE's length into *base_len. */
+static bool is_tmp_name(const char *name, size_t *base_len)
+{
+    static const char suffix[] = ".tmp-XXXXXX";
+    size_t len = strlen(name), slen = sizeof suffix - 1;
+    if (name[0] != '.' || len < 1 + 1 + slen || strncmp(name + len - slen, ".tmp-", 5) != 0)
+        return false;
+    *base_len = len - 1 - slen;
+    return true;
+}
+
+struct uploads_ctx {
+    storage *st;
+    const char *prefix;
+    storage_upload_cb cb;
+    void *cbctx;
+    sv_error *err;
+};
+
+/* Walks directory rel ("" or ending in '/') for temp files whose key starts
+ * with the prefix. Returns 0, 1 when the callback asked to stop, -1 on error. */
+static int walk_uploads(struct uploads_ctx *uc, const char *rel)
+{
+    char *path = xasprintf("%s/%s", impl(uc->st)->root, rel);
+    DIR *d = opendir(path);
+    free(path);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return sv_error_set(uc->err, SV_EXIT_FAILED, "storage %s: cannot list %s: %s", uc->st->url,
+                            *rel ? rel : "/", strerror(errno));
+    }
+    size_t rlen = strlen(rel), plen = strlen(uc->prefix);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* removed while we walk */
+        size_t base_len;
+        if (S_ISDIR(sb.st_mode) && name[0] != '.') {
+            char *sub = xasprintf("%s%s/", rel, name);
+            /* Only directories that can hold keys under the prefix. */
+            size_t n = strlen(sub);
+            if (strncmp(sub, uc->prefix, n < plen ? n : plen) == 0)
+                rc = walk_uploads(uc, sub);
+            free(sub);
+        } else if (S_ISREG(sb.st_mode) && is_tmp_name(name, &base_len)) {
+            char *key = xasprintf("%.*s%.*s", (int)rlen, rel, (int)base_len, name + 1);
+            char *id = xasprintf("%s%s", rel, name);
+            if (strncmp(key, uc->prefix, plen) == 0) {
+                storage_upload u = {.key = key, .id = id, .started = sb.st_mtim.tv_sec};
+                if (uc->cb(uc->cbctx, &u) != 0)
+                    rc = 1;
+            }
+            free(key);
+            free(id);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* A local write has no separate start time: the temp file's modification
+ * time, which every write refreshes, stands for it, so a slow write in
+ * progress looks young, as it should. */
+static int local_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err)
+{
+    const char *slash = strrchr(prefix, '/');
+    char *rel = xstrndup(prefix, slash ? (size_t)(slash - prefix) + 1 : 0);
+    struct uploads_ctx uc = {st, prefix, cb, ctx, err};
+    int rc = walk_uploads(&uc, rel);
+    free(rel);
+    return rc < 0 ? -1 : 0;
+}
+
+static int local_abort_upload(storage *st, const storage_upload *upload, sv_error *err)
+{
+    /* The id comes from our own listing, but it is a path: refuse anything
+     * but a temp file name under the root. */
+    const char *id = upload->id;
+    const char *base = strrchr(id, '/');
+    base = base ? base + 1 : id;
+    size_t base_len;
+    if (id[0] == '/' || strstr(id, "../") || !is_tmp_name(base, &base_len))
+        return sv_error_set(err, SV_EXIT_FAILED, "storage %s: '%s' is not an interrupted write", st->url, id);
+    char *path = key_path(st, id);
+    int rc = unlink(path);
+    int e = errno;
+    free(path);
+    if (rc < 0 && e != ENOENT)
+        return sv_error_set(err, SV_EXIT_FAILED, "storage %s: cannot remove the interrupted write %s: %s",
+                            st->url, id, strerror(e));
+    prune_dirs(st, id);
+    return 0;
+}
+
 /* ---- open ------------------------------------------------------------ */
 
 static void local_close(storage *st)
@@ -549,6 +652,8 @@ static const struct storage_backend local_backend = {
     .stat = local_stat,
     .list = local_list,
     .remove = local_remove,
+    .list_uploads = local_list_uploads,
+    .abort_upload = local_abort_upload,
     .close = local_close,
 };
 

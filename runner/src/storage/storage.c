@@ -16,7 +16,6 @@ storage *storage_open(const char *url, const struct sv_config *cfg, sv_error *er
         sv_error_hint(err, "%s", URL_HELP);
         return NULL;
     }
-    (void)cfg; /* the s3 backend reads its settings from it */
     storage *st = xcalloc(1, sizeof *st);
     st->url = xstrdup(url);
 
@@ -29,8 +28,7 @@ storage *storage_open(const char *url, const struct sv_config *cfg, sv_error *er
                           "e.g. file:///var/backups",
                           url);
     } else if (strncmp(url, "s3://", 5) == 0) {
-        rc =
-            sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_STORAGE: s3 storage is not available in this build yet");
+        rc = storage_s3_open(st, url, cfg, err);
     } else {
         rc = sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_STORAGE: unsupported URL '%s': %s", url, URL_HELP);
     }
@@ -110,6 +108,7 @@ stream *storage_write(storage *st, const char *key, sv_error *err)
 {
     if (check_path(st, key, false, err) < 0)
         return NULL;
+    st->stats.writes++;
     return st->backend->write(st, key, err);
 }
 
@@ -131,6 +130,7 @@ int storage_read(storage *st, const char *key, stream *sink, sv_error *err)
 {
     if (check_path(st, key, false, err) < 0)
         return -1;
+    st->stats.reads++;
     return st->backend->read(st, key, sink, err);
 }
 
@@ -157,6 +157,7 @@ int storage_stat(storage *st, const char *key, storage_entry *out, sv_error *err
 {
     if (check_path(st, key, false, err) < 0)
         return -1;
+    st->stats.stats++;
     return st->backend->stat(st, key, out, err);
 }
 
@@ -165,6 +166,7 @@ int storage_list(storage *st, const char *prefix, bool recursive, storage_list_c
 {
     if (check_path(st, prefix, true, err) < 0)
         return -1;
+    st->stats.lists++;
     return st->backend->list(st, prefix, recursive, cb, ctx, err);
 }
 
@@ -173,13 +175,18 @@ int storage_delete(storage *st, const char *const *keys, size_t nkeys, sv_error 
     for (size_t i = 0; i < nkeys; i++)
         if (check_path(st, keys[i], false, err) < 0)
             return -1;
-    return nkeys ? st->backend->remove(st, keys, nkeys, err) : 0;
+    if (!nkeys)
+        return 0;
+    st->stats.delete_calls++;
+    st->stats.deleted_keys += nkeys;
+    return st->backend->remove(st, keys, nkeys, err);
 }
 
 int storage_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err)
 {
     if (!st->backend->list_uploads)
         return 0;
+    st->stats.upload_lists++;
     return st->backend->list_uploads(st, prefix, cb, ctx, err);
 }
 
@@ -187,5 +194,11 @@ int storage_abort_upload(storage *st, const storage_upload *upload, sv_error *er
 {
     if (!st->backend->abort_upload)
         return 0;
+    st->stats.upload_aborts++;
     return st->backend->abort_upload(st, upload, err);
+}
+
+const storage_stats *storage_get_stats(const storage *st)
+{
+    return &st->stats;
 }

@@ -114,4 +114,12 @@ int storage_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, 
 /* Discards one interrupted write; already gone is not an error. */
 int storage_abort_upload(storage *st, const storage_upload *upload, sv_error *err);
 
+/* Calls made through this interface since storage_open, for logs and
+ * benchmarks: a paginated listing counts once, a batched delete once per
+ * call (with every key counted in deleted_keys). */
+typedef struct storage_stats {
+    unsigned long lists, reads, writes, stats, delete_calls, deleted_keys, upload_lists, upload_aborts;
+} storage_stats;
+const storage_stats *storage_get_stats(const storage *st);
+
 #endif

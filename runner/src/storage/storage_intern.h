@@ -27,6 +27,7 @@ struct storage {
     const struct storage_backend *backend;
     char *url;  /* as given, for messages */
     void *impl; /* backend state */
+    storage_stats stats;
 };
 
 /* Local directory backend: url is "file:///absolute/path". */

@@ -62,6 +62,8 @@ static uint64_t put_set_reason(storage *st, const char *name, const char *set_id
     a->kind = xstrdup("postgres");
     a->name = xstrdup("app");
     a->key = xstrdup("postgres/app.dump.zst");
+    a->format = xstrdup("pg_dump-custom");
+    a->compression = xstrdup("zstd");
     a->bytes_in = 10 * strlen(dump);
     a->bytes_out = strlen(dump);
     memset(a->sha256, 'e', 64);

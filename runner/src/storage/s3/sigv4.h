@@ -23,9 +23,9 @@ struct sigv4_header {
 };
 
 struct sigv4_request {
-    const char *method;      /* "GET", "PUT", ... */
-    const char *path;        /* as sent, e.g. "/bucket/my%20key" */
-    const char *query;       /* as sent, without '?', e.g. "partNumber=1&uploadId=x"; NULL or "" for none */
+    const char *method; /* "GET", "PUT", ... */
+    const char *path;   /* as sent, e.g. "/bucket/my%20key" */
+    const char *query;  /* as sent, without '?', e.g. "partNumber=1&uploadId=x"; NULL or "" for none */
     const struct sigv4_header *headers; /* the headers to sign, including host and x-amz-date */
     size_t nheaders;
     const char *payload_hash; /* lowercase hex SHA-256 of the body, or "UNSIGNED-PAYLOAD" */
@@ -40,9 +40,9 @@ struct sigv4_key {
 };
 
 struct sigv4_result {
-    char signature[65];     /* lowercase hex */
-    char *authorization;    /* the Authorization header value */
-    char *signed_headers;   /* "host;x-amz-date" */
+    char signature[65];   /* lowercase hex */
+    char *authorization;  /* the Authorization header value */
+    char *signed_headers; /* "host;x-amz-date" */
     char *canonical_request;
     char *string_to_sign;
 };
@@ -59,7 +59,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_key *key, con
  * X-Amz-Signature last, in *query_out (newly allocated).
  */
 int sigv4_presign(const struct sigv4_request *req, const struct sigv4_key *key, const char *amz_date,
-                  long expires_seconds, const char *session_token, char **query_out, struct sigv4_result *out);
+                  long expires_seconds, const char *session_token, char **query_out,
+                  struct sigv4_result *out);
 
 void sigv4_result_free(struct sigv4_result *r);
 

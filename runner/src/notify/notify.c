@@ -1,0 +1,603 @@
+#include "notify/notify.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+
+/* Discord refuses a "content" longer than 2000 characters; bytes bound characters. */
+#define TEXT_MAX_BYTES 1990
+/* How much of a receiver's answer is quoted in a warning. */
+#define ANSWER_MAX 200
+/* Pause before the one retry. */
+#define RETRY_PAUSE_MS 1000
+
+enum channel { CH_HEALTHCHECK, CH_WEBHOOK, CH_PUSHGATEWAY, CH__COUNT };
+
+static const char *const channel_names[CH__COUNT] = {"healthcheck", "webhook", "pushgateway"};
+static const enum opt_id channel_opts[CH__COUNT] = {OPT_ID_healthcheck_url, OPT_ID_notify_url,
+                                                    OPT_ID_pushgateway_url};
+
+struct notifier {
+    char *url[CH__COUNT]; /* NULL: not configured, or invalid (already counted as failed) */
+    bool always;          /* notify.on=always: the webhook on success too */
+    long timeout;         /* seconds, connect and total, per call */
+    struct timespec t0;   /* CLOCK_MONOTONIC at notify_start */
+    int failures;
+    char failed[1024];
+    bool curl_ready;
+};
+
+/* ---- a growable string ---------------------------------------------------- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+__attribute__((format(printf, 2, 3))) static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+}
+
+static char *buf_take(struct buf *b)
+{
+    if (!b->p)
+        return xstrdup("");
+    return b->p;
+}
+
+/* ---- URLs ----------------------------------------------------------------- */
+
+char *notify_url_origin(const char *url)
+{
+    char *out = NULL;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host) {
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+            out = xasprintf("%s://%s:%s", scheme, host, port);
+        else
+            out = xasprintf("%s://%s", scheme, host);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out ? out : xstrdup("(invalid URL)");
+}
+
+/* An http:// or https:// URL with a host: the only kind sauve calls. */
+static bool url_usable(const char *url)
+{
+    bool ok = false;
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        ok = *host && (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+char *notify_url_with_suffix(const char *url, const char *suffix)
+{
+    size_t end = strcspn(url, "?#");
+    size_t path_end = end;
+    while (path_end > 0 && url[path_end - 1] == '/')
+        path_end--;
+    if (!*suffix)
+        return xstrdup(url);
+    return xasprintf("%.*s/%s%s", (int)path_end, url, suffix, url + end);
+}
+
+static bool unreserved(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* One path segment "LABEL/VALUE" of a Pushgateway grouping key into b. */
+static void grouping_segment(struct buf *b, const char *label, const char *value)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (!*value || strchr(value, '/')) {
+        /* The only form the Pushgateway accepts for '/' (and, as "=", for ""). */
+        buf_printf(b, "/%s@base64/", label);
+        const unsigned char *s = (const unsigned char *)value;
+        size_t n = strlen(value);
+        if (n == 0)
+            buf_printf(b, "=");
+        for (size_t i = 0; i < n; i += 3) {
+            unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                         (i + 2 < n ? (unsigned)s[i + 2] : 0);
+            buf_printf(b, "%c%c%c%c", b64[v >> 18 & 63], b64[v >> 12 & 63],
+                       i + 1 < n ? b64[v >> 6 & 63] : '=', i + 2 < n ? b64[v & 63] : '=');
+        }
+        return;
+    }
+    buf_printf(b, "/%s/", label);
+    for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
+        if (unreserved(*s))
+            buf_printf(b, "%c", *s);
+        else
+            buf_printf(b, "%%%02X", *s);
+    }
+}
+
+char *notify_pushgateway_url(const char *base, const char *job, const char *name)
+{
+    struct buf b = {0};
+    size_t len = strlen(base);
+    while (len > 0 && base[len - 1] == '/')
+        len--;
+    buf_printf(&b, "%.*s/metrics", (int)len, base);
+    grouping_segment(&b, "job", job);
+    grouping_segment(&b, "name", name);
+    return buf_take(&b);
+}
+
+/* ---- what the run did ----------------------------------------------------- */
+
+const char *notify_status(const struct notify_run *run)
+{
+    if (run->set_id && run->backup_ok)
+        return "ok";
+    return run->set_id ? "partial" : "failed";
+}
+
+/* ---- Prometheus text exposition format ------------------------------------ */
+
+char *notify_escape_label(const char *value)
+{
+    struct buf b = {0};
+    buf_printf(&b, "%s", "");
+    for (const char *s = value; *s; s++) {
+        switch (*s) {
+        case '\\': buf_printf(&b, "\\\\"); break;
+        case '"': buf_printf(&b, "\\\""); break;
+        case '\n': buf_printf(&b, "\\n"); break;
+        default: buf_printf(&b, "%c", *s);
+        }
+    }
+    return buf_take(&b);
+}
+
+static void metric_head(struct buf *b, const char *name, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+char *notify_metrics_text(const struct notify_run *run)
+{
+    struct buf b = {0};
+    metric_head(&b, "sauve_last_run_timestamp_seconds",
+                "Unix time at which the last backup run ended, whatever its outcome.");
+    buf_printf(&b, "sauve_last_run_timestamp_seconds %.3f\n", run->finished);
+    if (run->backup_ok) {
+        metric_head(
+            &b, "sauve_last_success_timestamp_seconds",
+            "Unix time at which the last backup run that stored every source and committed its set ended.");
+        buf_printf(&b, "sauve_last_success_timestamp_seconds %.3f\n", run->finished);
+    }
+    metric_head(&b, "sauve_run_duration_seconds", "Duration of the last backup run in seconds.");
+    buf_printf(&b, "sauve_run_duration_seconds %.3f\n", run->duration_s);
+    metric_head(
+        &b, "sauve_run_status",
+        "Exit code of the last backup run: 0 ok, 1 failed, 2 partial, 3 prune or notification failed, "
+        "75 temporary failure, 78 configuration error.");
+    buf_printf(&b, "sauve_run_status %d\n", run->exit_code);
+    if (run->set_id && run->n_sources) {
+        metric_head(&b, "sauve_source_bytes",
+                    "Bytes stored (compressed) for each source of the set the last run committed; 0 for a "
+                    "source that failed.");
+        for (size_t i = 0; i < run->n_sources; i++) {
+            char *label = notify_escape_label(run->sources[i].source);
+            buf_printf(&b, "sauve_source_bytes{source=\"%s\"} %llu\n", label,
+                       (unsigned long long)(run->sources[i].ok ? run->sources[i].bytes_stored : 0));
+            free(label);
+        }
+    }
+    if (run->sets_total >= 0) {
+        metric_head(&b, "sauve_sets_total",
+                    "Complete backup sets of this series in storage after the last run.");
+        buf_printf(&b, "sauve_sets_total %ld\n", run->sets_total);
+    }
+    return buf_take(&b);
+}
+
+/* ---- the webhook ---------------------------------------------------------- */
+
+/* "backup failed: X" -> "X": the text already says what happened. */
+static const char *summary_detail(const char *summary)
+{
+    static const char *const prefixes[] = {"backup ok: ", "backup partial: ", "backup failed: "};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (strncmp(summary, prefixes[i], strlen(prefixes[i])) == 0)
+            return summary + strlen(prefixes[i]);
+    return summary;
+}
+
+/* Cuts s to at most max bytes on a UTF-8 character boundary, ending in "…". */
+static void truncate_utf8(char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (len <= max)
+        return;
+    size_t cut = max - 3;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(s + cut, "\xE2\x80\xA6", 4);
+}
+
+char *notify_webhook_text(const struct notify_run *run)
+{
+    const char *icon, *verb;
+    if (run->exit_code == 0) {
+        icon = ":white_check_mark:";
+        verb = "succeeded";
+    } else if (run->set_id && !run->backup_ok) {
+        icon = ":warning:";
+        verb = "was partial";
+    } else if (run->set_id) {
+        icon = ":warning:";
+        verb = "needs attention";
+    } else {
+        icon = ":x:";
+        verb = "failed";
+    }
+    const char *summary = run->summary ? run->summary : "";
+    struct buf b = {0};
+    buf_printf(&b, "%s sauve backup of %s %s on %s (exit %d): %s", icon, run->name, verb,
+               run->hostname ? run->hostname : "?", run->exit_code, summary_detail(summary));
+    /* The errors the summary does not already carry (e.g. a partial set's). */
+    for (size_t i = 0, shown = 0; i < run->n_sources && shown < 3; i++) {
+        const struct notify_source *s = &run->sources[i];
+        if (!s->ok && s->error && !strstr(summary, s->error)) {
+            buf_printf(&b, "; %s: %s", s->source, s->error);
+            shown++;
+        }
+    }
+    char *text = buf_take(&b);
+    for (char *p = text; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    truncate_utf8(text, TEXT_MAX_BYTES);
+    return text;
+}
+
+/* A JSON string of s, or null; bytes that are not UTF-8 become '?' so that
+ * an odd error message never loses the whole notification. */
+static json_t *jstr(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *copy = xstrdup(s);
+    for (unsigned char *p = (unsigned char *)copy; *p; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j ? j : json_string("");
+}
+
+char *notify_webhook_json(const struct notify_run *run)
+{
+    char *text = notify_webhook_text(run);
+    json_t *o = json_object();
+    json_object_set_new(o, "text", jstr(text));
+    json_object_set_new(o, "content", jstr(text));
+    json_object_set_new(o, "name", jstr(run->name));
+    json_object_set_new(o, "set", jstr(run->set_id));
+    json_object_set_new(o, "status", jstr(notify_status(run)));
+    json_object_set_new(o, "exit_code", json_integer(run->exit_code));
+    json_object_set_new(o, "summary", jstr(run->summary));
+    json_t *failed = json_array();
+    for (size_t i = 0; i < run->n_sources; i++) {
+        const struct notify_source *s = &run->sources[i];
+        if (s->ok)
+            continue;
+        json_t *f = json_object();
+        json_object_set_new(f, "source", jstr(s->source));
+        json_object_set_new(f, "error", jstr(s->error ? s->error : "failed"));
+        json_array_append_new(failed, f);
+    }
+    json_object_set_new(o, "failed_sources", failed);
+    json_object_set_new(o, "duration_seconds",
+                        json_real((double)(long long)(run->duration_s * 1000 + 0.5) / 1000));
+    json_object_set_new(o, "bytes_stored", json_integer((json_int_t)run->bytes_stored));
+    json_object_set_new(o, "hostname", jstr(run->hostname));
+    char *dumped = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    free(text);
+    if (!dumped)
+        abort(); /* only on out of memory */
+    char *out = xstrdup(dumped);
+    free(dumped);
+    return out;
+}
+
+/* ---- HTTP ----------------------------------------------------------------- */
+
+struct answer {
+    char text[ANSWER_MAX + 1];
+    size_t len;
+};
+
+static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct answer *a = ctx;
+    size_t n = size * nmemb;
+    size_t take = n < ANSWER_MAX - a->len ? n : ANSWER_MAX - a->len;
+    memcpy(a->text + a->len, data, take);
+    a->len += take;
+    a->text[a->len] = '\0';
+    return n;
+}
+
+struct call {
+    enum channel ch;
+    const char *what;   /* "start ping", "push": for messages */
+    const char *method; /* "POST", "PUT" */
+    const char *url;
+    const char *content_type;
+    const char *body;
+};
+
+/* One attempt. Returns 0 on a 2xx answer; else fills detail and sets *retry
+ * when one more attempt may help (refused, reset, 5xx, 429; not a timeout). */
+static int http_once(const notifier *n, const struct call *c, char *detail, size_t dlen, bool *retry)
+{
+    *retry = false;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(detail, dlen, "cannot initialise libcurl");
+        return -1;
+    }
+    struct answer ans = {0};
+    char ctype[128];
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", c->content_type);
+    struct curl_slist *headers = curl_slist_append(NULL, ctype);
+    headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "sauve/" SAUVE_VERSION);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, n->timeout);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, n->timeout);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_answer);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ans);
+
+    int rc = -1;
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    if (cc == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            rc = 0;
+        } else {
+            /* The start of the answer, on one printable line: Pushgateway and
+             * Slack say there what they did not like. */
+            for (char *p = ans.text; *p; p++)
+                if (!isprint((unsigned char)*p))
+                    *p = ' ';
+            snprintf(detail, dlen, "HTTP %ld%s%s", status, ans.len ? ": " : "", ans.text);
+            *retry = status >= 500 || status == 429;
+        }
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(detail, dlen, "no answer within %ld s (notify.timeout)", n->timeout);
+    } else {
+        /* curl's generic text, never its error buffer: that could quote the URL. */
+        snprintf(detail, dlen, "%s", curl_easy_strerror(cc));
+        detail[0] = (char)tolower((unsigned char)detail[0]);
+        *retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_SEND_ERROR ||
+                 cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING;
+    }
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+static void record_failure(notifier *n, enum channel ch, const char *origin)
+{
+    n->failures++;
+    size_t len = strlen(n->failed);
+    char item[256];
+    snprintf(item, sizeof item, "%s (%s)", channel_names[ch], origin);
+    if (!strstr(n->failed, item))
+        snprintf(n->failed + len, sizeof n->failed - len, "%s%s", len ? ", " : "", item);
+}
+
+/* At most two attempts. Logs the outcome; returns 0 when delivered. */
+static int http_call(notifier *n, const struct call *c)
+{
+    char *origin = notify_url_origin(c->url);
+    char detail[512] = "";
+    int rc = -1;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        bool retry = false;
+        rc = http_once(n, c, detail, sizeof detail, &retry);
+        if (rc == 0 || !retry || attempt == 2)
+            break;
+        log_with(LOG_DEBUG, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
+                 "%s %s to %s: %s; trying once more", channel_names[c->ch], c->what, origin, detail);
+        struct timespec pause = {.tv_sec = RETRY_PAUSE_MS / 1000,
+                                 .tv_nsec = RETRY_PAUSE_MS % 1000 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    if (rc == 0) {
+        log_with(LOG_INFO, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
+                 "%s: %s sent to %s", channel_names[c->ch], c->what, origin);
+    } else {
+        log_with(LOG_WARN, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
+                 "notification failed: %s %s to %s: %s", channel_names[c->ch], c->what, origin, detail);
+        record_failure(n, c->ch, origin);
+    }
+    free(origin);
+    return rc;
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+notifier *notify_start(const sv_config *cfg)
+{
+    notifier *n = xcalloc(1, sizeof *n);
+    clock_gettime(CLOCK_MONOTONIC, &n->t0);
+    n->always = cfg->notify_on && strcmp(cfg->notify_on, "always") == 0;
+    n->timeout = cfg->notify_timeout > 0 ? cfg->notify_timeout : 10;
+    const char *urls[CH__COUNT] = {cfg->healthcheck_url, cfg->notify_url, cfg->pushgateway_url};
+    bool any = false;
+    for (int ch = 0; ch < CH__COUNT; ch++) {
+        const char *url = urls[ch];
+        if (!url || !*url)
+            continue;
+        /* The whole URL is a secret (tokens live in paths and queries); the
+         * configuration registered it already, this keeps the contract local. */
+        log_add_secret(url);
+        const struct opt_def *o = config_option(channel_opts[ch]);
+        if (!url_usable(url)) {
+            log_with(LOG_WARN, LOG_FIELDS(LOG_STR("channel", channel_names[ch]), LOG_STR("setting", o->env)),
+                     "notification failed: %s is not an http:// or https:// URL with a host; the %s is not "
+                     "notified",
+                     o->env, channel_names[ch]);
+            record_failure(n, (enum channel)ch, o->env);
+            continue;
+        }
+        n->url[ch] = xstrdup(url);
+        any = true;
+    }
+    if (any)
+        n->curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+
+    if (n->url[CH_HEALTHCHECK]) {
+        char host[256] = "";
+        gethostname(host, sizeof host - 1);
+        char *url = notify_url_with_suffix(n->url[CH_HEALTHCHECK], "start");
+        log_add_secret(url);
+        char *body = xasprintf("sauve backup of %s started on %s\n", cfg->name ? cfg->name : "default", host);
+        struct call c = {CH_HEALTHCHECK, "start ping", "POST", url, "text/plain; charset=utf-8", body};
+        http_call(n, &c);
+        free(body);
+        free_secret(url);
+    }
+    return n;
+}
+
+int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t failed_len)
+{
+    struct notify_run run = *in;
+    char host[256] = "";
+    if (!run.hostname) {
+        gethostname(host, sizeof host - 1);
+        run.hostname = host;
+    }
+    if (run.duration_s == 0) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        run.duration_s = (double)(t1.tv_sec - n->t0.tv_sec) + (double)(t1.tv_nsec - n->t0.tv_nsec) / 1e9;
+    }
+    if (run.finished == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        run.finished = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    }
+    const char *summary = run.summary ? run.summary : "";
+
+    if (n->url[CH_HEALTHCHECK]) {
+        /* A partial set is a failure to act on: /fail, the summary says what. */
+        bool ok = run.exit_code == 0;
+        char *url = notify_url_with_suffix(n->url[CH_HEALTHCHECK], ok ? "" : "fail");
+        log_add_secret(url);
+        char *body = xasprintf("%s\n", summary);
+        struct call c = {CH_HEALTHCHECK,
+                         ok ? "success ping" : "failure ping",
+                         "POST",
+                         url,
+                         "text/plain; charset=utf-8",
+                         body};
+        http_call(n, &c);
+        free(body);
+        free_secret(url);
+    }
+
+    if (n->url[CH_WEBHOOK] && (run.exit_code != 0 || n->always)) {
+        char *body = notify_webhook_json(&run);
+        struct call c = {CH_WEBHOOK, "message", "POST", n->url[CH_WEBHOOK], "application/json", body};
+        http_call(n, &c);
+        free(body);
+    }
+
+    if (n->url[CH_PUSHGATEWAY]) {
+        /* The other channels' failures are part of the status this reports. */
+        if (run.exit_code == 0 && n->failures)
+            run.exit_code = 3;
+        char *url = notify_pushgateway_url(n->url[CH_PUSHGATEWAY], "sauve", run.name);
+        log_add_secret(url);
+        char *body = notify_metrics_text(&run);
+        /* PUT replaces the whole group: right after a success, and it drops
+         * the series of sources no longer configured. After anything else,
+         * POST, which replaces only the metrics pushed, so that the group
+         * keeps sauve_last_success_timestamp_seconds of the last success. */
+        struct call c = {CH_PUSHGATEWAY,
+                         run.backup_ok ? "metrics (PUT)" : "metrics (POST)",
+                         run.backup_ok ? "PUT" : "POST",
+                         url,
+                         "text/plain; version=0.0.4; charset=utf-8",
+                         body};
+        http_call(n, &c);
+        free(body);
+        free_secret(url);
+    }
+
+    if (failed && failed_len)
+        snprintf(failed, failed_len, "%s", n->failed);
+    return n->failures;
+}
+
+void notify_free(notifier *n)
+{
+    if (!n)
+        return;
+    for (int ch = 0; ch < CH__COUNT; ch++)
+        free_secret(n->url[ch]);
+    if (n->curl_ready)
+        curl_global_cleanup();
+    free(n);
+}

@@ -1,0 +1,100 @@
+/*
+ * The retention policy: which backup sets a prune keeps and why. A pure
+ * function of the sets, the policy, the local time zone and "now": it reads
+ * no storage and deletes nothing, so `list`, `prune --dry-run` and `prune`
+ * show and do exactly the same plan.
+ *
+ * Semantics are restic's `forget`, over complete sets only:
+ *   - last N: the newest N complete sets;
+ *   - hourly/daily/weekly/monthly/yearly N: walking complete sets newest
+ *     first, the newest set of each distinct period, for the last N periods
+ *     that have a set (a gap of a week without backups does not use up
+ *     daily slots). Periods are calendar periods in the process's local time
+ *     zone (TZ, read by the C library; see retention_tz_init); weeks are ISO
+ *     weeks (Monday first, week-year: 2027-01-01 is in 2026-W53);
+ *   - within D: every complete set taken no more than D before the newest
+ *     complete set (relative to the newest set, not to now: backups that
+ *     stopped do not make the policy expire everything);
+ *   - a set is kept when any rule keeps it; all the rules keeping it are
+ *     reported.
+ *
+ * Safety rules that no policy switches off:
+ *   - the newest complete set is kept; when it is a safety copy (taken
+ *     before a restore --clean), the newest complete backup is kept too;
+ *   - a policy with no rule at all keeps every complete set (and says so);
+ *     a rule set to 0 is a rule, that keeps nothing by itself;
+ *   - an incomplete set is kept while younger than the grace period (it may
+ *     be a backup in progress), measured from its last activity; older, it
+ *     is deleted;
+ *   - a set whose manifest a newer sauve wrote is never deleted;
+ *   - a pinned set (the one this run just committed) is kept.
+ */
+#ifndef SAUVE_RETENTION_POLICY_H
+#define SAUVE_RETENTION_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* A rule count: RETENTION_OFF when not configured, else 0..N. */
+#define RETENTION_OFF (-1L)
+
+typedef struct retention_policy {
+    long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+    long keep_within; /* seconds; RETENTION_OFF when not configured */
+    long grace;       /* seconds an incomplete set is left alone */
+} retention_policy;
+
+/* A policy with every rule off and a grace of 24 h. */
+retention_policy retention_policy_empty(void);
+
+/* Whether no rule is configured (every rule RETENTION_OFF). */
+bool retention_policy_is_empty(const retention_policy *p);
+
+enum retention_state {
+    RETENTION_COMPLETE,     /* manifest present and valid (status ok or partial) */
+    RETENTION_INCOMPLETE,   /* no manifest, or an invalid one */
+    RETENTION_NEWER_FORMAT, /* manifest written by a newer sauve: never deleted */
+};
+
+typedef struct retention_set {
+    const char *id;       /* for messages; not interpreted */
+    time_t time;          /* when the set was taken (its id's UTC time) */
+    time_t last_activity; /* newest object's modification time, 0 when unknown */
+    enum retention_state state;
+    bool safety;        /* a safety copy taken before restore --clean */
+    const char *pinned; /* non-NULL: always kept, with this as the reason */
+} retention_set;
+
+typedef struct retention_verdict {
+    bool keep;
+    char **reasons; /* why kept (every rule keeping it), or why deleted (one) */
+    size_t n_reasons;
+} retention_verdict;
+
+typedef struct retention_plan {
+    retention_verdict *verdicts; /* parallel to the sets given */
+    size_t n, n_keep, n_delete;
+    bool empty_policy;
+} retention_plan;
+
+/*
+ * Plans sets[0..n) (any order) under policy p at time now. Fills plan (its
+ * verdicts parallel to sets); free with retention_plan_free. Never fails.
+ */
+void retention_plan_make(const retention_set *sets, size_t n, const retention_policy *p, time_t now,
+                         retention_plan *plan);
+void retention_plan_free(retention_plan *plan);
+
+/*
+ * Makes the C library's local time the zone TZ names, and UTC when TZ is
+ * unset or empty (rather than the host's /etc/localtime: a container's zone
+ * must not depend on its image). Sets TZ in the environment only in that
+ * case, once; sauve does nothing else with local time. Writes the zone's
+ * name for messages ("UTC", "Europe/Paris") into name. Returns 0, or -1
+ * when TZ names a zone file that does not exist (the C library would then
+ * silently compute in UTC): the caller warns.
+ */
+int retention_tz_init(char *name, size_t len);
+
+#endif

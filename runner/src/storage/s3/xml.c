@@ -1,0 +1,400 @@
+/* S3 responses parsed with expat into a small tree; see xml.h. */
+#include "storage/s3/xml.h"
+
+#include <expat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/mem.h"
+
+/* S3 documents are three or four levels deep; anything much deeper is not
+ * an S3 answer, and refusing it bounds the parser's stack of open nodes. */
+#define XML_MAX_DEPTH 32
+
+struct text_buf {
+    char *data;
+    size_t len, cap;
+};
+
+struct parse_state {
+    xml_node *root;
+    xml_node *stack[XML_MAX_DEPTH];
+    struct text_buf text[XML_MAX_DEPTH];
+    int depth;
+    bool failed;
+    XML_Parser parser;
+};
+
+static void text_add(struct text_buf *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->data = xrealloc(t->data, t->cap);
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    (void)attrs;
+    struct parse_state *ps = ud;
+    if (ps->failed)
+        return;
+    if (ps->depth == XML_MAX_DEPTH) {
+        ps->failed = true;
+        XML_StopParser(ps->parser, XML_FALSE);
+        return;
+    }
+    const char *colon = strchr(name, ':');
+    xml_node *n = xcalloc(1, sizeof *n);
+    n->name = xstrdup(colon ? colon + 1 : name);
+    if (ps->depth == 0) {
+        ps->root = n;
+    } else {
+        xml_node *parent = ps->stack[ps->depth - 1];
+        if (parent->last_child)
+            parent->last_child->next = n;
+        else
+            parent->first_child = n;
+        parent->last_child = n;
+    }
+    ps->stack[ps->depth] = n;
+    ps->text[ps->depth].len = 0;
+    ps->depth++;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    (void)name;
+    struct parse_state *ps = ud;
+    if (ps->failed || ps->depth == 0)
+        return;
+    ps->depth--;
+    struct text_buf *t = &ps->text[ps->depth];
+    ps->stack[ps->depth]->text = t->len ? xstrndup(t->data, t->len) : xstrdup("");
+    t->len = 0;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    struct parse_state *ps = ud;
+    if (ps->failed || ps->depth == 0 || len <= 0)
+        return;
+    text_add(&ps->text[ps->depth - 1], s, (size_t)len);
+}
+
+static void node_free(xml_node *n)
+{
+    while (n) {
+        xml_node *next = n->next;
+        node_free(n->first_child);
+        free(n->name);
+        free(n->text);
+        free(n);
+        n = next;
+    }
+}
+
+void xml_free(xml_node *root)
+{
+    node_free(root);
+}
+
+xml_node *xml_parse(const char *data, size_t len)
+{
+    if (!data || len == 0 || len > INT32_MAX)
+        return NULL;
+    struct parse_state ps = {0};
+    ps.parser = XML_ParserCreate("UTF-8");
+    if (!ps.parser)
+        abort(); /* out of memory: the policy of common/mem.h */
+    XML_SetUserData(ps.parser, &ps);
+    XML_SetElementHandler(ps.parser, on_start, on_end);
+    XML_SetCharacterDataHandler(ps.parser, on_text);
+    enum XML_Status st = XML_Parse(ps.parser, data, (int)len, XML_TRUE);
+    XML_ParserFree(ps.parser);
+    for (int i = 0; i < XML_MAX_DEPTH; i++)
+        free(ps.text[i].data);
+    if (st != XML_STATUS_OK || ps.failed || ps.depth != 0 || !ps.root) {
+        node_free(ps.root);
+        return NULL;
+    }
+    return ps.root;
+}
+
+const xml_node *xml_child(const xml_node *n, const char *name)
+{
+    if (!n)
+        return NULL;
+    for (const xml_node *c = n->first_child; c; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+const char *xml_child_text(const xml_node *n, const char *name)
+{
+    const xml_node *c = xml_child(n, name);
+    return c ? c->text : NULL;
+}
+
+const xml_node *xml_next(const xml_node *n)
+{
+    for (const xml_node *c = n->next; c; c = c->next)
+        if (strcmp(c->name, n->name) == 0)
+            return c;
+    return NULL;
+}
+
+void xml_buf_add(struct xml_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, s, n + 1);
+    b->len += n;
+}
+
+void xml_buf_add_escaped(struct xml_buf *b, const char *s)
+{
+    char one[2] = {0, 0};
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': xml_buf_add(b, "&amp;"); break;
+        case '<': xml_buf_add(b, "&lt;"); break;
+        case '>': xml_buf_add(b, "&gt;"); break;
+        case '"': xml_buf_add(b, "&quot;"); break;
+        case '\'': xml_buf_add(b, "&apos;"); break;
+        default: one[0] = *s; xml_buf_add(b, one);
+        }
+    }
+}
+
+void xml_buf_free(struct xml_buf *b)
+{
+    free(b->data);
+    *b = (struct xml_buf){0};
+}
+
+int64_t s3_parse_iso8601(const char *s)
+{
+    if (!s)
+        return 0;
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return 0;
+    /* Fractional seconds and the zone: S3 always answers in UTC ("Z"). */
+    if (*end == '.')
+        while (*++end >= '0' && *end <= '9')
+            ;
+    if (*end != 'Z' && *end != '\0' && strcmp(end, "+00:00") != 0)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+static void copy_trunc(char *dst, size_t cap, const char *src)
+{
+    if (!cap)
+        return;
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+int s3_xml_error(const char *data, size_t len, char *code, size_t code_len, char *message, size_t message_len)
+{
+    xml_node *root = xml_parse(data, len);
+    if (!root || strcmp(root->name, "Error") != 0) {
+        xml_free(root);
+        return -1;
+    }
+    copy_trunc(code, code_len, xml_child_text(root, "Code"));
+    copy_trunc(message, message_len, xml_child_text(root, "Message"));
+    xml_free(root);
+    return 0;
+}
+
+static bool is_true(const char *s)
+{
+    return s && strcmp(s, "true") == 0;
+}
+
+static uint64_t parse_u64(const char *s)
+{
+    return s ? strtoull(s, NULL, 10) : 0;
+}
+
+int s3_xml_list_objects(const char *data, size_t len, struct s3_list_page *out)
+{
+    *out = (struct s3_list_page){0};
+    xml_node *root = xml_parse(data, len);
+    if (!root || strcmp(root->name, "ListBucketResult") != 0) {
+        xml_free(root);
+        return -1;
+    }
+    size_t cap = 0;
+    for (const xml_node *c = root->first_child; c; c = c->next)
+        if (strcmp(c->name, "Contents") == 0 || strcmp(c->name, "CommonPrefixes") == 0)
+            cap++;
+    out->items = cap ? xcalloc(cap, sizeof *out->items) : NULL;
+
+    /* S3 sends all Contents, then all CommonPrefixes, each sorted: merge
+     * the two runs into one lexicographic sequence. */
+    const xml_node *obj = xml_child(root, "Contents");
+    const xml_node *pre = xml_child(root, "CommonPrefixes");
+    int rc = 0;
+    while (obj || pre) {
+        const char *okey = obj ? xml_child_text(obj, "Key") : NULL;
+        const char *pkey = pre ? xml_child_text(pre, "Prefix") : NULL;
+        if ((obj && !okey) || (pre && !pkey)) {
+            rc = -1;
+            break;
+        }
+        struct s3_list_item *it = &out->items[out->n++];
+        if (obj && (!pre || strcmp(okey, pkey) < 0)) {
+            it->key = xstrdup(okey);
+            it->size = parse_u64(xml_child_text(obj, "Size"));
+            it->mtime = s3_parse_iso8601(xml_child_text(obj, "LastModified"));
+            obj = xml_next(obj);
+        } else {
+            it->key = xstrdup(pkey);
+            it->is_prefix = true;
+            pre = xml_next(pre);
+        }
+    }
+    out->truncated = is_true(xml_child_text(root, "IsTruncated"));
+    const char *next = xml_child_text(root, "NextContinuationToken");
+    if (out->truncated) {
+        if (!next || !*next)
+            rc = -1; /* truncated without a way on: we would loop forever */
+        else
+            out->next_token = xstrdup(next);
+    }
+    xml_free(root);
+    if (rc < 0)
+        s3_list_page_free(out);
+    return rc;
+}
+
+void s3_list_page_free(struct s3_list_page *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->items[i].key);
+    free(p->items);
+    free(p->next_token);
+    *p = (struct s3_list_page){0};
+}
+
+int s3_xml_upload_id(const char *data, size_t len, char **upload_id)
+{
+    *upload_id = NULL;
+    xml_node *root = xml_parse(data, len);
+    const char *id = root && strcmp(root->name, "InitiateMultipartUploadResult") == 0
+                         ? xml_child_text(root, "UploadId")
+                         : NULL;
+    if (id && *id)
+        *upload_id = xstrdup(id);
+    xml_free(root);
+    return *upload_id ? 0 : -1;
+}
+
+int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *out)
+{
+    *out = (struct s3_uploads_page){0};
+    xml_node *root = xml_parse(data, len);
+    if (!root || strcmp(root->name, "ListMultipartUploadsResult") != 0) {
+        xml_free(root);
+        return -1;
+    }
+    size_t cap = 0;
+    for (const xml_node *u = xml_child(root, "Upload"); u; u = xml_next(u))
+        cap++;
+    out->items = cap ? xcalloc(cap, sizeof *out->items) : NULL;
+    int rc = 0;
+    for (const xml_node *u = xml_child(root, "Upload"); u; u = xml_next(u)) {
+        const char *key = xml_child_text(u, "Key");
+        const char *id = xml_child_text(u, "UploadId");
+        if (!key || !id || !*id) {
+            rc = -1;
+            break;
+        }
+        struct s3_upload_item *it = &out->items[out->n++];
+        it->key = xstrdup(key);
+        it->upload_id = xstrdup(id);
+        it->initiated = s3_parse_iso8601(xml_child_text(u, "Initiated"));
+    }
+    out->truncated = is_true(xml_child_text(root, "IsTruncated"));
+    if (out->truncated) {
+        const char *km = xml_child_text(root, "NextKeyMarker");
+        const char *um = xml_child_text(root, "NextUploadIdMarker");
+        if (!km || !*km)
+            rc = -1;
+        else {
+            out->next_key_marker = xstrdup(km);
+            out->next_upload_id_marker = xstrdup(um ? um : "");
+        }
+    }
+    xml_free(root);
+    if (rc < 0)
+        s3_uploads_page_free(out);
+    return rc;
+}
+
+void s3_uploads_page_free(struct s3_uploads_page *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->items[i].key);
+        free(p->items[i].upload_id);
+    }
+    free(p->items);
+    free(p->next_key_marker);
+    free(p->next_upload_id_marker);
+    *p = (struct s3_uploads_page){0};
+}
+
+int s3_xml_delete_result(const char *data, size_t len, struct s3_delete_result *out)
+{
+    *out = (struct s3_delete_result){0};
+    xml_node *root = xml_parse(data, len);
+    if (!root || strcmp(root->name, "DeleteResult") != 0) {
+        xml_free(root);
+        return -1;
+    }
+    size_t cap = 0;
+    for (const xml_node *e = xml_child(root, "Error"); e; e = xml_next(e))
+        cap++;
+    out->errors = cap ? xcalloc(cap, sizeof *out->errors) : NULL;
+    for (const xml_node *e = xml_child(root, "Error"); e; e = xml_next(e)) {
+        const char *code = xml_child_text(e, "Code");
+        if (code && strcmp(code, "NoSuchKey") == 0)
+            continue;
+        const char *key = xml_child_text(e, "Key");
+        const char *msg = xml_child_text(e, "Message");
+        struct s3_delete_error *de = &out->errors[out->n++];
+        de->key = xstrdup(key ? key : "");
+        de->code = xstrdup(code ? code : "");
+        de->message = xstrdup(msg ? msg : "");
+    }
+    xml_free(root);
+    return 0;
+}
+
+void s3_delete_result_free(struct s3_delete_result *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->errors[i].key);
+        free(r->errors[i].code);
+        free(r->errors[i].message);
+    }
+    free(r->errors);
+    *r = (struct s3_delete_result){0};
+}

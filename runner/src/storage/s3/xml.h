@@ -1,0 +1,109 @@
+/*
+ * The XML that S3 speaks, parsed with expat into a small tree, and the
+ * parsers of the few responses sauve reads. S3's answers are small (a
+ * listing page of 1000 keys is a few hundred KB), so a tree is the simplest
+ * correct reading; element names are kept without their namespace.
+ *
+ * Pure functions over a buffer: no I/O. Every parser returns 0, or -1 when
+ * the document is not well-formed or lacks what it must have (the caller
+ * reports the operation).
+ */
+#ifndef SAUVE_STORAGE_S3_XML_H
+#define SAUVE_STORAGE_S3_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct xml_node xml_node;
+
+struct xml_node {
+    char *name; /* local name, namespace prefix removed */
+    char *text; /* concatenated character data directly inside; "" when none */
+    xml_node *first_child, *last_child, *next;
+};
+
+/* Parses a document; NULL when it is not well-formed XML. Free with xml_free. */
+xml_node *xml_parse(const char *data, size_t len);
+void xml_free(xml_node *root);
+
+/* The first child of n named name, or NULL. */
+const xml_node *xml_child(const xml_node *n, const char *name);
+/* Text of the first child named name, or NULL when there is none. */
+const char *xml_child_text(const xml_node *n, const char *name);
+/* The next sibling of n with n's name, or NULL: `for (c = xml_child(p, "X"); c; c = xml_next(c))`. */
+const xml_node *xml_next(const xml_node *n);
+
+/* Appends s to buf with &, <, >, " and ' escaped (for request bodies). */
+struct xml_buf {
+    char *data;
+    size_t len, cap;
+};
+void xml_buf_add(struct xml_buf *b, const char *s);
+void xml_buf_add_escaped(struct xml_buf *b, const char *s);
+void xml_buf_free(struct xml_buf *b);
+
+/* "2009-10-12T17:50:30.000Z" (ISO 8601, UTC) to unix seconds; 0 when malformed. */
+int64_t s3_parse_iso8601(const char *s);
+
+/* An <Error> document: code and message copied (truncated) into the buffers.
+ * Returns 0 when data is an <Error> document, -1 otherwise. */
+int s3_xml_error(const char *data, size_t len, char *code, size_t code_len, char *message,
+                 size_t message_len);
+
+/* One entry of a ListObjectsV2 page: an object (Contents) or a common prefix. */
+struct s3_list_item {
+    char *key; /* full key, as the bucket has it */
+    uint64_t size;
+    int64_t mtime;
+    bool is_prefix;
+};
+
+struct s3_list_page {
+    struct s3_list_item *items; /* Contents and CommonPrefixes merged in key order */
+    size_t n;
+    bool truncated;
+    char *next_token; /* NextContinuationToken when truncated */
+};
+
+int s3_xml_list_objects(const char *data, size_t len, struct s3_list_page *out);
+void s3_list_page_free(struct s3_list_page *p);
+
+/* InitiateMultipartUploadResult: the UploadId, newly allocated. */
+int s3_xml_upload_id(const char *data, size_t len, char **upload_id);
+
+/* ListMultipartUploadsResult. */
+struct s3_upload_item {
+    char *key;
+    char *upload_id;
+    int64_t initiated;
+};
+
+struct s3_uploads_page {
+    struct s3_upload_item *items;
+    size_t n;
+    bool truncated;
+    char *next_key_marker;
+    char *next_upload_id_marker;
+};
+
+int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *out);
+void s3_uploads_page_free(struct s3_uploads_page *p);
+
+/* DeleteResult: the keys that could not be deleted, with the error of each.
+ * Keys reported as NoSuchKey are not failures (already gone) and are left out. */
+struct s3_delete_error {
+    char *key;
+    char *code;
+    char *message;
+};
+
+struct s3_delete_result {
+    struct s3_delete_error *errors;
+    size_t n;
+};
+
+int s3_xml_delete_result(const char *data, size_t len, struct s3_delete_result *out);
+void s3_delete_result_free(struct s3_delete_result *r);
+
+#endif

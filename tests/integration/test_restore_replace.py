@@ -1,0 +1,125 @@
+"""restore --clean replaces a database's contents, not the rules around it:
+who may connect, its settings and comment survive; the postgres database
+itself can be restored; and names that cannot be stored never produce a set
+that looks committed but cannot be read."""
+
+import json
+
+from pgserver import quote_ident
+from sauvecli import committed_sets
+
+
+def db_properties(pg, db):
+    acl = pg.scalar("postgres", f"select coalesce(datacl::text, '') from pg_database where datname = '{db}'")
+    settings = pg.scalar("postgres", "select coalesce(string_agg(c, ',' order by c), '') from pg_db_role_setting s "
+                                     "join pg_database d on d.oid = s.setdatabase, unnest(s.setconfig) c "
+                                     f"where d.datname = '{db}'")
+    comment = pg.scalar("postgres", "select coalesce(shobj_description(oid, 'pg_database'), '') "
+                                    f"from pg_database where datname = '{db}'")
+    # the order of ACL items carries no meaning
+    return sorted(acl.strip("{}").split(",")), settings, comment
+
+
+def test_clean_restore_keeps_access_rules_settings_and_comment(pg, sauve, dbs, storage, small_template):
+    db = dbs.clone(small_template, "props")
+    q = quote_ident(db)
+    pg.psql("postgres", f"revoke connect on database {q} from public; grant connect on database {q} to app; "
+                        f"alter database {q} set statement_timeout = '5s'; "
+                        f"alter role app in database {q} set work_mem = '8MB'; "
+                        f"comment on database {q} is 'the shop, après minuit'")
+    before = db_properties(pg, db)
+    assert "app=c/postgres" in before[0] and "statement_timeout=5s" in before[1] and before[2], before
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--yes",
+                  env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
+    r.check_log_contract()
+    assert r.code == 0, r.describe()
+    after = db_properties(pg, db)
+    assert after == before, f"database-level properties changed: {before} -> {after}"
+    leftovers = pg.rows("postgres", "select datname from pg_database where datname like 'sauve\\_%'")
+    assert leftovers == [], leftovers
+
+
+def test_restored_database_does_not_inherit_template1(pg, sauve, dbs, storage, small_template):
+    db = dbs.clone(small_template, "tmpl1")
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    pg.psql("template1", "create table sauve_template1_marker (x int)")
+    try:
+        target = dbs.expect(dbs.name("fromtmpl"))
+        r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes",
+                      env={"SAUVE_PG_DATABASES": db})
+        assert r.code == 0, r.describe()
+        assert pg.scalar(target, "select count(*) from pg_class where relname = 'sauve_template1_marker'") == "0"
+    finally:
+        pg.psql("template1", "drop table sauve_template1_marker")
+
+
+def test_the_postgres_database_itself_can_be_restored_with_clean(pg, sauve, storage):
+    pg.psql("postgres", "create table if not exists sauve_marker (v text); truncate sauve_marker; "
+                        "insert into sauve_marker values ('before backup')")
+    try:
+        r = sauve.run("backup", env={"SAUVE_PG_DATABASES": "postgres", "SAUVE_PG_GLOBALS": "false"})
+        assert r.code == 0, r.describe()
+        pg.psql("postgres", "update sauve_marker set v = 'changed later'")
+        r = sauve.run("restore", "postgres:postgres", "--clean", "--yes",
+                      env={"SAUVE_PG_DATABASES": "postgres", "SAUVE_PG_GLOBALS": "false"})
+        r.check_log_contract()
+        assert r.code == 0, r.describe()
+        assert pg.scalar("postgres", "select v from sauve_marker") == "before backup"
+    finally:
+        pg.psql("postgres", "drop table if exists sauve_marker")
+
+
+def test_globals_alone_are_not_committed_as_a_backup(sauve, storage):
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": "no_such_database_here"})
+    r.check_log_contract()
+    assert r.code == 78, r.describe()
+    assert "no_such_database_here" in r.summary["msg"], r.describe()
+    assert committed_sets(storage) == []
+
+
+def test_a_database_listed_twice_is_backed_up_once(sauve, dbs, storage):
+    db = dbs.empty("twice")
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": f"{db},{db}", "SAUVE_PG_GLOBALS": "false"})
+    r.check_log_contract()
+    assert r.code == 0, r.describe()
+    [(_, manifest)] = committed_sets(storage)
+    assert [a["name"] for a in manifest["artifacts"]] == [db]
+    assert r.any_line("listed twice", level=("warn",)), r.describe()
+    listing = sauve.run("list", "--json", env={})
+    assert listing.code == 0 and json.loads(listing.stdout)["sets"][0]["status"] == "ok", listing.describe()
+
+
+def test_globals_of_a_role_allowed_into_one_database_only(pg, sauve, dbs, storage, roles_guard):
+    db = dbs.name("only")
+    pg.create_database(db, owner="app")
+    pg.psql("postgres", "revoke connect on database postgres from public; "
+                        "revoke connect on database template1 from public")
+    try:
+        r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, **pg.tcp_env(user="app")})
+        r.check_log_contract()
+        assert r.code == 0, r.describe()
+    finally:
+        pg.psql("postgres", "grant connect on database postgres to public; "
+                            "grant connect on database template1 to public")
+
+
+def test_pg_restore_refusal_is_reported_as_such_not_as_a_damaged_artifact(pg, sauve, dbs, storage, roles_guard):
+    db = dbs.empty("owner")
+    pg.psql("postgres", "create role sauve_gone")
+    pg.psql(db, "create table t (x int); alter table t owner to sauve_gone")
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    pg.psql(db, "drop table t")
+    pg.psql("postgres", "drop role sauve_gone")
+    target = dbs.expect(dbs.name("noowner"))
+    r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes", env={"SAUVE_PG_DATABASES": db})
+    r.check_log_contract()
+    assert r.code == 1, r.describe()
+    msg = r.summary["msg"]
+    assert 'role "sauve_gone" does not exist' in msg, r.describe()
+    assert "--no-owner" in msg, r.describe()
+    assert "unusable" not in msg and "checksum" not in msg, r.describe()
+    assert not pg.database_exists(target)
