@@ -25,8 +25,15 @@ retention_policy retention_policy_from_config(const sv_config *cfg)
     RULE(keep_yearly);
     RULE(keep_within);
 #undef RULE
-    if (cfg->origin[OPT_ID_prune_grace] != ORIGIN_UNSET)
+    if (cfg->origin[OPT_ID_prune_grace] != ORIGIN_UNSET) {
         p.grace = cfg->prune_grace;
+        /* allowed, for tests and for sites with short backups, but an
+         * upload younger than the grace period may belong to a running job */
+        if (p.grace < 3600)
+            log_warn(
+                "SAUVE_PRUNE_GRACE is under an hour: incomplete sets and uploads of a backup still running "
+                "elsewhere could be removed");
+    }
     return p;
 }
 
