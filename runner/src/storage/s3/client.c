@@ -27,6 +27,8 @@
 #define RETRY_BASE_MS     200
 #define RETRY_CAP_MS      20000
 #define RETRY_BUDGET_S    600
+#define CLEANUP_TIMEOUT_S 10L
+#define CLEANUP_ATTEMPTS  2
 /* A collected answer (listing page, error) larger than this is not S3's. */
 #define BODY_MAX          (64u * 1024 * 1024)
 #define TRANSFER_BUF      (256 * 1024)
@@ -581,7 +583,7 @@ static int xferinfo_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
     (void)ultotal;
     (void)ulnow;
     s3_conn *conn = userp;
-    if (signals_stop_requested())
+    if (signals_stop_requested() && !conn->req->cleanup)
         return 1;
     if (conn->req->cancel && atomic_load(conn->req->cancel))
         return 1;
@@ -670,9 +672,10 @@ static int set_error(s3_conn *conn, int code, sv_error *err, const char *fmt, ..
     va_end(ap);
     const struct s3_request *req = conn->req;
     const s3_client *c = conn->client;
-    return sv_error_set(err, code, "s3 %s s3://%s/%s%s%s%s at %s: %s", req->op, c->bucket,
-                        req->key ? req->key : "", req->detail ? " (" : "", req->detail ? req->detail : "",
-                        req->detail ? ")" : "", c->endpoint_url, what);
+    const char *subject = req->subject ? req->subject : req->key ? req->key : "";
+    return sv_error_set(err, code, "s3 %s s3://%s/%s%s%s%s at %s: %s", req->op, c->bucket, subject,
+                        req->detail ? " (" : "", req->detail ? req->detail : "", req->detail ? ")" : "",
+                        c->endpoint_url, what);
 }
 
 static void add_hint(s3_conn *conn, const char *code, long status, sv_error *err)
@@ -788,7 +791,8 @@ static void setup_transfer(s3_conn *conn, const struct s3_request *req, const ch
     /* A stall (under 1 byte/s for timeout_s) ends the attempt; a slow but
      * moving transfer of a large part does not. */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     req->cleanup && c->timeout_s > CLEANUP_TIMEOUT_S ? CLEANUP_TIMEOUT_S : c->timeout_s);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)TRANSFER_BUF);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)TRANSFER_BUF);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "sauve/" SAUVE_VERSION);
@@ -844,7 +848,7 @@ enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s
         set_error(conn, SV_EXIT_FAILED, err, "too many headers");
         return S3_FAIL;
     }
-    if (signals_check(err) < 0)
+    if (!req->cleanup && signals_check(err) < 0)
         return S3_FAIL;
 
     s3_credentials cr = {0};
@@ -998,7 +1002,9 @@ static double rand01(void)
 int s3_retry_wait(s3_client *c, const struct s3_request *req, struct s3_retry *rt, sv_error *err)
 {
     double elapsed = now_mono() - rt->started;
-    if (rt->attempt >= c->max_attempts || elapsed >= (double)c->retry_budget_s) {
+    int max_attempts =
+        req->cleanup && c->max_attempts > CLEANUP_ATTEMPTS ? CLEANUP_ATTEMPTS : c->max_attempts;
+    if (rt->attempt >= max_attempts || elapsed >= (double)c->retry_budget_s) {
         if (rt->attempt > 1)
             note_attempts(err, rt->attempt, elapsed);
         return -1;
@@ -1006,14 +1012,14 @@ int s3_retry_wait(s3_client *c, const struct s3_request *req, struct s3_retry *r
     long ms = s3_backoff_ms(rt->attempt, rand01());
     log_with(LOG_WARN,
              LOG_FIELDS(LOG_STR("op", req->op), LOG_STR("key", req->key ? req->key : ""),
-                        LOG_NUM("attempt", rt->attempt), LOG_NUM("max_attempts", c->max_attempts),
+                        LOG_NUM("attempt", rt->attempt), LOG_NUM("max_attempts", max_attempts),
                         LOG_NUM("retry_in_ms", ms)),
-             "%s; attempt %d of %d failed, retrying in %.1f s", err->msg, rt->attempt, c->max_attempts,
+             "%s; attempt %d of %d failed, retrying in %.1f s", err->msg, rt->attempt, max_attempts,
              (double)ms / 1000.0);
     /* Sleep in short slices: SIGTERM, or another part's failure, ends the wait. */
     double until = now_mono() + (double)ms / 1000.0;
     for (;;) {
-        if (signals_check(err) < 0)
+        if (!req->cleanup && signals_check(err) < 0)
             return -1;
         if (req->cancel && atomic_load(req->cancel)) {
             sv_error_set(err, SV_EXIT_FAILED, "s3 %s s3://%s/%s: cancelled", req->op, c->bucket,

@@ -135,11 +135,12 @@ void s3_conn_release(s3_conn *conn);
 /* ---- requests -------------------------------------------------------- */
 
 struct s3_request {
-    const char *op;                     /* "PutObject": for messages and logs */
-    const char *method;                 /* "GET", "PUT", "POST", "DELETE", "HEAD" */
-    const char *key;                    /* full object key, unencoded; NULL or "" for the bucket */
-    const char *detail;                 /* extra context for messages, e.g. "part 3"; NULL for none */
-    const char *query;                  /* already encoded, e.g. "partNumber=3&uploadId=x"; NULL for none */
+    const char *op;      /* "PutObject": for messages and logs */
+    const char *method;  /* "GET", "PUT", "POST", "DELETE", "HEAD" */
+    const char *key;     /* full object key, unencoded; NULL or "" for the bucket */
+    const char *subject; /* named in messages instead of the key, e.g. a listed prefix; NULL: key */
+    const char *detail;  /* extra context for messages, e.g. "part 3"; NULL for none */
+    const char *query;   /* already encoded, e.g. "partNumber=3&uploadId=x"; NULL for none */
     const struct sigv4_header *headers; /* more headers to send (and sign), e.g. Content-MD5 */
     size_t nheaders;
     const void *body; /* request body (not copied); NULL with body_len 0 for none */
@@ -154,6 +155,10 @@ struct s3_request {
     void *ctx;
     /* When set and true, a transfer in progress stops (another part failed). */
     const atomic_bool *cancel;
+    /* Best-effort cleanup (AbortMultipartUpload after a failure): sent even
+     * after SIGTERM, at most 2 attempts, stalls cut at 10 s, so that a
+     * failing run still ends quickly and leaves nothing behind when it can. */
+    bool cleanup;
 };
 
 struct s3_response {

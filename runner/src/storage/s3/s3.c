@@ -113,7 +113,8 @@ static int s3_check(storage *st, sv_error *err)
     append_param(&q, "list-type", "2");
     append_param(&q, "max-keys", "1");
     append_param(&q, "prefix", s->prefix);
-    struct s3_request req = {.op = "ListObjectsV2", .method = "GET", .key = "", .query = q};
+    struct s3_request req = {
+        .op = "ListObjectsV2", .method = "GET", .key = "", .subject = s->prefix, .query = q};
     struct s3_response resp = {0};
     s3_conn *conn = s3_conn_acquire(s->client);
     int rc = s3_request(conn, &req, &resp, err);
@@ -585,7 +586,8 @@ static void abort_upload_id(s3_conn *conn, const char *key, const char *upload_i
 {
     char *q = NULL;
     append_param(&q, "uploadId", upload_id);
-    struct s3_request req = {.op = "AbortMultipartUpload", .method = "DELETE", .key = key, .query = q};
+    struct s3_request req = {
+        .op = "AbortMultipartUpload", .method = "DELETE", .key = key, .query = q, .cleanup = true};
     struct s3_response resp = {0};
     sv_error err = {0};
     if (s3_request(conn, &req, &resp, &err) < 0 && strcmp(resp.code, "NoSuchUpload") != 0)
@@ -706,6 +708,20 @@ static bool is_not_found(const struct s3_response *r)
            (!r->code[0] || strcmp(r->code, "NoSuchKey") == 0 || strcmp(r->code, "NotFound") == 0);
 }
 
+/* S3 answers 400 to a read whose SSE-C key is missing, wrong, or given for
+ * an object stored without one: a configuration mistake. */
+static void ssec_hint(const struct s3 *s, const struct s3_response *r, sv_error *err)
+{
+    if (r->status != 400 || r->sink_failed)
+        return;
+    err->code = SV_EXIT_CONFIG;
+    if (s->ssec_key)
+        sv_error_hint(err, "the object was written with another SSE-C key, or without one: check "
+                           "SAUVE_S3_SSE_C_KEY_FILE");
+    else
+        sv_error_hint(err, "if the object was written with SSE-C, set SAUVE_S3_SSE_C_KEY_FILE to its key");
+}
+
 struct get_ctx {
     stream *sink;
     const struct s3_response *resp;
@@ -779,9 +795,7 @@ static int s3_read(storage *st, const char *key, stream *sink, sv_error *err)
                          s->bucket, fkey, etag);
             break;
         }
-        if (strcmp(resp.code, "InvalidRequest") == 0 || (resp.status == 400 && !s->ssec_key))
-            sv_error_hint(err,
-                          "if the object was written with SSE-C, set SAUVE_S3_SSE_C_KEY_FILE to its key");
+        ssec_hint(s, &resp, err);
         if (o == S3_FAIL)
             break;
         if (g.delivered > before) {
@@ -814,6 +828,8 @@ static int s3_stat(storage *st, const char *key, storage_entry *out, sv_error *e
     } else if (is_not_found(&resp)) {
         sv_error_clear(err);
         rc = 1;
+    } else {
+        ssec_hint(s, &resp, err);
     }
     s3_response_reset(&resp);
     free(fkey);
@@ -856,7 +872,8 @@ static int s3_list(storage *st, const char *prefix, bool recursive, storage_list
             append_param(&q, "delimiter", "/");
         append_param(&q, "list-type", "2");
         append_param(&q, "prefix", fprefix);
-        struct s3_request req = {.op = "ListObjectsV2", .method = "GET", .key = "", .query = q};
+        struct s3_request req = {
+            .op = "ListObjectsV2", .method = "GET", .key = "", .subject = fprefix, .query = q};
         struct s3_response resp = {0};
         struct s3_list_page page = {0};
         rc = s3_request(conn, &req, &resp, err);
@@ -914,6 +931,7 @@ static int delete_batch(struct s3 *s, s3_conn *conn, const char *const *keys, si
     struct s3_request req = {.op = "DeleteObjects",
                              .method = "POST",
                              .key = "",
+                             .subject = s->prefix,
                              .query = "delete",
                              .headers = h,
                              .nheaders = 2,
@@ -978,7 +996,8 @@ static int s3_list_uploads(storage *st, const char *prefix, storage_upload_cb cb
         if (id_marker)
             append_param(&q, "upload-id-marker", id_marker);
         append_param(&q, "uploads", NULL);
-        struct s3_request req = {.op = "ListMultipartUploads", .method = "GET", .key = "", .query = q};
+        struct s3_request req = {
+            .op = "ListMultipartUploads", .method = "GET", .key = "", .subject = fprefix, .query = q};
         struct s3_response resp = {0};
         struct s3_uploads_page page = {0};
         rc = s3_request(conn, &req, &resp, err);
