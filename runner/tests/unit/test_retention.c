@@ -667,8 +667,14 @@ static void test_duration_settings(void **state)
     assert_non_null(strstr(err.msg, "not a duration"));
     assert_non_null(strstr(err.hint, "14d"));
 
+    /* under an hour is allowed (with a warning at prune time); zero is not */
     const char *small[] = {"SAUVE_PRUNE_GRACE=5m", NULL};
     lo.env = small;
+    assert_int_equal(config_load(&cfg, &lo, &err), 0);
+    assert_true(retention_policy_from_config(&cfg).grace == 300);
+    config_free(&cfg);
+    const char *zero[] = {"SAUVE_PRUNE_GRACE=0s", NULL};
+    lo.env = zero;
     assert_int_equal(config_load(&cfg, &lo, &err), -1);
     assert_non_null(strstr(err.msg, "SAUVE_PRUNE_GRACE"));
     assert_non_null(strstr(err.msg, "out of range"));
