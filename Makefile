@@ -29,7 +29,7 @@ UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
-.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench clean help
+.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help
 
 all: $(BUILD)/sauve
 
@@ -97,6 +97,15 @@ demo: deps all
 ## bench: measure sauve against the pipelines users run today
 bench: deps all
 	bench/run.sh $(abspath $(BUILD)/sauve)
+
+# Benchmark-only: stdin into one object through the storage interface.
+$(BUILD)/bench/s3put: bench/s3put.c $(BUILD)/libsauve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS)
+
+## bench-s3: measure sauve against aws-cli and rclone on a local RADOS Gateway
+bench-s3: deps all $(BUILD)/bench/s3put
+	bench/s3.sh $(abspath $(BUILD)/sauve) $(abspath $(BUILD)/bench/s3put)
 
 clean:
 	rm -rf build build-*

@@ -135,6 +135,17 @@ def test_listing_across_pages(pg, dbs, small_template, bucket, s3sauve):
     assert sets[0]["status"] == "ok" and sets[0]["objects"] == 2, sets[0]
 
 
+def test_virtual_hosted_addressing(pg, dbs, bucket, s3sauve, s3):
+    # bucket.s3.localhost:PORT (RGW's "rgw dns name"); curl resolves *.localhost itself.
+    endpoint = s3.endpoint.replace("127.0.0.1", "s3.localhost")
+    env = {"AWS_ENDPOINT_URL_S3": endpoint, "SAUVE_S3_PATH_STYLE": "false"}
+    db = dbs.empty("vh")
+    r, set_id = backup_ok(s3sauve, db, env)
+    assert manifest_of(bucket, set_id)["status"] == "ok"
+    r = s3sauve.run("list", "--json", env=env)
+    assert [x["id"] for x in json.loads(r.stdout)["sets"]] == [set_id]
+
+
 # ---- server-side encryption --------------------------------------------------
 
 def test_sse_c_object_unreadable_without_the_key(pg, dbs, small_template, bucket, s3sauve, workdir):
@@ -191,7 +202,7 @@ def test_wrong_secret_is_a_clear_configuration_error_without_retries(dbs, bucket
     assert "AWS_SECRET_ACCESS_KEY" in r.summary["msg"]      # in the hint
     assert "not-the-secret" not in r.all_output()
     assert retry_lines(r) == [], "a signature error must not be retried"
-    r = s3sauve.run("check", env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"})
+    r = s3sauve.run("check", env={"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, json_stdout=True)
     assert r.code == 78, r.describe()
 
 
@@ -206,7 +217,8 @@ def test_missing_bucket_is_a_configuration_error_naming_it(dbs, bucket, s3sauve)
 
 
 def test_unreachable_endpoint_is_a_temporary_failure(dbs, bucket, s3sauve):
-    r = s3sauve.run("check", env={"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "SAUVE_S3_MAX_ATTEMPTS": "2"})
+    r = s3sauve.run("check", env={"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "SAUVE_S3_MAX_ATTEMPTS": "2"},
+                    json_stdout=True)
     assert r.code == 75, r.describe()
     assert "127.0.0.1:9" in r.summary["msg"]
     assert len(retry_lines(r)) == 1
@@ -261,7 +273,7 @@ def test_server_killed_mid_upload_fails_without_a_manifest(pg, dbs, small_templa
     go = os.path.join(workdir, "pausebin", "go")
     env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_S3_PART_SIZE": "5",
            "SAUVE_ZSTD_LEVEL": "1", "SAUVE_S3_MAX_ATTEMPTS": "3",
-           "SAUVE_PG_BINDIR": _paused_pg_dump(workdir, 14)}
+           "SAUVE_PG_BINDIR": _paused_pg_dump(workdir, 16)}
     p = _start_logged(s3sauve, ["backup"], env, os.path.join(workdir, "kill.log"))
     try:
         wait_for(lambda: _upload_started(bucket, db), 60, "sauve's multipart upload to start")
@@ -289,12 +301,12 @@ def test_server_killed_mid_upload_fails_without_a_manifest(pg, dbs, small_templa
 
 
 def test_server_restarted_between_parts_is_retried(pg, dbs, bucket, s3sauve, s3, workdir):
-    db = random_db(pg, dbs, 12)
+    db = random_db(pg, dbs, 16)
     go = os.path.join(workdir, "pausebin", "go")
     log_path = os.path.join(workdir, "restart.log")
     env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_S3_PART_SIZE": "5",
            "SAUVE_ZSTD_LEVEL": "1", "SAUVE_S3_MAX_ATTEMPTS": "12",
-           "SAUVE_PG_BINDIR": _paused_pg_dump(workdir, 10)}
+           "SAUVE_PG_BINDIR": _paused_pg_dump(workdir, 16)}
     p = _start_logged(s3sauve, ["backup"], env, log_path)
     try:
         wait_for(lambda: _upload_started(bucket, db), 60, "sauve's multipart upload to start")

@@ -509,6 +509,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
     long status = 0;
     curl_easy_getinfo(conn->curl, CURLINFO_RESPONSE_CODE, &status);
+    conn->resp->status = status; /* on_data may look (a resumed GET wants 206) */
     if (status >= 200 && status < 300 && conn->req->on_data) {
         if (conn->req->on_data(conn->req->ctx, data, n, &conn->sink_err) < 0) {
             conn->sink_failed = true;

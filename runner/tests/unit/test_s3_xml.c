@@ -1,0 +1,206 @@
+/* Tests of runner/src/storage/s3/xml.c: the S3 answers sauve reads, as S3
+ * and RADOS Gateway write them. */
+#include "testutil.h"
+
+#include "storage/s3/xml.h"
+
+#define S(lit) lit, sizeof(lit) - 1
+
+static void test_parse_tree_and_namespaces(void **state)
+{
+    (void)state;
+    xml_node *root =
+        xml_parse(S("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                    "<a:Root xmlns:a=\"urn:x\"><a:B>one</a:B><C/><B>two &amp; three</B></a:Root>"));
+    assert_non_null(root);
+    assert_string_equal(root->name, "Root");
+    assert_string_equal(xml_child_text(root, "B"), "one");
+    assert_string_equal(xml_child_text(root, "C"), "");
+    assert_null(xml_child_text(root, "D"));
+    const xml_node *b = xml_child(root, "B");
+    assert_string_equal(xml_next(b)->text, "two & three");
+    assert_null(xml_next(xml_next(b)));
+    xml_free(root);
+
+    assert_null(xml_parse(S("<a><b></a>")));
+    assert_null(xml_parse(S("not xml")));
+    assert_null(xml_parse("", 0));
+}
+
+static void test_error_document(void **state)
+{
+    (void)state;
+    char code[64], msg[256];
+    const char doc[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code>"
+                       "<Message>The specified bucket does not exist</Message><BucketName>b</BucketName>"
+                       "<RequestId>tx1</RequestId></Error>";
+    assert_int_equal(s3_xml_error(doc, sizeof doc - 1, code, sizeof code, msg, sizeof msg), 0);
+    assert_string_equal(code, "NoSuchBucket");
+    assert_string_equal(msg, "The specified bucket does not exist");
+    /* RGW's errors often have no Message */
+    assert_int_equal(s3_xml_error(S("<Error><Code>SignatureDoesNotMatch</Code></Error>"), code, sizeof code,
+                                  msg, sizeof msg),
+                     0);
+    assert_string_equal(code, "SignatureDoesNotMatch");
+    assert_string_equal(msg, "");
+    /* truncated into small buffers */
+    char small[5];
+    assert_int_equal(s3_xml_error(doc, sizeof doc - 1, small, sizeof small, msg, sizeof msg), 0);
+    assert_string_equal(small, "NoSu");
+    assert_int_equal(s3_xml_error(S("<ListBucketResult/>"), code, sizeof code, msg, sizeof msg), -1);
+}
+
+static void test_list_objects_merges_prefixes_in_key_order(void **state)
+{
+    (void)state;
+    const char doc[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Name>b</Name><Prefix>p/</Prefix><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys>"
+        "<Delimiter>/</Delimiter><IsTruncated>true</IsTruncated>"
+        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+        "<Contents><Key>p/a-b</Key><LastModified>2026-11-22T02:00:12.000Z</LastModified>"
+        "<ETag>\"x\"</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents>"
+        "<Contents><Key>p/b.txt</Key><LastModified>2009-10-12T17:50:30Z</LastModified>"
+        "<Size>5368709120</Size></Contents>"
+        "<CommonPrefixes><Prefix>p/a/</Prefix></CommonPrefixes>"
+        "<CommonPrefixes><Prefix>p/c/</Prefix></CommonPrefixes>"
+        "</ListBucketResult>";
+    struct s3_list_page page;
+    assert_int_equal(s3_xml_list_objects(doc, sizeof doc - 1, &page), 0);
+    assert_int_equal(page.n, 4);
+    /* "p/a-b" < "p/a/" because '-' < '/' */
+    assert_string_equal(page.items[0].key, "p/a-b");
+    assert_false(page.items[0].is_prefix);
+    assert_int_equal(page.items[0].size, 12);
+    assert_int_equal(page.items[0].mtime, 1795312812);
+    assert_string_equal(page.items[1].key, "p/a/");
+    assert_true(page.items[1].is_prefix);
+    assert_string_equal(page.items[2].key, "p/b.txt");
+    assert_true(page.items[2].size == 5368709120ULL);
+    assert_int_equal(page.items[2].mtime, 1255369830);
+    assert_string_equal(page.items[3].key, "p/c/");
+    assert_true(page.truncated);
+    assert_string_equal(page.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+    s3_list_page_free(&page);
+
+    assert_int_equal(s3_xml_list_objects(S("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                           "</ListBucketResult>"),
+                                         &page),
+                     0);
+    assert_int_equal(page.n, 0);
+    assert_false(page.truncated);
+    s3_list_page_free(&page);
+
+    /* Truncated without a token would loop forever: refused. */
+    assert_int_equal(s3_xml_list_objects(S("<ListBucketResult><IsTruncated>true</IsTruncated>"
+                                           "</ListBucketResult>"),
+                                         &page),
+                     -1);
+    /* An <Error> is not a listing. */
+    assert_int_equal(s3_xml_list_objects(S("<Error><Code>x</Code></Error>"), &page), -1);
+}
+
+static void test_initiate_multipart_upload(void **state)
+{
+    (void)state;
+    char *id = NULL;
+    assert_int_equal(s3_xml_upload_id(S("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                                        "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/"
+                                        "2006-03-01/\"><Bucket>b</Bucket><Key>k</Key>"
+                                        "<UploadId>2~onn0j56TTQuAL7G9INERrrtxYpUdFwo</UploadId>"
+                                        "</InitiateMultipartUploadResult>"),
+                                      &id),
+                     0);
+    assert_string_equal(id, "2~onn0j56TTQuAL7G9INERrrtxYpUdFwo");
+    free(id);
+    assert_int_equal(s3_xml_upload_id(S("<InitiateMultipartUploadResult><UploadId></UploadId>"
+                                        "</InitiateMultipartUploadResult>"),
+                                      &id),
+                     -1);
+    assert_null(id);
+}
+
+static void test_list_multipart_uploads(void **state)
+{
+    (void)state;
+    struct s3_uploads_page p;
+    assert_int_equal(s3_xml_list_uploads(S("<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/"
+                                           "2006-03-01/\"><Bucket>b</Bucket><KeyMarker></KeyMarker>"
+                                           "<NextKeyMarker>p/k2</NextKeyMarker>"
+                                           "<NextUploadIdMarker>id2</NextUploadIdMarker>"
+                                           "<IsTruncated>true</IsTruncated>"
+                                           "<Upload><Key>p/k1</Key><UploadId>id1</UploadId>"
+                                           "<Initiated>2026-11-22T02:00:00.000Z</Initiated></Upload>"
+                                           "<Upload><Key>p/k2</Key><UploadId>id2</UploadId>"
+                                           "<Initiated>2026-11-22T03:00:00.000Z</Initiated></Upload>"
+                                           "</ListMultipartUploadsResult>"),
+                                         &p),
+                     0);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.items[0].key, "p/k1");
+    assert_string_equal(p.items[1].upload_id, "id2");
+    assert_int_equal(p.items[1].initiated - p.items[0].initiated, 3600);
+    assert_true(p.truncated);
+    assert_string_equal(p.next_key_marker, "p/k2");
+    assert_string_equal(p.next_upload_id_marker, "id2");
+    s3_uploads_page_free(&p);
+}
+
+static void test_delete_result(void **state)
+{
+    (void)state;
+    struct s3_delete_result r;
+    assert_int_equal(s3_xml_delete_result(S("<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                                            "<Deleted><Key>a</Key></Deleted>"
+                                            "<Error><Key>b</Key><Code>AccessDenied</Code><Message>Access "
+                                            "Denied</Message></Error>"
+                                            "<Error><Key>c</Key><Code>NoSuchKey</Code></Error>"
+                                            "</DeleteResult>"),
+                                          &r),
+                     0);
+    assert_int_equal(r.n, 1); /* NoSuchKey: already gone, not a failure */
+    assert_string_equal(r.errors[0].key, "b");
+    assert_string_equal(r.errors[0].code, "AccessDenied");
+    assert_string_equal(r.errors[0].message, "Access Denied");
+    s3_delete_result_free(&r);
+    /* Quiet mode with every key deleted: an empty result */
+    assert_int_equal(s3_xml_delete_result(S("<DeleteResult/>"), &r), 0);
+    assert_int_equal(r.n, 0);
+    s3_delete_result_free(&r);
+}
+
+static void test_escape_and_dates(void **state)
+{
+    (void)state;
+    struct xml_buf b = {0};
+    xml_buf_add(&b, "<Key>");
+    xml_buf_add_escaped(&b, "a&b<c>\"d'");
+    xml_buf_add(&b, "</Key>");
+    assert_string_equal(b.data, "<Key>a&amp;b&lt;c&gt;&quot;d&apos;</Key>");
+    /* and back */
+    xml_node *n = xml_parse(b.data, b.len);
+    assert_string_equal(n->text, "a&b<c>\"d'");
+    xml_free(n);
+    xml_buf_free(&b);
+
+    assert_int_equal(s3_parse_iso8601("1970-01-01T00:00:00Z"), 0);
+    assert_int_equal(s3_parse_iso8601("2026-11-22T02:00:00.123Z"), 1795312800);
+    assert_int_equal(s3_parse_iso8601("2026-11-22T02:00:00+02:00"), 0); /* not UTC: refused */
+    assert_int_equal(s3_parse_iso8601("garbage"), 0);
+    assert_int_equal(s3_parse_iso8601(NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_tree_and_namespaces),
+        cmocka_unit_test(test_error_document),
+        cmocka_unit_test(test_list_objects_merges_prefixes_in_key_order),
+        cmocka_unit_test(test_initiate_multipart_upload),
+        cmocka_unit_test(test_list_multipart_uploads),
+        cmocka_unit_test(test_delete_result),
+        cmocka_unit_test(test_escape_and_dates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
