@@ -4,6 +4,7 @@ itself can be restored; and names that cannot be stored never produce a set
 that looks committed but cannot be read."""
 
 import json
+import os
 
 from pgserver import quote_ident
 from sauvecli import committed_sets
@@ -123,3 +124,36 @@ def test_pg_restore_refusal_is_reported_as_such_not_as_a_damaged_artifact(pg, sa
     assert "--no-owner" in msg, r.describe()
     assert "unusable" not in msg and "checksum" not in msg, r.describe()
     assert not pg.database_exists(target)
+
+
+def test_latest_means_the_newest_set_in_which_that_database_succeeded(pg, sauve, dbs, storage, workdir):
+    from conftest import make_bindir
+    db = dbs.empty("flaky")
+    other = dbs.empty("steady")
+    pg.psql(db, "create table t (v text); insert into t values ('from the first night')")
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": f"{db},{other}", "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    first = r.summary["msg"]
+    # the second night, pg_dump fails for db only: a partial set becomes the newest
+    bindir = make_bindir(workdir, {"pg_dump": f'case "$*" in *{db}*) echo "pg_dump: error: simulated" >&2; exit 1;; '
+                                              'esac; exec "$REAL" "$@"'})
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": f"{db},{other}", "SAUVE_PG_GLOBALS": "false",
+                                 "SAUVE_PG_BINDIR": bindir})
+    assert r.code == 2, r.describe()
+    target = dbs.expect(dbs.name("fallback"))
+    r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes", env={"SAUVE_PG_DATABASES": db})
+    r.check_log_contract()
+    assert r.code == 0, r.describe()
+    assert r.any_line("no usable", "newest that has it", level=("warn",)), r.describe()
+    assert pg.scalar(target, "select v from t") == "from the first night"
+    assert first.split("set default/")[1].split(",")[0] in r.summary["msg"], (first, r.summary["msg"])
+
+
+def test_a_series_name_that_could_not_be_read_back_is_refused_before_writing(sauve, dbs, storage):
+    db = dbs.empty("name")
+    for bad in ("team/app", ".hidden"):
+        r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_NAME": bad})
+        r.check_log_contract()
+        assert r.code == 78, r.describe()
+        assert "SAUVE_NAME" in r.summary["msg"], r.describe()
+    assert committed_sets(storage) == [] and not any(os.scandir(storage))

@@ -137,8 +137,16 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
     size_t len = 0;
     int rc = storage_get(st, key, MANIFEST_MAX, &data, &len, err);
     free(key);
-    if (rc != 0)
-        return -1;
+    if (rc != 0 && err->code == SV_EXIT_TEMPFAIL)
+        return -1; /* the storage itself is failing: no listing is trustworthy */
+    if (rc != 0) {
+        /* One unreadable manifest (a permission, a set deleted meanwhile)
+         * must not hide every other set; it is kept, never judged. */
+        set->problem = xasprintf("manifest unreadable: %s", err->msg);
+        set->unreadable = true;
+        sv_error_clear(err);
+        return 0;
+    }
 
     sv_error merr = {0};
     if (manifest_from_json(data, len, &set->m, &merr) != 0) {

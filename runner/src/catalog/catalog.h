@@ -18,10 +18,11 @@
 
 typedef struct catalog_set {
     char id[SET_ID_LEN + 1];
-    bool complete;         /* manifest present and valid */
-    char *problem;         /* why incomplete ("no manifest", "manifest invalid: ..."); NULL when complete */
-    bool newer_format;     /* incomplete only because a newer sauve wrote the manifest: prune must keep it */
-    manifest m;            /* valid only when complete */
+    bool complete;     /* manifest present and valid */
+    char *problem;     /* why incomplete ("no manifest", "manifest invalid: ..."); NULL when complete */
+    bool unreadable;   /* the manifest exists but could not be read (permissions...): prune must keep it */
+    bool newer_format; /* incomplete only because a newer sauve wrote the manifest: prune must keep it */
+    manifest m;        /* valid only when complete */
     uint64_t stored_bytes; /* sum of object sizes found under the set */
     size_t n_objects;
     char **objects;        /* keys of those objects, relative to the set ("manifest.json", ...) */

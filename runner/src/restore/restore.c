@@ -196,6 +196,22 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     if (catalog_load(st, cfg->name, &cat, &err) != 0 || !(set = catalog_pick(&cat, args->set, &err)))
         goto fail;
     a = manifest_find(&set->m, "postgres", name);
+    if ((!a || !a->ok) && (!args->set || strcmp(args->set, "latest") == 0)) {
+        /* last night's set may be partial with this very database failed:
+         * "latest" then means the newest backup that holds it */
+        const catalog_set *newest = set;
+        for (size_t i = 0; i < cat.n; i++) {
+            const catalog_set *c = &cat.sets[i];
+            const manifest_artifact *ca = c->complete ? manifest_find(&c->m, "postgres", name) : NULL;
+            if (ca && ca->ok && strcmp(c->m.reason, "safety") != 0) {
+                set = c;
+                a = ca;
+                log_warn("the newest set %s/%s has no usable %s; restoring from %s, the newest that has it",
+                         cfg->name, newest->id, spec, set->id);
+                break;
+            }
+        }
+    }
     if (!a || !a->ok) {
         char have[512] = "";
         size_t off = 0;

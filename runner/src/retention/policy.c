@@ -176,6 +176,8 @@ void retention_plan_make(const retention_set *sets, size_t n, const retention_po
         const retention_set *s = &sets[i];
         if (s->state == RETENTION_NEWER_FORMAT) {
             keep(&v[i], xstrdup("written by a newer sauve (never deleted)"));
+        } else if (s->state == RETENTION_UNREADABLE) {
+            keep(&v[i], xstrdup("manifest unreadable (never deleted)"));
         } else if (s->state == RETENTION_INCOMPLETE) {
             time_t active = s->last_activity > s->time ? s->last_activity : s->time;
             if (now - active < p->grace)

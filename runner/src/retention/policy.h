@@ -55,6 +55,7 @@ enum retention_state {
     RETENTION_COMPLETE,     /* manifest present and valid (status ok or partial) */
     RETENTION_INCOMPLETE,   /* no manifest, or an invalid one */
     RETENTION_NEWER_FORMAT, /* manifest written by a newer sauve: never deleted */
+    RETENTION_UNREADABLE,   /* manifest present but unreadable: never deleted */
 };
 
 typedef struct retention_set {

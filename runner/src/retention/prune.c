@@ -72,7 +72,7 @@ const char *prune_set_status(const catalog_set *s)
 {
     if (s->complete)
         return s->m.status == SET_OK ? "ok" : "partial";
-    return s->newer_format ? "newer format" : "incomplete";
+    return s->newer_format ? "newer format" : s->unreadable ? "unreadable" : "incomplete";
 }
 
 static bool is_safety(const catalog_set *s)
@@ -94,6 +94,7 @@ void prune_plan_catalog(const catalog *cat, const retention_policy *p, time_t no
             .last_activity = (time_t)s->last_modified,
             .state = s->complete       ? RETENTION_COMPLETE
                      : s->newer_format ? RETENTION_NEWER_FORMAT
+                     : s->unreadable   ? RETENTION_UNREADABLE
                                        : RETENTION_INCOMPLETE,
             .safety = is_safety(s),
             .pinned = pinned_id && strcmp(s->id, pinned_id) == 0 ? "committed by this run" : NULL,

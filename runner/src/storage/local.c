@@ -49,7 +49,11 @@ static const char *root_dir(storage *st)
  * volume) versus a wrong setting (the path is not a directory). */
 static int errno_exit_code(int e)
 {
-    return e == ENOTDIR || e == ENAMETOOLONG || e == ELOOP ? SV_EXIT_CONFIG : SV_EXIT_TEMPFAIL;
+    /* permissions and a read-only mount do not fix themselves: retrying the
+     * Job cannot help, so they are configuration errors */
+    return e == ENOTDIR || e == ENAMETOOLONG || e == ELOOP || e == EACCES || e == EPERM || e == EROFS
+               ? SV_EXIT_CONFIG
+               : SV_EXIT_TEMPFAIL;
 }
 
 /* mkdir -p, touching only the missing components: an existing ancestor may
@@ -89,7 +93,7 @@ static int fsync_dir(const char *dir)
 static int probe(storage *st, const char *dir, sv_error *err)
 {
     char *tmpl = xasprintf("%s/.sauve-check-XXXXXX", strcmp(dir, "/") ? dir : "");
-    int fd = mkstemp(tmpl);
+    int fd = mkostemp(tmpl, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         sv_error_set(err, errno_exit_code(e), "storage %s: cannot create a file in %s: %s", st->url, dir,
@@ -280,7 +284,7 @@ static stream *local_write(storage *st, const char *key, sv_error *err)
             goto fail;
         }
         memcpy(w->tmp + tmp_len - 6, "XXXXXX", 6);
-        w->fd = mkstemp(w->tmp);
+        w->fd = mkostemp(w->tmp, O_CLOEXEC);
         if (w->fd < 0 && errno != ENOENT)
             break;
     }

@@ -181,6 +181,7 @@ static void test_incomplete_sets_and_the_grace_period(void **state)
     add(&h, now - 2 * DAY, RETENTION_INCOMPLETE)->last_activity = 0;          /* 2: old */
     add(&h, now - 3 * DAY, RETENTION_INCOMPLETE)->last_activity = now - HOUR; /* 3: old id, recent write */
     add(&h, now - 400 * DAY, RETENTION_NEWER_FORMAT)->last_activity = 0;      /* 4: a newer sauve's */
+    add(&h, now - 500 * DAY, RETENTION_UNREADABLE)->last_activity = 0;        /* 5: cannot be judged */
     retention_policy p = policy();
     p.keep_last = 1;
     retention_plan plan = plan_of(&h, &p, now);
@@ -192,6 +193,8 @@ static void test_incomplete_sets_and_the_grace_period(void **state)
     assert_true(plan.verdicts[3].keep);
     assert_true(plan.verdicts[4].keep);
     assert_true(has_reason(&plan.verdicts[4], "written by a newer sauve (never deleted)"));
+    assert_true(plan.verdicts[5].keep);
+    assert_true(has_reason(&plan.verdicts[5], "manifest unreadable (never deleted)"));
     retention_plan_free(&plan);
 
     /* A shorter grace period: the recent write is now old enough. */
