@@ -53,11 +53,15 @@ storage *command_storage(const sv_config *cfg, const char *what, struct outcome 
 struct command {
     const char *name;
     void (*run)(const struct cli_args *, const sv_config *, struct outcome *);
+    unsigned flags; /* enum cli_flag bits it accepts */
 };
 
 static const struct command commands[] = {
-    {"backup", cmd_backup}, {"restore", cmd_restore}, {"list", cmd_list},
-    {"check", cmd_check},   {"prune", cmd_prune},
+    {"backup", cmd_backup, CLI_JSON},
+    {"restore", cmd_restore, CLI_SET | CLI_INTO | CLI_CLEAN | CLI_NO_SAFETY_BACKUP | CLI_NO_OWNER | CLI_YES},
+    {"list", cmd_list, CLI_JSON},
+    {"check", cmd_check, CLI_JSON},
+    {"prune", cmd_prune, CLI_DRY_RUN | CLI_JSON | CLI_YES}, /* prune never asks: --yes is accepted for Jobs */
 };
 
 static void apply_logging(const sv_config *cfg)
@@ -121,6 +125,11 @@ int main(int argc, char **argv)
                     "usage error: unknown command '%s' (commands: backup, restore, list, prune, check, "
                     "version, help)",
                     args.command);
+        cli_free(&args);
+        return finish(&out);
+    }
+    if (cli_check_flags(&args, cmd->name, cmd->flags, &err) != 0) {
+        outcome_fail(&out, "usage error", &err);
         cli_free(&args);
         return finish(&out);
     }

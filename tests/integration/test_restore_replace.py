@@ -157,3 +157,14 @@ def test_a_series_name_that_could_not_be_read_back_is_refused_before_writing(sau
         assert r.code == 78, r.describe()
         assert "SAUVE_NAME" in r.summary["msg"], r.describe()
     assert committed_sets(storage) == [] and not any(os.scandir(storage))
+
+
+def test_a_flag_a_command_would_ignore_is_refused_not_ignored(sauve, dbs, storage):
+    db = dbs.empty("dryrun")
+    # --dry-run on backup or restore would otherwise run for real
+    for argv in (("backup", "--dry-run"), ("restore", f"postgres:{db}", "--dry-run", "--yes"), ("list", "--clean")):
+        r = sauve.run(*argv, env={"SAUVE_PG_DATABASES": db})
+        r.check_log_contract()
+        assert r.code == 64, r.describe()
+        assert "does not take --" in r.summary["msg"], r.describe()
+    assert not any(os.scandir(storage)), "nothing may be written"

@@ -415,8 +415,8 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
     } else {
         outcome_fail(out, "backup failed", &err);
     }
-    /* Retention runs only once a set is committed: never after a failed backup. */
-    if ((code == SV_EXIT_OK || code == SV_EXIT_PARTIAL) && cfg->prune)
+    /* Retention runs only once this run committed a set: never after a failed backup. */
+    if (res.committed && cfg->prune)
         prune_after_backup(cfg, st, res.set_id, out);
     /* Last, after anything that changes the outcome (prune): the channels
      * report the run's final exit code and summary. */

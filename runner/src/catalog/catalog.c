@@ -137,8 +137,9 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
     size_t len = 0;
     int rc = storage_get(st, key, MANIFEST_MAX, &data, &len, err);
     free(key);
-    if (rc != 0 && err->code == SV_EXIT_TEMPFAIL)
-        return -1; /* the storage itself is failing: no listing is trustworthy */
+    if (rc != 0 && (err->code == SV_EXIT_TEMPFAIL || err->code == SV_EXIT_CONFIG))
+        return -1; /* the storage is failing or misconfigured (credentials, SSE-C key): say so, with its hint
+                    */
     if (rc != 0) {
         /* One unreadable manifest (a permission, a set deleted meanwhile)
          * must not hide every other set; it is kept, never judged. */

@@ -12,29 +12,30 @@ struct command_flag {
     const char *name;
     enum flag_kind kind;
     size_t offset; /* into struct cli_args: bool or const char * */
+    unsigned bit;  /* enum cli_flag, 0 for flags every command takes */
 };
 
-#define BOOL_FLAG(n, field)                                                                                  \
+#define BOOL_FLAG(n, field, b)                                                                               \
     {                                                                                                        \
-        n, FLAG_BOOL, offsetof(struct cli_args, field)                                                       \
+        n, FLAG_BOOL, offsetof(struct cli_args, field), b                                                    \
     }
-#define VALUE_FLAG(n, field)                                                                                 \
+#define VALUE_FLAG(n, field, b)                                                                              \
     {                                                                                                        \
-        n, FLAG_VALUE, offsetof(struct cli_args, field)                                                      \
+        n, FLAG_VALUE, offsetof(struct cli_args, field), b                                                   \
     }
 
 static const struct command_flag command_flags[] = {
-    BOOL_FLAG("json", json),
-    BOOL_FLAG("yes", yes),
-    BOOL_FLAG("dry-run", dry_run),
-    BOOL_FLAG("clean", clean),
-    BOOL_FLAG("no-safety-backup", no_safety_backup),
-    BOOL_FLAG("no-owner", no_owner),
-    BOOL_FLAG("help", help),
-    BOOL_FLAG("version", version),
-    VALUE_FLAG("set", set),
-    VALUE_FLAG("into", into),
-    VALUE_FLAG("config", config_file),
+    BOOL_FLAG("json", json, CLI_JSON),
+    BOOL_FLAG("yes", yes, CLI_YES),
+    BOOL_FLAG("dry-run", dry_run, CLI_DRY_RUN),
+    BOOL_FLAG("clean", clean, CLI_CLEAN),
+    BOOL_FLAG("no-safety-backup", no_safety_backup, CLI_NO_SAFETY_BACKUP),
+    BOOL_FLAG("no-owner", no_owner, CLI_NO_OWNER),
+    BOOL_FLAG("help", help, 0),
+    BOOL_FLAG("version", version, 0),
+    VALUE_FLAG("set", set, CLI_SET),
+    VALUE_FLAG("into", into, CLI_INTO),
+    VALUE_FLAG("config", config_file, 0),
 };
 
 static const struct command_flag *find_command_flag(const char *name, size_t len)
@@ -79,6 +80,7 @@ int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
                 if (eq)
                     return sv_error_set(err, SV_EXIT_USAGE, "flag --%.*s takes no value", (int)nlen, name);
                 *(bool *)((char *)args + f->offset) = true;
+                args->given |= f->bit;
                 continue;
             }
             const char *value = NULL;
@@ -94,6 +96,7 @@ int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
             }
             if (f) {
                 *(const char **)((char *)args + f->offset) = value;
+                args->given |= f->bit;
             } else {
                 struct config_flag *o = &args->options[args->noptions++];
                 o->name = xstrndup(name, nlen);
@@ -111,6 +114,18 @@ int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err)
             args->args[args->nargs++] = a;
         } else {
             return sv_error_set(err, SV_EXIT_USAGE, "too many arguments");
+        }
+    }
+    return 0;
+}
+
+int cli_check_flags(const struct cli_args *args, const char *command, unsigned allowed, sv_error *err)
+{
+    for (size_t i = 0; i < sizeof command_flags / sizeof *command_flags; i++) {
+        const struct command_flag *f = &command_flags[i];
+        if (f->bit && (args->given & f->bit) && !(allowed & f->bit)) {
+            sv_error_set(err, SV_EXIT_USAGE, "%s does not take --%s", command, f->name);
+            return sv_error_hint(err, "see `sauve help` for the flags of each command");
         }
     }
     return 0;

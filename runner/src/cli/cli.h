@@ -15,6 +15,18 @@
 
 #define CLI_MAX_ARGS 8
 
+/* Command flags, as bits, so that each command can say which it accepts. */
+enum cli_flag {
+    CLI_JSON = 1 << 0,
+    CLI_YES = 1 << 1,
+    CLI_DRY_RUN = 1 << 2,
+    CLI_CLEAN = 1 << 3,
+    CLI_NO_SAFETY_BACKUP = 1 << 4,
+    CLI_NO_OWNER = 1 << 5,
+    CLI_SET = 1 << 6,
+    CLI_INTO = 1 << 7,
+};
+
 struct cli_args {
     const char *command; /* NULL when none was given */
     const char *args[CLI_MAX_ARGS];
@@ -23,6 +35,7 @@ struct cli_args {
     const char *set;         /* --set ID|latest */
     const char *into;        /* --into NAME */
     bool json, yes, dry_run, clean, no_safety_backup, no_owner, help, version;
+    unsigned given;              /* enum cli_flag bits of the command flags present */
     struct config_flag *options; /* option flags for config_load */
     size_t noptions;
 };
@@ -31,6 +44,11 @@ struct cli_args {
  * Strings point into argv (or are owned by args and freed by cli_free). */
 int cli_parse(int argc, char **argv, struct cli_args *args, sv_error *err);
 void cli_free(struct cli_args *args);
+
+/* Fails with SV_EXIT_USAGE naming the first flag given that command does
+ * not accept (allowed: enum cli_flag bits): a flag silently ignored, such
+ * as --dry-run on backup, would do for real what the user meant to try. */
+int cli_check_flags(const struct cli_args *args, const char *command, unsigned allowed, sv_error *err);
 
 /* The text of `sauve help`. */
 void cli_print_help(void);

@@ -11,13 +11,6 @@
 #include "common/mem.h"
 #include "retention/prune.h"
 
-static const char *set_status(const catalog_set *s)
-{
-    if (!s->complete)
-        return "incomplete";
-    return s->m.status == SET_OK ? "ok" : "partial";
-}
-
 static void human_age(time_t seconds, char *buf, size_t len)
 {
     if (seconds < 0)
@@ -47,7 +40,7 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "status", json_string(set_status(s)));
+    json_object_set_new(o, "status", json_string(prune_set_status(s)));
     time_t started = 0;
     set_id_parse(s->id, &started);
     char iso[21];
@@ -113,7 +106,7 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
         char size[32], age[16];
         log_human_bytes(s->stored_bytes, size, sizeof size);
         human_age(now - started, age, sizeof age);
-        printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, set_status(s), size, age,
+        printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, prune_set_status(s), size, age,
                s->complete ? s->m.reason : "-", plan->verdicts[i].keep ? "keep" : "delete");
         if (!s->complete) {
             printf("%s\n", s->problem);
