@@ -167,7 +167,7 @@ for _ in $(seq 1800); do
     sleep 0.1
 done
 [ -f "$WORK/s3.env" ] || die "the S3 gateway did not start within 180 s"
-S3_ENDPOINT='' S3_ACCESS_KEY='' S3_SECRET_KEY='' S3_REGION='' S3_START_SECONDS='' S3_PIDS=''
+S3_ENDPOINT='' S3_ACCESS_KEY='' S3_SECRET_KEY='' S3_REGION='' S3_START_SECONDS='' S3_PIDS='' S3_CEPH_CONF=''
 # shellcheck source=/dev/null
 . "$WORK/s3.env"
 log "gateway at $S3_ENDPOINT, started in $S3_START_SECONDS s, bucket $BUCKET"
@@ -197,7 +197,14 @@ objects() { # PREFIX
              END { gsub(/"/, "", e); p = (e ~ /-[0-9]+$/) ? e : "x-1"; sub(/.*-/, "", p)
                    printf "%d %d\n", n, (big > 0) ? p : 0 }'
 }
-delete_prefix() { awsq s3 rm --recursive --quiet "s3://$BUCKET/$1" >/dev/null; }
+# Deletes the objects under PREFIX and frees their space at once: RGW hands
+# a deleted object's data to its garbage collector, which by default waits
+# 2 h, and the memstore OSD (RAM) would fill up (uploads then stall).
+delete_prefix() { # PREFIX
+    awsq s3 rm --recursive --quiet "s3://$BUCKET/$1" >/dev/null
+    env -i PATH=/usr/bin:/bin HOME="$HOME" radosgw-admin -c "$S3_CEPH_CONF" gc process --include-all \
+        >>"$WORK/gc.log" 2>&1 || die "radosgw-admin gc process failed: $(tail -n 3 "$WORK/gc.log")"
+}
 
 # --- PostgreSQL and the raw stream --------------------------------------------
 PG_PORT=$(free_port)

@@ -1,6 +1,7 @@
 """Starts the integration suite's S3 server (Ceph RADOS Gateway on loopback,
 tests/integration/s3server.py) for bench/s3.sh, and stops it on SIGTERM,
-SIGINT or SIGHUP, or when the process that started this one dies.
+SIGINT (unless it started ignored, as in a script's background job) or
+SIGHUP, or when the process that started this one dies.
 
     /usr/bin/python3 bench/s3_server.py ENV_FILE BUCKET [BUCKET...]
 
@@ -9,11 +10,15 @@ it) with shell assignments:
 
     S3_ENDPOINT=http://127.0.0.1:PORT  S3_ACCESS_KEY=...  S3_SECRET_KEY=...
     S3_REGION=us-east-1  S3_START_SECONDS=1.9
-    S3_PIDS='radosgw=PID ceph-osd=PID ceph-mon=PID'
+    S3_PIDS='radosgw=PID ceph-osd=PID ceph-mon=PID'  S3_CEPH_CONF=.../ceph.conf
 
-and waits. The daemons' directory is made under $TMPDIR. Exits 0 after a clean stop, 1 (with the gateway's diagnostics on
-stderr) when the server did not start. Benchmark-only; run it with Debian's
-python3 (boto3 creates the buckets).
+and waits. The daemons' directory is made under $TMPDIR. S3_CEPH_CONF is
+for radosgw-admin: a deleted object's data stays in the memstore until RGW's
+garbage collector runs, by default 2 h later, so the benchmark runs
+`radosgw-admin gc process --include-all` after its deletes. Exits 0 after a
+clean stop, 1 (with the gateway's diagnostics on stderr) when the server did
+not start. Benchmark-only; run it with Debian's python3 (boto3 creates the
+buckets).
 """
 
 import ctypes
@@ -78,6 +83,7 @@ def main(argv):
             "S3_REGION": server.region,
             "S3_START_SECONDS": f"{server.start_seconds:.1f}",
             "S3_PIDS": " ".join(f"{n}={p}" for n, p in server.pids().items()),
+            "S3_CEPH_CONF": server.conf,
         }
         tmp = env_file + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
