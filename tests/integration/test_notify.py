@@ -391,3 +391,69 @@ def test_notify_on_is_validated(pg, sauve, dbs):
     r = sauve.run("backup", env={"SAUVE_NOTIFY_ON": "sometimes"})
     assert r.code == 78, r.describe()
     assert "SAUVE_NOTIFY_ON" in r.summary["msg"]
+
+
+# ---- what is logged and sent ----------------------------------------------------
+
+def test_answer_bodies_are_never_logged(pg, sauve, dbs, receiver):
+    """An Express 404 echoes the path, token included: only the status is logged."""
+    db = dbs.empty("echo")
+    secret = token()
+    receiver.status = 404
+    receiver.answer = f"Cannot POST /hook/{secret}".encode()
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_NOTIFY_ON": "always",
+                                 "SAUVE_NOTIFY_URL": receiver.url(f"/hook/{secret}"),
+                                 "SAUVE_HEALTHCHECK_URL": receiver.url(f"/ping/{secret}"),
+                                 "SAUVE_PUSHGATEWAY_URL": receiver.url("/pgw")})
+    assert r.code == 3, r.describe()
+    assert len(receiver.requests) == 4, receiver.requests
+    out = r.all_output()
+    assert secret not in out
+    assert "Cannot POST" not in out
+    ws = [json.dumps(w) for w in warnings(r)]
+    for channel in ("healthcheck", "webhook", "pushgateway"):
+        assert any(channel in w and "HTTP 404" in w for w in ws), (channel, ws)
+
+
+def test_sent_texts_mask_registered_secrets(pg, sauve, dbs, receiver):
+    """A secret (here PGPASSWORD, equal to the database name the error quotes)
+    is masked in what the webhook and the healthcheck receive, as in the log."""
+    db = dbs.empty("maskdb")
+    uuid = token()
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "PGUSER": "app", "PGPASSWORD": db,
+                                 "SAUVE_NOTIFY_URL": receiver.url("/hook"),
+                                 "SAUVE_HEALTHCHECK_URL": receiver.url(f"/ping/{uuid}")})
+    assert r.code == 75, r.describe()
+    assert db not in r.all_output()
+    bodies = {q["path"]: q["body"] for q in receiver.requests}
+    fail = bodies[f"/ping/{uuid}/fail"]
+    hook = bodies["/hook"]
+    assert db not in fail and "***" in fail, fail
+    assert db not in hook and "***" in hook, hook
+    body = json.loads(hook)
+    assert "***" in body["text"] and "***" in body["content"] and "***" in body["summary"]
+
+
+def test_hung_receivers_stay_within_the_time_budget(pg, sauve, dbs, hanger):
+    """All calls of a run take at most 2 x notify.timeout + 5 s: the calls
+    after the budget is spent are skipped with a warning naming them."""
+    db = dbs.empty("budget")
+    baseline = time.monotonic()
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db})
+    assert r.code == 0, r.describe()
+    baseline = time.monotonic() - baseline
+
+    timeout = 6  # 4 calls of 6 s = 24 s, budget 17 s
+    t0 = time.monotonic()
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_NOTIFY_TIMEOUT": str(timeout),
+                                 "SAUVE_NOTIFY_ON": "always",
+                                 "SAUVE_HEALTHCHECK_URL": hanger.url("/hc"),
+                                 "SAUVE_NOTIFY_URL": hanger.url("/hook"),
+                                 "SAUVE_PUSHGATEWAY_URL": hanger.url("/pgw")}, timeout=90)
+    elapsed = time.monotonic() - t0
+    assert r.code == 3, r.describe()
+    assert elapsed <= baseline + 2 * timeout + 5 + 2, (elapsed, baseline)
+    assert elapsed >= 2 * timeout + 5 - 1, (elapsed, baseline)
+    skipped = r.any_line("notification skipped", "pushgateway", level=("warn", "warning"))
+    assert skipped, r.describe()
+    assert "pushgateway" in r.summary["msg"], r.summary["msg"]

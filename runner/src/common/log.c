@@ -63,8 +63,7 @@ void log_clear_secrets(void)
     pthread_mutex_unlock(&g_secrets_lock);
 }
 
-/* Returns a newly allocated copy of s with every registered secret masked. */
-static char *mask_secrets(const char *s)
+char *log_mask(const char *s)
 {
     char *out = xstrdup(s);
     pthread_mutex_lock(&g_secrets_lock);
@@ -117,7 +116,7 @@ static void emit(enum log_level level, const log_field *fields, size_t nfields, 
 {
     char ts[40];
     timestamp(ts, sizeof ts);
-    char *masked = mask_secrets(msg);
+    char *masked = log_mask(msg);
     /* One buffer per record, written with one call, so that records from
      * threads and from captured child output never interleave mid-line. */
     char *buf = NULL;
@@ -135,7 +134,7 @@ static void emit(enum log_level level, const log_field *fields, size_t nfields, 
             if (fields[i].is_num) {
                 fprintf(f, "%lld", (long long)fields[i].num);
             } else if (fields[i].str) {
-                char *v = mask_secrets(fields[i].str);
+                char *v = log_mask(fields[i].str);
                 json_string(f, v);
                 free(v);
             } else {
@@ -149,7 +148,7 @@ static void emit(enum log_level level, const log_field *fields, size_t nfields, 
             if (fields[i].is_num) {
                 fprintf(f, " %s=%lld", fields[i].key, (long long)fields[i].num);
             } else {
-                char *v = mask_secrets(fields[i].str ? fields[i].str : "null");
+                char *v = log_mask(fields[i].str ? fields[i].str : "null");
                 fprintf(f, " %s=%s", fields[i].key, v);
                 free(v);
             }
@@ -196,7 +195,7 @@ void log_summary(int exit_code, const char *fmt, ...)
     if (path) {
         FILE *t = fopen(path, "w");
         if (t) {
-            char *masked = mask_secrets(msg);
+            char *masked = log_mask(msg);
             fprintf(t, "%s\n", masked);
             free(masked);
             fclose(t);

@@ -41,6 +41,11 @@ void log_set_termination_path(const char *path);
  * shorter than 4 characters are ignored: masking them would mangle logs. */
 void log_add_secret(const char *value);
 
+/* A newly allocated copy of s with every registered secret replaced by
+ * "***": for text that leaves sauve other than through the log (notification
+ * bodies). */
+char *log_mask(const char *s);
+
 /* Forgets every registered secret (tests). */
 void log_clear_secrets(void);
 

@@ -13,13 +13,16 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/signals.h"
 
 /* Discord refuses a "content" longer than 2000 characters; bytes bound characters. */
 #define TEXT_MAX_BYTES 1990
-/* How much of a receiver's answer is quoted in a warning. */
-#define ANSWER_MAX 200
 /* Pause before the one retry. */
 #define RETRY_PAUSE_MS 1000
+/* A path+query shorter than this is not worth masking (it would mangle logs). */
+#define PATH_SECRET_MIN 8
+/* Below this much time left in the budget, a call is not even tried. */
+#define BUDGET_MIN_MS 100
 
 enum channel { CH_HEALTHCHECK, CH_WEBHOOK, CH_PUSHGATEWAY, CH__COUNT };
 
@@ -31,6 +34,8 @@ struct notifier {
     char *url[CH__COUNT]; /* NULL: not configured, or invalid (already counted as failed) */
     bool always;          /* notify.on=always: the webhook on success too */
     long timeout;         /* seconds, connect and total, per call */
+    double budget_s;      /* total time all calls of the run may take: 2 x timeout + 5 */
+    double spent_s;       /* time the calls (and retry pauses) took so far */
     struct timespec t0;   /* CLOCK_MONOTONIC at notify_start */
     int failures;
     char failed[1024];
@@ -106,6 +111,34 @@ static bool url_usable(const char *url)
     curl_free(host);
     curl_url_cleanup(u);
     return ok;
+}
+
+/*
+ * Registers url as a secret, and also its path+query and its path alone (when
+ * long enough): a receiver may echo those without the scheme and host (an
+ * Express 404 says "Cannot POST /hook/TOKEN"), and whole-URL masking would
+ * miss them.
+ */
+static void add_url_secrets(const char *url)
+{
+    log_add_secret(url);
+    const char *p = strstr(url, "://");
+    if (!p)
+        return;
+    p += 3;
+    p += strcspn(p, "/?#"); /* past the authority */
+    size_t path_query = strcspn(p, "#");
+    size_t path = strcspn(p, "?#");
+    if (path_query >= PATH_SECRET_MIN) {
+        char *s = xasprintf("%.*s", (int)path_query, p);
+        log_add_secret(s);
+        free_secret(s);
+    }
+    if (path != path_query && path >= PATH_SECRET_MIN) {
+        char *s = xasprintf("%.*s", (int)path, p);
+        log_add_secret(s);
+        free_secret(s);
+    }
 }
 
 char *notify_url_with_suffix(const char *url, const char *suffix)
@@ -219,7 +252,9 @@ char *notify_metrics_text(const struct notify_run *run)
                     "Bytes stored (compressed) for each source of the set the last run committed; 0 for a "
                     "source that failed.");
         for (size_t i = 0; i < run->n_sources; i++) {
-            char *label = notify_escape_label(run->sources[i].source);
+            char *masked = log_mask(run->sources[i].source);
+            char *label = notify_escape_label(masked);
+            free(masked);
             buf_printf(&b, "sauve_source_bytes{source=\"%s\"} %llu\n", label,
                        (unsigned long long)(run->sources[i].ok ? run->sources[i].bytes_stored : 0));
             free(label);
@@ -285,7 +320,10 @@ char *notify_webhook_text(const struct notify_run *run)
             shown++;
         }
     }
-    char *text = buf_take(&b);
+    char *raw = buf_take(&b);
+    /* Masked before it is cut, so that no piece of a secret survives the cut. */
+    char *text = log_mask(raw);
+    free(raw);
     for (char *p = text; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
@@ -293,16 +331,19 @@ char *notify_webhook_text(const struct notify_run *run)
     return text;
 }
 
-/* A JSON string of s, or null; bytes that are not UTF-8 become '?' so that
- * an odd error message never loses the whole notification. */
+/* A JSON string of s with every registered secret masked, or null; bytes
+ * that are not UTF-8 become '?' so that an odd error message never loses the
+ * whole notification. */
 static json_t *jstr(const char *s)
 {
     if (!s)
         return json_null();
-    json_t *j = json_string(s);
-    if (j)
+    char *copy = log_mask(s);
+    json_t *j = json_string(copy);
+    if (j) {
+        free(copy);
         return j;
-    char *copy = xstrdup(s);
+    }
     for (unsigned char *p = (unsigned char *)copy; *p; p++)
         if (*p >= 0x80)
             *p = '?';
@@ -311,12 +352,31 @@ static json_t *jstr(const char *s)
     return j ? j : json_string("");
 }
 
+char *notify_slack_escape(const char *s)
+{
+    struct buf b = {0};
+    buf_printf(&b, "%s", "");
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': buf_printf(&b, "&amp;"); break;
+        case '<': buf_printf(&b, "&lt;"); break;
+        case '>': buf_printf(&b, "&gt;"); break;
+        default: buf_printf(&b, "%c", *s);
+        }
+    }
+    return buf_take(&b);
+}
+
 char *notify_webhook_json(const struct notify_run *run)
 {
     char *text = notify_webhook_text(run);
+    /* Slack reads <...> as links and mentions (<!channel>): escaped there;
+     * Discord's "content" shows the text as it is. */
+    char *slack = notify_slack_escape(text);
     json_t *o = json_object();
-    json_object_set_new(o, "text", jstr(text));
+    json_object_set_new(o, "text", jstr(slack));
     json_object_set_new(o, "content", jstr(text));
+    free(slack);
     json_object_set_new(o, "name", jstr(run->name));
     json_object_set_new(o, "set", jstr(run->set_id));
     json_object_set_new(o, "status", jstr(notify_status(run)));
@@ -349,20 +409,13 @@ char *notify_webhook_json(const struct notify_run *run)
 
 /* ---- HTTP ----------------------------------------------------------------- */
 
-struct answer {
-    char text[ANSWER_MAX + 1];
-    size_t len;
-};
-
-static size_t keep_answer(char *data, size_t size, size_t nmemb, void *ctx)
+/* The answer's body is read and dropped: it is never quoted, since a
+ * receiver may echo the request's path, and the path holds the token. */
+static size_t drop_answer(char *data, size_t size, size_t nmemb, void *ctx)
 {
-    struct answer *a = ctx;
-    size_t n = size * nmemb;
-    size_t take = n < ANSWER_MAX - a->len ? n : ANSWER_MAX - a->len;
-    memcpy(a->text + a->len, data, take);
-    a->len += take;
-    a->text[a->len] = '\0';
-    return n;
+    (void)data;
+    (void)ctx;
+    return size * nmemb;
 }
 
 struct call {
@@ -374,9 +427,11 @@ struct call {
     const char *body;
 };
 
-/* One attempt. Returns 0 on a 2xx answer; else fills detail and sets *retry
- * when one more attempt may help (refused, reset, 5xx, 429; not a timeout). */
-static int http_once(const notifier *n, const struct call *c, char *detail, size_t dlen, bool *retry)
+/* One attempt of at most limit_ms. Returns 0 on a 2xx answer; else fills
+ * detail and sets *retry when one more attempt may help (refused, reset, 5xx,
+ * 429; not a timeout). */
+static int http_once(const notifier *n, const struct call *c, long limit_ms, char *detail, size_t dlen,
+                     bool *retry)
 {
     *retry = false;
     CURL *h = curl_easy_init();
@@ -384,7 +439,6 @@ static int http_once(const notifier *n, const struct call *c, char *detail, size
         snprintf(detail, dlen, "cannot initialise libcurl");
         return -1;
     }
-    struct answer ans = {0};
     char ctype[128];
     snprintf(ctype, sizeof ctype, "Content-Type: %s", c->content_type);
     struct curl_slist *headers = curl_slist_append(NULL, ctype);
@@ -395,15 +449,14 @@ static int http_once(const notifier *n, const struct call *c, char *detail, size
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "sauve/" SAUVE_VERSION);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, n->timeout);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, n->timeout);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, limit_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, limit_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_answer);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ans);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, drop_answer);
 
     int rc = -1;
     CURLcode cc = curl_easy_perform(h);
@@ -413,16 +466,16 @@ static int http_once(const notifier *n, const struct call *c, char *detail, size
         if (status >= 200 && status < 300) {
             rc = 0;
         } else {
-            /* The start of the answer, on one printable line: Pushgateway and
-             * Slack say there what they did not like. */
-            for (char *p = ans.text; *p; p++)
-                if (!isprint((unsigned char)*p))
-                    *p = ' ';
-            snprintf(detail, dlen, "HTTP %ld%s%s", status, ans.len ? ": " : "", ans.text);
+            /* The status only, never the answer's body, for every channel. */
+            snprintf(detail, dlen, "HTTP %ld", status);
             *retry = status >= 500 || status == 429;
         }
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-        snprintf(detail, dlen, "no answer within %ld s (notify.timeout)", n->timeout);
+        if (limit_ms < n->timeout * 1000)
+            snprintf(detail, dlen, "no answer within %.1f s (what was left of the notification time budget)",
+                     (double)limit_ms / 1000);
+        else
+            snprintf(detail, dlen, "no answer within %ld s (notify.timeout)", n->timeout);
     } else {
         /* curl's generic text, never its error buffer: that could quote the URL. */
         snprintf(detail, dlen, "%s", curl_easy_strerror(cc));
@@ -445,22 +498,65 @@ static void record_failure(notifier *n, enum channel ch, const char *origin)
         snprintf(n->failed + len, sizeof n->failed - len, "%s%s", len ? ", " : "", item);
 }
 
-/* At most two attempts. Logs the outcome; returns 0 when delivered. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* What is left of the run's notification time budget, in ms. */
+static long budget_left_ms(const notifier *n)
+{
+    double left = (n->budget_s - n->spent_s) * 1000;
+    return left > 0 ? (long)left : 0;
+}
+
+/*
+ * At most two attempts, within what is left of the time budget; none more
+ * after a stop request. Logs the outcome; returns 0 when delivered.
+ */
 static int http_call(notifier *n, const struct call *c)
 {
     char *origin = notify_url_origin(c->url);
     char detail[512] = "";
     int rc = -1;
+    if (budget_left_ms(n) < BUDGET_MIN_MS) {
+        log_with(LOG_WARN, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
+                 "notification skipped: %s %s to %s: the notifications of this run already took their "
+                 "time budget of %.0f s (2 x notify.timeout + 5 s)",
+                 channel_names[c->ch], c->what, origin, n->budget_s);
+        record_failure(n, c->ch, origin);
+        free(origin);
+        return -1;
+    }
     for (int attempt = 1; attempt <= 2; attempt++) {
         bool retry = false;
-        rc = http_once(n, c, detail, sizeof detail, &retry);
+        long limit = n->timeout * 1000;
+        if (budget_left_ms(n) < limit)
+            limit = budget_left_ms(n);
+        double t0 = now_s();
+        rc = http_once(n, c, limit, detail, sizeof detail, &retry);
+        n->spent_s += now_s() - t0;
         if (rc == 0 || !retry || attempt == 2)
+            break;
+        if (signals_stop_requested()) {
+            log_with(LOG_DEBUG, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
+                     "%s %s to %s: %s; not tried again: stop requested", channel_names[c->ch], c->what,
+                     origin, detail);
+            break;
+        }
+        if (budget_left_ms(n) < RETRY_PAUSE_MS + BUDGET_MIN_MS)
             break;
         log_with(LOG_DEBUG, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
                  "%s %s to %s: %s; trying once more", channel_names[c->ch], c->what, origin, detail);
         struct timespec pause = {.tv_sec = RETRY_PAUSE_MS / 1000,
                                  .tv_nsec = RETRY_PAUSE_MS % 1000 * 1000000L};
+        t0 = now_s();
         nanosleep(&pause, NULL);
+        n->spent_s += now_s() - t0;
+        if (signals_stop_requested())
+            break;
     }
     if (rc == 0) {
         log_with(LOG_INFO, LOG_FIELDS(LOG_STR("channel", channel_names[c->ch]), LOG_STR("host", origin)),
@@ -482,6 +578,8 @@ notifier *notify_start(const sv_config *cfg)
     clock_gettime(CLOCK_MONOTONIC, &n->t0);
     n->always = cfg->notify_on && strcmp(cfg->notify_on, "always") == 0;
     n->timeout = cfg->notify_timeout > 0 ? cfg->notify_timeout : 10;
+    /* With the defaults (10 s), 25 s: within Kubernetes' 30 s termination grace. */
+    n->budget_s = 2.0 * (double)n->timeout + 5;
     const char *urls[CH__COUNT] = {cfg->healthcheck_url, cfg->notify_url, cfg->pushgateway_url};
     bool any = false;
     for (int ch = 0; ch < CH__COUNT; ch++) {
@@ -489,8 +587,9 @@ notifier *notify_start(const sv_config *cfg)
         if (!url || !*url)
             continue;
         /* The whole URL is a secret (tokens live in paths and queries); the
-         * configuration registered it already, this keeps the contract local. */
-        log_add_secret(url);
+         * configuration registered it already, this keeps the contract local.
+         * Its path+query too: receivers echo it without the host. */
+        add_url_secrets(url);
         const struct opt_def *o = config_option(channel_opts[ch]);
         if (!url_usable(url)) {
             log_with(LOG_WARN, LOG_FIELDS(LOG_STR("channel", channel_names[ch]), LOG_STR("setting", o->env)),
@@ -510,8 +609,10 @@ notifier *notify_start(const sv_config *cfg)
         char host[256] = "";
         gethostname(host, sizeof host - 1);
         char *url = notify_url_with_suffix(n->url[CH_HEALTHCHECK], "start");
-        log_add_secret(url);
-        char *body = xasprintf("sauve backup of %s started on %s\n", cfg->name ? cfg->name : "default", host);
+        add_url_secrets(url);
+        char *text = xasprintf("sauve backup of %s started on %s\n", cfg->name ? cfg->name : "default", host);
+        char *body = log_mask(text);
+        free(text);
         struct call c = {CH_HEALTHCHECK, "start ping", "POST", url, "text/plain; charset=utf-8", body};
         http_call(n, &c);
         free(body);
@@ -544,8 +645,10 @@ int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t
         /* A partial set is a failure to act on: /fail, the summary says what. */
         bool ok = run.exit_code == 0;
         char *url = notify_url_with_suffix(n->url[CH_HEALTHCHECK], ok ? "" : "fail");
-        log_add_secret(url);
-        char *body = xasprintf("%s\n", summary);
+        add_url_secrets(url);
+        char *text = xasprintf("%s\n", summary);
+        char *body = log_mask(text);
+        free(text);
         struct call c = {CH_HEALTHCHECK,
                          ok ? "success ping" : "failure ping",
                          "POST",
@@ -569,7 +672,7 @@ int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t
         if (run.exit_code == 0 && n->failures)
             run.exit_code = 3;
         char *url = notify_pushgateway_url(n->url[CH_PUSHGATEWAY], "sauve", run.name);
-        log_add_secret(url);
+        add_url_secrets(url);
         char *body = notify_metrics_text(&run);
         /* PUT replaces the whole group: right after a success, and it drops
          * the series of sources no longer configured. After anything else,

@@ -11,9 +11,16 @@
  * Every call has a connect and a total timeout (notify.timeout), TLS is
  * verified, and a call is made at most twice (once more only after a refused
  * connection, a reset, a 5xx or a 429; never after a timeout, so that a hung
- * receiver costs one timeout). A failed notification is logged as a warning
- * that names only the receiver's scheme://host[:port]: the URLs are secrets
- * (Slack webhook tokens, healthcheck UUIDs), registered with log_add_secret.
+ * receiver costs one timeout, nor after a stop request). All the calls of a
+ * run share a time budget of 2 x notify.timeout + 5 s (25 s by default, within
+ * Kubernetes' 30 s termination grace): the last call gets what is left, and
+ * calls once it is spent are skipped, each with a warning, and count as
+ * failed. A failed notification is logged as a warning that names only the
+ * receiver's scheme://host[:port] and the HTTP status, never the answer's
+ * body (a receiver may echo the path): the URLs are secrets (Slack webhook
+ * tokens, healthcheck UUIDs), registered with log_add_secret, and so are
+ * their path+query and path. Every text sent out has the registered secrets
+ * masked (log_mask).
  *
  * Notifying never changes what the backup did; the caller turns a
  * notification failure into exit code 3 only when the run was otherwise 0.
@@ -97,12 +104,18 @@ char *notify_escape_label(const char *value);
  */
 char *notify_pushgateway_url(const char *base, const char *job, const char *name);
 
-/* The webhook's JSON body (compact), with "text" and "content" (Discord) set
- * to one line an operator understands. Newly allocated. */
+/* The webhook's JSON body (compact), with "text" (escaped for Slack) and
+ * "content" (Discord, unescaped) set to one line an operator understands.
+ * Every string has the registered secrets masked (log_mask). Newly allocated. */
 char *notify_webhook_json(const struct notify_run *run);
 
+/* s with & < > as &amp; &lt; &gt;, Slack's escaping, so that text cannot
+ * mention (<!channel>) or link. Newly allocated. */
+char *notify_slack_escape(const char *s);
+
 /* The one line of "text": ":x: sauve backup of NAME failed on HOST (exit 75): ...",
- * at most 2000 characters (Discord's limit). Newly allocated. */
+ * at most 2000 characters (Discord's limit), registered secrets masked,
+ * unescaped. Newly allocated. */
 char *notify_webhook_text(const struct notify_run *run);
 
 /* URL with "/" + suffix inserted before any query string ("" suffix: URL

@@ -1,8 +1,16 @@
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/mem.h"
+#include "common/signals.h"
 #include "config/config.h"
 #include "notify/notify.h"
 
@@ -318,6 +326,160 @@ static void test_invalid_url_is_a_failure_without_network(void **state)
     notify_free(n);
 }
 
+static void test_url_path_and_query_are_secrets(void **state)
+{
+    (void)state;
+    log_clear_secrets();
+    sv_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "default";
+    /* port 1: nothing is called for the webhook at the start */
+    cfg.notify_url = "http://127.0.0.1:1/hook/secret-token-42?k=v";
+    cfg.pushgateway_url = "http://127.0.0.1:1/p"; /* path too short to be masked */
+    cfg.notify_timeout = 1;
+    notifier *n = notify_start(&cfg);
+    /* What an Express 404 says: the path, without scheme and host */
+    char *m = log_mask("Cannot POST /hook/secret-token-42?k=v");
+    assert_string_equal(m, "Cannot POST ***");
+    free(m);
+    m = log_mask("Cannot POST /hook/secret-token-42");
+    assert_string_equal(m, "Cannot POST ***");
+    free(m);
+    m = log_mask("GET /p and /metrics");
+    assert_string_equal(m, "GET /p and /metrics");
+    free(m);
+    notify_free(n);
+    log_clear_secrets();
+}
+
+static void test_webhook_masks_secrets_in_every_text(void **state)
+{
+    (void)state;
+    log_clear_secrets();
+    log_add_secret("hunter2-Pw");
+    const struct notify_source srcs[] = {
+        {.source = "postgres:x", .ok = false, .error = "auth failed with hunter2-Pw"},
+    };
+    struct notify_run r = success_run();
+    r.exit_code = 2;
+    r.backup_ok = false;
+    r.summary = "backup partial: password hunter2-Pw refused";
+    r.sources = srcs;
+    r.n_sources = 1;
+    char *body = notify_webhook_json(&r);
+    assert_null(strstr(body, "hunter2"));
+    json_t *o = json_loads(body, 0, NULL);
+    assert_non_null(o);
+    assert_non_null(strstr(json_string_value(json_object_get(o, "text")), "password *** refused"));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "content")), "auth failed with ***"));
+    assert_string_equal(json_string_value(json_object_get(o, "summary")),
+                        "backup partial: password *** refused");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(o, "failed_sources"), 0), "error")),
+        "auth failed with ***");
+    json_decref(o);
+    free(body);
+
+    /* Masked before the cut to 2000 characters: no piece of it survives */
+    char *summary = xmalloc(3001);
+    memset(summary, 'a', 3000);
+    /* The text keeps 1987 bytes and "…": the secret straddles the cut */
+    size_t prefix = strlen(":warning: sauve backup of default was partial on sauve-29110-x7k2p (exit 2): ");
+    memcpy(summary + 1983 - prefix, "hunter2-Pw", 10);
+    summary[3000] = '\0';
+    r.summary = summary;
+    r.n_sources = 0;
+    char *text = notify_webhook_text(&r);
+    assert_null(strstr(text, "hunt"));
+    assert_non_null(strstr(text, "***"));
+    free(text);
+    free(summary);
+    log_clear_secrets();
+}
+
+static void test_webhook_text_is_escaped_for_slack_content_is_not(void **state)
+{
+    (void)state;
+    char *e = notify_slack_escape("<!channel> a&b > c");
+    assert_string_equal(e, "&lt;!channel&gt; a&amp;b &gt; c");
+    free(e);
+    const struct notify_source srcs[] = {
+        {.source = "postgres:x", .ok = false, .error = "relation <!channel> & <@U123> missing"},
+    };
+    struct notify_run r = success_run();
+    r.exit_code = 1;
+    r.set_id = NULL;
+    r.backup_ok = false;
+    r.summary = "backup failed: 1 source failed";
+    r.sources = srcs;
+    r.n_sources = 1;
+    char *body = notify_webhook_json(&r);
+    json_t *o = json_loads(body, 0, NULL);
+    assert_non_null(o);
+    const char *text = json_string_value(json_object_get(o, "text"));
+    assert_null(strchr(text, '<'));
+    assert_null(strchr(text, '>'));
+    assert_non_null(strstr(text, "relation &lt;!channel&gt; &amp; &lt;@U123&gt; missing"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(o, "content")), "relation <!channel> & <@U123> missing"));
+    json_decref(o);
+    free(body);
+}
+
+/* A local port that refuses connections: bound, never listening. */
+static int refusing_port(int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(*fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+static double webhook_seconds(const char *url)
+{
+    sv_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "default";
+    char copy[128];
+    snprintf(copy, sizeof copy, "%s", url);
+    cfg.notify_url = copy;
+    cfg.notify_on = "always";
+    cfg.notify_timeout = 5;
+    notifier *n = notify_start(&cfg);
+    struct notify_run r = success_run();
+    char failed[256];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(notify_finish(n, &r, failed, sizeof failed), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    notify_free(n);
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+static void test_no_retry_after_a_stop_request(void **state)
+{
+    (void)state;
+    int fd;
+    int port = refusing_port(&fd);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", port);
+    /* A refused connection is tried once more, after a pause of 1 s... */
+    assert_true(webhook_seconds(url) >= 0.9);
+    /* ...but not once Kubernetes asked sauve to stop */
+    signals_install();
+    raise(SIGTERM);
+    assert_int_not_equal(signals_stop_requested(), 0);
+    assert_true(webhook_seconds(url) < 0.8);
+    signals_reset();
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    close(fd);
+    log_clear_secrets();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +493,10 @@ int main(void)
         cmocka_unit_test(test_webhook_partial_names_the_failed_source_and_error),
         cmocka_unit_test(test_webhook_text_fits_discord_and_survives_bad_utf8),
         cmocka_unit_test(test_invalid_url_is_a_failure_without_network),
+        cmocka_unit_test(test_url_path_and_query_are_secrets),
+        cmocka_unit_test(test_webhook_masks_secrets_in_every_text),
+        cmocka_unit_test(test_webhook_text_is_escaped_for_slack_content_is_not),
+        cmocka_unit_test(test_no_retry_after_a_stop_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
