@@ -7,11 +7,13 @@ VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
 PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl expat
+# libpq's headers (the static build points this elsewhere, or nowhere)
+PG_INCLUDEDIR ?= $(shell pg_config --includedir 2>/dev/null)
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Wno-missing-field-initializers -Wno-format-truncation -g -O2 -pthread \
                -DSAUVE_VERSION='"$(VERSION)"' -Irunner/src \
-               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null)
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(addprefix -I,$(PG_INCLUDEDIR))
 LDLIBS_BASE := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 ifeq ($(SANITIZE),1)
@@ -29,7 +31,8 @@ UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
-.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help
+.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
+        static rootfs test-rootfs
 
 all: $(BUILD)/sauve
 
@@ -106,6 +109,18 @@ $(BUILD)/bench/s3put: bench/s3put.c $(BUILD)/libsauve.a
 ## bench-s3: measure sauve against aws-cli and rclone on a local RADOS Gateway
 bench-s3: deps all $(BUILD)/bench/s3put
 	bench/s3.sh $(abspath $(BUILD)/sauve) $(abspath $(BUILD)/bench/s3put)
+
+## static: fully static sauve (musl) and PostgreSQL client tools, libraries from Debian sources (build/static)
+static:
+	scripts/static/build.sh
+
+## rootfs: the container image's filesystem, exactly (build/rootfs)
+rootfs: static
+	scripts/static/rootfs.sh
+
+## test-rootfs: backup and restore with the rootfs alone: chroot, read-only, uid 65532, real servers
+test-rootfs: rootfs
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/rootfs
 
 clean:
 	rm -rf build build-*

@@ -376,3 +376,112 @@ def test_list_says_why_each_set_is_kept(sauve, storage, history):
     assert "retention: last 2, daily 4 (calendar periods in UTC)" in text.stdout
     assert "next prune deletes it: not kept by any rule" in text.stdout
     assert "kept: newest complete (always kept), last (1 of 2), daily " in text.stdout
+
+
+# ---- what prune must never delete ---------------------------------------------
+
+def edit_manifest(storage, sid, edit):
+    """Rewrites the manifest of set sid with edit(m), keeping its mtime."""
+    mpath = os.path.join(series_dir(storage), sid, "manifest.json")
+    st = os.stat(mpath)
+    with open(mpath, encoding="utf-8") as f:
+        m = json.load(f)
+    edit(m)
+    with open(mpath, "w", encoding="utf-8") as f:
+        json.dump(m, f, indent=2)
+    os.utime(mpath, (st.st_atime, st.st_mtime))
+
+
+def fail_artifacts(m):
+    """A partial set: every artifact failed."""
+    for a in m["artifacts"]:
+        a.update(status="failed", error="pg_dump: out of shared memory", key=None, sha256=None)
+    m["status"] = "partial"
+    m["totals"].update(bytes_in=0, bytes_out=0, failed=len(m["artifacts"]))
+
+
+def test_a_set_with_an_invalid_manifest_is_kept(sauve, storage, history):
+    env, ids = history
+    env = dict(env, SAUVE_KEEP_LAST="1")
+    mpath = os.path.join(series_dir(storage), ids[4], "manifest.json")
+    with open(mpath, "a", encoding="utf-8") as f:
+        f.write("trailing junk")  # two days older than the grace period
+    os.utime(mpath, (time.time() - 4 * DAY, time.time() - 4 * DAY))
+
+    plan = {s["id"]: s for s in plan_json(sauve, env)["sets"]}
+    assert plan[ids[4]]["action"] == "keep", plan[ids[4]]
+    assert plan[ids[4]]["status"] == "unreadable"
+    assert plan[ids[4]]["reasons"] == ["manifest unreadable or invalid (never deleted)"]
+    assert plan[ids[4]]["problem"].startswith("manifest invalid: "), plan[ids[4]]
+
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert ids_on_disk(storage) == [ids[0], ids[4]]
+
+
+def test_a_set_dated_in_the_future_is_kept_and_not_counted(sauve, storage, real_set):
+    env, d = real_set
+    now = int(time.time())
+    future = plant(storage, d, now + 30 * DAY)
+    older = [plant(storage, d, now - (i + 1) * DAY) for i in range(3)]
+    env = dict(env, SAUVE_KEEP_LAST="2")
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert r.any_line(future, "dated more than an hour after now", level="warn"), r.describe()
+    # Without the rule, the future set would take the newest slot and the
+    # real newest set would be the 2nd of 2: the 1st of 3 older would go.
+    assert ids_on_disk(storage) == [future, os.path.basename(d), older[0]]
+    plan = {s["id"]: s for s in plan_json(sauve, env)["sets"]}
+    assert plan[future]["reasons"] == ["dated in the future (clock skew?), not counted"]
+    assert "newest complete (always kept)" in plan[os.path.basename(d)]["reasons"]
+
+
+def test_safety_copies_take_no_slot_and_go_after_7_days(sauve, storage, history):
+    env, ids = history
+    for sid in (ids[1], ids[8]):
+        edit_manifest(storage, sid, lambda m: m.update(reason="safety", note="before restore of postgres:x"))
+    env = dict(env, SAUVE_KEEP_LAST="3")
+    plan = {s["id"]: s for s in plan_json(sauve, env)["sets"]}
+    assert plan[ids[1]]["reasons"] == ["safety copy, kept 7 days"], plan[ids[1]]
+    assert plan[ids[1]]["safety"] is True
+    assert "last (2 of 3)" in plan[ids[2]]["reasons"] and "last (3 of 3)" in plan[ids[3]]["reasons"]
+    assert plan[ids[8]] == dict(plan[ids[8]], action="delete", reasons=["safety copy older than 7 days"])
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert ids_on_disk(storage) == ids[:4]
+
+
+def test_the_newest_good_copy_of_each_source_is_kept(sauve, storage, history):
+    env, ids = history
+    for sid in ids[:6]:  # the database failed the last six nights
+        edit_manifest(storage, sid, fail_artifacts)
+    (art,) = json.load(open(os.path.join(series_dir(storage), ids[6], "manifest.json")))["artifacts"]
+    source = f"{art['kind']}:{art['name']}"
+    env = dict(env, SAUVE_KEEP_LAST="2")
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert ids_on_disk(storage) == ids[:2] + [ids[6]]
+    plan = {s["id"]: s for s in plan_json(sauve, env)["sets"]}
+    assert plan[ids[6]]["reasons"] == [f"newest good copy of {source}"], plan[ids[6]]
+
+
+def test_keep_within_under_an_hour_is_refused(sauve, storage, history):
+    env, ids = history
+    before = snapshot(storage)
+    r = sauve.run("prune", env=dict(env, SAUVE_KEEP_WITHIN="6m"))
+    assert r.code == 78, r.describe()
+    assert "SAUVE_KEEP_WITHIN" in r.summary["msg"] and "out of range" in r.summary["msg"], r.describe()
+    assert snapshot(storage) == before
+
+
+def test_an_upload_of_unknown_start_is_kept(sauve, storage, history):
+    env, ids = history
+    tmp = os.path.join(series_dir(storage), ids[3], "postgres", ".lost.dump.zst.tmp-Zz99Yy")
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    with open(tmp, "wb") as f:
+        f.write(b"half an object")
+    os.utime(tmp, (0, 0))  # as if its start time could not be read
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert os.path.exists(tmp)
+    assert r.any_line("no known start time", level="warn"), r.describe()

@@ -224,6 +224,15 @@ def test_unreachable_endpoint_is_a_temporary_failure(dbs, bucket, s3sauve):
     assert len(retry_lines(r)) == 1
 
 
+def test_dot_segment_in_the_prefix_is_a_configuration_error(dbs, bucket, s3sauve):
+    # HTTP would resolve "." and "..": the keys would not be where the URL says.
+    for url in (f"s3://{bucket.name}/a/../b", f"s3://{bucket.name}/./x"):
+        r = s3sauve.run("check", env={"SAUVE_STORAGE": url}, json_stdout=True)
+        assert r.code == 78, r.describe()
+        assert "SAUVE_STORAGE" in r.summary["msg"], r.describe()
+        assert retry_lines(r) == []
+
+
 def _paused_pg_dump(workdir, mib):
     """A pg_dump that writes its first mib MiB, then waits for the file
     DIR/go before writing the rest: the test acts on the server while the

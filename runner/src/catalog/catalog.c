@@ -129,6 +129,7 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
     if (p->manifest_size > MANIFEST_MAX) {
         set->problem = xasprintf("manifest invalid: %llu bytes, more than the %u a manifest may have",
                                  (unsigned long long)p->manifest_size, MANIFEST_MAX);
+        set->unreadable = true;
         return 0;
     }
 
@@ -149,14 +150,20 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
         return 0;
     }
 
+    /* A manifest that exists but is invalid (a bug, a hand edit, a bit
+     * flip) may still describe good objects: like an unreadable one, it is
+     * kept and reported, never judged. Only a set with no manifest at all
+     * is debris. */
     sv_error merr = {0};
     if (manifest_from_json(data, len, &set->m, &merr) != 0) {
+        set->unreadable = true;
         set->problem = invalid_problem(merr.msg);
         set->newer_format = newer_format(data, len);
     } else if (strcmp(set->m.id, set->id) != 0) {
         /* A manifest copied into the wrong directory describes other objects. */
         set->problem =
             xasprintf("manifest invalid: its id %s differs from its directory %s", set->m.id, set->id);
+        set->unreadable = true;
         manifest_free(&set->m);
     } else {
         set->complete = true;

@@ -111,6 +111,24 @@ static void apply_period_rule(const retention_set *sets, const size_t *complete,
     }
 }
 
+bool retention_set_in_future(const retention_set *s, time_t now)
+{
+    return s->state == RETENTION_COMPLETE && s->time > now && s->time - now > RETENTION_FUTURE_SLACK;
+}
+
+/* "newest good copy of postgres:app, redis:cache" */
+static char *newest_good_reason(const retention_set *s)
+{
+    size_t len = 32;
+    for (size_t j = 0; j < s->n_newest_good_of; j++)
+        len += strlen(s->newest_good_of[j]) + 2;
+    char *out = xmalloc(len);
+    size_t o = (size_t)snprintf(out, len, "newest good copy of ");
+    for (size_t j = 0; j < s->n_newest_good_of; j++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", j ? ", " : "", s->newest_good_of[j]);
+    return out;
+}
+
 void retention_plan_make(const retention_set *sets, size_t n, const retention_policy *p, time_t now,
                          retention_plan *plan)
 {
@@ -125,12 +143,20 @@ void retention_plan_make(const retention_set *sets, size_t n, const retention_po
         order[i] = (struct order){sets[i].time, sets[i].id ? sets[i].id : "", i};
     qsort(order, n, sizeof *order, newest_first);
 
-    /* Complete sets, newest first: the only ones the rules count. */
+    /* Newest first: the complete sets not dated in the future (candidates
+     * for "the newest complete set"), and among them the backups, the only
+     * sets the rules count (a safety copy takes no slot). */
     size_t *complete = xcalloc(n ? n : 1, sizeof *complete);
-    size_t nc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (sets[order[i].index].state == RETENTION_COMPLETE)
-            complete[nc++] = order[i].index;
+    size_t *counted = xcalloc(n ? n : 1, sizeof *counted);
+    size_t nc = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = order[i].index;
+        if (sets[k].state != RETENTION_COMPLETE || retention_set_in_future(&sets[k], now))
+            continue;
+        complete[nc++] = k;
+        if (!sets[k].safety)
+            counted[nb++] = k;
+    }
 
     char grace[32];
     config_format_duration(p->grace, grace, sizeof grace);
@@ -139,45 +165,56 @@ void retention_plan_make(const retention_set *sets, size_t n, const retention_po
         if (sets[i].pinned)
             keep(&v[i], xstrdup(sets[i].pinned));
 
+    for (size_t i = 0; i < n; i++)
+        if (retention_set_in_future(&sets[i], now))
+            keep(&v[i], xstrdup("dated in the future (clock skew?), not counted"));
+
     if (nc > 0) {
         keep(&v[complete[0]], xstrdup("newest complete (always kept)"));
-        if (sets[complete[0]].safety)
-            for (size_t i = 1; i < nc; i++)
-                if (!sets[complete[i]].safety) {
-                    keep(&v[complete[i]], xstrdup("newest complete backup (always kept)"));
-                    break;
-                }
+        if (sets[complete[0]].safety && nb > 0)
+            keep(&v[counted[0]], xstrdup("newest complete backup (always kept)"));
     }
 
     if (plan->empty_policy) {
         for (size_t i = 0; i < nc; i++)
             keep(&v[complete[i]], xstrdup("no retention policy configured (every complete set is kept)"));
     } else {
-        for (size_t i = 0; p->keep_last > 0 && i < nc && i < (size_t)p->keep_last; i++)
-            keep(&v[complete[i]], xasprintf("last (%zu of %ld)", i + 1, p->keep_last));
+        for (size_t i = 0; p->keep_last > 0 && i < nb && i < (size_t)p->keep_last; i++)
+            keep(&v[counted[i]], xasprintf("last (%zu of %ld)", i + 1, p->keep_last));
         const long counts[PERIOD__COUNT] = {
             [PERIOD_HOUR] = p->keep_hourly,   [PERIOD_DAY] = p->keep_daily,   [PERIOD_WEEK] = p->keep_weekly,
             [PERIOD_MONTH] = p->keep_monthly, [PERIOD_YEAR] = p->keep_yearly,
         };
         for (int per = 0; per < PERIOD__COUNT; per++)
             if (counts[per] > 0)
-                apply_period_rule(sets, complete, nc, (enum period)per, counts[per], v);
-        if (p->keep_within >= 0 && nc > 0) {
+                apply_period_rule(sets, counted, nb, (enum period)per, counts[per], v);
+        if (p->keep_within >= 0 && nb > 0) {
             char within[32];
             config_format_duration(p->keep_within, within, sizeof within);
-            time_t newest = sets[complete[0]].time;
-            for (size_t i = 0; i < nc; i++)
-                if (newest - sets[complete[i]].time <= p->keep_within)
-                    keep(&v[complete[i]], xasprintf("within %s", within));
+            /* the newest set may be up to the slack ahead of now */
+            time_t newest = sets[counted[0]].time < now ? sets[counted[0]].time : now;
+            for (size_t i = 0; i < nb; i++)
+                if (newest - sets[counted[i]].time <= p->keep_within)
+                    keep(&v[counted[i]], xasprintf("within %s", within));
         }
     }
+
+    for (size_t i = 0; i < nc; i++) {
+        const retention_set *s = &sets[complete[i]];
+        if (s->safety && now - s->time < RETENTION_SAFETY_KEEP)
+            keep(&v[complete[i]], xstrdup("safety copy, kept 7 days"));
+    }
+
+    for (size_t i = 0; i < n; i++)
+        if (sets[i].state == RETENTION_COMPLETE && sets[i].n_newest_good_of > 0)
+            keep(&v[i], newest_good_reason(&sets[i]));
 
     for (size_t i = 0; i < n; i++) {
         const retention_set *s = &sets[i];
         if (s->state == RETENTION_NEWER_FORMAT) {
             keep(&v[i], xstrdup("written by a newer sauve (never deleted)"));
         } else if (s->state == RETENTION_UNREADABLE) {
-            keep(&v[i], xstrdup("manifest unreadable (never deleted)"));
+            keep(&v[i], xstrdup("manifest unreadable or invalid (never deleted)"));
         } else if (s->state == RETENTION_INCOMPLETE) {
             time_t active = s->last_activity > s->time ? s->last_activity : s->time;
             if (now - active < p->grace)
@@ -185,13 +222,14 @@ void retention_plan_make(const retention_set *sets, size_t n, const retention_po
             else if (!v[i].keep)
                 add_reason(&v[i], xasprintf("incomplete for more than the grace period (%s)", grace));
         } else if (!v[i].keep) {
-            add_reason(&v[i], xstrdup("not kept by any rule"));
+            add_reason(&v[i], xstrdup(s->safety ? "safety copy older than 7 days" : "not kept by any rule"));
         }
         if (v[i].keep)
             plan->n_keep++;
         else
             plan->n_delete++;
     }
+    free(counted);
     free(complete);
     free(order);
 }

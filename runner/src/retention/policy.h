@@ -4,7 +4,8 @@
  * no storage and deletes nothing, so `list`, `prune --dry-run` and `prune`
  * show and do exactly the same plan.
  *
- * Semantics are restic's `forget`, over complete sets only:
+ * Semantics are restic's `forget`, over the complete sets taken by a backup
+ * (reason "backup", dated no later than now + 1 h) only:
  *   - last N: the newest N complete sets;
  *   - hourly/daily/weekly/monthly/yearly N: walking complete sets newest
  *     first, the newest set of each distinct period, for the last N periods
@@ -12,21 +13,28 @@
  *     daily slots). Periods are calendar periods in the process's local time
  *     zone (TZ, read by the C library; see retention_tz_init); weeks are ISO
  *     weeks (Monday first, week-year: 2027-01-01 is in 2026-W53);
- *   - within D: every complete set taken no more than D before the newest
- *     complete set (relative to the newest set, not to now: backups that
- *     stopped do not make the policy expire everything);
+ *   - within D: every counted set taken no more than D before the newest
+ *     counted set or now, whichever is earlier (relative to the newest set:
+ *     backups that stopped do not make the policy expire everything);
  *   - a set is kept when any rule keeps it; all the rules keeping it are
  *     reported.
  *
  * Safety rules that no policy switches off:
  *   - the newest complete set is kept; when it is a safety copy (taken
  *     before a restore --clean), the newest complete backup is kept too;
+ *   - a complete set dated more than RETENTION_FUTURE_SLACK after now (a
+ *     writer with a wrong clock) is kept, and counted by no rule, nor as
+ *     the newest complete set;
+ *   - safety copies take no rule's slot: each is kept for
+ *     RETENTION_SAFETY_KEEP after it was taken, then deleted;
+ *   - a set that is the newest good copy of some source is kept;
  *   - a policy with no rule at all keeps every complete set (and says so);
  *     a rule set to 0 is a rule, that keeps nothing by itself;
- *   - an incomplete set is kept while younger than the grace period (it may
- *     be a backup in progress), measured from its last activity; older, it
- *     is deleted;
- *   - a set whose manifest a newer sauve wrote is never deleted;
+ *   - an incomplete set (no manifest) is kept while younger than the grace
+ *     period (it may be a backup in progress), measured from its last
+ *     activity; older, it is deleted;
+ *   - a set whose manifest a newer sauve wrote, or whose manifest exists
+ *     but cannot be read or is invalid, is never deleted;
  *   - a pinned set (the one this run just committed) is kept.
  */
 #ifndef SAUVE_RETENTION_POLICY_H
@@ -38,6 +46,12 @@
 
 /* A rule count: RETENTION_OFF when not configured, else 0..N. */
 #define RETENTION_OFF (-1L)
+
+/* How far after now a set may be dated before it is "in the future". */
+#define RETENTION_FUTURE_SLACK 3600L
+
+/* How long a safety copy is kept after it was taken. */
+#define RETENTION_SAFETY_KEEP (7L * 86400)
 
 typedef struct retention_policy {
     long keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
@@ -53,9 +67,9 @@ bool retention_policy_is_empty(const retention_policy *p);
 
 enum retention_state {
     RETENTION_COMPLETE,     /* manifest present and valid (status ok or partial) */
-    RETENTION_INCOMPLETE,   /* no manifest, or an invalid one */
+    RETENTION_INCOMPLETE,   /* no manifest */
     RETENTION_NEWER_FORMAT, /* manifest written by a newer sauve: never deleted */
-    RETENTION_UNREADABLE,   /* manifest present but unreadable: never deleted */
+    RETENTION_UNREADABLE,   /* manifest present but unreadable or invalid: never deleted */
 };
 
 typedef struct retention_set {
@@ -65,7 +79,14 @@ typedef struct retention_set {
     enum retention_state state;
     bool safety;        /* a safety copy taken before restore --clean */
     const char *pinned; /* non-NULL: always kept, with this as the reason */
+    /* Sources ("postgres:app") of which this is the newest complete set
+     * holding a good copy: always kept, and the reason names them. */
+    const char *const *newest_good_of;
+    size_t n_newest_good_of;
 } retention_set;
+
+/* Whether s is a complete set dated more than RETENTION_FUTURE_SLACK after now. */
+bool retention_set_in_future(const retention_set *s, time_t now);
 
 typedef struct retention_verdict {
     bool keep;

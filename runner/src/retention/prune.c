@@ -80,6 +80,45 @@ static bool is_safety(const catalog_set *s)
     return s->complete && s->m.reason && strcmp(s->m.reason, "safety") == 0;
 }
 
+/* The newest complete set (not dated in the future) holding a good copy of
+ * each source, "kind:name". */
+struct source_best {
+    char *source;
+    size_t set; /* index into the catalog */
+};
+
+static void newest_good_copies(const catalog *cat, const retention_set *sets, time_t now,
+                               struct source_best **out, size_t *n_out)
+{
+    struct source_best *best = NULL;
+    size_t nb = 0;
+    for (size_t i = 0; i < cat->n; i++) {
+        const catalog_set *s = &cat->sets[i];
+        if (!s->complete || retention_set_in_future(&sets[i], now))
+            continue;
+        for (size_t a = 0; a < s->m.n_artifacts; a++) {
+            const manifest_artifact *art = &s->m.artifacts[a];
+            if (!art->ok || !art->kind || !art->name)
+                continue;
+            char *src = xasprintf("%s:%s", art->kind, art->name);
+            size_t k = 0;
+            while (k < nb && strcmp(best[k].source, src) != 0)
+                k++;
+            if (k == nb) {
+                best = xrealloc(best, (nb + 1) * sizeof *best);
+                best[nb++] = (struct source_best){src, i};
+                continue;
+            }
+            free(src);
+            const retention_set *cur = &sets[best[k].set];
+            if (sets[i].time > cur->time || (sets[i].time == cur->time && strcmp(sets[i].id, cur->id) > 0))
+                best[k].set = i;
+        }
+    }
+    *out = best;
+    *n_out = nb;
+}
+
 void prune_plan_catalog(const catalog *cat, const retention_policy *p, time_t now, const char *pinned_id,
                         retention_plan *plan)
 {
@@ -99,8 +138,38 @@ void prune_plan_catalog(const catalog *cat, const retention_policy *p, time_t no
             .safety = is_safety(s),
             .pinned = pinned_id && strcmp(s->id, pinned_id) == 0 ? "committed by this run" : NULL,
         };
+        if (retention_set_in_future(&sets[i], now))
+            log_with(
+                LOG_WARN, LOG_FIELDS(LOG_STR("set", s->id)),
+                "set %s/%s is dated more than an hour after now (a writer's clock is wrong?): it is kept, "
+                "and counted by no retention rule until then",
+                cat->name, s->id);
     }
+
+    struct source_best *best;
+    size_t nbest;
+    newest_good_copies(cat, sets, now, &best, &nbest);
+    const char **names = xcalloc(nbest ? nbest : 1, sizeof *names);
+    for (size_t i = 0; i < cat->n; i++) {
+        size_t from = 0;
+        for (size_t k = 0; k < nbest; k++)
+            if (best[k].set == i)
+                names[from++] = best[k].source;
+        if (from == 0)
+            continue;
+        const char **mine = xcalloc(from, sizeof *mine);
+        memcpy(mine, names, from * sizeof *mine);
+        sets[i].newest_good_of = mine;
+        sets[i].n_newest_good_of = from;
+    }
+    free(names);
+
     retention_plan_make(sets, cat->n, p, now, plan);
+    for (size_t i = 0; i < cat->n; i++)
+        free((void *)sets[i].newest_good_of);
+    for (size_t k = 0; k < nbest; k++)
+        free(best[k].source);
+    free(best);
     free(sets);
 }
 
@@ -188,8 +257,15 @@ static int collect_upload(void *ctx, const storage_upload *u)
         .key = xstrdup(u->key),
         .id = xstrdup(u->id),
         .started = u->started,
-        .remove = ups->now - u->started >= ups->grace,
+        /* an unknown start (the server's date could not be read) might be
+         * a backup running now: never aborted */
+        .remove = u->started > 0 && ups->now - u->started >= ups->grace,
     };
+    if (u->started <= 0)
+        log_with(LOG_WARN, LOG_FIELDS(LOG_STR("key", u->key)),
+                 "prune: the interrupted write of %s has no known start time: it is kept; remove it by hand "
+                 "once no backup is running",
+                 u->key);
     return 0;
 }
 
@@ -416,7 +492,7 @@ static void print_json(const sv_config *cfg, storage *st, const catalog *cat, co
         char iso[21];
         iso8601_format((time_t)ups->items[i].started, iso);
         json_object_set_new(o, "key", json_string(ups->items[i].key));
-        json_object_set_new(o, "started_at", json_string(iso));
+        json_object_set_new(o, "started_at", ups->items[i].started > 0 ? json_string(iso) : json_null());
         json_object_set_new(o, "action", json_string(ups->items[i].remove ? "remove" : "keep"));
         json_array_append_new(uploads, o);
     }
@@ -481,8 +557,12 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
         for (size_t i = 0; i < ups.n; i++) {
             char iso[21];
             iso8601_format((time_t)ups.items[i].started, iso);
-            printf("  %-6s  %s (started %s, %s the grace period)\n", ups.items[i].remove ? "remove" : "keep",
-                   ups.items[i].key, iso, ups.items[i].remove ? "older than" : "within");
+            if (ups.items[i].started <= 0)
+                printf("  %-6s  %s (start time unknown: never removed)\n", "keep", ups.items[i].key);
+            else
+                printf("  %-6s  %s (started %s, %s the grace period)\n",
+                       ups.items[i].remove ? "remove" : "keep", ups.items[i].key, iso,
+                       ups.items[i].remove ? "older than" : "within");
         }
         fflush(stdout); /* the plan is out before anything is deleted */
     }

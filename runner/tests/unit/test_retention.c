@@ -194,7 +194,7 @@ static void test_incomplete_sets_and_the_grace_period(void **state)
     assert_true(plan.verdicts[4].keep);
     assert_true(has_reason(&plan.verdicts[4], "written by a newer sauve (never deleted)"));
     assert_true(plan.verdicts[5].keep);
-    assert_true(has_reason(&plan.verdicts[5], "manifest unreadable (never deleted)"));
+    assert_true(has_reason(&plan.verdicts[5], "manifest unreadable or invalid (never deleted)"));
     retention_plan_free(&plan);
 
     /* A shorter grace period: the recent write is now old enough. */
@@ -243,7 +243,7 @@ static void test_incomplete_sets_never_count(void **state)
     history_free(&h);
 }
 
-static void test_safety_copies_count_and_the_newest_backup_is_kept(void **state)
+static void test_safety_copies_take_no_slot_and_last_7_days(void **state)
 {
     (void)state;
     use_tz("UTC");
@@ -252,22 +252,104 @@ static void test_safety_copies_count_and_the_newest_backup_is_kept(void **state)
     add(&h, now - HOUR, RETENTION_COMPLETE)->safety = true; /* before a restore --clean */
     add(&h, now - DAY, RETENTION_COMPLETE);
     add(&h, now - 2 * DAY, RETENTION_COMPLETE);
+    add(&h, now - 3 * DAY, RETENTION_COMPLETE)->safety = true; /* 3: younger than 7 days */
+    add(&h, now - 8 * DAY, RETENTION_COMPLETE)->safety = true; /* 4: older */
+    add(&h, now - 9 * DAY, RETENTION_COMPLETE);
     retention_policy p = policy();
-    p.keep_last = 1;
+    p.keep_last = 2;
+    p.keep_daily = 3;
+    p.keep_within = 2 * DAY;
     retention_plan plan = plan_of(&h, &p, now);
-    /* The safety copy is the newest complete set and fills keep.last... */
+    /* The safety copy is the newest complete set, and takes no slot... */
     assert_true(has_reason(&plan.verdicts[0], "newest complete (always kept)"));
-    assert_true(has_reason(&plan.verdicts[0], "last (1 of 1)"));
+    assert_true(has_reason(&plan.verdicts[0], "safety copy, kept 7 days"));
+    assert_false(has_reason_prefix(&plan.verdicts[0], "last"));
+    assert_false(has_reason_prefix(&plan.verdicts[0], "daily"));
+    assert_false(has_reason_prefix(&plan.verdicts[0], "within"));
     /* ...and the newest backup survives too, so "latest" still restores. */
-    assert_true(plan.verdicts[1].keep);
     assert_true(has_reason(&plan.verdicts[1], "newest complete backup (always kept)"));
-    assert_false(plan.verdicts[2].keep);
+    assert_true(has_reason(&plan.verdicts[1], "last (1 of 2)"));
+    assert_true(has_reason(&plan.verdicts[1], "daily 2026-11-21"));
+    assert_true(has_reason(&plan.verdicts[2], "last (2 of 2)"));
+    assert_true(has_reason(&plan.verdicts[2], "daily 2026-11-20"));
+    assert_true(has_reason(&plan.verdicts[2], "within 2d")); /* from the newest backup */
+    /* The third daily slot goes to a backup, not to a safety copy. */
+    assert_int_equal(plan.verdicts[3].n_reasons, 1);
+    assert_string_equal(plan.verdicts[3].reasons[0], "safety copy, kept 7 days");
+    assert_false(plan.verdicts[4].keep);
+    assert_string_equal(plan.verdicts[4].reasons[0], "safety copy older than 7 days");
+    assert_true(has_reason(&plan.verdicts[5], "daily 2026-11-13"));
+    assert_int_equal(plan.n_delete, 1);
     retention_plan_free(&plan);
 
-    p.keep_last = 3;
-    h.sets[2].safety = true; /* an old safety copy counts like any set */
+    /* With no policy, every complete set is kept, safety copies included. */
+    p = policy();
     plan = plan_of(&h, &p, now);
-    assert_true(has_reason(&plan.verdicts[2], "last (3 of 3)"));
+    assert_int_equal(plan.n_delete, 0);
+    retention_plan_free(&plan);
+    history_free(&h);
+}
+
+static void test_sets_dated_in_the_future_are_kept_and_not_counted(void **state)
+{
+    (void)state;
+    use_tz("UTC");
+    time_t now = utc(2026, 11, 22, 12, 0);
+    history h = {0};
+    add(&h, now + 30 * DAY, RETENTION_COMPLETE);                /* 0: a writer's clock a month ahead */
+    add(&h, now + 2 * HOUR, RETENTION_COMPLETE)->safety = true; /* 1: ahead too */
+    add(&h, now + 30 * 60, RETENTION_COMPLETE);                 /* 2: within the slack: counted */
+    for (int i = 1; i <= 5; i++)
+        add(&h, now - i * DAY, RETENTION_COMPLETE); /* 3..7 */
+    retention_policy p = policy();
+    p.keep_last = 2;
+    p.keep_within = DAY;
+    retention_plan plan = plan_of(&h, &p, now);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(plan.verdicts[i].keep);
+        assert_int_equal(plan.verdicts[i].n_reasons, 1);
+        assert_string_equal(plan.verdicts[i].reasons[0], "dated in the future (clock skew?), not counted");
+    }
+    assert_true(has_reason(&plan.verdicts[2], "newest complete (always kept)"));
+    assert_true(has_reason(&plan.verdicts[2], "last (1 of 2)"));
+    assert_true(has_reason(&plan.verdicts[2], "within 24h"));
+    assert_true(has_reason(&plan.verdicts[3], "last (2 of 2)"));
+    /* within counts from now (earlier than the newest set): 1 day back */
+    assert_true(has_reason(&plan.verdicts[3], "within 24h"));
+    for (size_t i = 4; i < h.n; i++)
+        assert_false(plan.verdicts[i].keep);
+    retention_plan_free(&plan);
+    history_free(&h);
+}
+
+static void test_newest_good_copy_of_each_source_is_kept(void **state)
+{
+    (void)state;
+    use_tz("UTC");
+    time_t now = utc(2026, 11, 22, 12, 0);
+    history h = {0};
+    const char *app[] = {"postgres:app"};
+    const char *both[] = {"postgres:app", "postgres:globals"};
+    for (int i = 0; i < 10; i++)
+        add(&h, now - i * DAY, RETENTION_COMPLETE);
+    h.sets[0].newest_good_of = &both[1]; /* globals is fine every night */
+    h.sets[0].n_newest_good_of = 1;
+    h.sets[8].newest_good_of = app; /* app last dumped 8 days ago */
+    h.sets[8].n_newest_good_of = 1;
+    retention_policy p = policy();
+    p.keep_last = 2;
+    retention_plan plan = plan_of(&h, &p, now);
+    assert_true(has_reason(&plan.verdicts[0], "newest good copy of postgres:globals"));
+    assert_true(plan.verdicts[8].keep);
+    assert_int_equal(plan.verdicts[8].n_reasons, 1);
+    assert_string_equal(plan.verdicts[8].reasons[0], "newest good copy of postgres:app");
+    assert_int_equal(plan.n_keep, 3);
+    retention_plan_free(&plan);
+
+    h.sets[8].newest_good_of = both;
+    h.sets[8].n_newest_good_of = 2;
+    plan = plan_of(&h, &p, now);
+    assert_true(has_reason(&plan.verdicts[8], "newest good copy of postgres:app, postgres:globals"));
     retention_plan_free(&plan);
     history_free(&h);
 }
@@ -278,10 +360,10 @@ static void test_pinned_set_is_kept(void **state)
     use_tz("UTC");
     time_t now = utc(2026, 11, 22, 12, 0);
     history h = {0};
-    /* A set with a future id (clock skew on another writer) would otherwise
-     * push the set this run just committed out of keep.last 1. */
-    add(&h, now + 5 * DAY, RETENTION_COMPLETE);
-    add(&h, now, RETENTION_COMPLETE)->pinned = "committed by this run";
+    /* Two sets one hour apart within keep.last 1: the pinned older one is
+     * kept all the same. */
+    add(&h, now + 30 * 60, RETENTION_COMPLETE);
+    add(&h, now - 30 * 60, RETENTION_COMPLETE)->pinned = "committed by this run";
     add(&h, now - DAY, RETENTION_COMPLETE);
     retention_policy p = policy();
     p.keep_last = 1;
@@ -670,6 +752,20 @@ static void test_duration_settings(void **state)
     assert_non_null(strstr(err.msg, "not a duration"));
     assert_non_null(strstr(err.hint, "14d"));
 
+    /* "6m" is six minutes in sauve, six months in restic: under an hour is
+     * refused, naming the variable */
+    const char *minutes[] = {"SAUVE_KEEP_WITHIN=6m", NULL};
+    lo.env = minutes;
+    assert_int_equal(config_load(&cfg, &lo, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_CONFIG);
+    assert_non_null(strstr(err.msg, "SAUVE_KEEP_WITHIN"));
+    assert_non_null(strstr(err.msg, "out of range"));
+    const char *hour[] = {"SAUVE_KEEP_WITHIN=1h", NULL};
+    lo.env = hour;
+    assert_int_equal(config_load(&cfg, &lo, &err), 0);
+    assert_true(retention_policy_from_config(&cfg).keep_within == HOUR);
+    config_free(&cfg);
+
     /* under an hour is allowed (with a warning at prune time); zero is not */
     const char *small[] = {"SAUVE_PRUNE_GRACE=5m", NULL};
     lo.env = small;
@@ -740,8 +836,10 @@ static void put(storage *st, const char *key, const char *content)
         fail_msg("storage_put %s: %s", key, err.msg);
 }
 
-/* A complete set taken at t: a dump object and its manifest. */
-static void put_set(storage *st, time_t t, char id[SET_ID_LEN + 1])
+/* A complete set taken at t: a dump object and its manifest; reason
+ * "backup" or "safety"; app_ok false: a partial set where postgres:app
+ * failed and postgres:globals is ok. */
+static void put_set_as(storage *st, time_t t, char id[SET_ID_LEN + 1], const char *reason, bool app_ok)
 {
     set_id_format(t, id);
     manifest m = {0};
@@ -749,18 +847,32 @@ static void put_set(storage *st, time_t t, char id[SET_ID_LEN + 1])
     m.started = t;
     m.finished = t + 30;
     m.name = xstrdup("default");
-    m.reason = xstrdup("backup");
+    m.reason = xstrdup(reason);
     m.sauve_version = xstrdup("0.1.0");
     manifest_artifact *a = manifest_add(&m);
-    a->ok = true;
     a->kind = xstrdup("postgres");
     a->name = xstrdup("app");
-    a->key = xstrdup("postgres/app.dump.zst");
     a->format = xstrdup("pg_dump-custom");
     a->compression = xstrdup("zstd");
-    a->bytes_in = 40;
-    a->bytes_out = 4;
-    memset(a->sha256, 'e', 64);
+    if (app_ok) {
+        a->ok = true;
+        a->key = xstrdup("postgres/app.dump.zst");
+        a->bytes_in = 40;
+        a->bytes_out = 4;
+        memset(a->sha256, 'e', 64);
+    } else {
+        a->error = xstrdup("pg_dump: out of shared memory");
+        a = manifest_add(&m);
+        a->ok = true;
+        a->kind = xstrdup("postgres");
+        a->name = xstrdup("globals");
+        a->key = xstrdup("postgres/globals.sql.zst");
+        a->format = xstrdup("pg_dumpall-sql");
+        a->compression = xstrdup("zstd");
+        a->bytes_in = 40;
+        a->bytes_out = 4;
+        memset(a->sha256, 'e', 64);
+    }
     manifest_update_status(&m);
     char *json = manifest_to_json(&m);
     manifest_free(&m);
@@ -774,6 +886,11 @@ static void put_set(storage *st, time_t t, char id[SET_ID_LEN + 1])
     free(gkey);
     free(mkey);
     free(json);
+}
+
+static void put_set(storage *st, time_t t, char id[SET_ID_LEN + 1])
+{
+    put_set_as(st, t, id, "backup", true);
 }
 
 static char *path_of(const fixture *f, const char *rel)
@@ -907,6 +1024,150 @@ static void test_prune_local(void **state)
     config_free(&cfg);
 }
 
+/* A plan of the series on the fixture's storage, with the catalog it was
+ * made from. */
+static retention_plan local_plan(const fixture *f, const retention_policy *p, catalog *cat)
+{
+    sv_error err = {0};
+    if (catalog_load(f->st, "default", cat, &err) != 0)
+        fail_msg("catalog_load: %s", err.msg);
+    retention_plan plan;
+    prune_plan_catalog(cat, p, time(NULL), NULL, &plan);
+    return plan;
+}
+
+static const retention_verdict *verdict_of(const catalog *cat, const retention_plan *plan, const char *id)
+{
+    for (size_t i = 0; i < cat->n; i++)
+        if (strcmp(cat->sets[i].id, id) == 0)
+            return &plan->verdicts[i];
+    fail_msg("no set %s", id);
+    return NULL;
+}
+
+static void test_prune_keeps_a_set_whose_manifest_is_invalid(void **state)
+{
+    fixture *f = *state;
+    time_t now = time(NULL);
+    char ids[4][SET_ID_LEN + 1];
+    for (int i = 0; i < 4; i++)
+        put_set(f->st, now - (i + 2) * DAY, ids[i]);
+    /* ids[2]: a manifest that is not JSON; ids[3]: one copied from another
+     * set (its id differs from its directory). Both older than the grace. */
+    char *bad = xasprintf("default/%s/manifest.json", ids[2]);
+    put(f->st, bad, "{\"format\": 1, \"id\": tru");
+    char *src = path_of(f, bad);
+    char *moved = xasprintf("default/%s/manifest.json", ids[3]);
+    char *dst = path_of(f, moved);
+    char *other = xasprintf("default/%s/manifest.json", ids[0]);
+    char *from = path_of(f, other);
+    char *cmd = xasprintf("cp '%s' '%s'", from, dst);
+    assert_int_equal(system(cmd), 0);
+    /* and a set with no manifest at all, old: that one is debris */
+    char debris[SET_ID_LEN + 1];
+    set_id_format(now - 3 * DAY - HOUR, debris);
+    char *dkey = xasprintf("default/%s/postgres/app.dump.zst", debris);
+    put(f->st, dkey, "half");
+    char *dpath = path_of(f, dkey);
+    struct utimbuf ut = {now - 3 * DAY, now - 3 * DAY};
+    assert_int_equal(utime(dpath, &ut), 0);
+
+    retention_policy p = policy();
+    p.keep_last = 1;
+    catalog cat;
+    retention_plan plan = local_plan(f, &p, &cat);
+    for (int i = 2; i < 4; i++) {
+        const retention_verdict *v = verdict_of(&cat, &plan, ids[i]);
+        assert_true(v->keep);
+        assert_true(has_reason(v, "manifest unreadable or invalid (never deleted)"));
+    }
+    for (size_t i = 0; i < cat.n; i++)
+        if (strcmp(cat.sets[i].id, ids[2]) == 0 || strcmp(cat.sets[i].id, ids[3]) == 0) {
+            assert_string_equal(prune_set_status(&cat.sets[i]), "unreadable");
+            assert_non_null(strstr(cat.sets[i].problem, "manifest invalid: "));
+        }
+    assert_false(verdict_of(&cat, &plan, debris)->keep);
+    assert_false(verdict_of(&cat, &plan, ids[1])->keep);
+    retention_plan_free(&plan);
+    catalog_free(&cat);
+
+    const char *keep1[] = {"SAUVE_KEEP_LAST=1", NULL};
+    sv_config cfg = config_with(f, keep1);
+    struct prune_options real = {0};
+    struct prune_result res;
+    sv_error err = {0};
+    assert_int_equal(prune_run(&cfg, f->st, &real, &res, &err), 0);
+    assert_int_equal(res.sets_deleted, 2); /* ids[1] and the debris */
+    assert_true(exists(f, bad));
+    assert_true(exists(f, moved));
+    config_free(&cfg);
+    free(bad);
+    free(src);
+    free(moved);
+    free(dst);
+    free(other);
+    free(from);
+    free(cmd);
+    free(dkey);
+    free(dpath);
+}
+
+static void test_prune_keeps_the_newest_good_copy_of_each_source(void **state)
+{
+    fixture *f = *state;
+    time_t now = time(NULL);
+    /* app failed the last 5 nights (partial sets); its last good dump is
+     * 6 days old; a safety copy 2 days ago and one 10 days ago. */
+    char ids[8][SET_ID_LEN + 1], safety[2][SET_ID_LEN + 1];
+    for (int i = 0; i < 8; i++)
+        put_set_as(f->st, now - (i + 1) * DAY, ids[i], "backup", i >= 5);
+    put_set_as(f->st, now - 2 * DAY - HOUR, safety[0], "safety", false);
+    put_set_as(f->st, now - 10 * DAY, safety[1], "safety", true);
+    /* a good copy dated in the future does not count as the newest */
+    char future[SET_ID_LEN + 1];
+    put_set_as(f->st, now + 20 * DAY, future, "backup", true);
+
+    retention_policy p = policy();
+    p.keep_last = 2;
+    catalog cat;
+    retention_plan plan = local_plan(f, &p, &cat);
+    const retention_verdict *v = verdict_of(&cat, &plan, ids[5]);
+    assert_true(v->keep);
+    assert_int_equal(v->n_reasons, 1);
+    assert_string_equal(v->reasons[0], "newest good copy of postgres:app");
+    assert_true(has_reason(verdict_of(&cat, &plan, ids[0]), "newest good copy of postgres:globals"));
+    assert_true(has_reason(verdict_of(&cat, &plan, ids[0]), "last (1 of 2)"));
+    assert_true(has_reason(verdict_of(&cat, &plan, ids[1]), "last (2 of 2)"));
+    assert_true(has_reason(verdict_of(&cat, &plan, safety[0]), "safety copy, kept 7 days"));
+    assert_false(verdict_of(&cat, &plan, safety[1])->keep);
+    assert_true(
+        has_reason(verdict_of(&cat, &plan, future), "dated in the future (clock skew?), not counted"));
+    for (int i = 2; i < 8; i++)
+        assert_true(verdict_of(&cat, &plan, ids[i])->keep == (i == 5));
+    assert_int_equal(plan.n_keep, 5);
+    retention_plan_free(&plan);
+    catalog_free(&cat);
+}
+
+static void test_prune_keeps_an_upload_of_unknown_start(void **state)
+{
+    fixture *f = *state;
+    /* mtime 0: a start time the storage could not tell */
+    crashed_write(f, "default/20261120T020000Z/postgres", "app.dump.zst", time(NULL));
+    crashed_write(f, "default/20261120T020000Z/postgres", "other.dump.zst", 3 * DAY);
+    const char *env[] = {"SAUVE_KEEP_LAST=1", NULL};
+    sv_config cfg = config_with(f, env);
+    struct prune_options real = {0};
+    struct prune_result res;
+    sv_error err = {0};
+    assert_int_equal(prune_run(&cfg, f->st, &real, &res, &err), 0);
+    assert_int_equal(res.uploads_removed, 1);
+    assert_int_equal(res.uploads_kept, 1);
+    assert_true(exists(f, "default/20261120T020000Z/postgres/.app.dump.zst.tmp-AbC123"));
+    assert_false(exists(f, "default/20261120T020000Z/postgres/.other.dump.zst.tmp-AbC123"));
+    config_free(&cfg);
+}
+
 struct seen_uploads {
     char keys[4][128], ids[4][128];
     int64_t started[4];
@@ -965,7 +1226,9 @@ int main(void)
         cmocka_unit_test(test_every_rule_zero_still_keeps_the_newest_complete),
         cmocka_unit_test(test_incomplete_sets_and_the_grace_period),
         cmocka_unit_test(test_incomplete_sets_never_count),
-        cmocka_unit_test(test_safety_copies_count_and_the_newest_backup_is_kept),
+        cmocka_unit_test(test_safety_copies_take_no_slot_and_last_7_days),
+        cmocka_unit_test(test_sets_dated_in_the_future_are_kept_and_not_counted),
+        cmocka_unit_test(test_newest_good_copy_of_each_source_is_kept),
         cmocka_unit_test(test_pinned_set_is_kept),
         cmocka_unit_test(test_keep_last),
         cmocka_unit_test(test_daily_over_a_year_with_gaps),
@@ -981,6 +1244,10 @@ int main(void)
         cmocka_unit_test(test_time_zone_names),
         cmocka_unit_test_setup_teardown(test_prune_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_uploads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_a_set_whose_manifest_is_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_the_newest_good_copy_of_each_source, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prune_keeps_an_upload_of_unknown_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -49,6 +50,19 @@ static void test_storage_url(void **state)
     assert_int_equal(s3_parse_storage_url("s3://bad bucket/x", &b, &p, &err), -1);
     assert_int_equal(s3_parse_storage_url("s3://b/x?y", &b, &p, &err), -1);
     assert_null(b);
+    /* "." and ".." segments would be resolved away by HTTP */
+    const char *dots[] = {"s3://b/.",   "s3://b/..",  "s3://b/x/../y",
+                          "s3://b/./x", "s3://b/x/.", "s3://b/x/../"};
+    for (size_t i = 0; i < sizeof dots / sizeof *dots; i++) {
+        err = (sv_error){0};
+        assert_int_equal(s3_parse_storage_url(dots[i], &b, &p, &err), -1);
+        assert_int_equal(err.code, SV_EXIT_CONFIG);
+        assert_non_null(strstr(err.msg, "SAUVE_STORAGE"));
+    }
+    assert_int_equal(s3_parse_storage_url("s3://b/..x/.y./...", &b, &p, &err), 0); /* only whole segments */
+    assert_string_equal(p, "..x/.y./.../");
+    free(b);
+    free(p);
 }
 
 static void test_endpoint_and_addressing(void **state)
@@ -134,7 +148,8 @@ static void test_retry_policy(void **state)
     assert_false(s3_retryable(0, 403, "SignatureDoesNotMatch"));
     assert_false(s3_retryable(0, 404, "NoSuchBucket"));
     assert_false(s3_retryable(0, 400, "BadDigest"));
-    assert_false(s3_retryable(0, 429, ""));
+    assert_true(s3_retryable(0, 429, ""));                /* Too Many Requests */
+    assert_true(s3_retryable(0, 400, "TooManyRequests")); /* whatever the status */
     assert_false(s3_retryable(0, 501, "NotImplemented"));
 
     /* full jitter under min(20 s, 200 ms x 2^(n-1)) */
@@ -177,6 +192,22 @@ static void test_part_schedule_fits_5_tib(void **state)
     assert_int_equal(s3_parts_in_flight(8, 16 * MiB, 32 * MiB), 4);
     assert_int_equal(s3_parts_in_flight(1, 16 * MiB, 64 * MiB), 1);
     assert_int_equal(s3_parts_in_flight(64, 5 * MiB, 5 * MiB), 64);
+}
+
+static void test_slist_wipe(void **state)
+{
+    (void)state;
+    struct curl_slist *l = curl_slist_append(NULL, "Authorization: AWS4-HMAC-SHA256 Credential=AKID/x");
+    l = curl_slist_append(l, "x-amz-security-token: secret-token");
+    l = curl_slist_append(l, "");
+    size_t n0 = strlen(l->data), n1 = strlen(l->next->data);
+    s3_slist_wipe(l);
+    for (size_t i = 0; i < n0; i++)
+        assert_int_equal(l->data[i], 0);
+    for (size_t i = 0; i < n1; i++)
+        assert_int_equal(l->next->data[i], 0);
+    curl_slist_free_all(l);
+    s3_slist_wipe(NULL);
 }
 
 static void test_base64_md5(void **state)
@@ -459,14 +490,94 @@ static void test_get_resumes_a_broken_body_with_range(void **state)
     free(obj);
 }
 
+/* The whole object arrives in a chunked answer cut before its last chunk:
+ * the resume asks for bytes=OBJ_LEN-, which is past the end (416). */
+static bool resume_at_end_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    const char *obj = f->ctx;
+    if (n == 0) {
+        char head[64];
+        int hn = snprintf(head, sizeof head,
+                          "HTTP/1.1 200 OK\r\nETag: \"e1\"\r\nTransfer-Encoding: chunked\r\n\r\n");
+        write_all(fd, head, (size_t)hn);
+        hn = snprintf(head, sizeof head, "%x\r\n", OBJ_LEN);
+        write_all(fd, head, (size_t)hn);
+        write_all(fd, obj, OBJ_LEN);
+        write_all(fd, "\r\n", 2); /* no terminating 0-chunk: the connection ends */
+        return false;
+    }
+    if (strcmp(r->range, "bytes=100000-") == 0) {
+        static const char e[] = "<Error><Code>InvalidRange</Code></Error>";
+        respond(fd, "416 Requested Range Not Satisfiable", "Content-Range: bytes */100000\r\n", e,
+                sizeof e - 1, sizeof e - 1);
+        return true;
+    }
+    respond(fd, "400 Bad Request", NULL, "", 0, 0);
+    return true;
+}
+
+/* The resume is answered with another range than the one asked for. */
+static bool wrong_range_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    const char *obj = f->ctx;
+    (void)r;
+    if (n == 0) {
+        respond(fd, "200 OK", "ETag: \"e1\"\r\n", obj, 40000, OBJ_LEN);
+        return false;
+    }
+    respond(fd, "206 Partial Content", "ETag: \"e1\"\r\nContent-Range: bytes 0-99999/100000\r\n", obj,
+            OBJ_LEN, OBJ_LEN);
+    return true;
+}
+
+static int read_obj(fake_handler h, char *obj, size_t *len_out, sv_error *err, int *nreq)
+{
+    struct fake *f = fake_start(h, obj);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    stream *sink = buffer_sink(1 << 20);
+    int rc = storage_read(x.st, "set/obj", sink, err);
+    buffer_sink_data(sink, len_out);
+    if (rc == 0 && *len_out == OBJ_LEN)
+        assert_memory_equal(buffer_sink_data(sink, len_out), obj, OBJ_LEN);
+    stream_abort(sink);
+    stream_free(sink);
+    close_storage(&x);
+    *nreq = f->nreq;
+    fake_stop(f);
+    return rc;
+}
+
+static void test_get_resume_at_the_end_and_wrong_range(void **state)
+{
+    (void)state;
+    char *obj = xmalloc(OBJ_LEN);
+    for (int i = 0; i < OBJ_LEN; i++)
+        obj[i] = (char)(i * 7 + i / 251);
+    size_t len;
+    int nreq;
+    sv_error err = {0};
+    if (read_obj(resume_at_end_handler, obj, &len, &err, &nreq) != 0)
+        fail_msg("storage_read: %s", err.msg);
+    assert_int_equal(len, OBJ_LEN);
+    assert_int_equal(nreq, 2);
+
+    assert_int_equal(read_obj(wrong_range_handler, obj, &len, &err, &nreq), -1);
+    if (!strstr(err.msg, "bytes=40000-") || !strstr(err.msg, "bytes 0-99999/100000"))
+        fail_msg("message: %s", err.msg);
+    assert_int_equal(len, 40000); /* nothing of the wrong range reached the sink */
+    free(obj);
+}
+
 static bool slowdown_handler(struct fake *f, int fd, const struct fake_req *r, int n)
 {
     (void)f;
-    (void)r;
     static const char slow[] = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate."
                                "</Message></Error>";
     if (n == 0)
         respond(fd, "503 Slow Down", NULL, slow, sizeof slow - 1, sizeof slow - 1);
+    else if (strcmp(r->method, "HEAD") == 0)
+        respond(fd, "200 OK", "ETag: \"abc\"\r\n", "", 0, 2); /* the size check after the PUT */
     else
         respond(fd, "200 OK", "ETag: \"abc\"\r\n", "", 0, 0);
     return true;
@@ -481,7 +592,8 @@ static void test_put_is_retried_after_slowdown(void **state)
     sv_error err = {0};
     assert_int_equal(storage_put(x.st, "m.json", "{}", 2, &err), 0);
     close_storage(&x);
-    assert_int_equal(f->nreq, 2);
+    assert_int_equal(f->nreq, 3);
+    assert_string_equal(f->reqs[2].method, "HEAD");
     assert_string_equal(f->reqs[1].method, "PUT");
     assert_string_equal(f->reqs[1].target, "/bkt/pre/m.json");
     assert_string_equal(f->reqs[1].md5, "mZFLkyvTelC5g8XnyQrpOw=="); /* base64(md5("{}")) */
@@ -553,12 +665,248 @@ static void test_complete_answering_200_error_fails_and_aborts(void **state)
     fake_stop(f);
 }
 
+/* ---- CompleteMultipartUpload answers, and the size check ------------- */
+
+/* A scripted multipart store: Complete attempt i answers 200 with
+ * complete[i] (NULL: 404 NoSuchUpload); HEAD reports the bytes received in
+ * parts (or by a single PUT) plus head_delta. */
+struct mp_script {
+    const char *complete[4];
+    long head_delta;
+    int completes;
+    size_t stored;
+};
+
+static const char complete_ok[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                                  "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/"
+                                  "2006-03-01/\"><Bucket>bkt</Bucket><Key>pre/big</Key><ETag>\"e-2\"</ETag>"
+                                  "</CompleteMultipartUploadResult>";
+
+static bool mp_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    (void)n;
+    struct mp_script *sc = f->ctx;
+    if (strcmp(r->method, "POST") == 0 && strstr(r->target, "?uploads")) {
+        static const char init[] = "<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>pre/big</Key>"
+                                   "<UploadId>UP1</UploadId></InitiateMultipartUploadResult>";
+        respond(fd, "200 OK", NULL, init, sizeof init - 1, sizeof init - 1);
+    } else if (strcmp(r->method, "PUT") == 0) {
+        pthread_mutex_lock(&f->mu);
+        sc->stored += r->body_len;
+        pthread_mutex_unlock(&f->mu);
+        respond(fd, "200 OK", "ETag: \"p\"\r\n", "", 0, 0);
+    } else if (strcmp(r->method, "POST") == 0) {
+        pthread_mutex_lock(&f->mu);
+        int i = sc->completes++;
+        pthread_mutex_unlock(&f->mu);
+        const char *body = i < 4 ? sc->complete[i] : NULL;
+        if (body) {
+            respond(fd, "200 OK", NULL, body, strlen(body), strlen(body));
+        } else {
+            static const char e[] = "<Error><Code>NoSuchUpload</Code><Message>gone</Message></Error>";
+            respond(fd, "404 Not Found", NULL, e, sizeof e - 1, sizeof e - 1);
+        }
+    } else if (strcmp(r->method, "HEAD") == 0) {
+        pthread_mutex_lock(&f->mu);
+        size_t len = (size_t)((long)sc->stored + sc->head_delta);
+        pthread_mutex_unlock(&f->mu);
+        respond(fd, "200 OK", "ETag: \"e-2\"\r\n", "", 0, len);
+    } else {
+        respond(fd, "204 No Content", NULL, "", 0, 0);
+    }
+    return true;
+}
+
+#define MP_LEN (5 * S3_MIB + 1000)
+
+/* Writes MP_LEN bytes (two parts) to "big"; returns stream_finish's result. */
+static int mp_write(struct mp_script *sc, sv_error *err, int *aborts)
+{
+    struct fake *f = fake_start(mp_handler, sc);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    stream *w = storage_write(x.st, "big", err);
+    assert_non_null(w);
+    char *data = xcalloc(1, MP_LEN);
+    assert_int_equal(stream_write(w, data, MP_LEN, err), 0);
+    int rc = stream_finish(w, err);
+    if (rc < 0)
+        stream_abort(w);
+    stream_free(w);
+    free(data);
+    close_storage(&x);
+    *aborts = 0;
+    for (int i = 0; i < f->nreq; i++)
+        if (!strcmp(f->reqs[i].method, "DELETE") && strstr(f->reqs[i].target, "uploadId=UP1"))
+            (*aborts)++;
+    fake_stop(f);
+    return rc;
+}
+
+static void test_complete_200_empty_is_retried(void **state)
+{
+    (void)state;
+    /* An empty 200 proves nothing: the second attempt's result counts. */
+    struct mp_script sc = {.complete = {"", complete_ok}};
+    sv_error err = {0};
+    int aborts;
+    if (mp_write(&sc, &err, &aborts) != 0)
+        fail_msg("finish: %s", err.msg);
+    assert_int_equal(sc.completes, 2);
+    assert_int_equal(aborts, 0);
+}
+
+static void test_complete_200_blank_or_truncated_fails(void **state)
+{
+    (void)state;
+    struct mp_script sc = {
+        .complete = {"<CompleteMultipartUploadResult><Bucket>bkt</Bucket><Ke", " \r\n\t "}};
+    sv_error err = {0};
+    int aborts;
+    assert_int_equal(mp_write(&sc, &err, &aborts), -1);
+    assert_int_equal(sc.completes, 2);
+    assert_non_null(strstr(err.msg, "CompleteMultipartUpload"));
+    assert_non_null(strstr(err.msg, "not a CompleteMultipartUploadResult document"));
+    assert_non_null(strstr(err.msg, "after 2 attempts"));
+    assert_int_equal(err.code, SV_EXIT_TEMPFAIL);
+    assert_int_equal(aborts, 1);
+
+    /* another document, well-formed, is no result either */
+    struct mp_script other = {.complete = {"<ListBucketResult></ListBucketResult>", "<a/>"}};
+    assert_int_equal(mp_write(&other, &err, &aborts), -1);
+    assert_non_null(strstr(err.msg, "not a CompleteMultipartUploadResult document"));
+}
+
+static void test_complete_200_namespaced_error_is_an_error(void **state)
+{
+    (void)state;
+    static const char e[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<Error xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Code>InternalError</Code>"
+        "<Message>We encountered an internal error.</Message></Error>";
+    struct mp_script sc = {.complete = {e, e}};
+    sv_error err = {0};
+    int aborts;
+    assert_int_equal(mp_write(&sc, &err, &aborts), -1);
+    assert_non_null(strstr(err.msg, "HTTP 200 InternalError"));
+    assert_int_equal(aborts, 1);
+}
+
+static void test_complete_lost_answer_then_no_such_upload(void **state)
+{
+    (void)state;
+    /* The first answer is lost (empty); the retry finds the upload gone.
+     * Without MD5 part ETags the HeadObject ETag cannot confirm it: fails. */
+    struct mp_script sc = {.complete = {"", NULL}};
+    sv_error err = {0};
+    int aborts;
+    assert_int_equal(mp_write(&sc, &err, &aborts), -1);
+    assert_non_null(strstr(err.msg, "NoSuchUpload"));
+}
+
+static void test_stored_size_must_match(void **state)
+{
+    (void)state;
+    struct mp_script sc = {.complete = {complete_ok}, .head_delta = -1};
+    sv_error err = {0};
+    int aborts;
+    assert_int_equal(mp_write(&sc, &err, &aborts), -1);
+    char want[160];
+    snprintf(want, sizeof want, "s3 CompleteMultipartUpload s3://bkt/pre/big at ");
+    assert_non_null(strstr(err.msg, want));
+    snprintf(want, sizeof want, "the stored object has %llu bytes (Content-Length), expected %llu",
+             (unsigned long long)MP_LEN - 1, (unsigned long long)MP_LEN);
+    if (!strstr(err.msg, want))
+        fail_msg("message: %s", err.msg);
+
+    /* a single PutObject too */
+    struct mp_script one = {.head_delta = 5};
+    struct fake *f = fake_start(mp_handler, &one);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    assert_int_equal(storage_put(x.st, "m.json", "{\"a\":1}", 7, &err), -1);
+    if (!strstr(err.msg, "s3 PutObject s3://bkt/pre/m.json") ||
+        !strstr(err.msg, "has 12 bytes (Content-Length), expected 7"))
+        fail_msg("message: %s", err.msg);
+    one.head_delta = 0;
+    one.stored = 0;
+    assert_int_equal(storage_put(x.st, "m.json", "{\"a\":1}", 7, &err), 0);
+    close_storage(&x);
+    fake_stop(f);
+}
+
+/* A key with "." or ".." segments (the storage layer refuses them, the
+ * client must not rely on it) goes out as signed, not resolved by curl. */
+static void test_dot_segments_sent_as_is(void **state)
+{
+    (void)state;
+    struct mp_script sc = {0};
+    struct fake *f = fake_start(mp_handler, &sc);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    sv_error err = {0};
+    s3_cred_provider *creds = s3_credentials_new(&x.cfg, &err);
+    assert_non_null(creds);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->port);
+    struct s3_endpoint ep;
+    assert_int_equal(s3_endpoint_parse(url, "X", &ep, &err), 0);
+    struct s3_client_options o = {.bucket = "bkt",
+                                  .endpoint = &ep,
+                                  .endpoint_url = url,
+                                  .region = "us-east-1",
+                                  .path_style = true,
+                                  .timeout_s = 10,
+                                  .max_attempts = 1,
+                                  .creds = creds};
+    s3_client *c = s3_client_new(&o);
+    s3_conn *conn = s3_conn_acquire(c);
+    struct s3_request req = {.op = "GetObject", .method = "GET", .key = "a/./b/../c"};
+    struct s3_response resp = {0};
+    if (s3_request(conn, &req, &resp, &err) != 0)
+        fail_msg("request: %s", err.msg);
+    s3_response_reset(&resp);
+    s3_conn_release(conn);
+    s3_client_free(c);
+    s3_endpoint_free(&ep);
+    s3_credentials_free(creds);
+    close_storage(&x);
+    assert_string_equal(f->reqs[0].method, "GET");
+    assert_string_equal(f->reqs[0].target, "/bkt/a/./b/../c");
+    fake_stop(f);
+}
+
+/* Virtual-hosted addressing (no SAUVE_S3_PATH_STYLE): when the bucket's own
+ * host name does not resolve, the hint names that host and the way out. */
+static void test_virtual_host_not_resolved_names_the_host(void **state)
+{
+    (void)state;
+    struct s3fx x = {0};
+    x.dir = test_tmpdir();
+    x.empty_yaml = test_write_file(x.dir, "empty.yaml", "");
+    const char *env[] = {
+        "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "AWS_ENDPOINT_URL_S3=http://s3.sauve-test.invalid:7480", "SAUVE_S3_MAX_ATTEMPTS=1", NULL};
+    struct config_load_options o = {.env = env, .file = x.empty_yaml};
+    sv_error err = {0};
+    assert_int_equal(config_load(&x.cfg, &o, &err), 0);
+    x.st = storage_open("s3://bkt/pre", &x.cfg, &err);
+    if (!x.st)
+        fail_msg("storage_open: %s", err.msg);
+    assert_int_equal(storage_put(x.st, "m.json", "{}", 2, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_TEMPFAIL);
+    if (!strstr(err.hint, "bkt.s3.sauve-test.invalid:7480") ||
+        !strstr(err.hint, "or set SAUVE_S3_PATH_STYLE=true"))
+        fail_msg("hint: %s", err.hint);
+    close_storage(&x);
+}
+
 static bool echo_ssec_handler(struct fake *f, int fd, const struct fake_req *r, int n)
 {
     (void)f;
     (void)n;
-    (void)r;
-    respond(fd, "200 OK", "ETag: \"x\"\r\n", "", 0, 0);
+    /* Objects of 1 byte: the size check after the PUT finds them whole. */
+    respond(fd, "200 OK", "ETag: \"x\"\r\n", "", 0, strcmp(r->method, "HEAD") == 0 ? 1 : 0);
     return true;
 }
 
@@ -613,10 +961,19 @@ int main(void)
         cmocka_unit_test(test_retry_policy),
         cmocka_unit_test(test_part_schedule_fits_5_tib),
         cmocka_unit_test(test_base64_md5),
+        cmocka_unit_test(test_slist_wipe),
         cmocka_unit_test(test_get_resumes_a_broken_body_with_range),
         cmocka_unit_test(test_put_is_retried_after_slowdown),
         cmocka_unit_test(test_complete_answering_200_error_fails_and_aborts),
         cmocka_unit_test(test_ssec_key_file_forms),
+        cmocka_unit_test(test_complete_200_empty_is_retried),
+        cmocka_unit_test(test_complete_200_blank_or_truncated_fails),
+        cmocka_unit_test(test_complete_200_namespaced_error_is_an_error),
+        cmocka_unit_test(test_complete_lost_answer_then_no_such_upload),
+        cmocka_unit_test(test_stored_size_must_match),
+        cmocka_unit_test(test_virtual_host_not_resolved_names_the_host),
+        cmocka_unit_test(test_dot_segments_sent_as_is),
+        cmocka_unit_test(test_get_resume_at_the_end_and_wrong_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

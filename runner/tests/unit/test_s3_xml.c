@@ -50,6 +50,34 @@ static void test_error_document(void **state)
     assert_int_equal(s3_xml_error(S("<ListBucketResult/>"), code, sizeof code, msg, sizeof msg), -1);
 }
 
+static void test_root_element(void **state)
+{
+    (void)state;
+    char root[64];
+    assert_int_equal(
+        s3_xml_root_name(S("<?xml version=\"1.0\"?>\n<!-- c -->\n<Error xmlns=\"http://s3.amazonaws.com/"
+                           "doc/2006-03-01/\"><Code>X</Code>"),
+                         root, sizeof root),
+        0); /* read up to the root's start tag only */
+    assert_string_equal(root, "Error");
+    assert_int_equal(s3_xml_root_name(S("<s3:Error xmlns:s3=\"urn:x\"/>"), root, sizeof root), 0);
+    assert_string_equal(root, "Error");
+    assert_int_equal(s3_xml_root_name(S("<Errors/>"), root, sizeof root), 0);
+    assert_string_equal(root, "Errors");
+    assert_int_equal(s3_xml_root_name(S(" \r\n "), root, sizeof root), -1);
+    assert_int_equal(s3_xml_root_name("", 0, root, sizeof root), -1);
+    assert_int_equal(s3_xml_root_name(S("Error"), root, sizeof root), -1);
+
+    assert_true(s3_xml_root_is(S("<?xml version=\"1.0\"?><CompleteMultipartUploadResult xmlns=\"urn:x\">"
+                                 "<ETag>e</ETag></CompleteMultipartUploadResult>\n"),
+                               "CompleteMultipartUploadResult"));
+    assert_false(s3_xml_root_is(S("<CompleteMultipartUploadResult><ETag>e</ETag>"),
+                                "CompleteMultipartUploadResult")); /* truncated */
+    assert_false(s3_xml_root_is(S("<Error><Code>X</Code></Error>"), "CompleteMultipartUploadResult"));
+    assert_false(s3_xml_root_is(S("   "), "CompleteMultipartUploadResult"));
+    assert_false(s3_xml_root_is("", 0, "CompleteMultipartUploadResult"));
+}
+
 static void test_list_objects_merges_prefixes_in_key_order(void **state)
 {
     (void)state;
@@ -196,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_tree_and_namespaces),
         cmocka_unit_test(test_error_document),
+        cmocka_unit_test(test_root_element),
         cmocka_unit_test(test_list_objects_merges_prefixes_in_key_order),
         cmocka_unit_test(test_initiate_multipart_upload),
         cmocka_unit_test(test_list_multipart_uploads),

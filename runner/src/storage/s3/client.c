@@ -78,6 +78,19 @@ int s3_parse_storage_url(const char *url, char **bucket, char **prefix, sv_error
         if (p[i] == '?' || p[i] == '#' || (unsigned char)p[i] < 0x20)
             return sv_error_set(err, SV_EXIT_CONFIG,
                                 "SAUVE_STORAGE: '%s' has a character not allowed in a prefix", url);
+    /* "." and ".." segments: HTTP clients and servers resolve them, so the
+     * keys would not be where the URL says. */
+    for (size_t i = 0; i < plen;) {
+        size_t seg = strcspn(p + i, "/");
+        if (seg > plen - i)
+            seg = plen - i;
+        if ((seg == 1 && p[i] == '.') || (seg == 2 && p[i] == '.' && p[i + 1] == '.')) {
+            sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_STORAGE: '%s' has a '%.*s' path segment", url, (int)seg,
+                         p + i);
+            return sv_error_hint(err, "write the prefix without '.' or '..' segments");
+        }
+        i += seg + 1;
+    }
     *bucket = xstrndup(b, blen);
     *prefix = plen ? xasprintf("%.*s/", (int)plen, p) : xstrdup("");
     return 0;
@@ -220,9 +233,9 @@ bool s3_retryable(int curl_code, long status, const char *code)
     default: return false;
     }
     if (code_is(code, "SlowDown") || code_is(code, "RequestTimeout") || code_is(code, "InternalError") ||
-        code_is(code, "ServiceUnavailable"))
+        code_is(code, "ServiceUnavailable") || code_is(code, "TooManyRequests"))
         return true;
-    return status == 500 || status == 502 || status == 503 || status == 504;
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
 long s3_backoff_ms(int attempt, double rand01)
@@ -556,6 +569,7 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
         r->etag[0] = '\0';
         r->last_modified = 0;
         r->has_length = false;
+        r->content_range[0] = '\0';
     } else if (header_is(line, n, "etag:")) {
         header_value(line, n, 5, r->etag, sizeof r->etag);
     } else if (header_is(line, n, "last-modified:")) {
@@ -570,6 +584,8 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
             r->content_length = v;
             r->has_length = true;
         }
+    } else if (header_is(line, n, "content-range:")) {
+        header_value(line, n, 14, r->content_range, sizeof r->content_range);
     } else if (header_is(line, n, "x-amz-bucket-region:")) {
         header_value(line, n, 20, conn->bucket_region, sizeof conn->bucket_region);
     }
@@ -604,6 +620,7 @@ static const char *status_code_name(long status)
     case 404: return "NotFound";
     case 412: return "PreconditionFailed";
     case 416: return "InvalidRange";
+    case 429: return "TooManyRequests";
     case 500: return "InternalError";
     case 503: return "ServiceUnavailable";
     default: return "";
@@ -641,7 +658,8 @@ static bool is_config_code(const char *code)
 
 static int http_exit_code(long status, const char *code)
 {
-    if (status >= 500 || strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0)
+    if (status >= 500 || status == 429 || strcmp(code, "SlowDown") == 0 ||
+        strcmp(code, "RequestTimeout") == 0 || strcmp(code, "TooManyRequests") == 0)
         return SV_EXIT_TEMPFAIL;
     if (is_config_code(code) || status == 301 || status == 403)
         return SV_EXIT_CONFIG;
@@ -719,9 +737,13 @@ static void add_hint(s3_conn *conn, const char *code, long status, sv_error *err
     }
 }
 
-static void add_transport_hint(s3_conn *conn, CURLcode cc, sv_error *err)
+/* host: the host name actually contacted (the bucket in front when
+ * virtual-hosted), with the port when not the default. */
+static void add_transport_hint(s3_conn *conn, CURLcode cc, const char *host, sv_error *err)
 {
     const s3_client *c = conn->client;
+    /* Path style contacts the endpoint's own host; virtual-hosted "bucket.host". */
+    bool virtual_host = strncmp(host, c->ep.host, strlen(c->ep.host)) != 0;
     switch (cc) {
     case CURLE_PEER_FAILED_VERIFICATION:
         sv_error_hint(err,
@@ -733,6 +755,15 @@ static void add_transport_hint(s3_conn *conn, CURLcode cc, sv_error *err)
         sv_error_hint(err, "SAUVE_S3_CA_BUNDLE (or AWS_CA_BUNDLE) must name a readable PEM file");
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
+        if (virtual_host) {
+            sv_error_hint(err,
+                          "%s (the bucket's virtual-hosted name at %s) does not resolve: check "
+                          "AWS_ENDPOINT_URL_S3 and the DNS, or set SAUVE_S3_PATH_STYLE=true for a store "
+                          "without a DNS name per bucket",
+                          host, c->endpoint_url);
+            break;
+        }
+        /* fall through */
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
         sv_error_hint(err,
@@ -757,23 +788,19 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *name, 
     return l;
 }
 
+/* A 2xx answer whose document is an <Error> (with or without a namespace
+ * or prefix, after any prolog): the root element tells, not the bytes. */
+void s3_slist_wipe(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        if (l->data)
+            explicit_bzero(l->data, strlen(l->data));
+}
+
 static bool is_error_document(const char *body, size_t len)
 {
-    /* Skip the XML declaration and blanks: "<?xml ...?>\n<Error>" */
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        while (p < end && isspace((unsigned char)*p))
-            p++;
-        if (end - p >= 2 && p[0] == '<' && p[1] == '?') {
-            const char *q = memchr(p, '>', (size_t)(end - p));
-            if (!q)
-                return false;
-            p = q + 1;
-            continue;
-        }
-        break;
-    }
-    return end - p >= 7 && memcmp(p, "<Error>", 7) == 0;
+    char root[64];
+    return s3_xml_root_name(body, len, root, sizeof root) == 0 && strcmp(root, "Error") == 0;
 }
 
 static void setup_transfer(s3_conn *conn, const struct s3_request *req, const char *url,
@@ -784,6 +811,8 @@ static void setup_transfer(s3_conn *conn, const struct s3_request *req, const ch
     /* reset keeps the live connections, the DNS and TLS session caches. */
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    /* The path goes out as signed: no squashing of "/./" or "/../". */
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -946,7 +975,7 @@ enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s
     if (cc != CURLE_OK) {
         set_error(conn, transport_exit_code(cc), err, "%s",
                   conn->errbuf[0] ? conn->errbuf : curl_easy_strerror(cc));
-        add_transport_hint(conn, cc, err);
+        add_transport_hint(conn, cc, host, err);
         outcome = s3_retryable((int)cc, 0, "") ? S3_RETRY : S3_FAIL;
         goto out;
     }
@@ -956,6 +985,16 @@ enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s
      * the body says so. Streamed bodies are the caller's data, never read. */
     if (ok && !req->on_data && resp->body && is_error_document(resp->body, resp->body_len))
         ok = false;
+    /* A 200 that must carry a result but carries anything else (nothing,
+     * blanks, a cut or foreign document) proves nothing: try again. */
+    if (ok && req->expect_root && !req->on_data &&
+        !(resp->body && s3_xml_root_is(resp->body, resp->body_len, req->expect_root))) {
+        set_error(conn, SV_EXIT_TEMPFAIL, err, "HTTP %ld but the answer is not a %s document (%s)", status,
+                  req->expect_root,
+                  !resp->body || resp->body_len == 0 ? "empty" : "malformed, truncated or another document");
+        outcome = S3_RETRY;
+        goto out;
+    }
     if (ok) {
         outcome = S3_OK;
         goto out;
@@ -975,6 +1014,7 @@ enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s
 
 out:
     curl_easy_setopt(conn->curl, CURLOPT_HTTPHEADER, NULL);
+    s3_slist_wipe(list); /* curl's copies of Authorization, the token, the SSE-C key */
     curl_slist_free_all(list);
     sigv4_result_free(&sig);
     s3_credentials_clear(&cr);

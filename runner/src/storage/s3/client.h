@@ -67,8 +67,9 @@ bool s3_bucket_virtual_ok(const char *bucket, bool https);
 /*
  * Whether a failed attempt is worth another: transport failures that a new
  * connection may not see again (timeouts, refused or reset connections,
- * truncated answers), HTTP 500/502/503/504, and the S3 codes SlowDown,
- * RequestTimeout, InternalError, ServiceUnavailable. Never other 4xx.
+ * truncated answers), HTTP 429/500/502/503/504, and the S3 codes SlowDown,
+ * RequestTimeout, InternalError, ServiceUnavailable, TooManyRequests. Never
+ * other 4xx.
  * curl_code is a CURLcode (0 when the answer arrived), status the HTTP
  * status (0 when none), code S3's error code ("" when none).
  */
@@ -159,6 +160,12 @@ struct s3_request {
      * after SIGTERM, at most 2 attempts, stalls cut at 10 s, so that a
      * failing run still ends quickly and leaves nothing behind when it can. */
     bool cleanup;
+    /* When set, a 2xx answer counts only when its body is a whole,
+     * well-formed XML document whose root element has this name; anything
+     * else (empty, blanks, truncated, another document) is a retryable
+     * failure. For answers that S3 may send as 200 before the work is done
+     * (CompleteMultipartUpload). */
+    const char *expect_root;
 };
 
 struct s3_response {
@@ -169,10 +176,11 @@ struct s3_response {
     int64_t last_modified;
     uint64_t content_length; /* from the Content-Length header, when has_length */
     bool has_length;
-    char code[64];     /* S3 error code: from an <Error> body, else derived from the status */
-    char message[512]; /* S3 error message, "" when none */
-    int curl_code;     /* CURLcode of the transfer */
-    bool sink_failed;  /* on_data failed: err is the sink's */
+    char content_range[96]; /* Content-Range header, e.g. "bytes 5-9/10"; "" when absent */
+    char code[64];          /* S3 error code: from an <Error> body, else derived from the status */
+    char message[512];      /* S3 error message, "" when none */
+    int curl_code;          /* CURLcode of the transfer */
+    bool sink_failed;       /* on_data failed: err is the sink's */
 };
 
 void s3_response_reset(struct s3_response *r);
@@ -182,8 +190,8 @@ enum s3_outcome { S3_OK, S3_RETRY, S3_FAIL };
 /*
  * One attempt, no retry: fetches credentials, signs, sends. S3_OK for a 2xx
  * answer whose body is not an <Error> document (CompleteMultipartUpload can
- * fail that way); else err describes the failure and the outcome says whether
- * another attempt may succeed. resp is reset first and describes the answer.
+ * fail that way) and, with req->expect_root, is the document expected; else err describes the failure and the
+ * outcome says whether another attempt may succeed. resp is reset first and describes the answer.
  */
 enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s3_response *resp,
                            sv_error *err);
@@ -205,6 +213,11 @@ int s3_retry_wait(s3_client *c, const struct s3_request *req, struct s3_retry *r
 
 /* s3_attempt until S3_OK, S3_FAIL, or s3_retry_wait gives up. Returns 0 or -1. */
 int s3_request(s3_conn *conn, const struct s3_request *req, struct s3_response *resp, sv_error *err);
+
+/* Zeroes every string of a curl header list (copies of Authorization, a
+ * session or metadata token, an SSE-C key) before curl_slist_free_all. */
+struct curl_slist;
+void s3_slist_wipe(struct curl_slist *list);
 
 /* Base64 of data into a newly allocated string; the MD5 of data as base64
  * (the Content-MD5 header) into out. */

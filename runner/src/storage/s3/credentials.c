@@ -33,6 +33,7 @@
 #include "common/mem.h"
 #include "common/signals.h"
 #include "config/config.h"
+#include "storage/s3/client.h"
 
 /* Credentials expiring within this many seconds are fetched again. */
 #define REFRESH_MARGIN 300
@@ -385,6 +386,7 @@ static CURLcode perform_once(const s3_cred_provider *p, struct http_call *c, lon
     if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
     curl_easy_cleanup(h);
+    s3_slist_wipe(headers); /* the metadata or container token */
     curl_slist_free_all(headers);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +150,7 @@ struct s3_writer {
     struct part *cur; /* being filled by the writer thread */
     int handed;       /* parts handed to workers so far */
     bool done;        /* finished or aborted: no more writes */
+    uint64_t total;   /* bytes accepted by sw_write: the object's size once stored */
     bool committed;
 
     /* Shared with the workers, under mu. */
@@ -168,6 +170,7 @@ struct s3_writer {
 
     pthread_t *threads;
     int nthreads;
+    int start_error; /* pthread_create's return value when a worker could not start */
 };
 
 static int writer_error(struct s3_writer *w, sv_error *err)
@@ -287,8 +290,11 @@ static void start_workers(struct s3_writer *w)
     pthread_sigmask(SIG_BLOCK, &all, &old);
     w->threads = xcalloc((size_t)w->s3->parallel, sizeof *w->threads);
     for (int i = 0; i < w->s3->parallel; i++) {
-        if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0)
-            break; /* fewer workers still make progress */
+        int rc = pthread_create(&w->threads[i], NULL, worker_main, w);
+        if (rc != 0) {
+            w->start_error = rc; /* pthread_create returns its error; errno is not set */
+            break;               /* fewer workers still make progress */
+        }
         w->nthreads++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -381,7 +387,8 @@ static int hand_off(struct s3_writer *w, sv_error *err)
             goto fail;
         start_workers(w);
         if (w->nthreads == 0) {
-            sv_error_set(err, SV_EXIT_FAILED, "s3: cannot start upload threads: %s", strerror(errno));
+            sv_error_set(err, SV_EXIT_FAILED, "s3: cannot start upload threads: %s",
+                         strerror(w->start_error));
             goto fail;
         }
     }
@@ -439,11 +446,14 @@ static int sw_write(stream *st, const void *buf, size_t len, sv_error *err)
             n = len;
         memcpy(w->cur->buf + w->cur->len, src, n);
         w->cur->len += n;
+        w->total += n;
         src += n;
         len -= n;
     }
     return 0;
 }
+
+static int verify_size(struct s3_writer *w, const char *op, sv_error *err);
 
 static int put_object(struct s3_writer *w, const void *data, size_t len, sv_error *err)
 {
@@ -466,6 +476,8 @@ static int put_object(struct s3_writer *w, const void *data, size_t len, sv_erro
     struct s3_response resp = {0};
     int rc = s3_request(w->conn, &req, &resp, err);
     s3_response_reset(&resp);
+    if (rc == 0)
+        rc = verify_size(w, "PutObject", err);
     return rc;
 }
 
@@ -513,6 +525,29 @@ static void multipart_etag(char **etags, int n, char *out, size_t cap)
 
 static int head_object(struct s3 *s, s3_conn *conn, const char *key, struct s3_response *resp, sv_error *err);
 
+/* After op stored the object: its size as the store reports it must be the
+ * bytes the stream was given, or the object is not what was written. */
+static int verify_size(struct s3_writer *w, const char *op, sv_error *err)
+{
+    struct s3 *s = w->s3;
+    struct s3_response head = {0};
+    int rc = head_object(s, w->conn, w->key, &head, err);
+    if (rc < 0) {
+        sv_error_wrap(err, "checking s3://%s/%s after %s", s->bucket, w->key, op);
+    } else if (!head.has_length || head.content_length != w->total) {
+        char actual[32] = "no";
+        if (head.has_length)
+            snprintf(actual, sizeof actual, "%llu", (unsigned long long)head.content_length);
+        rc = sv_error_set(err, SV_EXIT_FAILED,
+                          "s3 %s s3://%s/%s at %s: the stored object has %s bytes (Content-Length), "
+                          "expected %llu (the bytes written)",
+                          op, s->bucket, w->key, s3_client_endpoint_url(s->client), actual,
+                          (unsigned long long)w->total);
+    }
+    s3_response_reset(&head);
+    return rc;
+}
+
 static int complete_upload(struct s3_writer *w, sv_error *err)
 {
     struct s3 *s = w->s3;
@@ -540,7 +575,8 @@ static int complete_upload(struct s3_writer *w, sv_error *err)
                              .headers = h,
                              .nheaders = 1,
                              .body = body.data,
-                             .body_len = body.len};
+                             .body_len = body.len,
+                             .expect_root = "CompleteMultipartUploadResult"};
     struct s3_response resp = {0};
     struct s3_retry rt = {.attempt = 0};
     struct timespec ts;
@@ -579,6 +615,8 @@ static int complete_upload(struct s3_writer *w, sv_error *err)
     s3_response_reset(&resp);
     xml_buf_free(&body);
     free(q);
+    if (rc == 0)
+        rc = verify_size(w, "CompleteMultipartUpload", err);
     return rc;
 }
 
@@ -726,8 +764,45 @@ struct get_ctx {
     stream *sink;
     const struct s3_response *resp;
     uint64_t delivered; /* bytes given to the sink, over every attempt */
-    bool ranged;        /* this attempt asked for bytes=delivered- */
+    bool ranged;        /* this attempt asked for bytes=offset- */
+    uint64_t offset;    /* where this attempt's bytes start */
+    bool checked;       /* this attempt's Content-Range was checked */
 };
+
+/* Content-Range "bytes FIRST-LAST/SIZE" ("*" for an unknown size): *first
+ * and *size (UINT64_MAX when "*" or absent). "bytes *\/SIZE" (a 416) gives
+ * first = UINT64_MAX. Returns -1 when malformed. */
+static int parse_content_range(const char *cr, uint64_t *first, uint64_t *size)
+{
+    *first = *size = UINT64_MAX;
+    if (strncasecmp(cr, "bytes ", 6) != 0)
+        return -1;
+    const char *p = cr + 6;
+    char *end;
+    if (*p == '*') {
+        p++;
+    } else {
+        if (*p < '0' || *p > '9')
+            return -1;
+        *first = strtoull(p, &end, 10);
+        if (*end != '-')
+            return -1;
+        p = end + 1;
+        if (*p < '0' || *p > '9')
+            return -1;
+        strtoull(p, &end, 10);
+        p = end;
+    }
+    if (*p != '/')
+        return -1;
+    p++;
+    if (*p == '*')
+        return p[1] == '\0' ? 0 : -1;
+    if (*p < '0' || *p > '9')
+        return -1;
+    *size = strtoull(p, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
 
 static int get_on_data(void *ctx, const void *data, size_t len, sv_error *err)
 {
@@ -736,6 +811,16 @@ static int get_on_data(void *ctx, const void *data, size_t len, sv_error *err)
     if (g->ranged && g->resp->status != 206)
         return sv_error_set(err, SV_EXIT_FAILED,
                             "the store ignored the Range of a resumed download (HTTP %ld)", g->resp->status);
+    /* ...and one that answers another range would mix them. */
+    if (g->ranged && !g->checked) {
+        uint64_t first, size;
+        if (parse_content_range(g->resp->content_range, &first, &size) < 0 || first != g->offset)
+            return sv_error_set(err, SV_EXIT_FAILED,
+                                "the store answered the Range bytes=%llu- of a resumed download with "
+                                "Content-Range '%s'",
+                                (unsigned long long)g->offset, g->resp->content_range);
+        g->checked = true;
+    }
     if (stream_write(g->sink, data, len, err) < 0)
         return -1;
     g->delivered += len;
@@ -756,6 +841,7 @@ static int s3_read(storage *st, const char *key, stream *sink, sv_error *err)
     struct timespec ts;
     s3_conn *conn = s3_conn_acquire(s->client);
     int rc = -1;
+    uint64_t size = UINT64_MAX; /* the object's size, once an answer told it */
     for (;;) {
         if (rt.attempt == 0) {
             clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -763,6 +849,8 @@ static int s3_read(storage *st, const char *key, stream *sink, sv_error *err)
         }
         size_t nh = ssec_headers(s, h);
         g.ranged = g.delivered > 0;
+        g.offset = g.delivered;
+        g.checked = false;
         if (g.ranged) {
             /* Resume where the sink is, from the same version of the object. */
             snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)g.delivered);
@@ -776,6 +864,19 @@ static int s3_read(storage *st, const char *key, stream *sink, sv_error *err)
         enum s3_outcome o = s3_attempt(conn, &req, &resp, err);
         if (!etag[0] && resp.etag[0] && resp.status >= 200 && resp.status < 300)
             snprintf(etag, sizeof etag, "%s", resp.etag);
+        uint64_t first, total;
+        if (resp.status == 200 && resp.has_length)
+            size = resp.content_length;
+        else if ((resp.status == 206 || resp.status == 416) &&
+                 parse_content_range(resp.content_range, &first, &total) == 0 && total != UINT64_MAX)
+            size = total;
+        /* A resume at exactly the end (the break came after the last byte):
+         * nothing is left to read, the sink has the whole object. */
+        if (resp.status == 416 && g.ranged && size != UINT64_MAX && g.delivered == size) {
+            sv_error_clear(err);
+            rc = 0;
+            break;
+        }
         if (o == S3_OK) {
             rc = 0;
             break;

@@ -2,6 +2,7 @@
 #include "storage/s3/xml.h"
 
 #include <expat.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -123,6 +124,50 @@ xml_node *xml_parse(const char *data, size_t len)
         return NULL;
     }
     return ps.root;
+}
+
+/* The first element's local name, recorded by s3_xml_root_name's parser,
+ * which stops there: the rest of the document is not read. */
+struct root_state {
+    XML_Parser parser;
+    char *out;
+    size_t cap;
+    bool seen;
+};
+
+static void XMLCALL on_root(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+    (void)attrs;
+    struct root_state *rs = ud;
+    const char *colon = strchr(name, ':');
+    snprintf(rs->out, rs->cap, "%s", colon ? colon + 1 : name);
+    rs->seen = true;
+    XML_StopParser(rs->parser, XML_FALSE);
+}
+
+int s3_xml_root_name(const char *data, size_t len, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = '\0';
+    if (!data || len == 0 || len > INT32_MAX || cap == 0)
+        return -1;
+    struct root_state rs = {.out = out, .cap = cap};
+    rs.parser = XML_ParserCreate("UTF-8");
+    if (!rs.parser)
+        abort();
+    XML_SetUserData(rs.parser, &rs);
+    XML_SetStartElementHandler(rs.parser, on_root);
+    (void)XML_Parse(rs.parser, data, (int)len, XML_TRUE);
+    XML_ParserFree(rs.parser);
+    return rs.seen ? 0 : -1;
+}
+
+bool s3_xml_root_is(const char *data, size_t len, const char *name)
+{
+    xml_node *root = xml_parse(data, len);
+    bool ok = root && strcmp(root->name, name) == 0;
+    xml_free(root);
+    return ok;
 }
 
 const xml_node *xml_child(const xml_node *n, const char *name)

@@ -27,6 +27,14 @@ struct xml_node {
 xml_node *xml_parse(const char *data, size_t len);
 void xml_free(xml_node *root);
 
+/* The local name of the document's root element (namespace prefix removed,
+ * attributes such as xmlns ignored) into out; 0 when the document is
+ * well-formed up to that element's start tag (the rest is not read), -1 when
+ * there is none (empty, blanks, not XML). */
+int s3_xml_root_name(const char *data, size_t len, char *out, size_t cap);
+/* True when data is a whole well-formed document whose root element is name. */
+bool s3_xml_root_is(const char *data, size_t len, const char *name);
+
 /* The first child of n named name, or NULL. */
 const xml_node *xml_child(const xml_node *n, const char *name);
 /* Text of the first child named name, or NULL when there is none. */
