@@ -32,7 +32,7 @@ UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
 .PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static rootfs test-rootfs
+        static rootfs test-rootfs test-deploy
 
 all: $(BUILD)/sauve
 
@@ -121,6 +121,10 @@ rootfs: static
 ## test-rootfs: backup and restore with the rootfs alone: chroot, read-only, uid 65532, real servers
 test-rootfs: rootfs
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/rootfs
+
+## test-deploy: render the Helm chart and the Kustomize overlays offline and validate every manifest (no cluster)
+test-deploy: deps all
+	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/deploy
 
 clean:
 	rm -rf build build-*

@@ -15,7 +15,20 @@ packages=(
     # awscli v2 as /usr/bin/aws).
     ceph-base ceph-common ceph-mon ceph-osd radosgw
     python3-boto3 awscli
+    # Deploy tests (make test-deploy): Helm's template language rebuilt from
+    # Go's text/template, sprig and sigs.k8s.io/yaml (GOPATH mode, offline);
+    # values.schema.json checked with jsonschema. kubectl (for kustomize) is
+    # not a Debian package: it comes with the machine image.
+    golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
+    python3-jsonschema python3-yaml
 )
+
+# The offline manifest validators are npm packages (tests/deploy): Debian's
+# node and npm, unless a node with its npm is already there (a nodesource
+# nodejs conflicts with Debian's npm package).
+if ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

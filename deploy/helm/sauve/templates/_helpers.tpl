@@ -1,0 +1,190 @@
+{{/*
+Names and labels, built once. Kubernetes names and label values are limited
+to 63 characters, so every name is truncated there (without a trailing dash).
+*/}}
+
+{{/* The chart's name, or nameOverride. */}}
+{{- define "sauve.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The prefix of every resource name: fullnameOverride, else RELEASE-NAME, or
+just RELEASE when the release name already contains the chart's name
+(`helm install sauve ./sauve` gives "sauve", not "sauve-sauve").
+*/}}
+{{- define "sauve.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "sauve.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A name derived from the full name with a suffix ("restore-3", "check"): the
+full name is shortened first so that the suffix always survives.
+Call with (dict "root" $ "suffix" "check").
+*/}}
+{{- define "sauve.suffixedName" -}}
+{{- $suffix := printf "-%s" .suffix -}}
+{{- $max := sub 63 (len $suffix) | int -}}
+{{- printf "%s%s" (include "sauve.fullname" .root | trunc $max | trimSuffix "-") $suffix -}}
+{{- end -}}
+
+{{/* chart label value: NAME-VERSION, "+" is not allowed in a label. */}}
+{{- define "sauve.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select this release's pods: stable across upgrades. */}}
+{{- define "sauve.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sauve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote }}
+{{- end -}}
+
+{{/*
+Every resource's labels. Call with (dict "root" $ "component" "backup"); the
+component is optional.
+*/}}
+{{- define "sauve.labels" -}}
+{{- $root := .root -}}
+helm.sh/chart: {{ include "sauve.chart" $root }}
+{{ include "sauve.selectorLabels" $root }}
+app.kubernetes.io/version: {{ include "sauve.imageTag" $root | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+app.kubernetes.io/part-of: sauve
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{- define "sauve.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "sauve.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sauve.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- end -}}
+
+{{- define "sauve.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (include "sauve.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The credentials sauve reads from files: value key -> file name under
+/run/secrets/sauve (also the key in the Secret the chart creates) and the
+variable that tells sauve where the file is. The one table of them.
+*/}}
+{{- define "sauve.credentialTable" -}}
+pgPassword: {file: pgpassword, env: PGPASSWORD_FILE}
+awsAccessKeyId: {file: aws-access-key-id, env: AWS_ACCESS_KEY_ID_FILE}
+awsSecretAccessKey: {file: aws-secret-access-key, env: AWS_SECRET_ACCESS_KEY_FILE}
+awsSessionToken: {file: aws-session-token, env: AWS_SESSION_TOKEN_FILE}
+sseCustomerKey: {file: sse-c-key, env: SAUVE_S3_SSE_C_KEY_FILE}
+notifyUrl: {file: notify-url, env: SAUVE_NOTIFY_URL_FILE}
+pushgatewayUrl: {file: pushgateway-url, env: SAUVE_PUSHGATEWAY_URL_FILE}
+healthcheckUrl: {file: healthcheck-url, env: SAUVE_HEALTHCHECK_URL_FILE}
+{{- end -}}
+
+{{/*
+The credentials in use, as YAML: value key -> key in the Secret. With
+existingSecret, those with a key in secret.keys; otherwise those with a value
+in secret.values (stored under their file name).
+*/}}
+{{- define "sauve.usedCredentials" -}}
+{{- $used := dict -}}
+{{- range $name, $c := include "sauve.credentialTable" . | fromYaml -}}
+{{- if $.Values.secret.existingSecret -}}
+{{- with index $.Values.secret.keys $name -}}
+{{- $_ := set $used $name . -}}
+{{- end -}}
+{{- else if index $.Values.secret.values $name -}}
+{{- $_ := set $used $name $c.file -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $used -}}
+{{- end -}}
+
+{{- define "sauve.secretName" -}}
+{{- default (include "sauve.fullname" .) .Values.secret.existingSecret -}}
+{{- end -}}
+
+{{/*
+The time zone of retention's calendar periods: retentionTimeZone, else the
+schedule's. Empty for UTC, sauve's default, which needs no zone database.
+*/}}
+{{- define "sauve.retentionTimeZone" -}}
+{{- $tz := default .Values.timeZone .Values.retentionTimeZone -}}
+{{- if not (has $tz (list "" "UTC" "Etc/UTC" "Etc/UCT" "UCT" "Zulu" "Etc/Zulu" "Universal" "Etc/Universal")) -}}
+{{- $tz -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+sauve's YAML configuration: config without its empty strings, empty lists and
+empty maps, so that sauve's own default applies to what is not set. Numbers,
+booleans (false included) and zero are kept: `keep.last: 0` is a rule.
+Recursive: call with a map.
+*/}}
+{{- define "sauve.compactConfig" -}}
+{{- $out := dict -}}
+{{- range $k, $v := . -}}
+{{- if kindIs "map" $v -}}
+{{- $sub := include "sauve.compactConfig" $v | fromYaml -}}
+{{- if $sub -}}
+{{- $_ := set $out $k $sub -}}
+{{- end -}}
+{{- else if or (kindIs "bool" $v) (kindIs "float64" $v) (kindIs "int" $v) (kindIs "int64" $v) -}}
+{{- $_ := set $out $k $v -}}
+{{- else if $v -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- if $out -}}
+{{- toYaml $out -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks of what the schema cannot say; `helm install` stops with the message.
+*/}}
+{{- define "sauve.validate" -}}
+{{- $s := .Values.secret -}}
+{{- if $s.existingSecret -}}
+{{- range $name, $v := $s.values -}}
+{{- if $v -}}
+{{- fail (printf "secret.values.%s is set together with secret.existingSecret %q: put the credential in that Secret and name its key in secret.keys.%s" $name $s.existingSecret $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if not (include "sauve.usedCredentials" . | fromYaml) -}}
+{{- fail (printf "secret.existingSecret %q is set but secret.keys names none of its keys (e.g. secret.keys.pgPassword: password)" $s.existingSecret) -}}
+{{- end -}}
+{{- end -}}
+{{- $used := include "sauve.usedCredentials" . | fromYaml -}}
+{{- if ne (hasKey $used "awsAccessKeyId") (hasKey $used "awsSecretAccessKey") -}}
+{{- fail "S3 static keys come in pairs: set both awsAccessKeyId and awsSecretAccessKey (in secret.values or secret.keys), or neither for IRSA / Pod Identity" -}}
+{{- end -}}
+{{- if and (hasKey $used "awsSessionToken") (not (hasKey $used "awsAccessKeyId")) -}}
+{{- fail "awsSessionToken goes with static keys: set awsAccessKeyId and awsSecretAccessKey too" -}}
+{{- end -}}
+{{- if and (hasKey $used "sseCustomerKey") (ne (default "none" .Values.config.s3.sse) "none") -}}
+{{- fail "an SSE-C key (sseCustomerKey) excludes config.s3.sse: set config.s3.sse to none" -}}
+{{- end -}}
+{{- if and (hasKey $used "sseCustomerKey") .Values.config.s3.sse_c_key_file -}}
+{{- fail "config.s3.sse_c_key_file and the sseCustomerKey credential are the same setting: use one" -}}
+{{- end -}}
+{{- end -}}

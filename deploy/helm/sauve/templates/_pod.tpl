@@ -1,0 +1,179 @@
+{{/*
+The pod every sauve run uses: the CronJob's backups, the restore Job and the
+`helm test` check differ only in their arguments and component label.
+Call with (dict "root" $ "args" (list "backup") "component" "backup"); podMetadata
+also takes "annotations", merged over podAnnotations.
+*/}}
+
+{{- define "sauve.podMetadata" -}}
+{{- $root := .root -}}
+labels:
+  {{- include "sauve.labels" (dict "root" $root "component" .component) | nindent 2 }}
+  {{- with $root.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with merge (dict) (.annotations | default dict) $root.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "sauve.podSpec" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $used := include "sauve.usedCredentials" $root | fromYaml -}}
+{{- $table := include "sauve.credentialTable" $root | fromYaml -}}
+{{- $tz := include "sauve.retentionTimeZone" $root -}}
+# A failed run is never restarted in place: the Job makes a new pod, and
+# podFailurePolicy (which requires Never) decides from the exit code.
+restartPolicy: Never
+serviceAccountName: {{ include "sauve.serviceAccountName" $root }}
+# sauve never talks to the Kubernetes API. (IRSA and Pod Identity mount
+# their own token.)
+automountServiceAccountToken: false
+# Otherwise Kubernetes injects SAUVE_SERVICE_HOST and the like for a Service
+# named sauve, which sauve warns about as unknown settings.
+enableServiceLinks: false
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $v.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: sauve
+    image: {{ include "sauve.image" $root | quote }}
+    imagePullPolicy: {{ $v.image.pullPolicy }}
+    command: ["/usr/local/bin/sauve"]
+    args:
+      {{- toYaml .args | nindent 6 }}
+    env:
+      - name: SAUVE_CONFIG
+        value: /etc/sauve/config.yaml
+      {{- with $tz }}
+      - name: TZ
+        value: {{ . | quote }}
+      {{- end }}
+      {{- range $name, $key := $used }}
+      - name: {{ (index $table $name).env }}
+        value: /run/secrets/sauve/{{ (index $table $name).file }}
+      {{- end }}
+      {{- with $v.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- with $v.resources }}
+    resources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- with $v.securityContext }}
+    securityContext:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    # sauve writes its one-line summary there; kubectl describe pod shows it.
+    terminationMessagePath: /dev/termination-log
+    terminationMessagePolicy: FallbackToLogsOnError
+    volumeMounts:
+      - name: config
+        mountPath: /etc/sauve
+        readOnly: true
+      {{- if $used }}
+      - name: credentials
+        mountPath: /run/secrets/sauve
+        readOnly: true
+      {{- end }}
+      - name: tmp
+        mountPath: /tmp
+      {{- range $v.extraVolumes }}
+      - name: {{ .name }}
+        mountPath: {{ .mountPath }}
+        {{- with .subPath }}
+        subPath: {{ . }}
+        {{- end }}
+        readOnly: true
+      {{- end }}
+volumes:
+  - name: config
+    configMap:
+      name: {{ include "sauve.fullname" $root }}
+  {{- if $used }}
+  - name: credentials
+    secret:
+      secretName: {{ include "sauve.secretName" $root }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        {{- range $name, $key := $used }}
+        - key: {{ $key | quote }}
+          path: {{ (index $table $name).file }}
+        {{- end }}
+  {{- end }}
+  # The only writable directory; the root filesystem is read-only.
+  - name: tmp
+    emptyDir: {{ if $v.tmpSizeLimit }}{sizeLimit: {{ $v.tmpSizeLimit }}}{{ else }}{}{{ end }}
+  {{- range $v.extraVolumes }}
+  - name: {{ .name }}
+    {{- if .claimName }}
+    persistentVolumeClaim:
+      claimName: {{ .claimName }}
+      readOnly: true
+    {{- else }}
+    {{- toYaml (required (printf "extraVolumes %s: set claimName or volume" .name) .volume) | nindent 4 }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+The Job spec fields shared by the CronJob's Jobs and the restore Job.
+Call with (dict "root" $ "backoffLimit" N "activeDeadlineSeconds" N "ttl" N).
+*/}}
+{{- define "sauve.jobPolicy" -}}
+{{- $pfp := .root.Values.podFailurePolicy -}}
+backoffLimit: {{ .backoffLimit }}
+{{- with .activeDeadlineSeconds }}
+activeDeadlineSeconds: {{ . }}
+{{- end }}
+{{- if not (kindIs "invalid" .ttl) }}
+ttlSecondsAfterFinished: {{ .ttl }}
+{{- end }}
+{{- if or $pfp.failJobOnExitCodes $pfp.ignoreDisruptions }}
+# sauve's exit codes (README, "Exit codes"): fail at once on what a retry
+# cannot fix; everything else (75 temporary, 1 failed, 2 partial) counts
+# against backoffLimit and is retried.
+podFailurePolicy:
+  rules:
+    {{- if $pfp.ignoreDisruptions }}
+    # Eviction, preemption, node drain: retried, not counted.
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
+    {{- end }}
+    {{- with $pfp.failJobOnExitCodes }}
+    - action: FailJob
+      onExitCodes:
+        containerName: sauve
+        operator: In
+        values:
+          {{- range . }}
+          - {{ . }}
+          {{- end }}
+    {{- end }}
+{{- end }}
+{{- end -}}
