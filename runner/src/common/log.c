@@ -173,9 +173,7 @@ void log_write(enum log_level level, const log_field *fields, size_t nfields, co
         return;
     va_list ap;
     va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     emit(level, fields, nfields, msg);
     free(msg);
@@ -185,9 +183,7 @@ void log_summary(int exit_code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     log_field f = LOG_NUM("exit_code", exit_code);
     emit(exit_code == 0 ? LOG_INFO : LOG_ERROR, &f, 1, msg);

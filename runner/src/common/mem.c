@@ -64,6 +64,14 @@ char *xasprintf(const char *fmt, ...)
     return p;
 }
 
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0)
+        abort();
+    return p;
+}
+
 void free_secret(char *s)
 {
     if (!s)

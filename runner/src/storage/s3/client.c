@@ -215,11 +215,11 @@ static bool code_is(const char *code, const char *name)
     return code && strcmp(code, name) == 0;
 }
 
-bool s3_retryable(int curl_code, long status, const char *code)
+bool s3_curl_transient(int curl_code)
 {
     switch ((CURLcode)curl_code) {
-    case CURLE_OK: break;
     case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
@@ -232,6 +232,12 @@ bool s3_retryable(int curl_code, long status, const char *code)
     case CURLE_WEIRD_SERVER_REPLY: return true;
     default: return false;
     }
+}
+
+bool s3_retryable(int curl_code, long status, const char *code)
+{
+    if (curl_code != CURLE_OK)
+        return s3_curl_transient(curl_code);
     if (code_is(code, "SlowDown") || code_is(code, "RequestTimeout") || code_is(code, "InternalError") ||
         code_is(code, "ServiceUnavailable") || code_is(code, "TooManyRequests"))
         return true;

@@ -75,6 +75,10 @@ bool s3_bucket_virtual_ok(const char *bucket, bool https);
  */
 bool s3_retryable(int curl_code, long status, const char *code);
 
+/* Transport failures worth another attempt (the network, not the settings);
+ * shared with the credential fetches. */
+bool s3_curl_transient(int curl_code);
+
 /* Delay before attempt `attempt + 1` (attempt >= 1): full jitter, a uniform
  * draw (rand01 in [0,1)) under min(20 s, 200 ms x 2^(attempt-1)). */
 long s3_backoff_ms(int attempt, double rand01);

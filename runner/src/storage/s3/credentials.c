@@ -391,25 +391,6 @@ static CURLcode perform_once(const s3_cred_provider *p, struct http_call *c, lon
     return rc;
 }
 
-/* Transport failures worth another attempt: the network, not the settings. */
-static bool transport_retryable(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: return true;
-    default: return false;
-    }
-}
-
 /*
  * Performs c, retrying connect errors and 5xx answers up to MAX_ATTEMPTS
  * times with doubling backoff, all within FETCH_DEADLINE_MS. Returns 0 when
@@ -431,7 +412,7 @@ static int http_fetch(const s3_cred_provider *p, struct http_call *c, sv_error *
         if (timeout > REQUEST_TIMEOUT_MS)
             timeout = REQUEST_TIMEOUT_MS;
         rc = perform_once(p, c, timeout, errbuf);
-        bool retry = rc == CURLE_OK ? c->status >= 500 : transport_retryable(rc);
+        bool retry = rc == CURLE_OK ? c->status >= 500 : s3_curl_transient(rc);
         if (!retry || attempt == MAX_ATTEMPTS || signals_stop_requested() ||
             elapsed_ms(&start) + backoff + 1000 > FETCH_DEADLINE_MS)
             break;
