@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -213,10 +214,36 @@ struct child_plan {
     int out;    /* becomes fd 1; 2 (sauve's stderr) when not piped */
     int err;    /* becomes fd 2 */
     int report; /* CLOEXEC pipe: receives errno when exec fails */
+    int max_fd; /* highest descriptor to close without close_range(2) */
 };
 
 /* Runs in the forked child of a possibly threaded process: only
  * async-signal-safe calls from here on. */
+/* The descriptor limit, read in the parent (sysconf is not
+ * async-signal-safe), bounded so that a huge limit cannot stall the child. */
+static int max_fd_number(void)
+{
+    long n = sysconf(_SC_OPEN_MAX);
+    return n > 0 && n < 65536 ? (int)n - 1 : 65535;
+}
+
+/*
+ * Closes fds first..last (last -1: all above first) in the child, between
+ * fork and exec, so async-signal-safe only. close_range(2) does it at once
+ * (Linux 5.9+; called as a system call, since musl has no wrapper); older
+ * kernels get a loop up to the descriptor limit read before the fork.
+ */
+static void close_fds(int first, int last, int max_fd)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)first, last < 0 ? ~0U : (unsigned)last, 0) == 0)
+        return;
+#endif
+    int end = last < 0 ? max_fd : last;
+    for (int fd = first; fd <= end; fd++)
+        close(fd);
+}
+
 static _Noreturn void child_exec(const struct child_plan *c)
 {
     struct sigaction dfl;
@@ -241,8 +268,8 @@ static _Noreturn void child_exec(const struct child_plan *c)
         /* Parent-side fds are CLOEXEC already; this also drops any fd a
          * library opened without it (a socket to the bucket, say). */
         if (c->report > 3)
-            close_range(3, (unsigned)c->report - 1, 0);
-        close_range((unsigned)c->report + 1, ~0U, 0);
+            close_fds(3, c->report - 1, c->max_fd);
+        close_fds(c->report + 1, -1, c->max_fd);
         execve(c->path, c->argv, c->envp);
         e = errno;
     }
@@ -313,6 +340,7 @@ proc *proc_start(const struct proc_options *o, sv_error *err)
         .out = o->pipe_stdout ? out[1] : STDERR_FILENO,
         .err = errp[1],
         .report = rep[1],
+        .max_fd = max_fd_number(),
     };
 
     /* Signals stay blocked until the pid is registered: the child must not

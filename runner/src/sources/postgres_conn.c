@@ -168,13 +168,15 @@ int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, 
     size_t nc = 0;
     for (size_t i = 0; i < cfg->pg_bindir.n; i++) {
         glob_t g;
-        if (glob(cfg->pg_bindir.items[i], GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) != 0)
+        if (glob(cfg->pg_bindir.items[i], GLOB_NOSORT, NULL, &g) != 0)
             continue;
         for (size_t j = 0; j < g.gl_pathc; j++) {
             char *dump = xasprintf("%s/pg_dump", g.gl_pathv[j]);
             char *version = NULL;
             sv_error ignored = {0};
-            const char *argv[] = {"pg_dump", "--version", NULL};
+            /* the full path: pg_dump finds its own installation from argv[0],
+             * and the image has no PATH to search */
+            const char *argv[] = {dump, "--version", NULL};
             if (access(dump, X_OK) == 0 && proc_capture(dump, argv, 256, &version, &ignored) == 0) {
                 c = xrealloc(c, (nc + 1) * sizeof *c);
                 c[nc++] = (struct candidate){xstrdup(g.gl_pathv[j]), version, parse_major(version)};

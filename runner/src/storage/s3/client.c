@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <strings.h>
 #include <time.h>
 
@@ -1041,9 +1042,14 @@ static void note_attempts(sv_error *err, int attempts, double elapsed)
     snprintf(err->msg + len, sizeof err->msg - len, " (after %d attempts in %.0f s)", attempts, elapsed);
 }
 
+/* Jitter only: the kernel's generator, no seeding to get wrong (and musl
+ * has no arc4random). */
 static double rand01(void)
 {
-    return (double)arc4random() / 4294967296.0;
+    uint32_t v = 0;
+    while (getrandom(&v, sizeof v, 0) < 0 && errno == EINTR)
+        ;
+    return (double)v / 4294967296.0;
 }
 
 int s3_retry_wait(s3_client *c, const struct s3_request *req, struct s3_retry *rt, sv_error *err)

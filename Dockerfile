@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+#
+# sauve's image: nothing but statically linked executables, CA certificates,
+# the time zone database and a passwd line for uid 65532 (docs/image.md).
+#
+#   docker build -t sauve:0.1.0 .
+#
+# The builder runs the same scripts as `make static rootfs` on a developer
+# machine: every library and the PostgreSQL client tools (15 from bookworm,
+# 17 from trixie) are built with musl from Debian's source packages.
+
+FROM debian:bookworm AS builder
+ENV DEBIAN_FRONTEND=noninteractive
+WORKDIR /src
+
+# The libraries and PostgreSQL tools first: this layer (several minutes)
+# stays cached while only sauve's sources change.
+COPY scripts/static/ scripts/static/
+RUN scripts/static/build.sh --deps-only
+
+COPY Makefile ./
+COPY runner/ runner/
+RUN scripts/static/build.sh && scripts/static/rootfs.sh
+
+
+FROM scratch
+
+# Set by the release: --build-arg VERSION=... SOURCE=<repository URL>
+# LICENSES=<SPDX expression of sauve's license>.
+ARG VERSION=0.1.0
+ARG SOURCE=
+ARG LICENSES=NOASSERTION
+
+LABEL org.opencontainers.image.title="sauve" \
+      org.opencontainers.image.description="Backup runner for Kubernetes: PostgreSQL to S3 with retention, verification and one-command restore; static executables only" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.version="${VERSION}"
+
+COPY --from=builder /src/build/rootfs/ /
+
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/sauve"]
+CMD ["backup"]

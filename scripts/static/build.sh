@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# Builds a fully static sauve with musl, and static PostgreSQL client tools
+# (pg_dump, pg_restore, pg_dumpall, psql) for each supported major.
+#
+# Every library comes from Debian's source packages (apt-get source, with
+# Debian's patches applied by dpkg-source) and is built as a static archive
+# into a cache, build/static/prefix; what is already built is skipped, so a
+# second run only relinks sauve. The same script runs in the Dockerfile's
+# builder stage.
+#
+#   scripts/static/build.sh              everything (what `make static` runs)
+#   scripts/static/build.sh --deps-only  the libraries and PostgreSQL tools, not
+#                                        sauve (a cacheable Docker layer)
+#
+# Environment:
+#   SAUVE_STATIC_DIR         output directory (default build/static)
+#   SAUVE_STATIC_PG_MAJORS   PostgreSQL majors of the client tools (default "15 17")
+#   SAUVE_STATIC_JOBS        parallel jobs (default: number of CPUs)
+#
+# Results:
+#   build/static/sauve                      stripped static executable
+#   build/static/musl/sauve                 the same, with debug information
+#   build/static/pg/<major>/bin/{pg_dump,pg_restore,pg_dumpall,psql}
+#
+# Apt is used with its own configuration and state under build/static/apt
+# (deb-src entries for bookworm, and trixie for PostgreSQL 17): the host's
+# sources and package lists are neither read nor changed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PREFIX=$OUT/prefix
+SRC=$OUT/src
+STAMPS=$PREFIX/.stamps
+PG_MAJORS=${SAUVE_STATIC_PG_MAJORS:-"15 17"}
+JOBS=${SAUVE_STATIC_JOBS:-$(nproc)}
+PATCHES=$ROOT/scripts/static/patches
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+MIRROR=${SAUVE_STATIC_MIRROR:-http://deb.debian.org}
+
+# The PostgreSQL major whose libpq sauve links (bookworm's), and where the
+# source package of each major comes from.
+LIBPQ_MAJOR=15
+declare -A PG_DIST=([15]=bookworm [17]=trixie)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+deps_only=false
+case "${1:-}" in
+    "") ;;
+    --deps-only) deps_only=true ;;
+    *) die "usage: $0 [--deps-only]" ;;
+esac
+
+t_start=$(date +%s)
+
+# ---- build tools --------------------------------------------------------------
+
+ensure_tools() {
+    local need=(musl-tools musl-dev linux-libc-dev dpkg-dev gcc make cmake perl pkg-config
+                patch bison flex xz-utils bzip2 file binutils ca-certificates tzdata debian-archive-keyring)
+    local missing=() p status
+    for p in "${need[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [ "$status" = installed ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
+    log "installing build tools: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ---- sources: apt-get source with a private configuration --------------------
+
+# apt_private DIST ARGS...: apt-get with sources and state under $OUT/apt/DIST.
+apt_private() {
+    local dist=$1; shift
+    local d=$OUT/apt/$dist
+    apt-get -q \
+        -o Dir::Etc::SourceList="$d/sources.list" \
+        -o Dir::Etc::SourceParts=/nonexistent \
+        -o Dir::State="$d/state" \
+        -o Dir::State::status="$d/state/status" \
+        -o Dir::Cache="$d/cache" \
+        -o Debug::NoLocking=1 \
+        -o APT::Sandbox::User=root \
+        "$@"
+}
+
+apt_setup() {
+    local dist=$1 d=$OUT/apt/$1
+    [ -f "$d/state/lists/.updated" ] && return 0
+    mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial"
+    : >"$d/state/status"
+    {
+        echo "deb-src [signed-by=$KEYRING] $MIRROR/debian $dist main"
+        if [ "$dist" = bookworm ]; then
+            echo "deb-src [signed-by=$KEYRING] $MIRROR/debian bookworm-updates main"
+            echo "deb-src [signed-by=$KEYRING] $MIRROR/debian-security bookworm-security main"
+        fi
+    } >"$d/sources.list"
+    log "apt-get update (deb-src $dist, private state in $d)"
+    apt_private "$dist" update >/dev/null
+    touch "$d/state/lists/.updated"
+}
+
+# fetch PKG DIST: the source package, unpacked with Debian's patches, into
+# $SRC/PKG/tree (reused when present). Prints the tree's path.
+fetch() {
+    local pkg=$1 dist=$2 dir=$SRC/$1
+    if [ ! -f "$dir/tree/.unpacked" ]; then
+        apt_setup "$dist"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        log "apt-get source $pkg ($dist)"
+        # The newest version in the release (security updates included);
+        # when a mirror does not serve the security pool, the release's own.
+        if ! (cd "$dir" && apt_private "$dist" source --download-only "$pkg" >"$dir/fetch.log" 2>&1); then
+            log "$pkg: newest version not downloadable (see $dir/fetch.log); trying $dist itself"
+            rm -f "$dir"/*.dsc
+            (cd "$dir" && apt_private "$dist" source --download-only "$pkg/$dist" >>"$dir/fetch.log" 2>&1) ||
+                { cat "$dir/fetch.log" >&2; die "cannot download the source of $pkg"; }
+        fi
+        local dsc
+        dsc=$(ls "$dir"/*.dsc | head -1)
+        (cd "$dir" && dpkg-source -x "$dsc" tree >>"$dir/fetch.log" 2>&1) ||
+            { cat "$dir/fetch.log" >&2; die "dpkg-source -x $dsc failed"; }
+        basename "$dsc" .dsc | sed 's/^[^_]*_//' >"$dir/tree/.version"
+        touch "$dir/tree/.unpacked"
+    fi
+    echo "$dir/tree"
+}
+
+done_already() { [ -f "$STAMPS/$1" ]; }
+mark_done() { mkdir -p "$STAMPS"; cat "$2/.version" >"$STAMPS/$1"; log "$1 $(cat "$STAMPS/$1") built"; }
+
+# ---- toolchain ----------------------------------------------------------------
+
+setup_toolchain() {
+    local arch multiarch
+    arch=$(uname -m)
+    multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+    case "$arch" in
+        x86_64) OPENSSL_TARGET=linux-x86_64 ;;
+        aarch64) OPENSSL_TARGET=linux-aarch64 ;;
+        *) OPENSSL_TARGET=linux-generic64 ;;
+    esac
+    # musl ships no kernel headers: expose Debian's (linux-libc-dev) after
+    # musl's own, and only those three directories.
+    local kh=$OUT/kheaders
+    mkdir -p "$kh"
+    ln -sfn /usr/include/linux "$kh/linux"
+    ln -sfn /usr/include/asm-generic "$kh/asm-generic"
+    ln -sfn "/usr/include/$multiarch/asm" "$kh/asm"
+    mkdir -p "$OUT/bin"
+    cat >"$OUT/bin/musl-cc" <<EOF
+#!/bin/sh
+exec musl-gcc -idirafter $kh "\$@"
+EOF
+    chmod 755 "$OUT/bin/musl-cc"
+    CC=$OUT/bin/musl-cc
+    export CC AR=ar RANLIB=ranlib
+    export CFLAGS="-O2 -fno-semantic-interposition"
+    export PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig
+    unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR CPPFLAGS LDFLAGS LIBS
+    mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include"
+}
+
+# ---- libraries ----------------------------------------------------------------
+
+build_zlib() {
+    done_already zlib && return 0
+    local t; t=$(fetch zlib bookworm)
+    (cd "$t" && ./configure --static --prefix="$PREFIX" && make -j"$JOBS" libz.a && make install) >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "zlib failed"; }
+    mark_done zlib "$t"
+}
+
+build_zstd() {
+    done_already zstd && return 0
+    local t; t=$(fetch libzstd bookworm)
+    # libzstd.a is single-threaded by default; sauve compresses with workers.
+    (cd "$t/lib" && make -j"$JOBS" libzstd.a-mt CC="$CC") >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "zstd failed"; }
+    install -m 644 "$t/lib/libzstd.a" "$PREFIX/lib/"
+    install -m 644 "$t/lib/zstd.h" "$t/lib/zstd_errors.h" "$t/lib/zdict.h" "$PREFIX/include/"
+    local v; v=$(sed -E 's/[+-].*//' "$t/.version")
+    write_pc libzstd "$v" "zstd library" "-lzstd" "-pthread" ""
+    mark_done zstd "$t"
+}
+
+# write_pc NAME VERSION DESCRIPTION LIBS LIBS_PRIVATE REQUIRES_PRIVATE
+write_pc() {
+    cat >"$PREFIX/lib/pkgconfig/$1.pc" <<EOF
+prefix=$PREFIX
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: $1
+Description: $3
+Version: $2
+Requires.private: $6
+Libs: -L\${libdir} $4
+Libs.private: $5
+Cflags: -I\${includedir}
+EOF
+}
+
+build_yaml() {
+    done_already yaml && return 0
+    local t; t=$(fetch libyaml bookworm)
+    # Debian's libyaml source has no configure: compile the library directly.
+    local v; v=$(sed -E 's/-.*//' "$t/.version")
+    local maj min pat
+    IFS=. read -r maj min pat <<<"$v"
+    rm -rf "$t/_obj" && mkdir -p "$t/_obj"
+    local f
+    for f in "$t"/src/*.c; do
+        $CC $CFLAGS -I"$t/include" -I"$t/src" -DYAML_VERSION_MAJOR="$maj" -DYAML_VERSION_MINOR="$min" \
+            -DYAML_VERSION_PATCH="$pat" -DYAML_VERSION_STRING="\"$v\"" -c "$f" -o "$t/_obj/$(basename "$f" .c).o"
+    done
+    rm -f "$PREFIX/lib/libyaml.a"
+    ar rcs "$PREFIX/lib/libyaml.a" "$t"/_obj/*.o
+    install -m 644 "$t/include/yaml.h" "$PREFIX/include/"
+    write_pc yaml-0.1 "$v" "Library to parse and emit YAML" "-lyaml" "" ""
+    mark_done yaml "$t"
+}
+
+cmake_static() { # SRC_DIR BUILD_DIR ARGS...
+    local s=$1 b=$2; shift 2
+    cmake -S "$s" -B "$b" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DBUILD_SHARED_LIBS=OFF "$@" &&
+        cmake --build "$b" -j"$JOBS" && cmake --install "$b"
+}
+
+build_jansson() {
+    done_already jansson && return 0
+    local t; t=$(fetch jansson bookworm)
+    cmake_static "$t" "$t/_build" -DJANSSON_BUILD_SHARED_LIBS=OFF -DJANSSON_BUILD_DOCS=OFF \
+        -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "jansson failed"; }
+    mark_done jansson "$t"
+}
+
+build_expat() {
+    done_already expat && return 0
+    local t; t=$(fetch expat bookworm)
+    # Debian's security backports test "#if XML_DTD == 1", as the autotools
+    # configuration defines it; CMake's template defines it empty.
+    sed -i -E 's/^#cmakedefine (XML_DTD|XML_NS)$/#cmakedefine \1 1/' "$t/expat/expat_config.h.cmake"
+    cmake_static "$t/expat" "$t/_build" -DEXPAT_SHARED_LIBS=OFF -DEXPAT_BUILD_TOOLS=OFF \
+        -DEXPAT_BUILD_EXAMPLES=OFF -DEXPAT_BUILD_TESTS=OFF -DEXPAT_BUILD_DOCS=OFF \
+        -DEXPAT_BUILD_FUZZERS=OFF -DEXPAT_BUILD_PKGCONFIG=ON >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "expat failed"; }
+    mark_done expat "$t"
+}
+
+build_openssl() {
+    done_already openssl && return 0
+    local t; t=$(fetch openssl bookworm)
+    # The CA bundle path sauve's image has is /etc/ssl/certs/ca-certificates.crt
+    # (given to libcurl); openssldir only sets where openssl.cnf would be.
+    (cd "$t" && ./Configure "$OPENSSL_TARGET" no-shared no-tests no-afalgeng no-module \
+        --prefix="$PREFIX" --libdir=lib --openssldir=/etc/ssl CC="$CC" &&
+        make -j"$JOBS" build_libs && make install_dev) >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "openssl failed"; }
+    mark_done openssl "$t"
+}
+
+build_curl() {
+    done_already curl && return 0
+    local t; t=$(fetch curl bookworm)
+    # HTTP(S) only (S3, webhooks, Pushgateway), OpenSSL, no other optional library.
+    (cd "$t" && ./configure --prefix="$PREFIX" --disable-shared --enable-static \
+        --with-openssl="$PREFIX" --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path \
+        --enable-threaded-resolver --disable-ldap --disable-ldaps --disable-dict --disable-gopher \
+        --disable-imap --disable-pop3 --disable-smtp --disable-mqtt --disable-rtsp --disable-smb \
+        --disable-telnet --disable-tftp --disable-ftp --disable-file --disable-manual \
+        --without-libpsl --without-nghttp2 --without-nghttp3 --without-ngtcp2 --without-libidn2 \
+        --without-brotli --without-zstd --without-zlib --without-librtmp --without-libssh2 \
+        --without-libgsasl --without-gssapi &&
+        make -j"$JOBS" -C lib && make -C lib install && make -C include install &&
+        make install-pkgconfigDATA) >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "curl failed"; }
+    mark_done curl "$t"
+}
+
+# ---- PostgreSQL: libpq for sauve, and the client tools ----------------------
+
+pg_configure() { # MAJOR -> prints the configured tree
+    local major=$1 t
+    t=$(fetch "postgresql-$major" "${PG_DIST[$major]}")
+    if [ ! -f "$t/.configured" ]; then
+        (cd "$t" && patch -p1 --forward <"$PATCHES/pg$major-find-other-exec-no-shell.patch" &&
+            ./configure --prefix="/usr/lib/postgresql/$major" --sysconfdir=/etc/postgresql-common \
+                --without-readline --without-icu --without-gssapi --without-ldap --without-pam \
+                --without-libxml --without-libxslt --without-lz4 --without-zstd --without-systemd \
+                --without-selinux --without-llvm --without-perl --without-python --without-tcl \
+                --disable-nls --disable-rpath --with-zlib --with-ssl=openssl \
+                CC="$CC" CFLAGS="$CFLAGS" CPPFLAGS="-I$PREFIX/include" LDFLAGS="-static -L$PREFIX/lib" \
+                LIBS="-pthread") >"$t/../build.log" 2>&1 ||
+            { tail -40 "$t/../build.log" >&2; die "postgresql-$major: configure failed"; }
+        touch "$t/.configured"
+    fi
+    echo "$t"
+}
+
+pg_make_libs() { # TREE
+    local t=$1
+    # The shared libpq cannot be linked against a static OpenSSL (its
+    # exit() check fails): build the static archive only.
+    (make -C "$t/src/port" -j"$JOBS" all && make -C "$t/src/common" -j"$JOBS" all &&
+        make -C "$t/src/interfaces/libpq" -j"$JOBS" all-static-lib &&
+        make -C "$t/src/fe_utils" -j"$JOBS" all) >>"$t/../build.log" 2>&1 ||
+        { tail -40 "$t/../build.log" >&2; die "$(basename "$(dirname "$t")"): libraries failed"; }
+}
+
+build_libpq() {
+    done_already libpq && return 0
+    local t; t=$(pg_configure "$LIBPQ_MAJOR")
+    pg_make_libs "$t"
+    install -m 644 "$t/src/interfaces/libpq/libpq.a" "$PREFIX/lib/"
+    # libpq's own helpers (as libpq.so links them; Debian's patch would
+    # install them under /usr/lib/postgresql): copied by hand.
+    install -m 644 "$t/src/common/libpgcommon_shlib.a" "$t/src/port/libpgport_shlib.a" "$PREFIX/lib/"
+    install -m 644 "$t/src/interfaces/libpq/libpq-fe.h" "$t/src/interfaces/libpq/libpq-events.h" \
+        "$t/src/include/postgres_ext.h" "$t/src/include/pg_config_ext.h" "$PREFIX/include/"
+    local v; v=$(sed -E 's/-.*//' "$t/.version")
+    write_pc libpq "$v" "PostgreSQL client library" "-lpq -lpgcommon_shlib -lpgport_shlib" "" "libssl libcrypto"
+    mark_done libpq "$t"
+}
+
+build_pg_tools() { # MAJOR
+    local major=$1 dest=$OUT/pg/$1/bin
+    [ -f "$dest/.version" ] && return 0
+    local t; t=$(pg_configure "$major")
+    pg_make_libs "$t"
+    # The programs link libpq.a, so after it come the helpers libpq.so would
+    # carry (the *_shlib archives: libpq calls pg_encoding_to_char, which
+    # libpgcommon.a names *_private), then the programs' own pgcommon and
+    # pgport. The submake-* prerequisites would build the shared libpq:
+    # their work is done above.
+    local d
+    for d in pg_dump psql; do
+        make -C "$t/src/bin/$d" -j"$JOBS" -o submake-libpq -o submake-libpgport -o submake-libpgfeutils \
+            LIBS="-L$t/src/common -L$t/src/port -lpgcommon_shlib -lpgport_shlib -lpgcommon -lpgport -lssl -lcrypto -lz -lm -pthread" all \
+            >>"$t/../build.log" 2>&1 || { tail -40 "$t/../build.log" >&2; die "postgresql-$major: $d failed"; }
+    done
+    rm -rf "$dest" && mkdir -p "$dest"
+    local p
+    for p in pg_dump pg_restore pg_dumpall; do install -m 755 -s "$t/src/bin/pg_dump/$p" "$dest/"; done
+    install -m 755 -s "$t/src/bin/psql/psql" "$dest/"
+    cp "$t/.version" "$dest/.version"
+    log "PostgreSQL $major client tools $(cat "$dest/.version") built"
+}
+
+# ---- sauve ----------------------------------------------------------------------
+
+build_sauve() {
+    log "linking sauve"
+    # The Makefile's own rules and flags (-Wall -Wextra -Werror ...) and source
+    # list; only the compiler, the libraries (static, from the prefix) and the
+    # output directory differ ($(PKGS) is expanded by the Makefile).
+    # -isystem makes the libraries' headers system headers, as Debian's are
+    # in the glibc build (curl's type-checking macros would warn otherwise).
+    make -C "$ROOT" --no-print-directory -j"$JOBS" BUILD="$OUT/musl" CC="$CC" LDFLAGS=-static \
+        EXTRA_CFLAGS="-isystem $PREFIX/include" \
+        PG_INCLUDEDIR= 'LDLIBS=$(shell pkg-config --static --libs $(PKGS)) -lpthread' "$OUT/musl/sauve"
+    strip -o "$OUT/sauve.tmp" "$OUT/musl/sauve"
+    mv "$OUT/sauve.tmp" "$OUT/sauve"
+}
+
+check_static() {
+    local f
+    for f in "$@"; do
+        file -L "$f" | grep -q 'statically linked' || die "$f is not statically linked: $(file -L "$f")"
+        if readelf -lW "$f" | grep -q INTERP; then die "$f has an INTERP segment"; fi
+    done
+}
+
+ensure_tools
+setup_toolchain
+build_zlib
+build_zstd
+build_yaml
+build_jansson
+build_expat
+build_openssl
+build_curl
+build_libpq
+for m in $PG_MAJORS; do
+    [ -n "${PG_DIST[$m]:-}" ] || die "no source for PostgreSQL $m (known: ${!PG_DIST[*]})"
+    build_pg_tools "$m"
+done
+if $deps_only; then
+    log "libraries and PostgreSQL tools done in $(($(date +%s) - t_start)) s"
+    exit 0
+fi
+build_sauve
+
+bins=("$OUT/sauve")
+for m in $PG_MAJORS; do bins+=("$OUT"/pg/"$m"/bin/*); done
+check_static "${bins[@]}"
+log "static and without INTERP: ${bins[*]#$OUT/}"
+ls -l "${bins[@]}" | awk '{printf "   %9d  %s\n", $5, $NF}' >&2
+log "done in $(($(date +%s) - t_start)) s"

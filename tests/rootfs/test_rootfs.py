@@ -1,0 +1,140 @@
+"""The image's filesystem (build/rootfs, what `make rootfs` assembles and the
+Dockerfile copies into a scratch image) is self-sufficient: run as Kubernetes
+runs the container (chroot into a read-only root, uid 65532, no host
+libraries, no shell, only the environment the pod sets), sauve backs up a
+real PostgreSQL to the RADOS Gateway and to a mounted volume, and restores."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from container import ROOTFS, UID, GID, Container
+from pgdata import assert_same_state, db_state
+from sauvecli import committed_sets
+
+PG_TOOLS = ("pg_dump", "pg_restore", "pg_dumpall", "psql")
+
+
+def rootfs_files():
+    out = []
+    for dirpath, dirs, files in os.walk(ROOTFS):
+        for n in dirs + files:
+            out.append(os.path.relpath(os.path.join(dirpath, n), ROOTFS))
+    return sorted(out)
+
+
+def majors():
+    return sorted(os.listdir(os.path.join(ROOTFS, "usr/lib/postgresql")), key=int)
+
+
+def test_rootfs_holds_exactly_the_image_contents():
+    expected = {"etc", "etc/group", "etc/passwd", "etc/ssl", "etc/ssl/certs",
+                "etc/ssl/certs/ca-certificates.crt", "tmp", "usr", "usr/local",
+                "usr/local/bin", "usr/local/bin/sauve", "usr/lib", "usr/lib/postgresql",
+                "usr/share", "usr/share/zoneinfo"}
+    for m in majors():
+        expected |= {f"usr/lib/postgresql/{m}", f"usr/lib/postgresql/{m}/bin"}
+        expected |= {f"usr/lib/postgresql/{m}/bin/{t}" for t in PG_TOOLS}
+    got = {f for f in rootfs_files() if not f.startswith("usr/share/zoneinfo/")}
+    assert got == expected
+    assert "15" in majors()
+    for f in ("bin/sh", "usr/bin/env", "lib", "usr/lib/x86_64-linux-gnu"):
+        assert not os.path.lexists(os.path.join(ROOTFS, f)), f
+    for m in majors():
+        for t in PG_TOOLS:
+            with open(os.path.join(ROOTFS, f"usr/lib/postgresql/{m}/bin/{t}"), "rb") as f:
+                assert f.read(4) == b"\x7fELF"
+    passwd = open(os.path.join(ROOTFS, "etc/passwd")).read().splitlines()
+    assert f"sauve:x:{UID}:{GID}:sauve:/nonexistent:/sbin/nologin" in passwd
+    assert f"sauve:x:{GID}:" in open(os.path.join(ROOTFS, "etc/group")).read().splitlines()
+    assert os.path.isfile(os.path.join(ROOTFS, "usr/share/zoneinfo/Europe/Paris"))
+    assert stat.S_IMODE(os.stat(os.path.join(ROOTFS, "tmp")).st_mode) == 0o1777
+
+
+def test_every_tool_runs_alone_in_the_container(workdir):
+    c = Container(workdir, {})
+    code, out, err, _ = c.exec(["/usr/local/bin/sauve", "version"])
+    assert code == 0 and out.startswith("sauve "), (code, out, err)
+    for m in majors():
+        for t in PG_TOOLS:
+            code, out, err, _ = c.exec([f"/usr/lib/postgresql/{m}/bin/{t}", "--version"])
+            assert code == 0, (m, t, code, out, err)
+            assert out.startswith(f"{t} (PostgreSQL) {m}."), (m, t, out)
+
+
+def test_there_is_no_shell_in_the_container(workdir):
+    code, out, err, _ = Container(workdir, {}).exec(["/bin/sh", "-c", "true"])
+    assert code != 0
+    assert "No such file" in err, err
+
+
+@pytest.fixture
+def source_db(pg, dbs, small_template):
+    return dbs.clone(small_template, "rootfs")
+
+
+def pod_env(pg, db):
+    # As the chart sets it: libpq's variables, the database, a time zone by
+    # name; no SAUVE_PG_BINDIR (the default finds /usr/lib/postgresql/*/bin).
+    return {**pg.tcp_env(), "SAUVE_PG_DATABASES": db, "TZ": "Europe/Paris"}
+
+
+def check_backup(r, pg):
+    assert r.code == 0, r.describe()
+    # the default SAUVE_PG_BINDIR finds the image's tools of the server's major
+    major = pg.server_version.split(".")[0]
+    assert r.any_line(f"pg_dump from /usr/lib/postgresql/{major}/bin"), r.describe()
+    # the zone database is in the image: TZ=Europe/Paris is understood
+    assert r.any_line("names no time zone") is None, r.describe()
+    # pg_dumpall ran (globals): it checks pg_dump's version without a shell
+    assert r.any_line("error") is None, r.describe()
+
+
+def check_restore(pg, dbs, container, source, r_env=None):
+    new = dbs.expect(dbs.name("restored"))
+    r = container.sauve("restore", f"postgres:{source}", "--into", new, "--yes", env=r_env)
+    assert r.code == 0, r.describe()
+    assert_same_state(db_state(pg, source), db_state(pg, new), f"restore into {new}")
+
+
+def test_backup_to_s3_and_restore(pg, dbs, source_db, bucket, workdir):
+    c = Container(workdir, {**pod_env(pg, source_db), **bucket.env})
+    r = c.sauve("backup")
+    check_backup(r, pg)
+    keys = bucket.keys()
+    manifests = [k for k in keys if k.endswith("/manifest.json")]
+    assert len(manifests) == 1, keys
+    manifest = json.loads(bucket.get(manifests[0]))
+    kinds = {a.get("key", "").split("/")[-1] for a in manifest["artifacts"]}
+    assert f"{source_db}.dump.zst" in kinds and "globals.sql.zst" in kinds, manifest
+    assert all(not a.get("error") for a in manifest["artifacts"]), manifest
+    check_restore(pg, dbs, c, source_db)
+
+
+def test_backup_to_a_mounted_volume_and_restore(pg, dbs, source_db, workdir):
+    vol = os.path.join(workdir, "volume")
+    os.mkdir(vol)
+    os.chown(vol, UID, GID)
+    c = Container(workdir, {**pod_env(pg, source_db), "SAUVE_STORAGE": "file:///backups"},
+                  volumes={"/backups": vol})
+    r = c.sauve("backup")
+    check_backup(r, pg)
+    sets = committed_sets(vol)
+    assert len(sets) == 1, os.listdir(vol)
+    # written by uid/gid 65532, nobody else
+    for dirpath, dirs, files in os.walk(vol):
+        for n in dirs + files:
+            st = os.lstat(os.path.join(dirpath, n))
+            assert (st.st_uid, st.st_gid) == (UID, GID), os.path.join(dirpath, n)
+    check_restore(pg, dbs, c, source_db)
+
+
+def test_the_root_filesystem_is_read_only(pg, source_db, workdir):
+    # /tmp exists in the image but, without a volume, is as read-only as
+    # the rest: local storage there fails before anything is written.
+    c = Container(workdir, {**pod_env(pg, source_db), "SAUVE_STORAGE": "file:///tmp/backups"})
+    r = c.sauve("backup")
+    assert r.code != 0, r.describe()
+    assert os.listdir(os.path.join(ROOTFS, "tmp")) == []
