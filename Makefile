@@ -70,12 +70,13 @@ unit-one: $(BUILD)/tests/$(T)
 integration: $(BUILD)/sauve
 	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-## test: install what is missing, build, run every test, then again under the sanitizers (what CI runs)
+## test: install what is missing, build, run every test, again under the sanitizers, then the static image (what CI runs)
 test: deps
 	$(MAKE) format-check
 	$(MAKE) all unit
 	$(MAKE) integration
 	$(MAKE) sanitized
+	$(MAKE) test-rootfs
 
 ## check-asan: every test under AddressSanitizer, LeakSanitizer and UBSan
 check-asan: deps
