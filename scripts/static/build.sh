@@ -314,7 +314,10 @@ pg_make_libs() { # TREE
     local t=$1
     # The shared libpq cannot be linked against a static OpenSSL (its
     # exit() check fails): build the static archive only.
-    (make -C "$t/src/port" -j"$JOBS" all && make -C "$t/src/common" -j"$JOBS" all &&
+    # The generated headers (utils/errcodes.h, ...) first: src/port asks for
+    # them only as a parallel prerequisite, and a -j build can race past it.
+    (make -C "$t/src/backend" generated-headers &&
+        make -C "$t/src/port" -j"$JOBS" all && make -C "$t/src/common" -j"$JOBS" all &&
         make -C "$t/src/interfaces/libpq" -j"$JOBS" all-static-lib &&
         make -C "$t/src/fe_utils" -j"$JOBS" all) >>"$t/../build.log" 2>&1 ||
         { tail -40 "$t/../build.log" >&2; die "$(basename "$(dirname "$t")"): libraries failed"; }

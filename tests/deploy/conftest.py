@@ -1,10 +1,13 @@
 """Shared fixtures of the deploy tests: the chart renderer, the offline
 validator, sauve's list of settings, and rendering helpers.
 
-No cluster and no helm binary exist on these machines: the chart is rendered
-by render/main.go (Go text/template + sprig + Helm's own functions, built
-here from Debian's Go in GOPATH mode), the overlays by `kubectl kustomize`,
-and every document is validated by validate.js (npm kubernetes-models).
+No cluster exists on these machines: the chart is rendered by render/main.go
+(Go text/template + sprig + Helm's own functions, built here from Debian's Go
+in GOPATH mode), the overlays by `kubectl kustomize`, and every document is
+validated by validate.js (npm kubernetes-models). kubectl and helm are the
+first on PATH: `make test-deploy` installs them (scripts/install-k8s-tools.sh)
+into build/tools/bin and puts that directory first; test_helm_cli.py checks
+the chart with the real helm and compares its output with render/main.go's.
 """
 
 import json
@@ -106,8 +109,16 @@ def helm(renderer):
     return render
 
 
+def k8s_tool(name):
+    """The kubectl or helm first on PATH (build/tools/bin under make test-deploy)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"no {name} on PATH: run make k8s-tools and put build/tools/bin on PATH (make test-deploy does)")
+    return path
+
+
 def kustomize(path):
-    r = _run(["kubectl", "kustomize", path])
+    r = _run([k8s_tool("kubectl"), "kustomize", path])
     if r.returncode != 0:
         raise RenderError(r.stderr.strip())
     return load_docs(r.stdout), r.stdout

@@ -1,6 +1,6 @@
 """The rootfs tests reuse the integration suite's servers and fixtures
 (tests/integration/conftest.py): PostgreSQL, the RADOS Gateway, buckets,
-per-test databases."""
+per-test databases; and the deploy suite's chart renderer."""
 
 import importlib.util
 import os
@@ -25,6 +25,15 @@ dbs = _it.dbs
 roles_guard = _it.roles_guard
 s3 = _it.s3
 bucket = _it.bucket
+
+# The deploy suite's chart renderer (tests/deploy/conftest.py; it puts
+# tests/deploy, with podrun.py, on sys.path), for the rendered Jobs.
+_dspec = importlib.util.spec_from_file_location(
+    "sauve_deploy_conftest", os.path.join(HERE, "..", "deploy", "conftest.py"))
+_deploy = importlib.util.module_from_spec(_dspec)
+_dspec.loader.exec_module(_deploy)
+renderer = _deploy.renderer
+helm = _deploy.helm
 
 from container import ROOTFS, make_workdir  # noqa: E402
 

@@ -51,24 +51,9 @@ class Container:
         open(term, "w").close()
         os.chown(term, UID, GID)
         full_env = {**CONTAINER_ENV, **self.env, **(env or {})}
-        spec = os.path.join(run_dir, "spec.json")
-        with open(spec, "w") as f:
-            json.dump({"rootfs": ROOTFS, "mnt": mnt, "rw": self.volumes,
-                       "termination": term, "argv": list(argv),
-                       "env": full_env, "uid": UID, "gid": GID}, f)
-        os.chmod(spec, 0o600)
-        cmd = ["/usr/bin/unshare", "--mount", "--pid", "--fork", "--kill-child",
-               "--propagation", "private", "--", sys.executable, JAIL, spec]
-        try:
-            p = subprocess.run(cmd, env={"PATH": "/usr/bin:/bin"},
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=timeout)
-        finally:
-            # The mounts lived in the namespace, gone with it; mnt is an
-            # empty directory again (rmdir fails loudly if it is not).
-            os.rmdir(mnt)
-        with open(term, encoding="utf-8", errors="replace") as f:
-            termination = f.read() or None
+        p, termination = run_jail(run_dir, {
+            "rootfs": ROOTFS, "mnt": mnt, "rw": self.volumes, "termination": term,
+            "argv": list(argv), "env": full_env, "uid": UID, "gid": GID}, timeout)
         shutil.rmtree(run_dir, ignore_errors=True)
         return (p.returncode, p.stdout.decode("utf-8", "replace"),
                 p.stderr.decode("utf-8", "replace"), termination)
@@ -81,6 +66,91 @@ class Container:
         if check_log:
             r.check_log_contract(json_stdout="--json" in args)
         return r
+
+
+def run_jail(run_dir, jail_spec, timeout):
+    """Runs jail.py with jail_spec (see jail.py) in new mount and PID
+    namespaces. Returns (CompletedProcess, termination log text or None)."""
+    spec = os.path.join(run_dir, "spec.json")
+    with open(spec, "w") as f:
+        json.dump(jail_spec, f)
+    os.chmod(spec, 0o600)
+    cmd = ["/usr/bin/unshare", "--mount", "--pid", "--fork", "--kill-child",
+           "--propagation", "private", "--", sys.executable, JAIL, spec]
+    try:
+        p = subprocess.run(cmd, env={"PATH": "/usr/bin:/bin"},
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    finally:
+        # The mounts lived in the namespace, gone with it; mnt is an
+        # empty directory again (rmdir fails loudly if it is not).
+        os.rmdir(jail_spec["mnt"])
+    with open(jail_spec["termination"], encoding="utf-8", errors="replace") as f:
+        termination = f.read() or None
+    return p, termination
+
+
+# What the kubelet adds to every container's environment whatever the pod
+# says (enableServiceLinks: false drops only the other Services' variables).
+KUBELET_ENV = {
+    "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    "KUBERNETES_SERVICE_PORT": "443",
+    "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+    "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+    "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+    "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+    "KUBERNETES_PORT_443_TCP_PORT": "443",
+    "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+}
+
+
+def run_pod(spec, workdir, timeout=600):
+    """Runs the container a podrun.RunSpec describes (from a rendered
+    manifest) with the rootfs as its image, as the kubelet would: its argv
+    and environment, its ConfigMap and Secret files (owner root, group
+    fsGroup, their modes) mounted read-only at their mountPaths, a fresh
+    emptyDir for each emptyDir mount, its user, group and fsGroup, its
+    read-only root and its termination log. Returns a sauvecli.Result."""
+    from podrun import materialize
+
+    if spec.run_as_non_root and not spec.user:
+        raise ValueError("runAsNonRoot without a non-zero runAsUser: the kubelet refuses to start it")
+    for m in spec.mounts:
+        if m.sub_path or m.kind not in ("configMap", "secret", "emptyDir"):
+            raise ValueError(f"mount {m.path}: {m.kind} {m.sub_path} is not modelled here")
+    run_dir = tempfile.mkdtemp(prefix="pod-", dir=workdir)
+    os.chmod(run_dir, 0o755)
+    mnt = os.path.join(run_dir, "root")
+    os.mkdir(mnt)
+    fs_group = spec.fs_group if spec.fs_group is not None else spec.group
+    dirs = materialize(spec, os.path.join(run_dir, "volumes"), uid=0, gid=fs_group)
+    ro, rw = {}, {}
+    for m in spec.mounts:
+        if m.kind == "emptyDir":
+            # The kubelet's emptyDir: 0777, and with an fsGroup owned by
+            # it and setgid.
+            os.chown(dirs[m.path], 0, fs_group)
+            os.chmod(dirs[m.path], 0o2777 if spec.fs_group is not None else 0o777)
+            (ro if m.read_only else rw)[m.path] = dirs[m.path]
+        else:
+            ro[m.path] = dirs[m.path]
+    term = os.path.join(run_dir, "termination-log")
+    open(term, "w").close()
+    os.chown(term, spec.user, fs_group)
+    # Kubernetes adds the fsGroup to the container's supplementary groups.
+    groups = [spec.fs_group] if spec.fs_group is not None else []
+    env = {**CONTAINER_ENV, **KUBELET_ENV, **spec.environ}
+    p, termination = run_jail(run_dir, {
+        "rootfs": ROOTFS, "mnt": mnt, "rw": rw, "ro": ro,
+        "termination": term, "termination_path": spec.termination_message_path,
+        "argv": spec.argv, "env": env, "uid": spec.user,
+        "gid": spec.group if spec.group is not None else 0, "groups": groups,
+        "read_only_root": spec.read_only_root}, timeout)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    r = Result(spec.argv[1:], p.returncode, p.stdout.decode("utf-8", "replace"),
+               p.stderr.decode("utf-8", "replace"), termination)
+    trace(r)
+    return r
 
 
 def make_workdir():

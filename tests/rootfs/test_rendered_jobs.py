@@ -1,0 +1,143 @@
+"""The chart's Jobs, run as Kubernetes would run them: the chart is rendered
+(tests/deploy's renderer) with values pointing at the loopback PostgreSQL and
+RADOS Gateway; the container of each rendered pod (its command, args,
+environment, ConfigMap and Secret files, user, fsGroup, read-only root,
+termination log: podrun.run_spec) runs the image's rootfs
+(container.run_pod). Nothing of the run is taken from anywhere but the
+rendered manifest."""
+
+import json
+
+import pytest
+import yaml
+
+from container import run_pod
+from pgdata import assert_same_state, db_state
+from podrun import index_objects, run_spec
+
+
+def one(docs, kind):
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, [(d["kind"], d["metadata"]["name"]) for d in docs]
+    return found[0]
+
+
+def chart_values(pg, bucket, db, **overrides):
+    """Values a user would write for these servers: settings in config,
+    credentials in secret.values."""
+    server = bucket.server
+    values = {
+        "timeZone": "Europe/Paris",
+        "config": {
+            "storage": bucket.url,
+            "pg": {"host": pg.host, "port": pg.port, "user": pg.superuser,
+                   "databases": [db]},
+            "s3": {"endpoint": server.endpoint, "region": server.region,
+                   "path_style": True},
+        },
+        "secret": {"values": {
+            "pgPassword": pg.superuser_password,
+            "awsAccessKeyId": server.access_key,
+            "awsSecretAccessKey": server.secret_key,
+        }},
+    }
+    for path, value in overrides.items():
+        node = values
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return values
+
+
+@pytest.fixture
+def render(helm, tmp_path):
+    def render(values):
+        f = tmp_path / f"values-{len(list(tmp_path.iterdir()))}.yaml"
+        f.write_text(yaml.safe_dump(values))
+        docs, _ = helm(str(f), name="app-backup", namespace="backups")
+        return docs, index_objects(docs)
+
+    return render
+
+
+@pytest.fixture
+def source_db(pg, dbs, small_template):
+    return dbs.clone(small_template, "rendered")
+
+
+def fatal_exit_codes(job_spec):
+    """The exit codes of container sauve that the podFailurePolicy fails the
+    Job on at once (action FailJob, operator In)."""
+    codes = set()
+    for rule in (job_spec.get("podFailurePolicy") or {}).get("rules", []):
+        ec = rule.get("onExitCodes")
+        if rule["action"] == "FailJob" and ec and ec.get("containerName", "sauve") == "sauve":
+            assert ec["operator"] == "In", rule
+            codes |= set(ec["values"])
+    return codes
+
+
+def committed_sets(bucket):
+    return [k for k in bucket.keys() if k.endswith("/manifest.json")]
+
+
+def run_backup_job(docs, objects, workdir, bucket):
+    cronjob = one(docs, "CronJob")
+    spec = run_spec(cronjob, objects)
+    # What is about to run is the hardened pod of the manifest.
+    assert spec.argv == ["/usr/local/bin/sauve", "backup"]
+    assert spec.read_only_root and spec.user == 65532 and spec.capabilities_dropped == ["ALL"]
+    assert "PGPASSWORD_FILE" in spec.environ and "PGPASSWORD" not in spec.environ
+    r = run_pod(spec, workdir)
+    assert r.code == 0, r.describe()
+    r.check_log_contract()
+    sets = committed_sets(bucket)
+    assert len(sets) == 1, bucket.keys()
+    manifest = json.loads(bucket.get(sets[0]))
+    assert all(not a.get("error") for a in manifest["artifacts"]), manifest
+    return r
+
+
+def test_backup_job_and_check_pod(pg, source_db, bucket, render, workdir):
+    docs, objects = render(chart_values(pg, bucket, source_db))
+    assert not [d for d in docs if d["kind"] == "Job"]
+    r = run_backup_job(docs, objects, workdir, bucket)
+    # TZ came from the manifest (timeZone) and the image has the zone.
+    assert r.any_line("names no time zone") is None, r.describe()
+    assert r.any_line("error") is None, r.describe()
+    # The helm test pod: sauve check reaches both servers, changes nothing.
+    before = bucket.keys()
+    check = run_pod(run_spec(one(docs, "Pod"), objects), workdir)
+    assert check.code == 0, check.describe()
+    assert bucket.keys() == before
+
+
+def test_backup_job_then_restore_job(pg, dbs, source_db, bucket, render, workdir):
+    target = dbs.expect(dbs.name("restored"))
+    docs, objects = render(chart_values(
+        pg, bucket, source_db, **{"restore.enabled": True, "restore.source": f"postgres:{source_db}",
+                                  "restore.target": target}))
+    run_backup_job(docs, objects, workdir, bucket)
+    spec = run_spec(one(docs, "Job"), objects)
+    assert spec.argv[1:3] == ["restore", f"postgres:{source_db}"] and "--yes" in spec.argv
+    r = run_pod(spec, workdir)
+    assert r.code == 0, r.describe()
+    r.check_log_contract()
+    assert_same_state(db_state(pg, source_db), db_state(pg, target), f"restore Job into {target}")
+
+
+@pytest.mark.parametrize("override", [
+    {"config.storage": ""},                 # required, accepted by the schema
+    {"config.zstd.level": 99},              # sauve refuses it (1 to 19)
+], ids=["no-storage", "zstd-99"])
+def test_broken_configuration_fails_the_job_at_once(pg, source_db, bucket, render, workdir, override):
+    docs, objects = render(chart_values(pg, bucket, source_db, **override))
+    cronjob = one(docs, "CronJob")
+    fatal = fatal_exit_codes(cronjob["spec"]["jobTemplate"]["spec"])
+    assert fatal, cronjob["spec"]["jobTemplate"]["spec"]
+    r = run_pod(run_spec(cronjob, objects), workdir)
+    print(f"broken configuration {override}: exit {r.code}, fatal {sorted(fatal)}")
+    assert r.code in fatal, (sorted(fatal), r.describe())
+    assert r.termination, r.describe()
+    assert bucket.keys() == [], bucket.keys()
