@@ -24,6 +24,8 @@
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../scripts/lib/pg.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/../scripts/lib/pg.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     echo "usage: $0 SAUVE_BIN" >&2
@@ -55,18 +57,9 @@ for n in "$SCALE" "$SMALL_SCALE" "$ROUNDS"; do
         exit 64
     }
 done
-case $FILLER in realistic | blank) ;; *)
-    echo "bench: BENCH_FILLER must be realistic or blank" >&2
-    exit 64
-    ;;
-esac
-for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" "$PGBIN/pg_dump" "$PGBIN/pg_restore" \
-    "$PGBIN/pgbench" "$TIME" "$(command -v zstd || echo zstd)" "$(command -v gzip || echo gzip)"; do
-    [ -x "$tool" ] || {
-        echo "bench: $tool not found" >&2
-        exit 69
-    }
-done
+bench_check_filler
+bench_require_tools "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" "$PGBIN/pg_dump" "$PGBIN/pg_restore" \
+    "$PGBIN/pgbench" "$TIME" "$(command -v zstd || echo zstd)" "$(command -v gzip || echo gzip)"
 pg_require_root bench
 
 # The caller's PG*/SAUVE_*/AWS_* settings must not steer the benchmark.
@@ -103,31 +96,9 @@ psql_admin <<<"CREATE ROLE bench LOGIN PASSWORD '$PASSWORD'" # stdin: not on an 
 # Every client below (pg_dump, pgbench, sauve) connects as sauve would: TCP, password.
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=bench PGPASSWORD=$PASSWORD
 
-load() { # DB SCALE
-    local db=$1 scale=$2 t0=$SECONDS
-    psql_admin -c "CREATE DATABASE $db OWNER bench"
-    # Tables and rows first; keys after the filler is rewritten (faster).
-    "$PGBIN/pgbench" -i -q -I dtG -s "$scale" "$db" >"$WORK/pgbench.log" 2>&1 ||
-        {
-            cat "$WORK/pgbench.log" >&2
-            die "pgbench -i failed"
-        }
-    if [ "$FILLER" = realistic ]; then
-        "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" \
-            -c 'UPDATE pgbench_accounts SET filler = md5(aid::text) || md5((aid * 7)::text)' \
-            -c 'VACUUM FULL pgbench_accounts'
-    fi
-    "$PGBIN/pgbench" -i -q -I p "$db" >"$WORK/pgbench.log" 2>&1 ||
-        {
-            cat "$WORK/pgbench.log" >&2
-            die "pgbench -i -I p failed"
-        }
-    psql_admin -d "$db" -c 'VACUUM (FREEZE, ANALYZE)'
-    log "$db: scale $scale, $FILLER filler, $(psql_admin -At -c "SELECT pg_size_pretty(pg_database_size('$db'))"), loaded in $((SECONDS - t0)) s"
-}
 log "loading $DB (scale $SCALE) and $SMALL_DB (scale $SMALL_SCALE)"
-load "$DB" "$SCALE"
-load "$SMALL_DB" "$SMALL_SCALE"
+bench_load "$DB" "$SCALE"
+bench_load "$SMALL_DB" "$SMALL_SCALE"
 psql_admin -c CHECKPOINT
 
 # --- measuring ----------------------------------------------------------------

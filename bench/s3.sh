@@ -41,6 +41,8 @@ set -euo pipefail
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/../scripts/lib/pg.sh
 . "$HERE/../scripts/lib/pg.sh"
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     echo "usage: $0 SAUVE_BIN S3PUT_BIN" >&2
@@ -80,19 +82,10 @@ for n in "$SCALE" "$ROUNDS" "$RAW_MIB"; do
         exit 64
     }
 done
-case $FILLER in realistic | blank) ;; *)
-    echo "bench: BENCH_FILLER must be realistic or blank" >&2
-    exit 64
-    ;;
-esac
-for tool in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" "$PGBIN/pg_dump" "$PGBIN/pg_restore" \
+bench_check_filler
+bench_require_tools "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" "$PGBIN/pg_dump" "$PGBIN/pg_restore" \
     "$PGBIN/pgbench" "$TIME" "$AWS" "$PYTHON" /usr/bin/radosgw \
-    "$(command -v zstd || echo zstd)" "$(command -v gzip || echo gzip)"; do
-    [ -x "$tool" ] || {
-        echo "bench: $tool not found" >&2
-        exit 69
-    }
-done
+    "$(command -v zstd || echo zstd)" "$(command -v gzip || echo gzip)"
 pg_require_root bench
 
 # The caller's PG*/SAUVE_*/AWS_*/RCLONE_* settings must not steer the
@@ -108,10 +101,6 @@ die() {
     exit 1
 }
 
-# bench/run.sh's load(): pgbench -i, the realistic filler, keys, freeze.
-# shellcheck source=/dev/null
-. <(sed -n '/^load() {/,/^}$/p' "$HERE/run.sh")
-declare -F load >/dev/null || die "cannot read load() from $HERE/run.sh"
 
 pg_workdir "$BASE_DIR/sauve-bench-s3.XXXXXX" # WORK; PGDATA_DIR=$WORK/pg
 RUNS=$WORK/runs
@@ -218,7 +207,7 @@ psql_admin <<<"CREATE ROLE bench LOGIN PASSWORD '$PASSWORD'" # stdin: not on an 
 export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=bench PGPASSWORD=$PASSWORD
 
 log "loading $DB (scale $SCALE)"
-load "$DB" "$SCALE"
+bench_load "$DB" "$SCALE"
 psql_admin -c CHECKPOINT
 
 if [ -z "$RAW_DIR_BASE" ]; then
