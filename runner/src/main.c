@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "config/config.h"
-#include "manifest/manifest.h"
+#include "catalog/catalog.h"
 #include "storage/storage.h"
 
 void outcome_set(struct outcome *out, int code, const char *fmt, ...)
@@ -37,12 +37,7 @@ storage *command_storage(const sv_config *cfg, const char *what, struct outcome 
 {
     sv_error err = {0};
     storage *st = NULL;
-    /* the name is the first segment of every key: refuse, before anything
-     * is written, one that a later list or restore could not read back */
-    if (!cfg->name[0] || strchr(cfg->name, '/') || cfg->name[0] == '.' || !manifest_key_is_safe(cfg->name)) {
-        sv_error_set(&err, SV_EXIT_CONFIG, "SAUVE_NAME '%s' cannot name a series of sets", cfg->name);
-        sv_error_hint(&err, "use letters, digits, '-' and '_', e.g. app-prod");
-    } else if (config_require(cfg, OPT_ID_storage, &err) == 0) {
+    if (catalog_check_name(cfg->name, &err) == 0 && config_require(cfg, OPT_ID_storage, &err) == 0) {
         st = storage_open(cfg->storage, cfg, &err);
     }
     if (!st)

@@ -172,12 +172,21 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
     return 0;
 }
 
+int catalog_check_name(const char *name, sv_error *err)
+{
+    /* the name is the first segment of every key: one that a later list or
+     * restore could not read back is refused before anything is written */
+    if (name && *name && !strchr(name, '/') && name[0] != '.' && manifest_key_is_safe(name))
+        return 0;
+    sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_NAME '%s' cannot name a series of sets", name ? name : "");
+    return sv_error_hint(err, "use letters, digits, '-' and '_', e.g. app-prod");
+}
+
 int catalog_load(storage *st, const char *name, catalog *out, sv_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (!name || !*name || strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
-        return sv_error_set(err, SV_EXIT_CONFIG, "SAUVE_NAME \"%s\" is not a usable series name",
-                            name ? name : "");
+    if (catalog_check_name(name, err) != 0)
+        return -1;
     out->name = xstrdup(name);
     out->url = xstrdup(storage_url(st));
 

@@ -36,6 +36,11 @@ typedef struct catalog {
     char *url;  /* the storage URL, for messages */
 } catalog;
 
+/* Fails with SV_EXIT_CONFIG naming SAUVE_NAME unless name can be the first
+ * segment of every key of a series (no '/', no leading '.', the manifest's
+ * key rule). */
+int catalog_check_name(const char *name, sv_error *err);
+
 /* Lists every set of series `name` with one (paginated) listing of NAME/,
  * then reads each set's manifest. A set is a directory NAME/SETID/ holding
  * at least one object. Fails only when storage fails. */
