@@ -201,6 +201,18 @@ def test_success_pushes_metrics_consistent_with_the_manifest(pg, sauve, dbs, sto
     samples, _, _ = parse_metrics(receiver.requests[-1]["body"])
     assert value(samples, "sauve_sets_total") == 2
 
+    # A third, and prune keeps one: the count is what is left, not what was.
+    r = sauve.run("backup", env=dict(env, SAUVE_KEEP_LAST="1"))
+    assert r.code == 0, r.describe()
+    samples, _, _ = parse_metrics(receiver.requests[-1]["body"])
+    assert value(samples, "sauve_sets_total") == len(committed_sets(storage)) == 1
+
+    # Without prune the count comes from a listing of its own.
+    r = sauve.run("backup", env=dict(env, SAUVE_PRUNE="false"))
+    assert r.code == 0, r.describe()
+    samples, _, _ = parse_metrics(receiver.requests[-1]["body"])
+    assert value(samples, "sauve_sets_total") == len(committed_sets(storage)) == 2
+
 
 def test_failure_pushes_status_with_post_and_no_success_time(pg, sauve, dbs, storage, receiver):
     db = dbs.empty("pgwfail")

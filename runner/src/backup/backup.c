@@ -361,7 +361,7 @@ static long count_complete_sets(storage *st, const char *name)
  * named in the summary and turns exit 0 into 3; any other code is kept, so
  * that a failed or partial backup is never hidden. */
 static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const struct backup_result *res,
-                       bool backup_ok, struct outcome *out)
+                       long sets_total, bool backup_ok, struct outcome *out)
 {
     struct notify_source *srcs = xcalloc(res->n_artifacts + 1, sizeof *srcs);
     for (size_t i = 0; i < res->n_artifacts; i++)
@@ -369,16 +369,19 @@ static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const st
                                          .ok = res->artifacts[i].ok,
                                          .bytes_stored = res->artifacts[i].bytes_out,
                                          .error = res->artifacts[i].error};
-    struct notify_run run = {
-        .name = cfg->name,
-        .set_id = res->committed ? res->set_id : NULL,
-        .exit_code = out->code,
-        .backup_ok = backup_ok,
-        .summary = out->summary,
-        .sources = srcs,
-        .n_sources = res->n_artifacts,
-        .bytes_stored = res->bytes_out,
-        .sets_total = st && res->committed && cfg->pushgateway_url ? count_complete_sets(st, cfg->name) : -1};
+    struct notify_run run = {.name = cfg->name,
+                             .set_id = res->committed ? res->set_id : NULL,
+                             .exit_code = out->code,
+                             .backup_ok = backup_ok,
+                             .summary = out->summary,
+                             .sources = srcs,
+                             .n_sources = res->n_artifacts,
+                             .bytes_stored = res->bytes_out,
+                             /* counted by prune when it ran; else listed here, only for the push */
+                             .sets_total = sets_total >= 0 ? sets_total
+                                           : st && res->committed && cfg->pushgateway_url
+                                               ? count_complete_sets(st, cfg->name)
+                                               : -1};
     char failed[1024];
     if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
         if (out->code == SV_EXIT_OK)
@@ -397,7 +400,7 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
     struct backup_result res = {0};
     storage *st = command_storage(cfg, "backup failed", out);
     if (!st) {
-        notify_end(nt, cfg, NULL, &res, false, out);
+        notify_end(nt, cfg, NULL, &res, -1, false, out);
         return;
     }
     struct backup_request req = {.reason = "backup"};
@@ -416,11 +419,12 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
         outcome_fail(out, "backup failed", &err);
     }
     /* Retention runs only once this run committed a set: never after a failed backup. */
+    long sets_total = -1;
     if (res.committed && cfg->prune)
-        prune_after_backup(cfg, st, res.set_id, out);
+        sets_total = prune_after_backup(cfg, st, res.set_id, out);
     /* Last, after anything that changes the outcome (prune): the channels
      * report the run's final exit code and summary. */
-    notify_end(nt, cfg, st, &res, code == SV_EXIT_OK, out);
+    notify_end(nt, cfg, st, &res, sets_total, code == SV_EXIT_OK, out);
     if (args->json) {
         printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":"
                "%zu,"

@@ -388,6 +388,7 @@ static void delete_planned(storage *st, const catalog *cat, const retention_plan
             continue;
         if (failed[i]) {
             res->sets_failed++;
+            res->complete_sets += cat->sets[i].complete;
             continue;
         }
         res->sets_deleted++;
@@ -534,6 +535,8 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
     prune_plan_catalog(&cat, &p, now, o->pinned_id, &plan);
     res->sets_kept = plan.n_keep;
     res->sets_to_delete = plan.n_delete;
+    for (size_t i = 0; i < cat.n; i++)
+        res->complete_sets += cat.sets[i].complete && (plan.verdicts[i].keep || o->dry_run);
 
     struct uploads ups = {.now = now, .grace = p.grace};
     char *uprefix = xasprintf("%s/", cfg->name);
@@ -610,7 +613,7 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
     return 0;
 }
 
-void prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out)
+long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out)
 {
     struct prune_options o = {.pinned_id = set_id};
     struct prune_result res;
@@ -625,7 +628,7 @@ void prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, s
                      err.hint);
         else
             snprintf(out->summary + len, sizeof out->summary - len, "; prune failed: %s", err.msg);
-        return;
+        return -1;
     }
     log_with(LOG_INFO,
              LOG_FIELDS(LOG_NUM("sets_deleted", res.sets_deleted), LOG_NUM("sets_kept", res.sets_kept),
@@ -634,4 +637,5 @@ void prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, s
              res.sets_kept, res.uploads_removed);
     snprintf(out->summary + len, sizeof out->summary - len, "; pruned %zu set(s), %zu kept", res.sets_deleted,
              res.sets_kept);
+    return (long)res.complete_sets;
 }

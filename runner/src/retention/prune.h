@@ -58,6 +58,7 @@ struct prune_options {
 
 struct prune_result {
     size_t sets_kept, sets_to_delete, sets_deleted, sets_failed;
+    size_t complete_sets; /* complete sets left in the series afterwards */
     size_t uploads_to_remove, uploads_removed, uploads_kept, uploads_failed;
 };
 
@@ -76,8 +77,10 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
  * failed backup): logs the plan, deletes, and adds the result to the run's
  * outcome. A failure is appended to the summary ("; prune failed: ...") and
  * turns exit 0 into 3; a partial backup keeps its 2, the more urgent news.
+ * Returns the complete sets left in the series (the run's own catalog,
+ * so that metrics need no second listing), or -1 when prune failed.
  */
 struct outcome;
-void prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out);
+long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out);
 
 #endif
