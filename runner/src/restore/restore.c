@@ -13,14 +13,15 @@
 #include "pipeline/progress.h"
 #include "sources/postgres.h"
 
-int restore_stream_artifact(storage *st, const char *name, const catalog_set *set, const manifest_artifact *a,
-                            stream *sink, sv_error *err)
+int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
+                            const manifest_artifact *a, stream *sink, sv_error *err)
 {
-    char *key = catalog_object_key(name, set->id, a->key);
+    char *key = catalog_object_key(cfg->name, set->id, a->key);
     char *label = xasprintf("%s:%s", a->kind, a->name);
     stream *unzstd = zstd_decompress_stage(sink);
     stream *count = count_stage(unzstd);
-    stream *head = progress_stage(sha256_expect_stage(count, a->sha256, a->bytes_out), label, 10);
+    stream *head = progress_stage(sha256_expect_stage(count, a->sha256, a->bytes_out), label,
+                                  (int)cfg->progress_interval);
     int rc = storage_read(st, key, head, err);
     if (rc == 0)
         rc = stream_finish(head, err);
@@ -63,7 +64,7 @@ static int load(const sv_config *cfg, storage *st, const catalog_set *set, const
     pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, server_major, &sink, err);
     if (!l)
         return -1;
-    int rc = restore_stream_artifact(st, cfg->name, set, a, sink, err);
+    int rc = restore_stream_artifact(st, cfg, set, a, sink, err);
     sv_error lerr = {0};
     int lrc = pg_loader_finish(l, rc == 0, &lerr);
     if ((rc == 0 && lrc != 0) || lrc == 1) {

@@ -22,7 +22,7 @@
  * and size against the manifest before the sink is finished. Finishes the
  * sink on success and aborts it on any failure; frees it either way.
  */
-int restore_stream_artifact(storage *st, const char *name, const catalog_set *set, const manifest_artifact *a,
-                            stream *sink, sv_error *err);
+int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
+                            const manifest_artifact *a, stream *sink, sv_error *err);
 
 #endif
