@@ -168,3 +168,22 @@ def test_a_flag_a_command_would_ignore_is_refused_not_ignored(sauve, dbs, storag
         assert r.code == 64, r.describe()
         assert "does not take --" in r.summary["msg"], r.describe()
     assert not any(os.scandir(storage)), "nothing may be written"
+
+
+def test_backup_json_output_agrees_with_the_manifest(sauve, dbs, storage):
+    db = dbs.empty("json")
+    r = sauve.run("backup", "--json", env={"SAUVE_PG_DATABASES": db}, json_stdout=True)
+    r.check_log_contract(json_stdout=True)
+    assert r.code == 0, r.describe()
+    out = json.loads(r.stdout)
+    [(set_dir, manifest)] = committed_sets(storage)
+    assert out["status"] == "ok" and out["exit_code"] == 0
+    assert out["set"] == manifest["id"] == os.path.basename(set_dir)
+    assert out["artifacts_ok"] == len(manifest["artifacts"]) and out["artifacts_failed"] == 0
+    assert out["bytes_out"] == sum(a["bytes_out"] for a in manifest["artifacts"])
+    assert out["bytes_in"] == sum(a["bytes_in"] for a in manifest["artifacts"])
+
+    failed = sauve.run("backup", "--json", env={"SAUVE_PG_DATABASES": db, "PGPORT": "1"}, json_stdout=True)
+    assert failed.code == 75, failed.describe()
+    out = json.loads(failed.stdout)
+    assert out["status"] == "failed" and out["exit_code"] == 75 and out["set"] is None

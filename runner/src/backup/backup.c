@@ -1,5 +1,6 @@
 #include "backup/backup.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,15 +427,19 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
      * report the run's final exit code and summary. */
     notify_end(nt, cfg, st, &res, sets_total, code == SV_EXIT_OK, out);
     if (args->json) {
-        printf("{\"status\":\"%s\",\"exit_code\":%d,\"set\":%s%s%s,\"artifacts_ok\":%zu,\"artifacts_failed\":"
-               "%zu,"
-               "\"bytes_in\":%llu,\"bytes_out\":%llu,\"seconds\":%.3f}\n",
-               code == 0   ? "ok"
-               : code == 2 ? "partial"
-                           : "failed",
-               out->code, res.committed ? "\"" : "", res.committed ? res.set_id : "null",
-               res.committed ? "\"" : "", res.n_ok, res.n_failed, (unsigned long long)res.bytes_in,
-               (unsigned long long)res.bytes_out, res.seconds);
+        json_t *o = json_object();
+        json_object_set_new(o, "status", json_string(code == 0 ? "ok" : code == 2 ? "partial" : "failed"));
+        json_object_set_new(o, "exit_code", json_integer(out->code));
+        json_object_set_new(o, "set", res.committed ? json_string(res.set_id) : json_null());
+        json_object_set_new(o, "artifacts_ok", json_integer((json_int_t)res.n_ok));
+        json_object_set_new(o, "artifacts_failed", json_integer((json_int_t)res.n_failed));
+        json_object_set_new(o, "bytes_in", json_integer((json_int_t)res.bytes_in));
+        json_object_set_new(o, "bytes_out", json_integer((json_int_t)res.bytes_out));
+        json_object_set_new(o, "seconds", json_real(res.seconds));
+        char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(o);
     }
     backup_result_free(&res);
     storage_close(st);
