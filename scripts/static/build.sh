@@ -373,7 +373,7 @@ build_sauve() {
     # in the glibc build (curl's type-checking macros would warn otherwise).
     make -C "$ROOT" --no-print-directory -j"$JOBS" BUILD="$OUT/musl" CC="$CC" LDFLAGS=-static \
         EXTRA_CFLAGS="-isystem $PREFIX/include" \
-        PG_INCLUDEDIR= 'LDLIBS=$(shell pkg-config --static --libs $(PKGS)) -lpthread' "$OUT/musl/sauve"
+        'PKG_LIBS=$(call pkg_config,--static --libs)' "$OUT/musl/sauve"
     strip -o "$OUT/sauve.tmp" "$OUT/musl/sauve"
     mv "$OUT/sauve.tmp" "$OUT/sauve"
 }
