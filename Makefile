@@ -39,7 +39,7 @@ UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
 
 .PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static rootfs test-rootfs test-deploy k8s-tools
+        static rootfs test-rootfs test-fetch test-deploy k8s-tools
 
 all: $(BUILD)/sauve
 
@@ -92,6 +92,7 @@ test: deps-test
 	$(MAKE) integration
 	$(MAKE) test-deploy
 	$(MAKE) sanitized
+	$(MAKE) test-fetch
 	$(MAKE) test-rootfs
 
 ## check-asan: every test under AddressSanitizer, LeakSanitizer and UBSan
@@ -137,6 +138,10 @@ static:
 ## rootfs: the container image's filesystem, exactly (build/rootfs)
 rootfs: static
 	scripts/static/rootfs.sh
+
+## test-fetch: the static build's source fetch against a signed Debian mirror made on loopback (no network)
+test-fetch:
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/static
 
 ## test-rootfs: backup and restore with the rootfs alone: chroot, read-only, uid 65532, real servers
 test-rootfs: rootfs

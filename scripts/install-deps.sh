@@ -35,6 +35,9 @@ tests=(
     # npm (scripts/install-k8s-tools.sh).
     golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
     python3-jsonschema python3-yaml
+    # make test-fetch: a signed Debian mirror made on loopback (dpkg-dev is
+    # in build-essential).
+    gnupg
     # The fresh-root check (make fresh-root) builds a Debian 12 root from nothing.
     debootstrap
 )

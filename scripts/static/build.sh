@@ -14,17 +14,29 @@
 #
 # Environment:
 #   SAUVE_STATIC_DIR         output directory (default build/static)
-#   SAUVE_STATIC_PG_MAJORS   PostgreSQL majors of the client tools (default "15 17")
+#   SAUVE_STATIC_PG_MAJORS   PostgreSQL majors of the client tools (default "15 18")
 #   SAUVE_STATIC_JOBS        parallel jobs (default: number of CPUs)
 #
 # Results:
 #   build/static/sauve                      stripped static executable
 #   build/static/musl/sauve                 the same, with debug information
 #   build/static/pg/<major>/bin/{pg_dump,pg_restore,pg_dumpall,psql}
+#   build/static/prefix/.stamps/*, build/static/pg/<major>/bin/.source
+#                                           the Debian source package, exact version
+#                                           and suite each part was built from
 #
-# Apt is used with its own configuration and state under build/static/apt
-# (deb-src entries for bookworm, and trixie for PostgreSQL 17): the host's
-# sources and package lists are neither read nor changed.
+# Sources come from scripts/static/fetch-source.sh: by package name and a list
+# of suites, the newest version that actually downloads (a mirror can list a
+# version it no longer serves), with apt's own configuration and state under
+# build/static/apt: the host's sources and package lists are neither read nor
+# changed. SAUVE_STATIC_MIRROR and SAUVE_CACHE are passed on to it.
+#
+# Why 15 and 18: pg_dump N dumps every server from 9.2 to N, so 18 serves 16,
+# 17 and 18 servers; 15 serves 15 and older with the same major. 17 is not
+# built by default: on 2026-12-05 no suite's postgresql-17 source downloads
+# (trixie lists 17.12-0+deb13u1, whose files the mirror answers 404 for), and
+# 18 covers its servers. SAUVE_STATIC_PG_MAJORS="15 17 18" builds it when a
+# source downloads again.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,16 +46,12 @@ OUT=$(cd "$OUT" && pwd)
 PREFIX=$OUT/prefix
 SRC=$OUT/src
 STAMPS=$PREFIX/.stamps
-PG_MAJORS=${SAUVE_STATIC_PG_MAJORS:-"15 17"}
+PG_MAJORS=${SAUVE_STATIC_PG_MAJORS:-"15 18"}
 JOBS=${SAUVE_STATIC_JOBS:-$(nproc)}
 PATCHES=$ROOT/scripts/static/patches
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-MIRROR=${SAUVE_STATIC_MIRROR:-http://deb.debian.org}
 
-# The PostgreSQL major whose libpq sauve links (bookworm's), and where the
-# source package of each major comes from.
+# The PostgreSQL major whose libpq sauve links (bookworm's).
 LIBPQ_MAJOR=15
-declare -A PG_DIST=([15]=bookworm [17]=trixie)
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -75,69 +83,37 @@ ensure_tools() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ---- sources: apt-get source with a private configuration --------------------
+# ---- sources: by package and suites, the newest version that downloads ---------
 
-# apt_private DIST ARGS...: apt-get with sources and state under $OUT/apt/DIST.
-apt_private() {
-    local dist=$1; shift
-    local d=$OUT/apt/$dist
-    apt-get -q \
-        -o Dir::Etc::SourceList="$d/sources.list" \
-        -o Dir::Etc::SourceParts=/nonexistent \
-        -o Dir::State="$d/state" \
-        -o Dir::State::status="$d/state/status" \
-        -o Dir::Cache="$d/cache" \
-        -o Debug::NoLocking=1 \
-        -o APT::Sandbox::User=root \
-        "$@"
-}
+# Where each source comes from, in the order fetch-source.sh trusts them: a
+# release's security suite, the release, its updates, then newer releases.
+# The libraries are bookworm's (with its security fixes). A PostgreSQL major
+# comes from whichever suite carries it: 15 from bookworm, 17 from trixie,
+# 18 from forky and sid today; a major that moves between suites needs no
+# change here.
+LIB_SUITES="bookworm-security bookworm bookworm-updates"
+PG_SUITES="bookworm-security bookworm bookworm-updates trixie-security trixie trixie-updates forky sid"
 
-apt_setup() {
-    local dist=$1 d=$OUT/apt/$1
-    [ -f "$d/state/lists/.updated" ] && return 0
-    mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial"
-    : >"$d/state/status"
-    {
-        echo "deb-src [signed-by=$KEYRING] $MIRROR/debian $dist main"
-        if [ "$dist" = bookworm ]; then
-            echo "deb-src [signed-by=$KEYRING] $MIRROR/debian bookworm-updates main"
-            echo "deb-src [signed-by=$KEYRING] $MIRROR/debian-security bookworm-security main"
-        fi
-    } >"$d/sources.list"
-    log "apt-get update (deb-src $dist, private state in $d)"
-    apt_private "$dist" update >/dev/null
-    touch "$d/state/lists/.updated"
-}
-
-# fetch PKG DIST: the source package, unpacked with Debian's patches, into
+# fetch PKG SUITES: the source package, unpacked with Debian's patches, into
 # $SRC/PKG/tree (reused when present). Prints the tree's path.
 fetch() {
-    local pkg=$1 dist=$2 dir=$SRC/$1
-    if [ ! -f "$dir/tree/.unpacked" ]; then
-        apt_setup "$dist"
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        log "apt-get source $pkg ($dist)"
-        # The newest version in the release (security updates included);
-        # when a mirror does not serve the security pool, the release's own.
-        if ! (cd "$dir" && apt_private "$dist" source --download-only "$pkg" >"$dir/fetch.log" 2>&1); then
-            log "$pkg: newest version not downloadable (see $dir/fetch.log); trying $dist itself"
-            rm -f "$dir"/*.dsc
-            (cd "$dir" && apt_private "$dist" source --download-only "$pkg/$dist" >>"$dir/fetch.log" 2>&1) ||
-                { cat "$dir/fetch.log" >&2; die "cannot download the source of $pkg"; }
-        fi
-        local dsc
-        dsc=$(ls "$dir"/*.dsc | head -1)
-        (cd "$dir" && dpkg-source -x "$dsc" tree >>"$dir/fetch.log" 2>&1) ||
-            { cat "$dir/fetch.log" >&2; die "dpkg-source -x $dsc failed"; }
-        basename "$dsc" .dsc | sed 's/^[^_]*_//' >"$dir/tree/.version"
-        touch "$dir/tree/.unpacked"
+    local pkg=$1 suites=$2 dir=$SRC/$1
+    if [ ! -f "$dir/tree/.version" ]; then
+        # shellcheck disable=SC2086 # the suites are words
+        SAUVE_STATIC_APT_DIR=$OUT/apt "$ROOT/scripts/static/fetch-source.sh" "$pkg" "$dir/tree" $suites ||
+            die "cannot fetch the source of $pkg"
     fi
     echo "$dir/tree"
 }
 
 done_already() { [ -f "$STAMPS/$1" ]; }
-mark_done() { mkdir -p "$STAMPS"; cat "$2/.version" >"$STAMPS/$1"; log "$1 $(cat "$STAMPS/$1") built"; }
+# mark_done NAME TREE WHAT: records which source package, version and suite
+# NAME was built from (rootfs.sh writes them into the image).
+mark_done() {
+    mkdir -p "$STAMPS"
+    printf '%s %s %s %s\n' "$(basename "$(dirname "$2")")" "$(cat "$2/.version")" "$(cat "$2/.suite")" "$3" >"$STAMPS/$1"
+    log "$1: $(cat "$STAMPS/$1")"
+}
 
 # ---- toolchain ----------------------------------------------------------------
 
@@ -175,15 +151,15 @@ EOF
 
 build_zlib() {
     done_already zlib && return 0
-    local t; t=$(fetch zlib bookworm)
+    local t; t=$(fetch zlib "$LIB_SUITES")
     (cd "$t" && ./configure --static --prefix="$PREFIX" && make -j"$JOBS" libz.a && make install) >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "zlib failed"; }
-    mark_done zlib "$t"
+    mark_done zlib "$t" "libz"
 }
 
 build_zstd() {
     done_already zstd && return 0
-    local t; t=$(fetch libzstd bookworm)
+    local t; t=$(fetch libzstd "$LIB_SUITES")
     # libzstd.a is single-threaded by default; sauve compresses with workers.
     (cd "$t/lib" && make -j"$JOBS" libzstd.a-mt CC="$CC") >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "zstd failed"; }
@@ -191,7 +167,7 @@ build_zstd() {
     install -m 644 "$t/lib/zstd.h" "$t/lib/zstd_errors.h" "$t/lib/zdict.h" "$PREFIX/include/"
     local v; v=$(sed -E 's/[+-].*//' "$t/.version")
     write_pc libzstd "$v" "zstd library" "-lzstd" "-pthread" ""
-    mark_done zstd "$t"
+    mark_done zstd "$t" "libzstd"
 }
 
 # write_pc NAME VERSION DESCRIPTION LIBS LIBS_PRIVATE REQUIRES_PRIVATE
@@ -213,7 +189,7 @@ EOF
 
 build_yaml() {
     done_already yaml && return 0
-    local t; t=$(fetch libyaml bookworm)
+    local t; t=$(fetch libyaml "$LIB_SUITES")
     # Debian's libyaml source has no configure: compile the library directly.
     local v; v=$(sed -E 's/-.*//' "$t/.version")
     local maj min pat
@@ -228,7 +204,7 @@ build_yaml() {
     ar rcs "$PREFIX/lib/libyaml.a" "$t"/_obj/*.o
     install -m 644 "$t/include/yaml.h" "$PREFIX/include/"
     write_pc yaml-0.1 "$v" "Library to parse and emit YAML" "-lyaml" "" ""
-    mark_done yaml "$t"
+    mark_done yaml "$t" "libyaml"
 }
 
 cmake_static() { # SRC_DIR BUILD_DIR ARGS...
@@ -240,16 +216,16 @@ cmake_static() { # SRC_DIR BUILD_DIR ARGS...
 
 build_jansson() {
     done_already jansson && return 0
-    local t; t=$(fetch jansson bookworm)
+    local t; t=$(fetch jansson "$LIB_SUITES")
     cmake_static "$t" "$t/_build" -DJANSSON_BUILD_SHARED_LIBS=OFF -DJANSSON_BUILD_DOCS=OFF \
         -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "jansson failed"; }
-    mark_done jansson "$t"
+    mark_done jansson "$t" "libjansson"
 }
 
 build_expat() {
     done_already expat && return 0
-    local t; t=$(fetch expat bookworm)
+    local t; t=$(fetch expat "$LIB_SUITES")
     # Debian's security backports test "#if XML_DTD == 1", as the autotools
     # configuration defines it; CMake's template defines it empty.
     sed -i -E 's/^#cmakedefine (XML_DTD|XML_NS)$/#cmakedefine \1 1/' "$t/expat/expat_config.h.cmake"
@@ -257,24 +233,24 @@ build_expat() {
         -DEXPAT_BUILD_EXAMPLES=OFF -DEXPAT_BUILD_TESTS=OFF -DEXPAT_BUILD_DOCS=OFF \
         -DEXPAT_BUILD_FUZZERS=OFF -DEXPAT_BUILD_PKGCONFIG=ON >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "expat failed"; }
-    mark_done expat "$t"
+    mark_done expat "$t" "libexpat"
 }
 
 build_openssl() {
     done_already openssl && return 0
-    local t; t=$(fetch openssl bookworm)
+    local t; t=$(fetch openssl "$LIB_SUITES")
     # The CA bundle path sauve's image has is /etc/ssl/certs/ca-certificates.crt
     # (given to libcurl); openssldir only sets where openssl.cnf would be.
     (cd "$t" && ./Configure "$OPENSSL_TARGET" no-shared no-tests no-afalgeng no-module \
         --prefix="$PREFIX" --libdir=lib --openssldir=/etc/ssl CC="$CC" &&
         make -j"$JOBS" build_libs && make install_dev) >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "openssl failed"; }
-    mark_done openssl "$t"
+    mark_done openssl "$t" "libssl libcrypto"
 }
 
 build_curl() {
     done_already curl && return 0
-    local t; t=$(fetch curl bookworm)
+    local t; t=$(fetch curl "$LIB_SUITES")
     # HTTP(S) only (S3, webhooks, Pushgateway), OpenSSL, no other optional library.
     (cd "$t" && ./configure --prefix="$PREFIX" --disable-shared --enable-static \
         --with-openssl="$PREFIX" --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path \
@@ -287,16 +263,18 @@ build_curl() {
         make -j"$JOBS" -C lib && make -C lib install && make -C include install &&
         make install-pkgconfigDATA) >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "curl failed"; }
-    mark_done curl "$t"
+    mark_done curl "$t" "libcurl"
 }
 
 # ---- PostgreSQL: libpq for sauve, and the client tools ----------------------
 
 pg_configure() { # MAJOR -> prints the configured tree
     local major=$1 t
-    t=$(fetch "postgresql-$major" "${PG_DIST[$major]}")
+    t=$(fetch "postgresql-$major" "$PG_SUITES")
+    local patch=$PATCHES/pg$major-find-other-exec-no-shell.patch
+    [ -f "$patch" ] || die "PostgreSQL $major: no $patch (pg_dumpall runs pg_dump through /bin/sh, which the image lacks; port the patch of the nearest major)"
     if [ ! -f "$t/.configured" ]; then
-        (cd "$t" && patch -p1 --forward <"$PATCHES/pg$major-find-other-exec-no-shell.patch" &&
+        (cd "$t" && patch -p1 --forward <"$patch" &&
             ./configure --prefix="/usr/lib/postgresql/$major" --sysconfdir=/etc/postgresql-common \
                 --without-readline --without-icu --without-gssapi --without-ldap --without-pam \
                 --without-libxml --without-libxslt --without-lz4 --without-zstd --without-systemd \
@@ -335,7 +313,7 @@ build_libpq() {
         "$t/src/include/postgres_ext.h" "$t/src/include/pg_config_ext.h" "$PREFIX/include/"
     local v; v=$(sed -E 's/-.*//' "$t/.version")
     write_pc libpq "$v" "PostgreSQL client library" "-lpq -lpgcommon_shlib -lpgport_shlib" "" "libssl libcrypto"
-    mark_done libpq "$t"
+    mark_done libpq "$t" "libpq (linked into sauve)"
 }
 
 build_pg_tools() { # MAJOR
@@ -359,7 +337,9 @@ build_pg_tools() { # MAJOR
     for p in pg_dump pg_restore pg_dumpall; do install -m 755 -s "$t/src/bin/pg_dump/$p" "$dest/"; done
     install -m 755 -s "$t/src/bin/psql/psql" "$dest/"
     cp "$t/.version" "$dest/.version"
-    log "PostgreSQL $major client tools $(cat "$dest/.version") built"
+    printf '%s %s %s %s\n' "postgresql-$major" "$(cat "$t/.version")" "$(cat "$t/.suite")" \
+        "pg_dump pg_restore pg_dumpall psql" >"$dest/.source"
+    log "PostgreSQL $major client tools $(cat "$dest/.source") built"
 }
 
 # ---- sauve ----------------------------------------------------------------------
@@ -397,7 +377,6 @@ build_openssl
 build_curl
 build_libpq
 for m in $PG_MAJORS; do
-    [ -n "${PG_DIST[$m]:-}" ] || die "no source for PostgreSQL $m (known: ${!PG_DIST[*]})"
     build_pg_tools "$m"
 done
 if $deps_only; then
