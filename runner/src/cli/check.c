@@ -19,7 +19,8 @@ struct check_state {
     bool text;
 };
 
-static void report(struct check_state *cs, const char *what, bool ok, int code, const char *detail)
+/* Returns the check's JSON item (owned by cs->items) for extra fields. */
+static json_t *report(struct check_state *cs, const char *what, bool ok, int code, const char *detail)
 {
     if (!ok && !cs->code) {
         cs->code = code ? code : SV_EXIT_FAILED;
@@ -32,6 +33,7 @@ static void report(struct check_state *cs, const char *what, bool ok, int code, 
     json_object_set_new(o, "ok", json_boolean(ok));
     json_object_set_new(o, "detail", json_string(detail));
     json_array_append_new(cs->items, o);
+    return o;
 }
 
 static void report_error(struct check_state *cs, const char *what, const sv_error *err)
@@ -72,9 +74,25 @@ static void check_postgres(struct check_state *cs, const sv_config *cfg)
         source_free(src);
         return;
     }
-    char *detail = xasprintf("server %s at %s; %s", src->info.server_version, src->info.endpoint,
-                             src->info.tool_version);
-    report(cs, "postgres", true, 0, detail);
+    /* Which pg_dump, and why: after a server upgrade, or in an image with
+     * several majors, this is what the operator needs to see before the
+     * first backup runs with it. */
+    const struct pg_tools *t = pg_source_tools(src);
+    char *number = pg_version_number(t->dump_version);
+    bool same = t->reason == PG_TOOLS_SAME_MAJOR;
+    char *detail =
+        xasprintf("server %s at %s; pg_dump %s (%s)%s%s", src->info.server_version, src->info.endpoint,
+                  number, t->dir, same ? ", " : ": ", pg_tools_reason_text(t->reason));
+    json_t *item = report(cs, "postgres", true, 0, detail);
+    json_object_set_new(item, "server_version", json_string(src->info.server_version));
+    json_t *dump = json_object();
+    json_object_set_new(dump, "version", json_string(number));
+    json_object_set_new(dump, "major", json_integer(t->major));
+    json_object_set_new(dump, "dir", json_string(t->dir));
+    json_object_set_new(dump, "pg_dump_version", json_string(t->dump_version));
+    json_object_set_new(dump, "reason", json_string(same ? "same_major" : "oldest_newer"));
+    json_object_set_new(item, "pg_dump", dump);
+    free(number);
     free(detail);
     for (size_t i = 0; i < src->n_artifacts; i++) {
         const source_artifact *a = &src->artifacts[i];

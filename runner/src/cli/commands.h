@@ -32,4 +32,14 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
 void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_prune(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 
+/*
+ * sauve version [--json]: prints sauve's version, the PostgreSQL client
+ * tools found in pg.bindir, the libraries linked in and the Debian sources
+ * the image was built from (cli/version.h). cfg NULL means the
+ * configuration did not load: the default pg.bindir is searched. It has no
+ * outcome: it prints what it finds, also when it finds nothing or a
+ * malformed record, and sauve exits 0.
+ */
+void cmd_version(const struct cli_args *args, const sv_config *cfg);
+
 #endif

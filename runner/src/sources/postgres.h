@@ -43,16 +43,71 @@ PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const
  * database name containing '=' or spaces is not parsed as options. */
 char *pg_dbname_conninfo(const char *dbname);
 
-struct pg_tools {
-    int major;          /* major version of the tools found */
-    char *dir;          /* directory holding them */
-    char *dump_version; /* "pg_dump (PostgreSQL) 15.18 ..." */
+/* One directory of pg.bindir that holds a pg_dump. */
+struct pg_tool_candidate {
+    char *dir;     /* as the pattern matched it, e.g. "/usr/lib/postgresql/18/bin" */
+    char *version; /* what `pg_dump --version` printed (first line); NULL when it did not run */
+    int major;     /* of that version: 15, 18; 0 when version is NULL */
+    char *error;   /* why pg_dump did not run (not executable, exit status); NULL when it ran */
+};
+
+struct pg_tool_candidates {
+    struct pg_tool_candidate *items;
+    size_t n;
 };
 
 /*
- * Finds pg_dump and friends in pg.bindir (globs allowed): the same major as
- * the server if present, else the oldest newer one. Fails with
- * SV_EXIT_CONFIG when only older ones (or none) exist, listing what it found.
+ * The one scan of pg.bindir, shared by the choice of tools and `sauve
+ * version`. Expands each pattern of bindir (globs allowed; a pattern that
+ * matches nothing is skipped) and keeps every directory holding a pg_dump,
+ * each once, with what `pg_dump --version` answered (run by its full path:
+ * pg_dump finds its installation from argv[0], and the image has no PATH).
+ * Order: newest major first; within a major, the order of bindir (then of
+ * names within a glob), so that the first of a major is the preferred one;
+ * the pg_dumps that did not run last. Never fails: out->n may be 0. Free
+ * with pg_tool_candidates_free.
+ */
+void pg_tools_scan(const sv_strlist *bindir, struct pg_tool_candidates *out);
+void pg_tool_candidates_free(struct pg_tool_candidates *c);
+
+enum pg_tools_reason {
+    PG_TOOLS_NONE,         /* nothing can dump the server */
+    PG_TOOLS_SAME_MAJOR,   /* the server's own major */
+    PG_TOOLS_OLDEST_NEWER, /* no tools of the server's major: the oldest newer one */
+};
+
+/*
+ * Pure: which of c[0..n) dumps a server of server_major. The first
+ * candidate of that major; else the first of the oldest major newer than
+ * the server, since pg_dump reads older servers but refuses newer ones, and
+ * the closest major is the one most like the server. Candidates whose
+ * pg_dump did not run are never chosen. NULL when none qualifies (only
+ * older majors, or nothing); *why (when not NULL) says which rule chose.
+ */
+const struct pg_tool_candidate *pg_tools_choose(const struct pg_tool_candidate *c, size_t n, int server_major,
+                                                enum pg_tools_reason *why);
+
+/* "same major" or "same major unavailable, the oldest newer one": for
+ * messages. Static storage. */
+const char *pg_tools_reason_text(enum pg_tools_reason why);
+
+/* "pg_dump (PostgreSQL) 18.1 (Debian 18.1-1)" -> "18.1", "... 18devel" ->
+ * "18devel": the word after "(PostgreSQL) ", else the first word starting
+ * with a digit, else the whole text. Newly allocated. */
+char *pg_version_number(const char *version);
+
+struct pg_tools {
+    int major;                   /* major version of the tools found */
+    char *dir;                   /* directory holding them */
+    char *dump_version;          /* "pg_dump (PostgreSQL) 15.18 ..." */
+    enum pg_tools_reason reason; /* why these */
+};
+
+/*
+ * Finds pg_dump and friends for a server of server_major: pg_tools_scan of
+ * pg.bindir, then pg_tools_choose. Fails with SV_EXIT_CONFIG when only
+ * older majors (or none) exist, listing the majors and directories found,
+ * with a hint to install the server's client tools.
  */
 int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, sv_error *err);
 void pg_tools_free(struct pg_tools *t);
@@ -76,6 +131,11 @@ const char *const *pg_child_env_unset(void);
  * is used as is (the safety backup before a restore).
  */
 source *pg_source_new(const sv_config *cfg, const sv_strlist *databases, bool globals);
+
+/* The tools a PostgreSQL source from pg_source_new will run, once its
+ * prepare succeeded (NULL before): for `sauve check` to name them. Owned
+ * by the source. */
+const struct pg_tools *pg_source_tools(const source *s);
 
 /* ---- restore (postgres_restore.c) -------------------------------------- */
 

@@ -259,3 +259,11 @@ source *pg_source_new(const sv_config *cfg, const sv_strlist *databases, bool gl
     s->impl = ps;
     return s;
 }
+
+const struct pg_tools *pg_source_tools(const source *s)
+{
+    if (s->ops != &pg_source_ops)
+        return NULL;
+    const struct pg_source *ps = s->impl;
+    return ps->tools.dir ? &ps->tools : NULL;
+}

@@ -145,82 +145,197 @@ char *pg_dbname_conninfo(const char *dbname)
     return out;
 }
 
-/* "pg_dump (PostgreSQL) 15.18 (Debian ...)" -> 15; "... 9.6.24" -> 9. */
-static int parse_major(const char *version)
+char *pg_version_number(const char *version)
 {
-    const char *p = strstr(version, ") ");
-    p = p ? p + 2 : version;
-    while (*p && !isdigit((unsigned char)*p))
-        p++;
-    return atoi(p);
+    const char *p = strstr(version, "(PostgreSQL) ");
+    if (p) {
+        p += strlen("(PostgreSQL) ");
+    } else {
+        for (p = version; *p && !(isdigit((unsigned char)*p) && (p == version || p[-1] == ' ')); p++)
+            ;
+        if (!*p)
+            return xstrdup(version);
+    }
+    return xstrndup(p, strcspn(p, " \t\r\n"));
 }
 
-struct candidate {
-    char *dir;
-    char *version;
-    int major;
-};
+/* "18.1" -> 18, "9.6.24" -> 9 (the server's PQserverVersion() / 10000
+ * likewise), "18devel" -> 18. */
+static int version_major(const char *version)
+{
+    char *number = pg_version_number(version);
+    int major = atoi(number);
+    free(number);
+    return major;
+}
+
+static bool seen_dir(const struct pg_tool_candidates *c, const char *dir)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->items[i].dir, dir) == 0)
+            return true;
+    return false;
+}
+
+/* a goes before b: those that ran first, then the newer major. Anything
+ * else keeps the scan order (the sort below is stable). */
+static bool candidate_before(const struct pg_tool_candidate *a, const struct pg_tool_candidate *b)
+{
+    if ((a->version != NULL) != (b->version != NULL))
+        return a->version != NULL;
+    return a->major > b->major;
+}
+
+static void probe_dir(struct pg_tool_candidates *out, const char *dir)
+{
+    char *dump = xasprintf("%s/pg_dump", dir);
+    struct pg_tool_candidate c = {.dir = xstrdup(dir)};
+    if (access(dump, F_OK) != 0) {
+        /* no pg_dump here: /usr/local/bin of most images */
+        free(c.dir);
+        free(dump);
+        return;
+    }
+    sv_error err = {0};
+    const char *argv[] = {dump, "--version", NULL};
+    if (access(dump, X_OK) != 0) {
+        c.error = xasprintf("%s is not executable: %s", dump, strerror(errno));
+    } else if (proc_capture(dump, argv, 256, &c.version, &err) != 0) {
+        c.error = xstrdup(err.msg);
+    } else {
+        c.version[strcspn(c.version, "\r\n")] = '\0';
+        c.major = version_major(c.version);
+    }
+    free(dump);
+    out->items = xrealloc(out->items, (out->n + 1) * sizeof *out->items);
+    out->items[out->n++] = c;
+}
+
+void pg_tools_scan(const sv_strlist *bindir, struct pg_tool_candidates *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < bindir->n; i++) {
+        glob_t g;
+        /* sorted, so that the scan order (which breaks ties) is the same on every machine */
+        if (glob(bindir->items[i], 0, NULL, &g) != 0)
+            continue;
+        for (size_t j = 0; j < g.gl_pathc; j++)
+            if (!seen_dir(out, g.gl_pathv[j]))
+                probe_dir(out, g.gl_pathv[j]);
+        globfree(&g);
+    }
+    /* insertion sort: stable, and there are a handful */
+    for (size_t i = 1; i < out->n; i++) {
+        struct pg_tool_candidate c = out->items[i];
+        size_t j = i;
+        for (; j > 0 && candidate_before(&c, &out->items[j - 1]); j--)
+            out->items[j] = out->items[j - 1];
+        out->items[j] = c;
+    }
+}
+
+void pg_tool_candidates_free(struct pg_tool_candidates *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->items[i].dir);
+        free(c->items[i].version);
+        free(c->items[i].error);
+    }
+    free(c->items);
+    memset(c, 0, sizeof *c);
+}
+
+const struct pg_tool_candidate *pg_tools_choose(const struct pg_tool_candidate *c, size_t n, int server_major,
+                                                enum pg_tools_reason *why)
+{
+    const struct pg_tool_candidate *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!c[i].version || c[i].major < server_major)
+            continue;
+        if (c[i].major == server_major) {
+            best = &c[i];
+            break;
+        }
+        if (!best || c[i].major < best->major)
+            best = &c[i];
+    }
+    if (why)
+        *why = !best                         ? PG_TOOLS_NONE
+               : best->major == server_major ? PG_TOOLS_SAME_MAJOR
+                                             : PG_TOOLS_OLDEST_NEWER;
+    return best;
+}
+
+const char *pg_tools_reason_text(enum pg_tools_reason why)
+{
+    switch (why) {
+    case PG_TOOLS_SAME_MAJOR: return "same major";
+    case PG_TOOLS_OLDEST_NEWER: return "same major unavailable, the oldest newer one";
+    case PG_TOOLS_NONE: break;
+    }
+    return "none can dump the server";
+}
+
+/* "major 15 in /usr/lib/postgresql/15/bin, a pg_dump that does not run in
+ * /opt/broken/bin": what the scan found, for the error. */
+static char *describe_found(const struct pg_tool_candidates *c)
+{
+    char *s = xstrdup("");
+    for (size_t i = 0; i < c->n; i++) {
+        const struct pg_tool_candidate *k = &c->items[i];
+        char *next = k->version
+                         ? xasprintf("%s%smajor %d in %s", s, i ? ", " : "", k->major, k->dir)
+                         : xasprintf("%s%sa pg_dump that does not run in %s", s, i ? ", " : "", k->dir);
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+static char *join_list(const sv_strlist *l)
+{
+    char *s = xstrdup("");
+    for (size_t i = 0; i < l->n; i++) {
+        char *next = xasprintf("%s%s%s", s, i ? "," : "", l->items[i]);
+        free(s);
+        s = next;
+    }
+    return s;
+}
 
 int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, sv_error *err)
 {
     memset(out, 0, sizeof *out);
-    struct candidate *c = NULL;
-    size_t nc = 0;
-    for (size_t i = 0; i < cfg->pg_bindir.n; i++) {
-        glob_t g;
-        if (glob(cfg->pg_bindir.items[i], GLOB_NOSORT, NULL, &g) != 0)
-            continue;
-        for (size_t j = 0; j < g.gl_pathc; j++) {
-            char *dump = xasprintf("%s/pg_dump", g.gl_pathv[j]);
-            char *version = NULL;
-            sv_error ignored = {0};
-            /* the full path: pg_dump finds its own installation from argv[0],
-             * and the image has no PATH to search */
-            const char *argv[] = {dump, "--version", NULL};
-            if (access(dump, X_OK) == 0 && proc_capture(dump, argv, 256, &version, &ignored) == 0) {
-                c = xrealloc(c, (nc + 1) * sizeof *c);
-                c[nc++] = (struct candidate){xstrdup(g.gl_pathv[j]), version, parse_major(version)};
-            } else {
-                free(version);
-            }
-            free(dump);
-        }
-        globfree(&g);
-    }
-    /* Same major first; else the oldest newer one, since pg_dump reads
-     * older servers but refuses newer ones. */
-    struct candidate *best = NULL;
-    for (size_t i = 0; i < nc; i++) {
-        if (c[i].major < server_major)
-            continue;
-        if (!best ||
-            (best->major != server_major && (c[i].major == server_major || c[i].major < best->major)))
-            best = &c[i];
-    }
-    int rc = 0;
+    struct pg_tool_candidates c;
+    pg_tools_scan(&cfg->pg_bindir, &c);
+    enum pg_tools_reason why;
+    const struct pg_tool_candidate *best = pg_tools_choose(c.items, c.n, server_major, &why);
     if (best) {
         out->major = best->major;
         out->dir = xstrdup(best->dir);
         out->dump_version = xstrdup(best->version);
-    } else {
-        char found[512] = "";
-        size_t off = 0;
-        for (size_t i = 0; i < nc && off < sizeof found; i++)
-            off += (size_t)snprintf(found + off, sizeof found - off, "%s%s (%d)", i ? ", " : "", c[i].dir,
-                                    c[i].major);
-        sv_error_set(err, SV_EXIT_CONFIG, "no pg_dump of version %d or newer for the server (version %d): %s",
-                     server_major, server_major, nc ? found : "none found in SAUVE_PG_BINDIR");
-        sv_error_hint(
-            err, "install postgresql-client-%d in the image or point SAUVE_PG_BINDIR at its bin directory",
-            server_major);
-        rc = -1;
+        out->reason = why;
+        pg_tool_candidates_free(&c);
+        return 0;
     }
-    for (size_t i = 0; i < nc; i++) {
-        free(c[i].dir);
-        free(c[i].version);
-    }
-    free(c);
-    return rc;
+    char *found = describe_found(&c);
+    char *searched = join_list(&cfg->pg_bindir);
+    if (c.n)
+        sv_error_set(err, SV_EXIT_CONFIG,
+                     "no pg_dump of major %d or newer for the server (major %d), and pg_dump refuses newer "
+                     "servers: SAUVE_PG_BINDIR (%s) has %s",
+                     server_major, server_major, searched, found);
+    else
+        sv_error_set(err, SV_EXIT_CONFIG,
+                     "no pg_dump for the server (major %d): none found in SAUVE_PG_BINDIR (%s)", server_major,
+                     searched);
+    sv_error_hint(err,
+                  "install postgresql-client-%d in the image or point SAUVE_PG_BINDIR at its bin directory",
+                  server_major);
+    free(found);
+    free(searched);
+    pg_tool_candidates_free(&c);
+    return -1;
 }
 
 void pg_tools_free(struct pg_tools *t)
