@@ -7,7 +7,8 @@
 #
 # The builder runs the same scripts as `make static rootfs` on a developer
 # machine: every library and the PostgreSQL client tools (15 from bookworm,
-# 17 from trixie) are built with musl from Debian's source packages.
+# 18 from whichever suite carries it) are built with musl from Debian's
+# source packages, each the newest version that downloads (docs/image.md).
 
 FROM debian:bookworm AS builder
 ENV DEBIAN_FRONTEND=noninteractive

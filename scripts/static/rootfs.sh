@@ -4,6 +4,9 @@
 # time zone database. What the image holds is exactly this tree:
 #
 #   /usr/local/bin/sauve
+#   /usr/local/share/sauve/sources.json  the Debian source packages (exact version,
+#                                        suite) everything here was built from;
+#                                        `sauve version` prints it
 #   /usr/lib/postgresql/<major>/bin/{pg_dump,pg_restore,pg_dumpall,psql}
 #   /etc/ssl/certs/ca-certificates.crt   libcurl's and the image's CA bundle
 #   /etc/passwd, /etc/group              uid/gid 65532 "sauve" (libpq looks the
@@ -52,6 +55,27 @@ for m in $majors; do
         install -m 755 "$STATIC/pg/$m/bin/$t" "$RFS/usr/lib/postgresql/$m/bin/$t"
     done
 done
+# sources.json: one entry per part built (scripts/static/build.sh records
+# "package version suite what..." for each library and PostgreSQL major).
+json_str() { local v=${1//\\/\\\\}; printf '"%s"' "${v//\"/\\\"}"; }
+source_entries() {
+    local f
+    for f in "$STATIC"/prefix/.stamps/*; do cat "$f"; done
+    for m in $majors; do cat "$STATIC/pg/$m/bin/.source"; done
+}
+mkdir -p "$RFS/usr/local/share/sauve"
+{
+    printf '{\n  "format": 1,\n  "sources": ['
+    sep=
+    while read -r package version suite built; do
+        [ -n "$suite" ] || die "no suite recorded for $package $version: rebuild with make static"
+        printf '%s\n    {"package": %s, "version": %s, "suite": %s, "built": %s}' "$sep" "$(json_str "$package")" \
+            "$(json_str "$version")" "$(json_str "$suite")" "$(json_str "$built")"
+        sep=,
+    done < <(source_entries)
+    printf '\n  ]\n}\n'
+} >"$RFS/usr/local/share/sauve/sources.json"
+
 install -m 644 /etc/ssl/certs/ca-certificates.crt "$RFS/etc/ssl/certs/ca-certificates.crt"
 
 printf 'root:x:0:0:root:/root:/sbin/nologin\nsauve:x:%d:%d:sauve:/nonexistent:/sbin/nologin\n' \

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from container import ROOTFS, UID, GID, Container
+from container import ROOTFS, SAUVE, UID, GID, Container
 from pgdata import assert_same_state, db_state
 from sauvecli import committed_sets
 
@@ -32,14 +32,16 @@ def majors():
 def test_rootfs_holds_exactly_the_image_contents():
     expected = {"etc", "etc/group", "etc/passwd", "etc/ssl", "etc/ssl/certs",
                 "etc/ssl/certs/ca-certificates.crt", "tmp", "usr", "usr/local",
-                "usr/local/bin", "usr/local/bin/sauve", "usr/lib", "usr/lib/postgresql",
+                "usr/local/bin", "usr/local/bin/sauve", "usr/local/share", "usr/local/share/sauve",
+                "usr/local/share/sauve/sources.json", "usr/lib", "usr/lib/postgresql",
                 "usr/share", "usr/share/zoneinfo"}
     for m in majors():
         expected |= {f"usr/lib/postgresql/{m}", f"usr/lib/postgresql/{m}/bin"}
         expected |= {f"usr/lib/postgresql/{m}/bin/{t}" for t in PG_TOOLS}
     got = {f for f in rootfs_files() if not f.startswith("usr/share/zoneinfo/")}
     assert got == expected
-    assert "15" in majors()
+    # 15 for 15 and older servers, 18 for 16 to 18 (scripts/static/build.sh)
+    assert {"15", "18"} <= set(majors())
     for f in ("bin/sh", "usr/bin/env", "lib", "usr/lib/x86_64-linux-gnu"):
         assert not os.path.lexists(os.path.join(ROOTFS, f)), f
     for m in majors():
@@ -62,6 +64,36 @@ def test_every_tool_runs_alone_in_the_container(workdir):
             code, out, err, _ = c.exec([f"/usr/lib/postgresql/{m}/bin/{t}", "--version"])
             assert code == 0, (m, t, code, out, err)
             assert out.startswith(f"{t} (PostgreSQL) {m}."), (m, t, out)
+
+
+def test_the_image_records_the_exact_sources_it_was_built_from(workdir):
+    with open(os.path.join(ROOTFS, "usr/local/share/sauve/sources.json")) as f:
+        record = json.load(f)
+    assert record["format"] == 1
+    by_package = {s["package"]: s for s in record["sources"]}
+    # One entry per part built: postgresql-15 gives libpq and the tools.
+    tools = {s["package"]: s for s in record["sources"] if "pg_dump" in s["built"]}
+    for s in record["sources"]:
+        assert s["version"] and s["suite"] and s["built"], s
+    # Every library linked into sauve is named.
+    for package in ("openssl", "curl", "libzstd", "libyaml", "jansson", "expat", "zlib", "postgresql-15"):
+        assert package in by_package, (package, sorted(by_package))
+    # Each major's record is the version its pg_dump reports ("18.6-3" built
+    # pg_dump 18.6), and its suite carries that major.
+    c = Container(workdir, {})
+    for m in majors():
+        s = tools[f"postgresql-{m}"]
+        code, out, err, _ = c.exec([f"/usr/lib/postgresql/{m}/bin/pg_dump", "--version"])
+        assert code == 0, err
+        upstream = s["version"].split(":")[-1].split("-")[0]
+        assert out.strip() == f"pg_dump (PostgreSQL) {upstream}", (s, out)
+    # sauve version tells the same in the container: the tools it finds by
+    # default, newest first, and the record.
+    code, out, err, _ = c.exec([SAUVE, "version", "--json"])
+    assert code == 0, err
+    v = json.loads(out)
+    assert [str(t["major"]) for t in v["postgresql_tools"]] == sorted(majors(), key=int, reverse=True), v
+    assert v["sources"] == record["sources"], v
 
 
 def test_there_is_no_shell_in_the_container(workdir):
