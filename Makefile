@@ -28,6 +28,15 @@ CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# The libFuzzer build (make fuzz: CC=clang BUILD=build-fuzz): every object
+# carries the fuzzer's coverage hooks and the sanitizers, and only the
+# targets link libFuzzer's main. -Wno-format-truncation above is gcc's.
+ifeq ($(FUZZ),1)
+CFLAGS_BASE += -O1 -fno-omit-frame-pointer -Wno-unknown-warning-option \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
 CFLAGS = $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = $(LDLIBS_BASE)
 
@@ -37,6 +46,11 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/runner/src/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard runner/tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:runner/tests/unit/%.c=$(BUILD)/tests/%)
 FORMAT_FILES := $(shell find runner -name '*.[ch]' | sort)
+FUZZ_SRCS := $(wildcard runner/tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRCS:runner/tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS := $(FUZZ_SRCS:runner/tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_QUICK_SECONDS ?= 4
 
 .PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
         static rootfs test-rootfs test-fetch test-deploy k8s-tools
@@ -59,7 +73,12 @@ $(BUILD)/tests/%: runner/tests/unit/%.c $(BUILD)/libsauve.a runner/tests/unit/te
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
--include $(OBJS:.o=.d)
+# A fuzz target: libFuzzer's main, the harness, and the project's objects.
+$(BUILD)/fuzz/%: runner/tests/fuzz/%.c $(BUILD)/libsauve.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Irunner/tests/fuzz -fsanitize=fuzzer -MMD -MP -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS)
+
+-include $(OBJS:.o=.d) $(FUZZ_BINS:=.d)
 
 # Targets that install packages first run the build in a new make, which
 # reads pkg-config only after the packages are there (and never races them
@@ -92,6 +111,7 @@ test: deps-test
 	$(MAKE) integration
 	$(MAKE) test-deploy
 	$(MAKE) sanitized
+	$(MAKE) fuzz-quick
 	$(MAKE) test-fetch
 	$(MAKE) test-rootfs
 
@@ -102,6 +122,18 @@ check-asan: deps-test
 sanitized:
 	$(MAKE) BUILD=build-asan SANITIZE=1 all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 $(MAKE) BUILD=build-asan SANITIZE=1 integration
+
+## fuzz: build every libFuzzer target (runner/tests/fuzz) with clang in build-fuzz and run each for FUZZ_SECONDS (60)
+fuzz: deps-test
+	$(MAKE) CC=clang BUILD=build-fuzz FUZZ=1 fuzz-run FUZZ_TIME=$(FUZZ_SECONDS)
+
+## fuzz-quick: the same for FUZZ_QUICK_SECONDS (4) per target, under ASan and UBSan: what make test runs
+fuzz-quick: deps-test
+	$(MAKE) CC=clang BUILD=build-fuzz FUZZ=1 fuzz-run FUZZ_TIME=$(FUZZ_QUICK_SECONDS)
+
+.PHONY: fuzz fuzz-quick fuzz-run
+fuzz-run: $(FUZZ_BINS)
+	runner/tests/fuzz/run.sh $(BUILD) $(FUZZ_TIME) $(FUZZ_NAMES)
 
 ## format: reformat the C sources with clang-format
 format:

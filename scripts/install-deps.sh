@@ -21,6 +21,9 @@ build=(
 
 tests=(
     clang-format libcmocka-dev
+    # make fuzz: clang, and its runtimes (libFuzzer, ASan, UBSan), which it
+    # only recommends
+    clang libclang-rt-dev
     python3-pytest
     time procps
     # S3 tests: a real S3 server (Ceph RADOS Gateway: one monitor, one memstore
