@@ -211,6 +211,16 @@ static void test_escape_and_dates(void **state)
     assert_string_equal(n->text, "a&b<c>\"d'");
     xml_free(n);
     xml_buf_free(&b);
+    /* a CR in a key (from &#13; in a listing) must reach DeleteObjects as
+     * one: raw, the store reads LF (found by fuzz_s3_xml) */
+    xml_buf_add(&b, "<Key>");
+    xml_buf_add_escaped(&b, "a\rb\r\nc\td\ne");
+    xml_buf_add(&b, "</Key>");
+    assert_string_equal(b.data, "<Key>a&#13;b&#13;\nc\td\ne</Key>");
+    n = xml_parse(b.data, b.len);
+    assert_string_equal(n->text, "a\rb\r\nc\td\ne");
+    xml_free(n);
+    xml_buf_free(&b);
 
     assert_int_equal(s3_parse_iso8601("1970-01-01T00:00:00Z"), 0);
     assert_int_equal(s3_parse_iso8601("2026-11-22T02:00:00.123Z"), 1795312800);

@@ -215,6 +215,9 @@ void xml_buf_add_escaped(struct xml_buf *b, const char *s)
         case '>': xml_buf_add(b, "&gt;"); break;
         case '"': xml_buf_add(b, "&quot;"); break;
         case '\'': xml_buf_add(b, "&apos;"); break;
+        /* A parser turns a raw CR (and CR LF) into LF: a key holding one
+         * would name another object. Only a character reference keeps it. */
+        case '\r': xml_buf_add(b, "&#13;"); break;
         default: one[0] = *s; xml_buf_add(b, one);
         }
     }
