@@ -20,6 +20,7 @@
 #include "common/mem.h"
 #include "config/config.h"
 #include "storage/s3/client.h"
+#include "storage/s3/xml.h"
 #include "storage/storage.h"
 
 /* ---- pure functions -------------------------------------------------- */
@@ -901,6 +902,47 @@ static void test_virtual_host_not_resolved_names_the_host(void **state)
     close_storage(&x);
 }
 
+/* A listing answer one byte over S3_XML_MAX (xml.h): no S3 answer is that
+ * large, so sauve stops reading it there instead of holding it. */
+static bool huge_listing_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    (void)f;
+    (void)r;
+    (void)n;
+    size_t len = S3_XML_MAX + 1;
+    char *body = xmalloc(len);
+    static const char open_tag[] = "<ListBucketResult>", close_tag[] = "</ListBucketResult>";
+    memcpy(body, open_tag, sizeof open_tag - 1);
+    memset(body + sizeof open_tag - 1, ' ', len - (sizeof open_tag - 1) - (sizeof close_tag - 1));
+    memcpy(body + len - (sizeof close_tag - 1), close_tag, sizeof close_tag - 1);
+    respond(fd, "200 OK", NULL, body, len, len);
+    free(body);
+    return false;
+}
+
+static int count_entry(void *ctx, const storage_entry *e)
+{
+    (void)e;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_answer_larger_than_s3_sends_is_refused(void **state)
+{
+    (void)state;
+    struct fake *f = fake_start(huge_listing_handler, NULL);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    sv_error err = {0};
+    int n = 0;
+    assert_int_equal(storage_list(x.st, "default/", true, count_entry, &n, &err), -1);
+    assert_int_equal(n, 0);
+    if (!strstr(err.msg, "larger than 8 MiB"))
+        fail_msg("%s", err.msg);
+    close_storage(&x);
+    fake_stop(f);
+}
+
 static bool echo_ssec_handler(struct fake *f, int fd, const struct fake_req *r, int n)
 {
     (void)f;
@@ -974,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_virtual_host_not_resolved_names_the_host),
         cmocka_unit_test(test_dot_segments_sent_as_is),
         cmocka_unit_test(test_get_resume_at_the_end_and_wrong_range),
+        cmocka_unit_test(test_answer_larger_than_s3_sends_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

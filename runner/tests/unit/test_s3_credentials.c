@@ -528,6 +528,31 @@ static void web_identity_access_denied(void **state)
     assert_null(fx->creds.access_key_id);
 }
 
+/* An answer with a DTD is not STS's (no STS answer has one): refused before
+ * any entity it declares is expanded, so no credential is taken from it. */
+static void web_identity_answer_with_doctype(void **state)
+{
+    struct fx *fx = *state;
+    fx->srv = stand_in_start();
+    char *good = sts_success(time(NULL) + 3600);
+    char *xml = NULL;
+    assert_true(asprintf(&xml, "<!DOCTYPE r [<!ENTITY k \"ASIAFROMANENTITY\">]>%s", good) > 0);
+    char *use = strstr(xml, "ASIAEXAMPLESTSKEYID");
+    assert_non_null(use);
+    memcpy(use, "&k;", 3);
+    memmove(use + 3, use + strlen("ASIAEXAMPLESTSKEYID"), strlen(use + strlen("ASIAEXAMPLESTSKEYID")) + 1);
+    stand_in_respond(fx->srv, 200, "text/xml", xml);
+    free(xml);
+    free(good);
+    web_identity_env(fx, fx->srv->port);
+
+    assert_non_null(provider(fx, NULL));
+    assert_int_equal(get(fx), -1);
+    show("sts answer with a DOCTYPE", &fx->err);
+    assert_null(fx->creds.access_key_id);
+    assert_non_null(strstr(fx->err.msg, "127.0.0.1"));
+}
+
 /* A service echoing the token in its message: the message is withheld. */
 static void web_identity_error_quoting_token(void **state)
 {
@@ -725,6 +750,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(web_identity_half_configured, setup, teardown),
         cmocka_unit_test_setup_teardown(web_identity_success, setup, teardown),
         cmocka_unit_test_setup_teardown(web_identity_access_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(web_identity_answer_with_doctype, setup, teardown),
         cmocka_unit_test_setup_teardown(web_identity_error_quoting_token, setup, teardown),
         cmocka_unit_test_setup_teardown(web_identity_unreachable, setup, teardown),
         cmocka_unit_test_setup_teardown(web_identity_5xx_retried, setup, teardown),

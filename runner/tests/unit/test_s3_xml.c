@@ -229,6 +229,89 @@ static void test_escape_and_dates(void **state)
     assert_int_equal(s3_parse_iso8601(NULL), 0);
 }
 
+/* No S3 answer has a DTD: a DOCTYPE is refused wherever it is, before any
+ * entity it declares can be expanded. */
+static void test_doctype_is_refused(void **state)
+{
+    (void)state;
+    const char internal[] = "<?xml version=\"1.0\"?><!DOCTYPE Error [<!ENTITY x \"NoSuchBucket\">]>"
+                            "<Error><Code>&x;</Code></Error>";
+    assert_null(xml_parse(internal, sizeof internal - 1));
+    char code[64], msg[64];
+    assert_int_equal(s3_xml_error(internal, sizeof internal - 1, code, sizeof code, msg, sizeof msg), -1);
+    char root[64];
+    assert_int_equal(s3_xml_root_name(internal, sizeof internal - 1, root, sizeof root), -1);
+    assert_false(s3_xml_root_is(internal, sizeof internal - 1, "Error"));
+
+    /* without an internal subset, and an external one: refused too */
+    assert_null(xml_parse(S("<!DOCTYPE ListBucketResult><ListBucketResult/>")));
+    assert_null(xml_parse(S("<!DOCTYPE a SYSTEM \"http://127.0.0.1:9/x.dtd\"><a/>")));
+    struct s3_list_page page;
+    assert_int_equal(s3_xml_list_objects(S("<!DOCTYPE ListBucketResult><ListBucketResult>"
+                                           "<IsTruncated>false</IsTruncated></ListBucketResult>"),
+                                         &page),
+                     -1);
+}
+
+/* An entity of 64 KiB used 100 times: 6.4 MB of text from a 66 KB answer,
+ * under expat's own amplification guard (which starts at 8 MiB). */
+static void test_entity_amplification_is_refused(void **state)
+{
+    (void)state;
+    struct xml_buf b = {0};
+    xml_buf_add(&b, "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY e \"");
+    char chunk[1025];
+    memset(chunk, 'x', 1024);
+    chunk[1024] = '\0';
+    for (int i = 0; i < 64; i++)
+        xml_buf_add(&b, chunk);
+    xml_buf_add(&b, "\">]><a>");
+    for (int i = 0; i < 100; i++)
+        xml_buf_add(&b, "&e;");
+    xml_buf_add(&b, "</a>");
+    xml_node *n = xml_parse(b.data, b.len);
+    if (n)
+        fail_msg("an entity was expanded into %zu bytes", strlen(n->text));
+    xml_buf_free(&b);
+
+    char code[64], msg[64];
+    /* billion laughs: ten levels of ten references, refused at the DOCTYPE */
+    struct xml_buf l = {0};
+    xml_buf_add(&l, "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol0 \"lol\">");
+    for (int i = 1; i <= 10; i++) {
+        char decl[256];
+        int o = snprintf(decl, sizeof decl, "<!ENTITY lol%d \"", i);
+        for (int j = 0; j < 10; j++)
+            o += snprintf(decl + o, sizeof decl - (size_t)o, "&lol%d;", i - 1);
+        snprintf(decl + o, sizeof decl - (size_t)o, "\">");
+        xml_buf_add(&l, decl);
+    }
+    xml_buf_add(&l, "]><Error><Code>&lol10;</Code></Error>");
+    assert_null(xml_parse(l.data, l.len));
+    assert_int_equal(s3_xml_error(l.data, l.len, code, sizeof code, msg, sizeof msg), -1);
+    xml_buf_free(&l);
+}
+
+/* No S3 answer is larger than S3_XML_MAX (see xml.h): a larger document is
+ * refused before expat sees it. */
+static void test_size_cap(void **state)
+{
+    (void)state;
+    size_t len = S3_XML_MAX + 1;
+    char *doc = malloc(len);
+    assert_non_null(doc);
+    memcpy(doc, "<a>", 3);
+    memset(doc + 3, ' ', len - 7);
+    memcpy(doc + len - 4, "</a>", 4);
+    assert_null(xml_parse(doc, len));
+    /* one byte less is parsed */
+    memcpy(doc + len - 5, "</a>", 4);
+    xml_node *n = xml_parse(doc, len - 1);
+    assert_non_null(n);
+    xml_free(n);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +323,9 @@ int main(void)
         cmocka_unit_test(test_list_multipart_uploads),
         cmocka_unit_test(test_delete_result),
         cmocka_unit_test(test_escape_and_dates),
+        cmocka_unit_test(test_doctype_is_refused),
+        cmocka_unit_test(test_entity_amplification_is_refused),
+        cmocka_unit_test(test_size_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

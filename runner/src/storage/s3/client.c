@@ -30,8 +30,10 @@
 #define RETRY_BUDGET_S    600
 #define CLEANUP_TIMEOUT_S 10L
 #define CLEANUP_ATTEMPTS  2
-/* A collected answer (listing page, error) larger than this is not S3's. */
-#define BODY_MAX          (64u * 1024 * 1024)
+/* A collected answer (listing page, error, DeleteResult) is an XML document
+ * of at most S3_XML_MAX bytes (xml.h says why 8 MiB): reading stops there,
+ * so a hostile or broken store cannot make sauve hold more. */
+#define BODY_MAX          S3_XML_MAX
 #define TRANSFER_BUF      (256 * 1024)
 #define EMPTY_SHA256      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define UNSIGNED_PAYLOAD  "UNSIGNED-PAYLOAD"
@@ -507,7 +509,7 @@ static int seek_cb(void *userp, curl_off_t offset, int origin)
 static void body_append(s3_conn *conn, const char *data, size_t n)
 {
     struct s3_response *r = conn->resp;
-    if (r->body_len + n + 1 > BODY_MAX) {
+    if (r->body_len + n > BODY_MAX) {
         conn->body_overflow = true;
         return;
     }

@@ -34,6 +34,7 @@
 #include "common/signals.h"
 #include "config/config.h"
 #include "storage/s3/client.h"
+#include "storage/s3/xml.h"
 
 /* Credentials expiring within this many seconds are fetched again. */
 #define REFRESH_MARGIN 300
@@ -471,13 +472,14 @@ static const char *local_name(const char *name)
     return colon ? colon + 1 : name;
 }
 
-static void XMLCALL sts_start(void *arg, const XML_Char *name, const XML_Char **attrs)
+/* Handlers get the parser (s3_xml_parser_new), the state is its user data. */
+static void XMLCALL sts_start(void *parser, const XML_Char *name, const XML_Char **attrs)
 {
     (void)attrs;
     static const char *const credentials[] = {"AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"};
     static const char *const error[] = {"Code", "Message"};
     static const char *const containers[] = {"Credentials", "Error"};
-    struct sts_parse *sp = arg;
+    struct sts_parse *sp = XML_GetUserData((XML_Parser)parser);
     const char *ln = local_name(name);
     const char *parent = sp->depth > 0 && sp->depth <= XML_DEPTH_MAX ? sp->names[sp->depth - 1] : NULL;
     const char *known = NULL;
@@ -501,10 +503,10 @@ static void XMLCALL sts_start(void *arg, const XML_Char *name, const XML_Char **
     buf_reset(&sp->text);
 }
 
-static void XMLCALL sts_end(void *arg, const XML_Char *name)
+static void XMLCALL sts_end(void *parser, const XML_Char *name)
 {
     (void)name;
-    struct sts_parse *sp = arg;
+    struct sts_parse *sp = XML_GetUserData((XML_Parser)parser);
     sp->depth--;
     if (sp->collecting >= 0) {
         free_secret(sp->fields[sp->collecting]);
@@ -514,24 +516,21 @@ static void XMLCALL sts_end(void *arg, const XML_Char *name)
     buf_reset(&sp->text);
 }
 
-static void XMLCALL sts_text(void *arg, const XML_Char *s, int len)
+static void XMLCALL sts_text(void *parser, const XML_Char *s, int len)
 {
-    struct sts_parse *sp = arg;
+    struct sts_parse *sp = XML_GetUserData((XML_Parser)parser);
     if (sp->collecting >= 0 && len > 0)
         buf_append(&sp->text, s, (size_t)len);
 }
 
 /* Parses an STS answer (credentials or ErrorResponse). Returns 0, or -1 when
- * it is not XML. */
+ * it is not XML or has a DOCTYPE (see s3_xml_parser_new). */
 static int sts_parse_body(const struct buf *body, struct sts_parse *sp)
 {
     *sp = (struct sts_parse){.collecting = -1};
     if (!body->len)
         return -1;
-    XML_Parser xp = XML_ParserCreate("UTF-8");
-    if (!xp)
-        return -1;
-    XML_SetUserData(xp, sp);
+    XML_Parser xp = s3_xml_parser_new(sp);
     XML_SetElementHandler(xp, sts_start, sts_end);
     XML_SetCharacterDataHandler(xp, sts_text);
     int ok = XML_Parse(xp, body->data, (int)body->len, 1) == XML_STATUS_OK;

@@ -38,10 +38,53 @@ static void text_add(struct text_buf *t, const char *s, size_t n)
     t->data[t->len] = '\0';
 }
 
-static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+/* Handlers get the parser (XML_UseParserAsHandlerArg), so that a handler
+ * that knows nothing of the state can still stop the parse. */
+static void XMLCALL on_doctype(void *parser, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    (void)name;
+    (void)sysid;
+    (void)pubid;
+    (void)has_internal_subset;
+    /* No S3 answer has a DTD, and a DTD is how entity expansion (billion
+     * laughs, an entity used thousands of times) and external entities get
+     * in: the parse stops at "<!DOCTYPE", before any declaration is read. */
+    XML_StopParser(parser, XML_FALSE);
+}
+
+static void XMLCALL on_entity_decl(void *parser, const XML_Char *name, int is_parameter_entity,
+                                   const XML_Char *value, int value_length, const XML_Char *base,
+                                   const XML_Char *system_id, const XML_Char *public_id,
+                                   const XML_Char *notation_name)
+{
+    (void)name;
+    (void)is_parameter_entity;
+    (void)value;
+    (void)value_length;
+    (void)base;
+    (void)system_id;
+    (void)public_id;
+    (void)notation_name;
+    XML_StopParser(parser, XML_FALSE); /* unreachable after on_doctype; kept as a second lock */
+}
+
+XML_Parser s3_xml_parser_new(void *user_data)
+{
+    XML_Parser p = XML_ParserCreate("UTF-8");
+    if (!p)
+        abort(); /* out of memory: the policy of common/mem.h */
+    XML_SetUserData(p, user_data);
+    XML_UseParserAsHandlerArg(p);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity_decl);
+    return p;
+}
+
+static void XMLCALL on_start(void *parser, const XML_Char *name, const XML_Char **attrs)
 {
     (void)attrs;
-    struct parse_state *ps = ud;
+    struct parse_state *ps = XML_GetUserData((XML_Parser)parser);
     if (ps->failed)
         return;
     if (ps->depth == XML_MAX_DEPTH) {
@@ -67,10 +110,10 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     ps->depth++;
 }
 
-static void XMLCALL on_end(void *ud, const XML_Char *name)
+static void XMLCALL on_end(void *parser, const XML_Char *name)
 {
     (void)name;
-    struct parse_state *ps = ud;
+    struct parse_state *ps = XML_GetUserData((XML_Parser)parser);
     if (ps->failed || ps->depth == 0)
         return;
     ps->depth--;
@@ -79,9 +122,9 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
     t->len = 0;
 }
 
-static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+static void XMLCALL on_text(void *parser, const XML_Char *s, int len)
 {
-    struct parse_state *ps = ud;
+    struct parse_state *ps = XML_GetUserData((XML_Parser)parser);
     if (ps->failed || ps->depth == 0 || len <= 0)
         return;
     text_add(&ps->text[ps->depth - 1], s, (size_t)len);
@@ -106,13 +149,10 @@ void xml_free(xml_node *root)
 
 xml_node *xml_parse(const char *data, size_t len)
 {
-    if (!data || len == 0 || len > INT32_MAX)
+    if (!data || len == 0 || len > S3_XML_MAX)
         return NULL;
     struct parse_state ps = {0};
-    ps.parser = XML_ParserCreate("UTF-8");
-    if (!ps.parser)
-        abort(); /* out of memory: the policy of common/mem.h */
-    XML_SetUserData(ps.parser, &ps);
+    ps.parser = s3_xml_parser_new(&ps);
     XML_SetElementHandler(ps.parser, on_start, on_end);
     XML_SetCharacterDataHandler(ps.parser, on_text);
     enum XML_Status st = XML_Parse(ps.parser, data, (int)len, XML_TRUE);
@@ -135,10 +175,10 @@ struct root_state {
     bool seen;
 };
 
-static void XMLCALL on_root(void *ud, const XML_Char *name, const XML_Char **attrs)
+static void XMLCALL on_root(void *parser, const XML_Char *name, const XML_Char **attrs)
 {
     (void)attrs;
-    struct root_state *rs = ud;
+    struct root_state *rs = XML_GetUserData((XML_Parser)parser);
     const char *colon = strchr(name, ':');
     snprintf(rs->out, rs->cap, "%s", colon ? colon + 1 : name);
     rs->seen = true;
@@ -149,13 +189,10 @@ int s3_xml_root_name(const char *data, size_t len, char *out, size_t cap)
 {
     if (cap)
         out[0] = '\0';
-    if (!data || len == 0 || len > INT32_MAX || cap == 0)
+    if (!data || len == 0 || len > S3_XML_MAX || cap == 0)
         return -1;
     struct root_state rs = {.out = out, .cap = cap};
-    rs.parser = XML_ParserCreate("UTF-8");
-    if (!rs.parser)
-        abort();
-    XML_SetUserData(rs.parser, &rs);
+    rs.parser = s3_xml_parser_new(&rs);
     XML_SetStartElementHandler(rs.parser, on_root);
     (void)XML_Parse(rs.parser, data, (int)len, XML_TRUE);
     XML_ParserFree(rs.parser);

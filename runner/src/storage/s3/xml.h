@@ -15,6 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <expat.h>
+
+/*
+ * The largest document sauve parses, and the largest answer body the request
+ * engine collects (client.c). S3's largest answers hold 1000 entries: a
+ * ListObjectsV2 or ListMultipartUploads page of 1000 keys (a key is at most
+ * 1024 bytes, 3072 once URL-encoded, plus about 600 bytes of other elements:
+ * about 3.7 MB), or a DeleteResult naming 1000 keys it could not delete (a
+ * key XML-escaped is at most 6 bytes per byte, plus its code and message:
+ * about 6.3 MB). 8 MiB holds the worst of them; anything larger is not S3's
+ * answer, and refusing it bounds what a hostile or broken store can make
+ * sauve hold in memory.
+ */
+#define S3_XML_MAX (8u * 1024 * 1024)
+
 typedef struct xml_node xml_node;
 
 struct xml_node {
@@ -23,7 +38,17 @@ struct xml_node {
     xml_node *first_child, *last_child, *next;
 };
 
-/* Parses a document; NULL when it is not well-formed XML. Free with xml_free. */
+/*
+ * A new expat parser for an answer from the network: user_data is set, and
+ * handlers get the parser as their first argument (XML_UseParserAsHandlerArg:
+ * XML_GetUserData() gives user_data back). Any DOCTYPE stops the parse with
+ * an error before its declarations are read, so no entity is ever declared
+ * or expanded. Aborts on out of memory. Free with XML_ParserFree.
+ */
+XML_Parser s3_xml_parser_new(void *user_data);
+
+/* Parses a document of at most S3_XML_MAX bytes; NULL when it is not
+ * well-formed XML, has a DOCTYPE, or is larger. Free with xml_free. */
 xml_node *xml_parse(const char *data, size_t len);
 void xml_free(xml_node *root);
 
