@@ -21,7 +21,10 @@
 /* The longest validity AWS accepts for a presigned URL: seven days. */
 #define PRESIGN_MAX_SECONDS 604800L
 
-/* A growable string; every append aborts on OOM like the rest of sauve. */
+/* A growable string; every append aborts on OOM like the rest of sauve.
+ * Canonical headers and requests carry the session token and the SSE-C key:
+ * the buffer never leaves a copy behind when it grows, and whoever frees
+ * what it built wipes it (free_secret). */
 struct buf {
     char *p;
     size_t len, cap;
@@ -33,7 +36,14 @@ static void buf_append_n(struct buf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (b->len + n + 1 > cap)
             cap *= 2;
-        b->p = xrealloc(b->p, cap);
+        /* Not realloc: the block it gives back would keep the old contents. */
+        char *grown = xmalloc(cap);
+        if (b->p) {
+            memcpy(grown, b->p, b->len);
+            explicit_bzero(b->p, b->cap);
+            free(b->p);
+        }
+        b->p = grown;
         b->cap = cap;
     }
     memcpy(b->p + b->len, s, n);
@@ -271,7 +281,7 @@ static void params_parse(struct params *ps, const char *query)
             char *value = eq ? uri_decode(eq + 1, len - nlen - 1) : xstrdup("");
             params_add(ps, name, value);
             free(name);
-            free(value);
+            free_secret(value);
         }
         p += len;
         if (*p == '&')
@@ -298,7 +308,7 @@ static void params_free(struct params *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
         free(ps->v[i].name);
-        free(ps->v[i].value);
+        free_secret(ps->v[i].value); /* X-Amz-Security-Token of a presigned request */
     }
     free(ps->v);
 }
@@ -377,7 +387,7 @@ static void canonical_headers(const struct sigv4_header *h, size_t n, char **can
         buf_append_c(&c, '\n');
     for (size_t i = 0; i < n; i++) {
         free(v[i].name);
-        free(v[i].value);
+        free_secret(v[i].value); /* x-amz-security-token, the SSE-C key */
     }
     free(v);
     *canon = buf_take(&c);
@@ -471,8 +481,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_key *key, con
     char *canon_hdrs, *signed_hdrs;
     canonical_headers(req->headers, req->nheaders, &canon_hdrs, &signed_hdrs);
     sign_with_query(req, key, amz_date, canon_query, canon_hdrs, signed_hdrs, out);
-    free(canon_query);
-    free(canon_hdrs);
+    free_secret(canon_query);
+    free_secret(canon_hdrs);
 
     char *scope = credential_scope(key, amz_date);
     out->authorization = xasprintf(ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
@@ -519,8 +529,8 @@ int sigv4_presign(const struct sigv4_request *req, const struct sigv4_key *key, 
     params_free(&ps);
 
     sign_with_query(req, key, amz_date, canon_query, canon_hdrs, signed_hdrs, out);
-    free(canon_query);
-    free(canon_hdrs);
+    free_secret(canon_query);
+    free_secret(canon_hdrs);
 
     struct buf q = {0};
     if (req->query && *req->query) {
@@ -550,9 +560,13 @@ void sigv4_result_free(struct sigv4_result *r)
 {
     if (!r)
         return;
-    free(r->authorization);
+    /* The canonical request holds every signed header's value (the session
+     * token, the SSE-C key); the Authorization value can be replayed for
+     * the same request until it expires. */
+    free_secret(r->authorization);
     free(r->signed_headers);
-    free(r->canonical_request);
+    free_secret(r->canonical_request);
     free(r->string_to_sign);
+    explicit_bzero(r->signature, sizeof r->signature);
     memset(r, 0, sizeof *r);
 }
