@@ -319,7 +319,8 @@ int config_parse_duration(const char *text, long *seconds)
             return -1;
         long n = 0;
         while (isdigit((unsigned char)*p)) {
-            if (n > LONG_MAX / 10)
+            /* the last digit counts too: "9223372036854775808s" must not wrap */
+            if (n > (LONG_MAX - (*p - '0')) / 10)
                 return -1;
             n = n * 10 + (*p++ - '0');
         }

@@ -16,6 +16,13 @@ seconds=$2
 shift 2
 here=runner/tests/fuzz
 
+# ASan's quarantine (256 MB by default) keeps freed memory out of reuse; on
+# these VMs every fresh page is a costly fault, and parsers that allocate a
+# lot per input (expat) ran 3 times slower with it. 16 MB still holds every
+# block one input frees, which is what a use after free needs.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+
 mkdir -p "$build/logs"
 status=0
 for name in "$@"; do
@@ -30,7 +37,7 @@ for name in "$@"; do
     seeds=()
     [ -d "$here/corpus/$name" ] && seeds+=("$here/corpus/$name")
     # stdin from /dev/null: a path in a fuzzed configuration may name /dev/stdin
-    if UBSAN_OPTIONS=print_stacktrace=1 "$bin" "${args[@]}" "$work" "${seeds[@]}" </dev/null >"$log" 2>&1; then
+    if "$bin" "${args[@]}" "$work" "${seeds[@]}" </dev/null >"$log" 2>&1; then
         result=ok
     else
         result=FAILED

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -580,6 +581,32 @@ static void test_suggest(void **state)
     assert_null(config_suggest("x", names, 0));
 }
 
+static void test_durations(void **state)
+{
+    (void)state;
+    long s = -1;
+    assert_int_equal(config_parse_duration("1w2d12h30m15s", &s), 0);
+    assert_int_equal(s, 9 * 86400L + 12 * 3600 + 30 * 60 + 15);
+    assert_int_equal(config_parse_duration("0", &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(config_parse_duration("9223372036854775807s", &s), 0);
+    assert_true(s == LONG_MAX);
+    s = -1;
+    const char *bad[] = {
+        "", "14", "d", "1x", "1d ", " 1d", "-1d", "1.5h",
+        /* one past LONG_MAX, in the number itself (was signed overflow; found by fuzz_values) */
+        "9223372036854775808s", "09223372036854775809", "15250284452472w"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(config_parse_duration(bad[i], &s), -1);
+    assert_int_equal(s, -1);
+
+    char buf[32];
+    assert_string_equal(config_format_duration(14 * 86400L, buf, sizeof buf), "14d");
+    assert_string_equal(config_format_duration(86400L, buf, sizeof buf), "24h");
+    assert_string_equal(config_format_duration(90 * 60L, buf, sizeof buf), "90m");
+    assert_string_equal(config_format_duration(0, buf, sizeof buf), "0s");
+}
+
 static void test_free_zeroes(void **state)
 {
     struct fx *fx = *state;
@@ -627,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require, setup, teardown),
         cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_durations),
         cmocka_unit_test_setup_teardown(test_free_zeroes, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
