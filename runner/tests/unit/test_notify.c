@@ -352,6 +352,35 @@ static void test_url_path_and_query_are_secrets(void **state)
     log_clear_secrets();
 }
 
+/* log_mask hides every byte of every occurrence, however occurrences of
+ * secrets overlap and in whatever order the secrets came (found by fuzz_notify). */
+static void test_mask_overlapping_secrets(void **state)
+{
+    (void)state;
+    log_clear_secrets();
+    log_add_secret("abcd");
+    log_add_secret("bcdefg");
+    char *m = log_mask("token abcdefghij abcdabcd");
+    assert_string_equal(m, "token ***hij ******"); /* was "token ***efghij ******" */
+    free(m);
+    log_clear_secrets();
+    /* a short secret registered first inside a longer one (a password inside a webhook URL) */
+    log_add_secret("tok3n");
+    log_add_secret("https://h.example/hook/tok3n-and-more");
+    m = log_mask("POST https://h.example/hook/tok3n-and-more failed");
+    assert_string_equal(m, "POST *** failed");
+    free(m);
+    log_clear_secrets();
+    log_add_secret("aaaa"); /* overlapping itself */
+    m = log_mask("x aaaaa y aaaaaaaa z");
+    assert_string_equal(m, "x *** y *** z");
+    free(m);
+    m = log_mask("nothing to hide");
+    assert_string_equal(m, "nothing to hide");
+    free(m);
+    log_clear_secrets();
+}
+
 static void test_webhook_masks_secrets_in_every_text(void **state)
 {
     (void)state;
@@ -494,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_webhook_text_fits_discord_and_survives_bad_utf8),
         cmocka_unit_test(test_invalid_url_is_a_failure_without_network),
         cmocka_unit_test(test_url_path_and_query_are_secrets),
+        cmocka_unit_test(test_mask_overlapping_secrets),
         cmocka_unit_test(test_webhook_masks_secrets_in_every_text),
         cmocka_unit_test(test_webhook_text_is_escaped_for_slack_content_is_not),
         cmocka_unit_test(test_no_retry_after_a_stop_request),
