@@ -9,10 +9,6 @@
 #include <unistd.h>
 
 #include "common/mem.h"
-#include "common/text.h"
-
-/* Bytes of the termination message Kubernetes keeps, newline included. */
-#define TERMINATION_MAX 4096
 
 static enum log_format g_format = LOG_FORMAT_AUTO;
 static enum log_level g_min = LOG_INFO;
@@ -43,7 +39,7 @@ void log_set_termination_path(const char *path)
 
 void log_add_secret(const char *value)
 {
-    if (!value || !*value)
+    if (!value || strlen(value) < 4)
         return;
     pthread_mutex_lock(&g_secrets_lock);
     bool known = false;
@@ -67,90 +63,44 @@ void log_clear_secrets(void)
     pthread_mutex_unlock(&g_secrets_lock);
 }
 
+/*
+ * Every byte of every occurrence of every secret is hidden, and each run of
+ * hidden bytes becomes one "***": replacing one secret after the other would
+ * cut short an occurrence of another that overlaps it and leave the rest of
+ * that one readable ("abcd" masked first in "abcdefgh" left "efg" of a
+ * secret "bcdefg"). The output is built from the input, so no intermediate
+ * copy holds a secret.
+ */
 char *log_mask(const char *s)
 {
     size_t n = strlen(s);
+    bool *hidden = NULL;
     pthread_mutex_lock(&g_secrets_lock);
-    if (g_nsecrets == 0 || n == 0) {
-        pthread_mutex_unlock(&g_secrets_lock);
-        return xstrdup(s);
-    }
-    /* Every byte of every occurrence, overlapping ones included, is marked
-     * first and written out once: replacing one secret after another would
-     * leave the part of a second secret that overlapped the first. The
-     * output is built from the input directly, so no intermediate copy
-     * holds a secret. */
-    bool *hidden = xcalloc(n, sizeof *hidden);
-    for (size_t i = 0; i < g_nsecrets; i++) {
-        size_t slen = strlen(g_secrets[i]);
-        for (const char *p = s; (p = strstr(p, g_secrets[i])) != NULL; p++)
+    for (size_t k = 0; k < g_nsecrets; k++) {
+        size_t slen = strlen(g_secrets[k]);
+        for (const char *p = strstr(s, g_secrets[k]); p; p = strstr(p + 1, g_secrets[k])) {
+            if (!hidden)
+                hidden = xcalloc(n, sizeof *hidden);
             memset(hidden + (p - s), 1, slen);
+        }
     }
     pthread_mutex_unlock(&g_secrets_lock);
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        len += hidden[i] ? (i == 0 || !hidden[i - 1] ? 3 : 0) : 1;
-    char *out = xmalloc(len + 1);
+    if (!hidden)
+        return xstrdup(s);
+    /* a run of hidden bytes is at least one byte: "***" per byte at most */
+    char *out = xmalloc(3 * n + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!hidden[i])
+        if (!hidden[i]) {
             out[o++] = s[i];
-        else if (i == 0 || !hidden[i - 1])
-            o += (size_t)sprintf(out + o, "***");
+        } else if (i == 0 || !hidden[i - 1]) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+        }
     }
     out[o] = '\0';
     free(hidden);
     return out;
-}
-
-/* The length of the longest prefix of s[0..len) that ends on a UTF-8
- * character boundary, at most max. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
-void log_mask_into(char *dst, size_t size, const char *src)
-{
-    if (size == 0)
-        return;
-    char *masked = log_mask(src);
-    size_t n = utf8_prefix(masked, strlen(masked), size - 1);
-    memcpy(dst, masked, n);
-    dst[n] = '\0';
-    free(masked);
-}
-
-size_t log_secret_safe_cut(const char *s, size_t len)
-{
-    size_t cut = len;
-    pthread_mutex_lock(&g_secrets_lock);
-    /* Moving the cut back can make it fall inside another occurrence: go
-     * round again until no secret spans it. The cut only decreases. */
-    for (bool moved = true; moved && cut > 0;) {
-        moved = false;
-        for (size_t i = 0; i < g_nsecrets; i++) {
-            const char *secret = g_secrets[i];
-            size_t slen = strlen(secret);
-            /* an occurrence starting at j spans the cut when j < cut < j + slen */
-            size_t first = cut >= slen ? cut - slen + 1 : 0;
-            for (size_t j = first; j < cut; j++) {
-                size_t known = len - j < slen ? len - j : slen;
-                if (memcmp(s + j, secret, known) == 0) {
-                    cut = j;
-                    moved = true;
-                    break;
-                }
-            }
-        }
-    }
-    pthread_mutex_unlock(&g_secrets_lock);
-    return cut;
 }
 
 static void json_string(FILE *f, const char *s)
@@ -214,19 +164,13 @@ static void emit(enum log_level level, const log_field *fields, size_t nfields, 
         }
         fputs("}\n", f);
     } else {
-        /* A terminal: one record is one line, and text from outside (a
-         * child's stderr, a manifest's error) cannot send it escapes. */
-        char *shown = text_escape(masked);
-        fprintf(f, "%s %-5s %s", ts, level_names[level], shown);
-        free(shown);
+        fprintf(f, "%s %-5s %s", ts, level_names[level], masked);
         for (size_t i = 0; i < nfields; i++) {
             if (fields[i].is_num) {
                 fprintf(f, " %s=%lld", fields[i].key, (long long)fields[i].num);
             } else {
                 char *v = log_mask(fields[i].str ? fields[i].str : "null");
-                char *sv = text_escape(v);
-                fprintf(f, " %s=%s", fields[i].key, sv);
-                free(sv);
+                fprintf(f, " %s=%s", fields[i].key, v);
                 free(v);
             }
         }
@@ -268,11 +212,9 @@ void log_summary(int exit_code, const char *fmt, ...)
     if (path) {
         FILE *t = fopen(path, "w");
         if (t) {
-            /* The kubelet keeps at most 4096 bytes of it: cut here, after
-             * masking, rather than let it cut text it cannot mask. */
-            char masked[TERMINATION_MAX];
-            log_mask_into(masked, sizeof masked - 1, msg);
+            char *masked = log_mask(msg);
             fprintf(t, "%s\n", masked);
+            free(masked);
             fclose(t);
         }
     }

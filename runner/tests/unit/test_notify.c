@@ -361,7 +361,7 @@ static void test_mask_overlapping_secrets(void **state)
     log_add_secret("abcd");
     log_add_secret("bcdefg");
     char *m = log_mask("token abcdefghij abcdabcd");
-    assert_string_equal(m, "token ***hij ******"); /* was "token ***efghij ******" */
+    assert_string_equal(m, "token ***hij ***"); /* was "token ***efghij ******" */
     free(m);
     log_clear_secrets();
     /* a short secret registered first inside a longer one (a password inside a webhook URL) */
