@@ -321,19 +321,22 @@ char *notify_webhook_text(const struct notify_run *run)
         }
     }
     char *raw = buf_take(&b);
+    /* One line: before masking, so that joining lines cannot form a secret
+     * ("pass\nword" into "pass word") after the masking has looked. */
+    for (char *p = raw; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
     /* Masked before it is cut, so that no piece of a secret survives the cut. */
     char *text = log_mask(raw);
     free(raw);
-    for (char *p = text; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
     truncate_utf8(text, TEXT_MAX_BYTES);
     return text;
 }
 
 /* A JSON string of s with every registered secret masked, or null; bytes
  * that are not UTF-8 become '?' so that an odd error message never loses the
- * whole notification. */
+ * whole notification, and the result is masked again: a '?' can complete a
+ * secret that holds one (a URL's query) where the text had another byte. */
 static json_t *jstr(const char *s)
 {
     if (!s)
@@ -347,8 +350,10 @@ static json_t *jstr(const char *s)
     for (unsigned char *p = (unsigned char *)copy; *p; p++)
         if (*p >= 0x80)
             *p = '?';
-    j = json_string(copy);
+    char *masked = log_mask(copy);
     free(copy);
+    j = json_string(masked);
+    free(masked);
     return j ? j : json_string("");
 }
 

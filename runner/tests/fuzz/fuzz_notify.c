@@ -143,41 +143,26 @@ static void check_pushgateway(const char *base, const char *name)
 
 /*
  * The masking log_mask must do, written the plain way: mark every byte of
- * every occurrence of every secret, then write "***" for each run of marked
- * bytes that overlapping occurrences join (occurrences that only touch stay
- * separate, as consecutive replacements would leave them).
+ * every occurrence of every secret, then write one "***" for each run of
+ * marked bytes (occurrences that overlap or touch make one run).
  */
 static char *reference_mask(const char *text, const char *const *secrets, size_t n)
 {
     size_t len = strlen(text);
-    /* end[i]: the furthest end of an occurrence starting at or before i that covers i, or 0 */
-    size_t *cover = xcalloc(len + 1, sizeof *cover);
-    for (size_t k = 0; k < n; k++) {
-        size_t slen = strlen(secrets[k]);
-        for (const char *hit = strstr(text, secrets[k]); hit; hit = strstr(hit + 1, secrets[k])) {
-            size_t start = (size_t)(hit - text);
-            if (cover[start] < start + slen)
-                cover[start] = start + slen;
-        }
-    }
+    bool *marked = xcalloc(len + 1, sizeof *marked);
+    for (size_t k = 0; k < n; k++)
+        for (const char *hit = strstr(text, secrets[k]); hit; hit = strstr(hit + 1, secrets[k]))
+            memset(marked + (hit - text), 1, strlen(secrets[k]));
     char *out = xmalloc(3 * len + 1);
     size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        if (!cover[i]) {
-            out[o++] = text[i++];
-            continue;
-        }
-        /* a run: extend while an occurrence starts strictly inside it */
-        size_t end = cover[i];
-        for (size_t j = i + 1; j < end; j++)
-            if (cover[j] > end)
-                end = cover[j];
-        memcpy(out + o, "***", 3);
-        o += 3;
-        i = end;
+    for (size_t i = 0; i < len; i++) {
+        if (!marked[i])
+            out[o++] = text[i];
+        else if (i == 0 || !marked[i - 1])
+            o += (size_t)snprintf(out + o, 4, "***");
     }
     out[o] = '\0';
-    free(cover);
+    free(marked);
     return out;
 }
 
@@ -207,23 +192,21 @@ static void check_mask(const char *text, char *secret_list)
     log_clear_secrets();
 }
 
-static bool usable_secret(const char *s)
-{
-    return strlen(s) >= 4 && !strchr(s, '*');
-}
-
-/* No secret that was in one of the inputs shows in out. */
-static void check_no_secret(const char *out, const char *const *secrets, size_t n, const char *const *inputs,
-                            size_t ni)
+/*
+ * No registered secret shows in out. Secrets under 4 bytes are not
+ * registered; one holding '*' can be completed by a mask ("***"); one
+ * holding a character of `made` can be formed by an escaping that runs after
+ * the masking (a label's \" or \\): those are not looked for.
+ */
+static void check_no_secret(const char *out, const char *const *secrets, size_t n, const char *made)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!usable_secret(secrets[i]) || !strstr(out, secrets[i]))
+        if (strlen(secrets[i]) < 4 || strchr(secrets[i], '*') || strpbrk(secrets[i], made))
             continue;
-        for (size_t k = 0; k < ni; k++)
-            if (inputs[k] && strstr(inputs[k], secrets[i])) {
-                fprintf(stderr, "fuzz: secret \"%s\" sent in \"%s\"\n", secrets[i], out);
-                abort();
-            }
+        if (strstr(out, secrets[i])) {
+            fprintf(stderr, "fuzz: secret \"%s\" sent in \"%s\"\n", secrets[i], out);
+            abort();
+        }
     }
 }
 
@@ -267,15 +250,16 @@ static void check_bodies(const char *url, const char *text, const char *name)
                              .duration_s = 12.5,
                              .finished = 1795312812.25,
                              .hostname = "sauve-29110-x7k2p"};
-    const char *inputs[] = {text, name};
 
     char *t = notify_webhook_text(&run);
     /* Discord's limit, and a cut that never splits a character */
     FUZZ_CHECK(strlen(t) <= 1990);
     FUZZ_CHECK(!strpbrk(t, "\r\n"));
-    if (fuzz_utf8_valid(text) && fuzz_utf8_valid(name))
+    /* (a secret that is not UTF-8 itself may start inside a character, and
+     * its mask then leaves half a character: only valid secrets count) */
+    if (fuzz_utf8_valid(text) && fuzz_utf8_valid(name) && fuzz_utf8_valid(url))
         FUZZ_CHECK(fuzz_utf8_valid(t));
-    check_no_secret(t, secrets, 3, inputs, 2);
+    check_no_secret(t, secrets, 3, "");
     free(t);
 
     char *json = notify_webhook_json(&run);
@@ -287,17 +271,17 @@ static void check_bodies(const char *url, const char *text, const char *name)
     json_object_foreach(root, key, v)
     {
         if (json_is_string(v))
-            check_no_secret(json_string_value(v), secrets, 3, inputs, 2);
+            check_no_secret(json_string_value(v), secrets, 3, "");
     }
     json_t *failed = json_object_get(root, "failed_sources");
     FUZZ_CHECK(json_is_array(failed) && json_array_size(failed) == 1);
-    check_no_secret(json_string_value(json_object_get(json_array_get(failed, 0), "error")), secrets, 3,
-                    inputs, 2);
+    check_no_secret(json_string_value(json_object_get(json_array_get(failed, 0), "error")), secrets, 3, "");
     json_decref(root);
     free(json);
 
     src[0].source = text; /* a label value, in the metrics */
     char *metrics = notify_metrics_text(&run);
+    check_no_secret(metrics, secrets, 3, "\\\"\n");
     for (const char *line = metrics; *line;) {
         size_t n = strcspn(line, "\n");
         FUZZ_CHECK(line[n] == '\n'); /* every line ends, so a label cannot open a new one */
