@@ -28,7 +28,20 @@ struct storage {
     char *url;  /* as given, for messages */
     void *impl; /* backend state */
     storage_stats stats;
+    char **skipped; /* keys already reported by storage_skip_key */
+    size_t nskipped;
+    bool skipped_more; /* more than storage.c names were skipped, and that was said */
 };
+
+/*
+ * For backends (and storage.c's own listing filter): a listing met an entry
+ * that cannot be a key of this interface (its URL encoding is broken, it has
+ * a control character, an empty or "." segment, ...: why says which) and
+ * skips it. Reported once per storage handle as a warning naming what
+ * ("object", "prefix", "interrupted write") and the key, escaped; the entry
+ * itself is left as it is.
+ */
+void storage_skip_key(storage *st, const char *what, const char *key, const char *why);
 
 /* Local directory backend: url is "file:///absolute/path". */
 int storage_local_open(storage *st, const char *path, sv_error *err);

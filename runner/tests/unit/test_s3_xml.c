@@ -312,6 +312,165 @@ static void test_size_cap(void **state)
     free(doc);
 }
 
+/* Keys of a listing asked with encoding-type=url, as AWS writes them ('+'
+ * for a space) and as RADOS Gateway does (%20, '/' as %2F in keys but not in
+ * common prefixes), decoded; a key no decoding gives is kept as received
+ * and marked. */
+static void test_url_decoding(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(s3_url_decode("p%2Fa+b%20c%2Bd%25%C3%A9", &out), 0);
+    assert_string_equal(out, "p/a b c+d%\xC3\xA9");
+    free(out);
+    assert_int_equal(s3_url_decode("ctl%01x%0A", &out), 0);
+    assert_string_equal(out, "ctl\x01x\n");
+    free(out);
+    assert_int_equal(s3_url_decode("", &out), 0);
+    assert_string_equal(out, "");
+    free(out);
+    const char *bad[] = {"%", "a%2", "a%zz", "a%2g", "nul%00x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        out = (char *)"unchanged";
+        assert_int_equal(s3_url_decode(bad[i], &out), -1);
+        assert_null(out);
+    }
+}
+
+static void test_list_objects_url_encoded(void **state)
+{
+    (void)state;
+    const char doc[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><EncodingType>url</EncodingType>"
+        "<Name>b</Name><Prefix>p/</Prefix><IsTruncated>false</IsTruncated>"
+        "<CommonPrefixes><Prefix>p//</Prefix></CommonPrefixes>"
+        "<CommonPrefixes><Prefix>p/d%02ir/</Prefix></CommonPrefixes>"
+        "<Contents><Key>p%2F%2Fabs</Key><Size>1</Size></Contents>"
+        "<Contents><Key>p%2Fbad%zz</Key><Size>4</Size></Contents>"
+        "<Contents><Key>p%2Fctl%01x</Key><Size>2</Size></Contents>"
+        "<Contents><Key>p%2Fplus%2B%20sp+%25</Key><Size>3</Size></Contents>"
+        "</ListBucketResult>";
+    struct s3_list_page page;
+    assert_int_equal(s3_xml_list_objects(doc, sizeof doc - 1, &page), 0);
+    assert_int_equal(page.n, 6);
+    /* merged in the order of the decoded keys: "p//" < "p//abs" < "p/bad" < "p/ctl" < "p/d" < "p/plus" */
+    assert_string_equal(page.items[0].key, "p//");
+    assert_true(page.items[0].is_prefix);
+    assert_string_equal(page.items[1].key, "p//abs");
+    assert_string_equal(page.items[2].key, "p%2Fbad%zz"); /* as received */
+    assert_true(page.items[2].undecodable);
+    assert_string_equal(page.items[3].key, "p/ctl\x01x");
+    assert_false(page.items[3].undecodable);
+    assert_int_equal(page.items[3].size, 2);
+    assert_string_equal(page.items[4].key, "p/d\x02ir/");
+    assert_string_equal(page.items[5].key, "p/plus+ sp %");
+    assert_false(page.truncated);
+    s3_list_page_free(&page);
+
+    /* Without EncodingType the store did not encode: keys are taken as they are. */
+    assert_int_equal(s3_xml_list_objects(S("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                           "<Contents><Key>a%20b+c</Key></Contents></ListBucketResult>"),
+                                         &page),
+                     0);
+    assert_string_equal(page.items[0].key, "a%20b+c");
+    s3_list_page_free(&page);
+}
+
+/* RADOS Gateway echoes its continuation token (the last key, unencoded) and
+ * StartAfter as they are even with encoding-type=url, and writes a control
+ * character as "&#x02;", which XML 1.0 forbids: the page is still read, and
+ * its token marked as unusable (the caller goes on after the last key). */
+static void test_list_objects_with_forbidden_reference_in_the_token(void **state)
+{
+    (void)state;
+    const char doc[] = "<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+                       "<Contents><Key>p%2Fctl%01x</Key></Contents>"
+                       "<Contents><Key>p%2Fd%02ir%2Fx</Key></Contents>"
+                       "<NextContinuationToken>p/d&#x02;ir/x</NextContinuationToken>"
+                       "<StartAfter>p/a&#1;</StartAfter></ListBucketResult>";
+    struct s3_list_page page;
+    assert_int_equal(s3_xml_list_objects(doc, sizeof doc - 1, &page), 0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.items[1].key, "p/d\x02ir/x");
+    assert_true(page.truncated);
+    assert_true(page.token_unusable);
+    assert_null(page.next_token);
+    s3_list_page_free(&page);
+
+    /* allowed references are left alone, and a token made of them is usable */
+    assert_int_equal(s3_xml_list_objects(S("<ListBucketResult><IsTruncated>true</IsTruncated>"
+                                           "<NextContinuationToken>a&#x9;&#65;&#xE9;</NextContinuationToken>"
+                                           "</ListBucketResult>"),
+                                         &page),
+                     0);
+    assert_false(page.token_unusable);
+    assert_string_equal(page.next_token, "a\tA\xC3\xA9");
+    s3_list_page_free(&page);
+    /* a forbidden reference in a key (a store that did not encode) makes it undecodable, not lost */
+    assert_int_equal(s3_xml_list_objects(S("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                           "<Contents><Key>a&#x1;b</Key></Contents></ListBucketResult>"),
+                                         &page),
+                     0);
+    assert_int_equal(page.n, 1);
+    assert_true(page.items[0].undecodable);
+    s3_list_page_free(&page);
+}
+
+/* Uploads: sauve asks with encoding-type=url; RADOS Gateway then encodes
+ * the keys without saying so (no EncodingType), and echoes its markers
+ * unencoded. */
+static void test_list_multipart_uploads_url_encoded(void **state)
+{
+    (void)state;
+    struct s3_uploads_page p;
+    assert_int_equal(
+        s3_xml_list_uploads(S("<ListMultipartUploadsResult><Prefix>p/</Prefix>"
+                              "<NextKeyMarker>p/up+ load</NextKeyMarker>"
+                              "<NextUploadIdMarker>id2</NextUploadIdMarker>"
+                              "<IsTruncated>true</IsTruncated>"
+                              "<Upload><Key>p/up%05load</Key><UploadId>id1</UploadId></Upload>"
+                              "<Upload><Key>p/up%2B%20load</Key><UploadId>id2</UploadId></Upload>"
+                              "<Upload><Key>p/up%zz</Key><UploadId>id3</UploadId></Upload>"
+                              "</ListMultipartUploadsResult>"),
+                            &p),
+        0);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.items[0].key, "p/up\x05load");
+    assert_string_equal(p.items[1].key, "p/up+ load");
+    assert_true(p.items[2].undecodable);
+    assert_string_equal(p.next_key_marker, "p/up+ load"); /* no EncodingType: as written */
+    assert_false(p.markers_unusable);
+    s3_uploads_page_free(&p);
+
+    /* AWS: EncodingType given, markers encoded too */
+    assert_int_equal(
+        s3_xml_list_uploads(S("<ListMultipartUploadsResult><EncodingType>url</EncodingType>"
+                              "<NextKeyMarker>p%2Fup%2B+load</NextKeyMarker>"
+                              "<NextUploadIdMarker>id2</NextUploadIdMarker>"
+                              "<IsTruncated>true</IsTruncated>"
+                              "<Upload><Key>p%2Fup%2B+load</Key><UploadId>id2</UploadId></Upload>"
+                              "</ListMultipartUploadsResult>"),
+                            &p),
+        0);
+    assert_string_equal(p.items[0].key, "p/up+ load");
+    assert_string_equal(p.next_key_marker, "p/up+ load");
+    s3_uploads_page_free(&p);
+
+    /* RADOS Gateway's marker holding "&#x05;": read, and marked unusable */
+    assert_int_equal(s3_xml_list_uploads(S("<ListMultipartUploadsResult><KeyMarker>p/a&#x05;</KeyMarker>"
+                                           "<NextKeyMarker>p/up&#x05;load</NextKeyMarker>"
+                                           "<NextUploadIdMarker>id1</NextUploadIdMarker>"
+                                           "<IsTruncated>true</IsTruncated>"
+                                           "<Upload><Key>p/up%05load</Key><UploadId>id1</UploadId></Upload>"
+                                           "</ListMultipartUploadsResult>"),
+                                         &p),
+                     0);
+    assert_int_equal(p.n, 1);
+    assert_true(p.markers_unusable);
+    s3_uploads_page_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +485,10 @@ int main(void)
         cmocka_unit_test(test_doctype_is_refused),
         cmocka_unit_test(test_entity_amplification_is_refused),
         cmocka_unit_test(test_size_cap),
+        cmocka_unit_test(test_url_decoding),
+        cmocka_unit_test(test_list_objects_url_encoded),
+        cmocka_unit_test(test_list_objects_with_forbidden_reference_in_the_token),
+        cmocka_unit_test(test_list_multipart_uploads_url_encoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "storage/storage.h"
 
@@ -278,6 +279,103 @@ static void test_list(void **state)
     stream_free(w);
 }
 
+/* stderr into a temporary file until captured_end, which returns what was
+ * written (newly allocated). */
+struct captured {
+    int saved;
+    FILE *tmp;
+};
+
+static struct captured captured_begin(void)
+{
+    fflush(stderr);
+    struct captured c = {.saved = dup(STDERR_FILENO), .tmp = tmpfile()};
+    assert_non_null(c.tmp);
+    assert_true(dup2(fileno(c.tmp), STDERR_FILENO) >= 0);
+    return c;
+}
+
+static char *captured_end(struct captured *c)
+{
+    fflush(stderr);
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    long n = ftell(c->tmp);
+    char *out = xcalloc(1, (size_t)n + 1);
+    rewind(c->tmp);
+    assert_int_equal(fread(out, 1, (size_t)n, c->tmp), (size_t)n);
+    fclose(c->tmp);
+    return out;
+}
+
+static size_t occurrences(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + 1, what))
+        n++;
+    return n;
+}
+
+static void make_file(const char *dir, const char *name)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+    free(path);
+}
+
+/* Names no key can have, made by something else in the storage: skipped by
+ * every listing, each reported once, and everything else listed. */
+static void test_foreign_names_are_skipped_and_reported_once(void **state)
+{
+    struct fixture *f = *state;
+    put(f->st, "a/good", "a/good");
+    char *a = xasprintf("%s/a", f->root);
+    make_file(a, "bad\x01name");
+    make_file(a, "\xff\xfe");
+    char *sub = xasprintf("%s/ctl\x02"
+                          "dir",
+                          a);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    make_file(sub, "x");
+
+    log_init(LOG_FORMAT_JSON, LOG_WARN);
+    struct captured cap = captured_begin();
+    struct collect c;
+    const char *r1 = list(f->st, "a/", true, &c);
+    bool first_ok = strcmp(r1, "a/good") == 0;
+    const char *r2 = list(f->st, "a/", false, &c);
+    bool second_ok = strcmp(r2, "a/good") == 0;
+    list(f->st, "", true, &c);
+    char *logged = captured_end(&cap);
+    log_init(LOG_FORMAT_TEXT, LOG_ERROR);
+    if (!first_ok || !second_ok)
+        fail_msg("listed more than a/good; log: %s", logged);
+
+    /* three objects and one prefix, each named once, escaped */
+    assert_int_equal(occurrences(logged, "skipping the"), 4);
+    assert_int_equal(occurrences(logged, "'a/bad\\\\x01name': it has a control character"), 1);
+    assert_int_equal(occurrences(logged, "'a/\\\\xff\\\\xfe': it is not valid UTF-8"), 1);
+    assert_int_equal(occurrences(logged, "the object 'a/ctl\\\\x02dir/x'"), 1);
+    assert_int_equal(occurrences(logged, "the prefix 'a/ctl\\\\x02dir/'"), 1);
+    assert_null(strchr(logged, '\x01'));
+    assert_null(strchr(logged, '\x02'));
+    free(logged);
+
+    /* and no such key can be written, read or deleted */
+    sv_error err = {0};
+    assert_null(storage_write(f->st, "a/new\x1b[2J", &err));
+    assert_non_null(strstr(err.msg, "'a/new\\x1b[2J': it has a control character"));
+    sv_error_clear(&err);
+    const char *keys[] = {"a/good", "a/bad\x01name"};
+    assert_int_equal(storage_delete(f->st, keys, 2, &err), -1);
+    assert_int_equal(storage_stat(f->st, "a/good", NULL, &err), 0);
+    free(sub);
+    free(a);
+}
+
 /* ---- stat, delete ----------------------------------------------------------- */
 
 static void test_stat(void **state)
@@ -456,6 +554,7 @@ int main(void)
         T(test_abort_leaves_nothing),
         T(test_replace_is_atomic),
         T(test_list),
+        T(test_foreign_names_are_skipped_and_reported_once),
         T(test_stat),
         T(test_delete),
         T(test_invalid_keys),

@@ -111,6 +111,7 @@ static int s3_check(storage *st, sv_error *err)
 {
     struct s3 *s = impl(st);
     char *q = NULL;
+    append_param(&q, "encoding-type", "url"); /* see s3_list */
     append_param(&q, "list-type", "2");
     append_param(&q, "max-keys", "1");
     append_param(&q, "prefix", s->prefix);
@@ -941,7 +942,9 @@ static int s3_stat(storage *st, const char *key, storage_entry *out, sv_error *e
 
 /* Keys the storage interface never shows: outside the prefix, folder
  * markers ("x/" objects made by consoles), and names with a segment
- * starting with '.', which backends reserve for temporary objects. */
+ * starting with '.', which backends reserve for temporary objects. A "."
+ * or ".." segment is no such name: it is left to the storage layer, which
+ * reports it as a key sauve cannot use. */
 static bool hidden_key(const char *rel, bool is_prefix)
 {
     if (!*rel || (!is_prefix && rel[strlen(rel) - 1] == '/'))
@@ -949,19 +952,33 @@ static bool hidden_key(const char *rel, bool is_prefix)
     for (const char *seg = rel; seg; seg = strchr(seg, '/')) {
         if (*seg == '/')
             seg++;
-        if (*seg == '.')
+        size_t n = strcspn(seg, "/");
+        bool dots = (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.');
+        if (*seg == '.' && !dots)
             return true;
     }
     return false;
 }
 
+/*
+ * Pages are asked with encoding-type=url: a key holding a character XML
+ * cannot carry (a control character) would otherwise make the page, and so
+ * the whole listing, unreadable. Such a key is decoded and reaches the
+ * storage layer, which reports and skips it like any key sauve cannot use.
+ *
+ * RADOS Gateway's continuation token is the page's last key, echoed
+ * unencoded: when that key holds such a character, the token cannot be
+ * read (xml.h), and the next page starts after the last key listed
+ * (start-after), which is where the token points.
+ */
 static int s3_list(storage *st, const char *prefix, bool recursive, storage_list_cb cb, void *ctx,
                    sv_error *err)
 {
     struct s3 *s = impl(st);
     char *fprefix = full_key(s, prefix);
-    size_t plen = strlen(s->prefix);
-    char *token = NULL;
+    size_t plen = strlen(s->prefix), fplen = strlen(fprefix);
+    char *token = NULL, *after = NULL;
+    char *last = NULL; /* the greatest key listed: none at or before it is passed on twice */
     s3_conn *conn = s3_conn_acquire(s->client);
     int rc = 0;
     bool stop = false;
@@ -971,8 +988,11 @@ static int s3_list(storage *st, const char *prefix, bool recursive, storage_list
             append_param(&q, "continuation-token", token);
         if (!recursive)
             append_param(&q, "delimiter", "/");
+        append_param(&q, "encoding-type", "url");
         append_param(&q, "list-type", "2");
         append_param(&q, "prefix", fprefix);
+        if (after)
+            append_param(&q, "start-after", after);
         struct s3_request req = {
             .op = "ListObjectsV2", .method = "GET", .key = "", .subject = fprefix, .query = q};
         struct s3_response resp = {0};
@@ -986,9 +1006,23 @@ static int s3_list(storage *st, const char *prefix, bool recursive, storage_list
         free(q);
         if (rc < 0)
             break;
+        bool progress = false;
         for (size_t i = 0; i < page.n && !stop; i++) {
             const struct s3_list_item *it = &page.items[i];
-            if (strncmp(it->key, s->prefix, plen) != 0 || hidden_key(it->key + plen, it->is_prefix))
+            if (it->undecodable) {
+                storage_skip_key(st, it->is_prefix ? "prefix" : "object", it->key,
+                                 "the store sent it in an encoding that does not decode (or to NUL)");
+                continue;
+            }
+            /* A page started with start-after may give the last common
+             * prefix again: never twice, never backwards. */
+            if (last && strcmp(it->key, last) <= 0)
+                continue;
+            progress = true;
+            free(last);
+            last = xstrdup(it->key);
+            /* Keys outside what was asked for are a store's mistake, never a key of this listing. */
+            if (strncmp(it->key, fprefix, fplen) != 0 || hidden_key(it->key + plen, it->is_prefix))
                 continue;
             storage_entry e = {
                 .key = it->key + plen, .size = it->size, .mtime = it->mtime, .is_prefix = it->is_prefix};
@@ -996,9 +1030,23 @@ static int s3_list(storage *st, const char *prefix, bool recursive, storage_list
                 stop = true;
         }
         free(token);
-        token = page.truncated ? xstrdup(page.next_token) : NULL;
+        free(after);
+        token = after = NULL;
+        if (page.truncated && page.next_token) {
+            token = xstrdup(page.next_token);
+        } else if (page.truncated) {
+            if (!progress) {
+                rc = sv_error_set(err, SV_EXIT_FAILED,
+                                  "s3 ListObjectsV2 s3://%s/%s at %s: a page is truncated, but neither its "
+                                  "continuation token nor its keys can be read",
+                                  s->bucket, fprefix, s3_client_endpoint_url(s->client));
+                s3_list_page_free(&page);
+                break;
+            }
+            after = xstrdup(last);
+        }
         s3_list_page_free(&page);
-        if (!token)
+        if (!token && !after)
             break;
         if (signals_check(err) < 0) {
             rc = -1;
@@ -1006,6 +1054,8 @@ static int s3_list(storage *st, const char *prefix, bool recursive, storage_list
         }
     }
     free(token);
+    free(after);
+    free(last);
     s3_conn_release(conn);
     free(fprefix);
     return rc < 0 ? -1 : 0;
@@ -1080,17 +1130,22 @@ static int s3_remove(storage *st, const char *const *keys, size_t nkeys, sv_erro
 
 /* ---- interrupted uploads --------------------------------------------- */
 
+/* Asked with encoding-type=url, as s3_list and for the same reason. When
+ * RADOS Gateway's markers (the last key, echoed unencoded) cannot be read,
+ * the next page starts after the last upload listed, which is where they
+ * point. */
 static int s3_list_uploads(storage *st, const char *prefix, storage_upload_cb cb, void *ctx, sv_error *err)
 {
     struct s3 *s = impl(st);
     char *fprefix = full_key(s, prefix ? prefix : "");
-    size_t plen = strlen(s->prefix);
+    size_t plen = strlen(s->prefix), fplen = strlen(fprefix);
     char *key_marker = NULL, *id_marker = NULL;
     s3_conn *conn = s3_conn_acquire(s->client);
     int rc = 0;
     bool stop = false;
     while (!stop) {
         char *q = NULL;
+        append_param(&q, "encoding-type", "url");
         if (key_marker)
             append_param(&q, "key-marker", key_marker);
         append_param(&q, "prefix", fprefix);
@@ -1110,23 +1165,45 @@ static int s3_list_uploads(storage *st, const char *prefix, storage_upload_cb cb
         free(q);
         if (rc < 0)
             break;
+        const struct s3_upload_item *lastu = NULL;
         for (size_t i = 0; i < page.n && !stop; i++) {
             const struct s3_upload_item *it = &page.items[i];
-            if (strncmp(it->key, s->prefix, plen) != 0)
+            if (it->undecodable) {
+                storage_skip_key(st, "interrupted write", it->key,
+                                 "the store sent it in an encoding that does not decode (or to NUL)");
                 continue;
+            }
+            lastu = it;
+            if (strncmp(it->key, fprefix, fplen) != 0)
+                continue; /* not what was asked for: a store's mistake */
             storage_upload u = {.key = it->key + plen, .id = it->upload_id, .started = it->initiated};
             if (cb(ctx, &u) != 0)
                 stop = true;
         }
-        free(key_marker);
-        free(id_marker);
+        char *prev_key = key_marker, *prev_id = id_marker;
         key_marker = id_marker = NULL;
-        if (page.truncated) {
+        if (page.truncated && !page.markers_unusable) {
             key_marker = xstrdup(page.next_key_marker);
             id_marker = xstrdup(page.next_upload_id_marker);
+        } else if (page.truncated && lastu) {
+            key_marker = xstrdup(lastu->key);
+            id_marker = xstrdup(lastu->upload_id);
+        } else if (page.truncated) {
+            rc = -1;
         }
+        /* The same markers again would list the same page forever. */
+        if (rc == 0 && key_marker && prev_key && strcmp(key_marker, prev_key) == 0 &&
+            strcmp(id_marker, prev_id) == 0)
+            rc = -1;
+        if (rc < 0)
+            sv_error_set(err, SV_EXIT_FAILED,
+                         "s3 ListMultipartUploads s3://%s/%s at %s: a page is truncated, but neither its "
+                         "markers nor its keys give a way on",
+                         s->bucket, fprefix, s3_client_endpoint_url(s->client));
+        free(prev_key);
+        free(prev_id);
         s3_uploads_page_free(&page);
-        if (!key_marker)
+        if (rc < 0 || !key_marker)
             break;
     }
     free(key_marker);

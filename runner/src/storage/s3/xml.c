@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/mem.h"
@@ -308,6 +309,123 @@ int s3_xml_error(const char *data, size_t len, char *code, size_t code_len, char
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int s3_url_decode(const char *s, char **out)
+{
+    size_t n = strlen(s), o = 0;
+    char *d = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (lo < 0 || (hi == 0 && lo == 0)) {
+                free(d);
+                *out = NULL;
+                return -1;
+            }
+            d[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            d[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    d[o] = '\0';
+    *out = d;
+    return 0;
+}
+
+/* Whether code point c may appear in an XML 1.0 document. */
+static bool xml_char_allowed(unsigned long c)
+{
+    return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) || (c >= 0xE000 && c <= 0xFFFD) ||
+           (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+#define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
+
+/* The document with every character reference to a character XML 1.0
+ * forbids replaced by U+FFFD (see xml.h), newly allocated into *out and
+ * *out_len; NULL when it has none (use the document as it is). A reference
+ * is at least 4 bytes ("&#1;"), its replacement 3: the copy is never longer. */
+static char *replace_forbidden_refs(const char *data, size_t len, size_t *out_len)
+{
+    char *out = NULL;
+    size_t o = 0, copied = 0;
+    for (size_t i = 0; i + 3 < len; i++) {
+        if (data[i] != '&' || data[i + 1] != '#')
+            continue;
+        size_t j = i + 2;
+        bool hex = data[j] == 'x';
+        if (hex)
+            j++;
+        unsigned long c = 0;
+        size_t digits = 0;
+        for (; j < len && digits < 9; j++, digits++) {
+            int v = hex ? hex_digit(data[j]) : (data[j] >= '0' && data[j] <= '9' ? data[j] - '0' : -1);
+            if (v < 0)
+                break;
+            c = c * (hex ? 16 : 10) + (unsigned long)v;
+        }
+        /* Malformed or allowed references are left for expat to judge. */
+        if (digits == 0 || digits > 8 || j >= len || data[j] != ';' || xml_char_allowed(c))
+            continue;
+        if (!out)
+            out = xmalloc(len);
+        memcpy(out + o, data + copied, i - copied);
+        o += i - copied;
+        memcpy(out + o, REPLACEMENT, 3);
+        o += 3;
+        copied = j + 1;
+        i = j;
+    }
+    if (!out)
+        return NULL;
+    memcpy(out + o, data + copied, len - copied);
+    *out_len = o + len - copied;
+    return out;
+}
+
+/* Parses a listing page: see replace_forbidden_refs. *replaced says whether
+ * any reference was replaced. */
+static xml_node *parse_listing(const char *data, size_t len, bool *replaced)
+{
+    size_t clean_len = 0;
+    char *clean = data ? replace_forbidden_refs(data, len, &clean_len) : NULL;
+    *replaced = clean != NULL;
+    xml_node *root = clean ? xml_parse(clean, clean_len) : xml_parse(data, len);
+    free(clean);
+    return root;
+}
+
+/* A listed key, newly allocated: decoded when url, else as written;
+ * *undecodable when it cannot be (then as received). */
+static char *listed_key(const char *text, bool url, bool replaced, bool *undecodable)
+{
+    char *key = NULL;
+    *undecodable = (replaced && strstr(text, REPLACEMENT)) || (url && s3_url_decode(text, &key) < 0);
+    if (*undecodable || !url) {
+        free(key);
+        key = xstrdup(text);
+    }
+    return key;
+}
+
+static bool is_url_encoded(const xml_node *root)
+{
+    const char *e = xml_child_text(root, "EncodingType");
+    return e && strcasecmp(e, "url") == 0;
+}
+
 static bool is_true(const char *s)
 {
     return s && strcmp(s, "true") == 0;
@@ -321,7 +439,8 @@ static uint64_t parse_u64(const char *s)
 int s3_xml_list_objects(const char *data, size_t len, struct s3_list_page *out)
 {
     *out = (struct s3_list_page){0};
-    xml_node *root = xml_parse(data, len);
+    bool replaced;
+    xml_node *root = parse_listing(data, len, &replaced);
     if (!root || strcmp(root->name, "ListBucketResult") != 0) {
         xml_free(root);
         return -1;
@@ -333,34 +452,56 @@ int s3_xml_list_objects(const char *data, size_t len, struct s3_list_page *out)
     out->items = cap ? xcalloc(cap, sizeof *out->items) : NULL;
 
     /* S3 sends all Contents, then all CommonPrefixes, each sorted: merge
-     * the two runs into one lexicographic sequence. */
+     * the two runs into one lexicographic sequence (of the decoded keys:
+     * the order S3 sorts in). */
+    bool url = is_url_encoded(root);
     const xml_node *obj = xml_child(root, "Contents");
     const xml_node *pre = xml_child(root, "CommonPrefixes");
+    char *okey = NULL, *pkey = NULL;
+    bool obad = false, pbad = false;
     int rc = 0;
     while (obj || pre) {
-        const char *okey = obj ? xml_child_text(obj, "Key") : NULL;
-        const char *pkey = pre ? xml_child_text(pre, "Prefix") : NULL;
-        if ((obj && !okey) || (pre && !pkey)) {
-            rc = -1;
-            break;
+        if (obj && !okey) {
+            const char *t = xml_child_text(obj, "Key");
+            if (!t) {
+                rc = -1;
+                break;
+            }
+            okey = listed_key(t, url, replaced, &obad);
+        }
+        if (pre && !pkey) {
+            const char *t = xml_child_text(pre, "Prefix");
+            if (!t) {
+                rc = -1;
+                break;
+            }
+            pkey = listed_key(t, url, replaced, &pbad);
         }
         struct s3_list_item *it = &out->items[out->n++];
         if (obj && (!pre || strcmp(okey, pkey) < 0)) {
-            it->key = xstrdup(okey);
+            it->key = okey;
+            it->undecodable = obad;
+            okey = NULL;
             it->size = parse_u64(xml_child_text(obj, "Size"));
             it->mtime = s3_parse_iso8601(xml_child_text(obj, "LastModified"));
             obj = xml_next(obj);
         } else {
-            it->key = xstrdup(pkey);
+            it->key = pkey;
+            it->undecodable = pbad;
+            pkey = NULL;
             it->is_prefix = true;
             pre = xml_next(pre);
         }
     }
+    free(okey);
+    free(pkey);
     out->truncated = is_true(xml_child_text(root, "IsTruncated"));
     const char *next = xml_child_text(root, "NextContinuationToken");
     if (out->truncated) {
         if (!next || !*next)
             rc = -1; /* truncated without a way on: we would loop forever */
+        else if (replaced && strstr(next, REPLACEMENT))
+            out->token_unusable = true;
         else
             out->next_token = xstrdup(next);
     }
@@ -395,7 +536,8 @@ int s3_xml_upload_id(const char *data, size_t len, char **upload_id)
 int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *out)
 {
     *out = (struct s3_uploads_page){0};
-    xml_node *root = xml_parse(data, len);
+    bool replaced;
+    xml_node *root = parse_listing(data, len, &replaced);
     if (!root || strcmp(root->name, "ListMultipartUploadsResult") != 0) {
         xml_free(root);
         return -1;
@@ -413,7 +555,7 @@ int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *ou
             break;
         }
         struct s3_upload_item *it = &out->items[out->n++];
-        it->key = xstrdup(key);
+        it->key = listed_key(key, true, replaced, &it->undecodable);
         it->upload_id = xstrdup(id);
         it->initiated = s3_parse_iso8601(xml_child_text(u, "Initiated"));
     }
@@ -421,11 +563,13 @@ int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *ou
     if (out->truncated) {
         const char *km = xml_child_text(root, "NextKeyMarker");
         const char *um = xml_child_text(root, "NextUploadIdMarker");
-        if (!km || !*km)
+        bool bad = false;
+        if (!km || !*km) {
             rc = -1;
-        else {
-            out->next_key_marker = xstrdup(km);
+        } else {
+            out->next_key_marker = listed_key(km, is_url_encoded(root), replaced, &bad);
             out->next_upload_id_marker = xstrdup(um ? um : "");
+            out->markers_unusable = bad || (replaced && um && strstr(um, REPLACEMENT));
         }
     }
     xml_free(root);

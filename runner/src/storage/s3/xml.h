@@ -84,21 +84,47 @@ int64_t s3_parse_iso8601(const char *s);
 int s3_xml_error(const char *data, size_t len, char *code, size_t code_len, char *message,
                  size_t message_len);
 
+/*
+ * Listings are asked with encoding-type=url, so that a key holding a
+ * character XML 1.0 cannot carry (a control character) still gives a
+ * well-formed page. s3_url_decode undoes that encoding: %XX is the byte XX
+ * and '+' a space (AWS writes a space as '+', RADOS Gateway as %20, and both
+ * write '+' as %2B). Returns 0 with *out newly allocated, or -1 with *out
+ * NULL when s is not such an encoding (a '%' without two hex digits) or
+ * decodes to a NUL byte, which no C string (and no S3 key) can hold.
+ */
+int s3_url_decode(const char *s, char **out);
+
+/*
+ * Character references to characters XML 1.0 forbids ("&#x01;") make expat
+ * refuse a whole document. RADOS Gateway writes them where it echoes a key
+ * without encoding it, even when asked for encoding-type=url: its
+ * NextContinuationToken (the last key), StartAfter, KeyMarker and
+ * NextKeyMarker. The two listing parsers below replace each such reference
+ * with U+FFFD before parsing, so that the page is read; a value that held
+ * one is unusable (a key so marked is undecodable, a token or marker is
+ * reported unusable), never taken for another.
+ */
+
 /* One entry of a ListObjectsV2 page: an object (Contents) or a common prefix. */
 struct s3_list_item {
-    char *key; /* full key, as the bucket has it */
+    char *key; /* full key, as the bucket has it (decoded); as received when undecodable */
     uint64_t size;
     int64_t mtime;
     bool is_prefix;
+    bool undecodable; /* the key is no URL encoding, or held a forbidden character reference */
 };
 
 struct s3_list_page {
     struct s3_list_item *items; /* Contents and CommonPrefixes merged in key order */
     size_t n;
     bool truncated;
-    char *next_token; /* NextContinuationToken when truncated */
+    char *next_token;    /* NextContinuationToken when truncated and usable */
+    bool token_unusable; /* truncated, but the token held a forbidden reference: go on after the last key */
 };
 
+/* Keys and prefixes are URL-decoded when the page says <EncodingType>url;
+ * the continuation token is opaque and never decoded. */
 int s3_xml_list_objects(const char *data, size_t len, struct s3_list_page *out);
 void s3_list_page_free(struct s3_list_page *p);
 
@@ -107,9 +133,10 @@ int s3_xml_upload_id(const char *data, size_t len, char **upload_id);
 
 /* ListMultipartUploadsResult. */
 struct s3_upload_item {
-    char *key;
+    char *key; /* decoded; as received when undecodable */
     char *upload_id;
     int64_t initiated;
+    bool undecodable;
 };
 
 struct s3_uploads_page {
@@ -118,8 +145,13 @@ struct s3_uploads_page {
     bool truncated;
     char *next_key_marker;
     char *next_upload_id_marker;
+    bool markers_unusable; /* a marker held a forbidden reference: go on after the last upload */
 };
 
+/* The page of a listing asked with encoding-type=url: keys are always
+ * URL-decoded (RADOS Gateway encodes them without an <EncodingType> to say
+ * so), NextKeyMarker only when the page says <EncodingType>url (RADOS
+ * Gateway echoes it as it is). */
 int s3_xml_list_uploads(const char *data, size_t len, struct s3_uploads_page *out);
 void s3_uploads_page_free(struct s3_uploads_page *p);
 
