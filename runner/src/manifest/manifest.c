@@ -647,6 +647,22 @@ static int check_consistency(json_t *root, const manifest *m, sv_error *err)
         }
     }
 
+    /* The totals below are sums: a forged manifest must not make them wrap
+     * around 2^64 to match totals of its choosing (three artifacts of 2^63
+     * bytes and a total of 0). No set holds 16 EiB. */
+    uint64_t in = 0, out = 0;
+    for (size_t i = 0; i < m->n_artifacts; i++) {
+        const manifest_artifact *a = &m->artifacts[i];
+        if (!a->ok)
+            continue;
+        if (in + a->bytes_in < in || out + a->bytes_out < out)
+            return sv_error_set(
+                err, SV_EXIT_FAILED,
+                "manifest field artifacts[%zu]: the artifacts' sizes add up to more than 2^64 bytes", i);
+        in += a->bytes_in;
+        out += a->bytes_out;
+    }
+
     size_t failed = count_failed(m);
     if (m->status == SET_OK && failed > 0)
         return sv_error_set(err, SV_EXIT_FAILED, "manifest field status: is ok but %zu artifact(s) failed",

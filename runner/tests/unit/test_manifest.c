@@ -358,6 +358,28 @@ static void edit_duplicate_artifact(json_t *r)
     json_object_set_new(art(r, 1), "name", json_string("données"));
 }
 
+/* Three ok artifacts whose sizes wrap around 2^64 to the total given
+ * (found by fuzz_manifest's check that totals do not wrap). */
+static void edit_sizes_wrap(json_t *r)
+{
+    json_t *arts = json_object_get(r, "artifacts");
+    const char *names[] = {"b", "c"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *copy = json_deep_copy(art(r, 0));
+        json_object_set_new(copy, "name", json_string(names[i]));
+        json_object_set_new(copy, "key", json_string(names[i]));
+        json_array_append_new(arts, copy);
+    }
+    json_object_set_new(art(r, 0), "bytes_out", json_integer(INT64_MAX));
+    json_object_set_new(art(r, 2), "bytes_out", json_integer(INT64_MAX));
+    json_object_set_new(art(r, 3), "bytes_out", json_integer(2));
+    json_t *totals = json_object_get(r, "totals");
+    json_object_set_new(totals, "bytes_out", json_integer(0));
+    json_object_set_new(totals, "bytes_in",
+                        json_integer(3 * json_integer_value(json_object_get(totals, "bytes_in"))));
+    json_object_set_new(totals, "artifacts", json_integer(4));
+}
+
 static void test_invalid(void **state)
 {
     (void)state;
@@ -386,6 +408,7 @@ static void test_invalid(void **state)
     expect_invalid(edit_finished_before_started, "finished_at", NULL);
     expect_invalid(edit_recipient_number, "artifacts[0].encryption.recipients[1]", NULL);
     expect_invalid(edit_duplicate_artifact, "artifacts[1]", "repeats");
+    expect_invalid(edit_sizes_wrap, "artifacts[3]", "2^64");
 }
 
 static void test_not_json(void **state)
