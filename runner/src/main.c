@@ -2,7 +2,6 @@
  * sauve: parse the command line, resolve the configuration, run one command,
  * end with a one-line summary and the exit code of DESIGN.md.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,23 +14,6 @@
 #include "config/config.h"
 #include "catalog/catalog.h"
 #include "storage/storage.h"
-
-void outcome_set(struct outcome *out, int code, const char *fmt, ...)
-{
-    out->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out->summary, sizeof out->summary, fmt, ap);
-    va_end(ap);
-}
-
-void outcome_fail(struct outcome *out, const char *what, const sv_error *err)
-{
-    if (err->hint[0])
-        outcome_set(out, err->code, "%s: %s (hint: %s)", what, err->msg, err->hint);
-    else
-        outcome_set(out, err->code, "%s: %s", what, err->msg);
-}
 
 storage *command_storage(const sv_config *cfg, const char *what, struct outcome *out)
 {

@@ -387,8 +387,7 @@ static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const st
     if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
         if (out->code == SV_EXIT_OK)
             out->code = SV_EXIT_PRUNE;
-        size_t len = strlen(out->summary);
-        snprintf(out->summary + len, sizeof out->summary - len, "; notification failed: %s", failed);
+        outcome_append(out, "; notification failed: %s", failed);
     }
     free(srcs);
     notify_free(nt);

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/text.h"
 #include "sources/postgres.h"
 #include "storage/storage.h"
 
@@ -24,10 +25,18 @@ static json_t *report(struct check_state *cs, const char *what, bool ok, int cod
 {
     if (!ok && !cs->code) {
         cs->code = code ? code : SV_EXIT_FAILED;
-        snprintf(cs->first, sizeof cs->first, "%s: %s", what, detail);
+        char *first = xasprintf("%s: %s", what, detail);
+        log_mask_into(cs->first, sizeof cs->first, first);
+        free_secret(first);
     }
-    if (cs->text)
-        printf("%-4s %-17s %s\n", ok ? "ok" : "FAIL", what, detail);
+    if (cs->text) {
+        /* Names and messages come from the server (a database name, its
+         * error text): escaped, so that none can drive the terminal. */
+        char *w = text_escape(what), *d = text_escape(detail);
+        printf("%-4s %-17s %s\n", ok ? "ok" : "FAIL", w, d);
+        free(w);
+        free(d);
+    }
     json_t *o = json_object();
     json_object_set_new(o, "what", json_string(what));
     json_object_set_new(o, "ok", json_boolean(ok));
@@ -38,12 +47,9 @@ static json_t *report(struct check_state *cs, const char *what, bool ok, int cod
 
 static void report_error(struct check_state *cs, const char *what, const sv_error *err)
 {
-    char detail[1100];
-    if (err->hint[0])
-        snprintf(detail, sizeof detail, "%s (hint: %s)", err->msg, err->hint);
-    else
-        snprintf(detail, sizeof detail, "%s", err->msg);
+    char *detail = err->hint[0] ? xasprintf("%s (hint: %s)", err->msg, err->hint) : xstrdup(err->msg);
     report(cs, what, false, err->code, detail);
+    free(detail);
 }
 
 static void check_storage(struct check_state *cs, const sv_config *cfg)
@@ -113,7 +119,9 @@ void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome
         json_object_set_new(root, "ok", json_boolean(cs.code == 0));
         json_object_set_new(root, "exit_code", json_integer(cs.code));
         json_object_set_new(root, "checks", cs.items);
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        /* ASCII only: a server's text in a C1 control or a bidi override
+         * reaches no terminal raw, even through cat or a pager */
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
         puts(text);
         free(text);
         json_decref(root);

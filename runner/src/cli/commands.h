@@ -19,7 +19,11 @@ struct outcome {
 
 /* Sets the outcome from an error: "WHAT: message (hint: ...)". */
 void outcome_fail(struct outcome *out, const char *what, const sv_error *err);
+/* Sets the outcome. The summary is formatted whole, masked, then cut to
+ * fit (log_mask_into): a secret never survives a cut in part. */
 void outcome_set(struct outcome *out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Appends to the summary ("; prune failed: ..."), masked then cut the same way. */
+void outcome_append(struct outcome *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Opens the configured storage for a command; on failure sets the outcome
  * ("WHAT: storage is not set ...") and returns NULL. */

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/text.h"
 #include "retention/prune.h"
 
 static void human_age(time_t seconds, char *buf, size_t len)
@@ -78,12 +79,25 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
     return o;
 }
 
+/* Prints text that came from storage (a manifest's names, errors and
+ * reason, a problem quoting one) escaped: a forged manifest must not be
+ * able to drive the terminal or print lines that look like sauve's. */
+static void put_escaped(const char *s, const char *after)
+{
+    char *e = text_escape(s);
+    fputs(e, stdout);
+    fputs(after, stdout);
+    free(e);
+}
+
 /* "kept: last (1 of 7), daily 2026-11-21" under the set's line. */
 static void print_retention(const retention_verdict *v)
 {
     printf("%19s%s: ", "", v->keep ? "kept" : "next prune deletes it");
-    for (size_t i = 0; i < v->n_reasons; i++)
-        printf("%s%s", i ? ", " : "", v->reasons[i]);
+    for (size_t i = 0; i < v->n_reasons; i++) {
+        fputs(i ? ", " : "", stdout);
+        put_escaped(v->reasons[i], ""); /* "newest good copy of postgres:NAME" names a manifest's source */
+    }
     putchar('\n');
 }
 
@@ -106,22 +120,32 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
         char size[32], age[16];
         log_human_bytes(s->stored_bytes, size, sizeof size);
         human_age(now - started, age, sizeof age);
-        printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, prune_set_status(s), size, age,
-               s->complete ? s->m.reason : "-", plan->verdicts[i].keep ? "keep" : "delete");
+        char *reason = text_escape(s->complete ? s->m.reason : "-");
+        printf("%-17s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, prune_set_status(s), size, age, reason,
+               plan->verdicts[i].keep ? "keep" : "delete");
+        free(reason);
         if (!s->complete) {
-            printf("%s\n", s->problem);
+            put_escaped(s->problem, "\n");
             print_retention(&plan->verdicts[i]);
             continue;
         }
         for (size_t j = 0; j < s->m.n_artifacts; j++) {
             const manifest_artifact *a = &s->m.artifacts[j];
-            printf("%s%s:%s%s", j ? ", " : "", a->kind, a->name, a->ok ? "" : " (FAILED)");
+            fputs(j ? ", " : "", stdout);
+            put_escaped(a->kind, ":");
+            put_escaped(a->name, "");
+            fputs(a->ok ? "" : " (FAILED)", stdout);
         }
         putchar('\n');
-        for (size_t j = 0; j < s->m.n_artifacts; j++)
-            if (!s->m.artifacts[j].ok)
-                printf("%19s%s:%s failed: %s\n", "", s->m.artifacts[j].kind, s->m.artifacts[j].name,
-                       s->m.artifacts[j].error);
+        for (size_t j = 0; j < s->m.n_artifacts; j++) {
+            const manifest_artifact *a = &s->m.artifacts[j];
+            if (a->ok)
+                continue;
+            printf("%19s", "");
+            put_escaped(a->kind, ":");
+            put_escaped(a->name, " failed: ");
+            put_escaped(a->error, "\n");
+        }
         print_retention(&plan->verdicts[i]);
     }
 }
@@ -154,7 +178,9 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
         for (size_t i = 0; i < cat.n; i++)
             json_array_append_new(sets, set_json(&cat.sets[i], &plan.verdicts[i], now));
         json_object_set_new(root, "sets", sets);
-        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        /* ASCII only: a manifest's text in a C1 control or a bidi override
+         * reaches no terminal raw, even through cat or a pager */
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
         puts(text);
         free(text);
         json_decref(root);

@@ -2,7 +2,22 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+
+/* Formats into a fixed buffer the way every message of sauve is bounded:
+ * the whole text first, its secrets masked, and only then cut to fit, so
+ * that a secret straddling the end cannot leave its first part behind. The
+ * unmasked text is wiped before it is freed. */
+static void format_masked(char *dst, size_t size, const char *fmt, va_list ap)
+{
+    char *full = xvasprintf(fmt, ap);
+    log_mask_into(dst, size, full);
+    free_secret(full);
+}
 
 int sv_error_set(sv_error *err, int code, const char *fmt, ...)
 {
@@ -10,7 +25,7 @@ int sv_error_set(sv_error *err, int code, const char *fmt, ...)
         return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    format_masked(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
     err->code = code ? code : SV_EXIT_FAILED;
     err->hint[0] = '\0';
@@ -23,7 +38,7 @@ int sv_error_hint(sv_error *err, const char *fmt, ...)
         return -1;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->hint, sizeof err->hint, fmt, ap);
+    format_masked(err->hint, sizeof err->hint, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -32,17 +47,15 @@ int sv_error_wrap(sv_error *err, const char *fmt, ...)
 {
     if (!err)
         return -1;
-    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    char *prefix = xvasprintf(fmt, ap);
     va_end(ap);
-    char old[sizeof err->msg];
-    memcpy(old, err->msg, sizeof old);
     /* Truncation is acceptable: the start of the message carries the context. */
-    int n = snprintf(err->msg, sizeof err->msg, "%s: ", prefix);
-    if (n >= 0 && (size_t)n < sizeof err->msg)
-        snprintf(err->msg + n, sizeof err->msg - (size_t)n, "%s", old);
+    char *full = xasprintf("%s: %s", prefix, err->msg);
+    log_mask_into(err->msg, sizeof err->msg, full);
+    free_secret(full);
+    free_secret(prefix);
     if (!err->code)
         err->code = SV_EXIT_FAILED;
     return -1;

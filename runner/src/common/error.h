@@ -29,6 +29,10 @@ typedef struct sv_error {
     char hint[512]; /* what the operator can do about it; may be empty */
 } sv_error;
 
+/* Messages and hints are bounded (msg, hint): each is formatted whole, has
+ * the secrets registered with log_add_secret() masked, and is only then
+ * cut to fit (log_mask_into). */
+
 /* Sets code and message; clears any previous hint. Returns -1 so that
  * `return sv_error_set(err, ...)` reads naturally. err may be NULL. */
 int sv_error_set(sv_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

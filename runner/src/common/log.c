@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/text.h"
+
+/* Bytes of the termination message Kubernetes keeps, newline included. */
+#define TERMINATION_MAX 4096
 
 static enum log_format g_format = LOG_FORMAT_AUTO;
 static enum log_level g_min = LOG_INFO;
@@ -39,7 +43,7 @@ void log_set_termination_path(const char *path)
 
 void log_add_secret(const char *value)
 {
-    if (!value || strlen(value) < 4)
+    if (!value || !*value)
         return;
     pthread_mutex_lock(&g_secrets_lock);
     bool known = false;
@@ -103,6 +107,56 @@ char *log_mask(const char *s)
     return out;
 }
 
+/* The length of the longest prefix of s[0..len) that ends on a UTF-8
+ * character boundary, at most max. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
+void log_mask_into(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return;
+    char *masked = log_mask(src);
+    size_t n = utf8_prefix(masked, strlen(masked), size - 1);
+    memcpy(dst, masked, n);
+    dst[n] = '\0';
+    free(masked);
+}
+
+size_t log_secret_safe_cut(const char *s, size_t len)
+{
+    size_t cut = len;
+    pthread_mutex_lock(&g_secrets_lock);
+    /* Moving the cut back can make it fall inside another occurrence: go
+     * round again until no secret spans it. The cut only decreases. */
+    for (bool moved = true; moved && cut > 0;) {
+        moved = false;
+        for (size_t i = 0; i < g_nsecrets; i++) {
+            const char *secret = g_secrets[i];
+            size_t slen = strlen(secret);
+            /* an occurrence starting at j spans the cut when j < cut < j + slen */
+            size_t first = cut >= slen ? cut - slen + 1 : 0;
+            for (size_t j = first; j < cut; j++) {
+                size_t known = len - j < slen ? len - j : slen;
+                if (memcmp(s + j, secret, known) == 0) {
+                    cut = j;
+                    moved = true;
+                    break;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_secrets_lock);
+    return cut;
+}
+
 static void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -164,13 +218,19 @@ static void emit(enum log_level level, const log_field *fields, size_t nfields, 
         }
         fputs("}\n", f);
     } else {
-        fprintf(f, "%s %-5s %s", ts, level_names[level], masked);
+        /* A terminal: one record is one line, and text from outside (a
+         * child's stderr, a manifest's error) cannot send it escapes. */
+        char *shown = text_escape(masked);
+        fprintf(f, "%s %-5s %s", ts, level_names[level], shown);
+        free(shown);
         for (size_t i = 0; i < nfields; i++) {
             if (fields[i].is_num) {
                 fprintf(f, " %s=%lld", fields[i].key, (long long)fields[i].num);
             } else {
                 char *v = log_mask(fields[i].str ? fields[i].str : "null");
-                fprintf(f, " %s=%s", fields[i].key, v);
+                char *sv = text_escape(v);
+                fprintf(f, " %s=%s", fields[i].key, sv);
+                free(sv);
                 free(v);
             }
         }
@@ -212,9 +272,16 @@ void log_summary(int exit_code, const char *fmt, ...)
     if (path) {
         FILE *t = fopen(path, "w");
         if (t) {
-            char *masked = log_mask(msg);
+            /* The kubelet keeps at most 4096 bytes of it: cut here, after
+             * masking, rather than let it cut text it cannot mask. */
+            char masked[TERMINATION_MAX];
+            log_mask_into(masked, sizeof masked - 1, msg);
+            /* kubectl describe prints it to a terminal: a server's or a
+             * manifest's text in it is escaped, and the summary one line */
+            char *shown = text_escape(masked);
+            log_mask_into(masked, sizeof masked - 1, shown);
+            free(shown);
             fprintf(t, "%s\n", masked);
-            free(masked);
             fclose(t);
         }
     }

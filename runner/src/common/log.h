@@ -37,14 +37,35 @@ void log_init(enum log_format format, enum log_level min_level);
 /* Where log_summary() also writes; NULL disables. Default /dev/termination-log. */
 void log_set_termination_path(const char *path);
 
-/* Registers a secret value (copied) to be masked in every record. Values
- * shorter than 4 characters are ignored: masking them would mangle logs. */
+/* Registers a secret value (copied) to be masked in every record, whatever
+ * its length: the configuration refuses secrets too short to mask usefully
+ * (config.h), so a short value reaching here comes from elsewhere (a token
+ * an endpoint returned) and is still never printed. "" is ignored. */
 void log_add_secret(const char *value);
 
-/* A newly allocated copy of s with every registered secret replaced by
- * "***": for text that leaves sauve other than through the log (notification
- * bodies). */
+/* A newly allocated copy of s in which every byte of every occurrence of a
+ * registered secret is hidden, each run of hidden bytes written "***"
+ * (overlapping secrets leave no piece behind): for text that leaves sauve
+ * other than through the log (notification bodies). */
 char *log_mask(const char *s);
+
+/*
+ * Masks src, then copies what fits into dst (size bytes, always
+ * NUL-terminated), cut at a UTF-8 character boundary. Masking before the cut
+ * is the point: a secret that straddles the cut would otherwise leave its
+ * first part in dst, unrecognisable to any later masking. For every bounded
+ * message buffer (errors, the summary).
+ */
+void log_mask_into(char *dst, size_t size, const char *src);
+
+/*
+ * For text emitted in pieces (a child's overlong stderr line): the largest
+ * cut <= len such that no registered secret, whole or still incomplete at
+ * the end of s, spans the cut. s[0..cut) can then be masked and emitted,
+ * and s[cut..len) kept for the next piece. 0 when no cut is safe (s is the
+ * start of a secret longer than the piece).
+ */
+size_t log_secret_safe_cut(const char *s, size_t len);
 
 /* Forgets every registered secret (tests). */
 void log_clear_secrets(void);
@@ -62,7 +83,10 @@ void log_write(enum log_level level, const log_field *fields, size_t nfields, co
 #define log_with(level, fields_and_count, ...) log_write(level, fields_and_count, __VA_ARGS__)
 
 /* The last line of every run: level info for exit 0, error otherwise, with an
- * "exit_code" field; also written (as plain text) to the termination log. */
+ * "exit_code" field; also written (as plain text) to the termination log,
+ * masked, then with control characters escaped (text_escape), then cut to
+ * the 4096 bytes Kubernetes keeps. In text format, every record is escaped
+ * the same way: one record, one line, no escape sequence from outside. */
 void log_summary(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Formats a byte count for humans ("1.5 GiB") into buf. Returns buf. */

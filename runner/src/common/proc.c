@@ -96,17 +96,24 @@ static void tail_add(proc *p, const char *line, size_t len)
     p->tail[p->tail_len] = '\0';
 }
 
-static void emit_line(proc *p, char *line, size_t len)
+/* Logs one line (or piece of an overlong one) of len bytes at line, which
+ * need not be NUL-terminated. It is masked before anything keeps or cuts
+ * it: the tail keeps at most TAIL_MAX bytes of a line, and an error message
+ * fewer, and a secret across either cut would leave a piece unmasked. */
+static void emit_line(proc *p, const char *line, size_t len)
 {
     if (len && line[len - 1] == '\r')
         len--;
     if (!len)
         return;
-    line[len] = '\0';
-    log_write(LOG_WARN, LOG_FIELDS(LOG_STR("tool", p->name)), "%s", line);
-    tail_add(p, line, len);
+    char *raw = xstrndup(line, len);
+    char *masked = log_mask(raw);
+    free_secret(raw);
+    log_write(LOG_WARN, LOG_FIELDS(LOG_STR("tool", p->name)), "%s", masked);
+    tail_add(p, masked, strlen(masked));
     if (p->on_stderr_line)
-        p->on_stderr_line(p->on_stderr_ctx, line);
+        p->on_stderr_line(p->on_stderr_ctx, masked);
+    free(masked);
 }
 
 /* Where to cut a full line buffer so that a UTF-8 sequence is not split
@@ -145,13 +152,17 @@ static void *stderr_reader(void *arg)
             }
             line[len++] = buf[i];
             if (len == LINE_SPLIT) {
-                size_t cut = utf8_cut(line, len);
-                char rest[4];
-                size_t nrest = len - cut;
-                memcpy(rest, line + cut, nrest);
+                /* Cut where no secret spans the cut (a secret split in two
+                 * records is masked in neither), then not inside a UTF-8
+                 * sequence; the rest starts the next record. A secret as
+                 * long as the buffer cannot be kept whole: cut anyway. */
+                size_t cut = log_secret_safe_cut(line, len);
+                if (cut == 0)
+                    cut = len;
+                cut = utf8_cut(line, cut);
                 emit_line(p, line, cut);
-                memcpy(line, rest, nrest);
-                len = nrest;
+                memmove(line, line + cut, len - cut);
+                len -= cut;
             }
         }
     }

@@ -24,6 +24,15 @@
 /* A secret file larger than this is a wrong path (a log, a device), not a
  * password or key; refusing it keeps us from reading /dev/zero forever. */
 #define SECRET_FILE_MAX (1024 * 1024)
+/*
+ * Every secret is masked in the logs wherever it occurs. A secret of one to
+ * three characters cannot be: masking "ab" would hide every "ab" of every
+ * message (unreadable logs, and what is hidden shows what the secret is),
+ * and not masking it prints it. Such a value is refused; one under 8 is
+ * accepted with a warning, since its masks may still hit ordinary words.
+ */
+#define SECRET_MIN_LEN  4
+#define SECRET_WARN_LEN 8
 
 /* ENUM keeps its allowed values in the min column, a string; the other types
  * must not see it, nor INT's range land anywhere but min and max. */
@@ -369,11 +378,30 @@ int config_set(sv_config *cfg, const struct opt_def *o, const char *text, enum c
         clear_value(cfg, o);
         *(char **)p = xstrdup(text);
         break;
-    case OPT_TYPE_SECRET:
+    case OPT_TYPE_SECRET: {
+        size_t len = strlen(text);
+        if (len < SECRET_MIN_LEN) {
+            /* The length is all an error may say of a secret. */
+            sv_error_set(err, SV_EXIT_CONFIG,
+                         "%s: a secret of %zu character%s is too short to be kept out of the logs", source,
+                         len, len == 1 ? "" : "s");
+            return sv_error_hint(err,
+                                 "use a secret of at least %d characters (%d or more keep logs readable)",
+                                 SECRET_MIN_LEN, SECRET_WARN_LEN);
+        }
+        if (len < SECRET_WARN_LEN) {
+            char *msg =
+                xasprintf("%s is a secret of only %zu characters: the logs mask every occurrence of it as "
+                          "***, also inside unrelated words; use %d or more",
+                          source, len, SECRET_WARN_LEN);
+            strlist_push(&cfg->warnings, msg);
+            free(msg);
+        }
         log_add_secret(text);
         clear_value(cfg, o);
         *(char **)p = xstrdup(text);
         break;
+    }
     case OPT_TYPE_INT: {
         /* strtol alone would accept leading blanks and trailing junk */
         char *end = NULL;

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/signals.h"
+#include "common/text.h"
 
 /* How many undeleted keys the log names one by one before "and N more". */
 #define NAME_MAX_KEYS 5
@@ -213,9 +214,13 @@ static void print_plan_text(const sv_config *cfg, storage *st, const catalog *ca
     printf("%-17s  %-6s  %-10s  %s\n", "SET", "ACTION", "STATUS", "WHY");
     for (size_t i = 0; i < cat->n; i++) {
         const catalog_set *s = &cat->sets[i];
+        /* why quotes the manifest (a safety copy's note, a problem, source
+         * names): escaped, so that a forged manifest cannot drive the terminal */
         char *w = why(s, &plan->verdicts[i]);
+        char *shown = text_escape(w);
         printf("%-17s  %-6s  %-10s  %s\n", s->id, plan->verdicts[i].keep ? "keep" : "delete",
-               prune_set_status(s), w);
+               prune_set_status(s), shown);
+        free(shown);
         free(w);
     }
 }
@@ -508,7 +513,9 @@ static void print_json(const sv_config *cfg, storage *st, const catalog *cat, co
     json_object_set_new(r, "error", sv_error_isset(first) ? json_string(first->msg) : json_null());
     json_object_set_new(root, "result", r);
 
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    /* ASCII only: a manifest's text in a C1 control or a bidi override
+     * reaches no terminal raw, even through cat or a pager */
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     puts(text);
     free(text);
     json_decref(root);
@@ -560,12 +567,14 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
         for (size_t i = 0; i < ups.n; i++) {
             char iso[21];
             iso8601_format((time_t)ups.items[i].started, iso);
+            char *key = text_escape(ups.items[i].key); /* a key in storage is anyone's text */
             if (ups.items[i].started <= 0)
-                printf("  %-6s  %s (start time unknown: never removed)\n", "keep", ups.items[i].key);
+                printf("  %-6s  %s (start time unknown: never removed)\n", "keep", key);
             else
                 printf("  %-6s  %s (started %s, %s the grace period)\n",
-                       ups.items[i].remove ? "remove" : "keep", ups.items[i].key, iso,
+                       ups.items[i].remove ? "remove" : "keep", key, iso,
                        ups.items[i].remove ? "older than" : "within");
+            free(key);
         }
         fflush(stdout); /* the plan is out before anything is deleted */
     }
@@ -618,16 +627,14 @@ long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, s
     struct prune_options o = {.pinned_id = set_id};
     struct prune_result res;
     sv_error err = {0};
-    size_t len = strlen(out->summary);
     if (prune_run(cfg, st, &o, &res, &err) != 0) {
         log_error("prune after the backup failed: %s", err.msg);
         if (out->code == SV_EXIT_OK)
             out->code = SV_EXIT_PRUNE;
         if (err.hint[0])
-            snprintf(out->summary + len, sizeof out->summary - len, "; prune failed: %s (hint: %s)", err.msg,
-                     err.hint);
+            outcome_append(out, "; prune failed: %s (hint: %s)", err.msg, err.hint);
         else
-            snprintf(out->summary + len, sizeof out->summary - len, "; prune failed: %s", err.msg);
+            outcome_append(out, "; prune failed: %s", err.msg);
         return -1;
     }
     log_with(LOG_INFO,
@@ -635,7 +642,6 @@ long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, s
                         LOG_NUM("uploads_removed", res.uploads_removed)),
              "prune ok: %zu set(s) deleted, %zu kept, %zu interrupted write(s) removed", res.sets_deleted,
              res.sets_kept, res.uploads_removed);
-    snprintf(out->summary + len, sizeof out->summary - len, "; pruned %zu set(s), %zu kept", res.sets_deleted,
-             res.sets_kept);
+    outcome_append(out, "; pruned %zu set(s), %zu kept", res.sets_deleted, res.sets_kept);
     return (long)res.complete_sets;
 }

@@ -275,6 +275,48 @@ static void test_secret_is_masked_in_logs(void **state)
     free(term);
 }
 
+static void test_secret_too_short_is_refused(void **state)
+{
+    struct fx *fx = *state;
+    /* masking "abc" would hide it inside every word that holds it */
+    const char *env[] = {"PGPASSWORD=abc", NULL};
+    assert_int_equal(load(fx, env, NULL), -1);
+    assert_config_error(fx, "PGPASSWORD: a secret of 3 characters is too short to be kept out of the logs");
+    assert_contains(fx->err.hint, "at least 4 characters");
+    assert_null(strstr(fx->err.msg, "abc"));
+
+    /* the same from a file, and for every secret */
+    char *path = test_write_file(fx->dir, "key", "k1\n");
+    char *var = malloc(strlen(path) + 32);
+    sprintf(var, "AWS_SECRET_ACCESS_KEY_FILE=%s", path);
+    const char *from_file[] = {var, NULL};
+    assert_int_equal(load(fx, from_file, NULL), -1);
+    assert_config_error(fx, "AWS_SECRET_ACCESS_KEY_FILE: a secret of 2 characters is too short");
+    free(var);
+    free(path);
+
+    assert_int_equal(load_yaml(fx, "pg:\n  password: x\n"), -1);
+    assert_config_error(fx, "a secret of 1 character is too short");
+}
+
+static void test_short_secret_warns_and_is_masked(void **state)
+{
+    struct fx *fx = *state;
+    const char *env[] = {"PGPASSWORD=s3cr3t", NULL};
+    assert_int_equal(load(fx, env, NULL), 0);
+    assert_int_equal(fx->cfg.warnings.n, 1);
+    assert_contains(fx->cfg.warnings.items[0], "PGPASSWORD is a secret of only 6 characters");
+    assert_null(strstr(fx->cfg.warnings.items[0], "s3cr3t"));
+    char *masked = log_mask("user=x password=s3cr3t");
+    assert_string_equal(masked, "user=x password=***");
+    free(masked);
+
+    /* 8 characters: no warning */
+    const char *longer[] = {"PGPASSWORD=s3cr3t-8", NULL};
+    assert_int_equal(load(fx, longer, NULL), 0);
+    assert_int_equal(fx->cfg.warnings.n, 0);
+}
+
 static void test_secret_both_set(void **state)
 {
     struct fx *fx = *state;
@@ -640,6 +682,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_and_comment_only_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_is_masked_in_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_too_short_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_secret_warns_and_is_masked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_both_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_flag_refused, setup, teardown),

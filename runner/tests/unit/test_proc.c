@@ -472,6 +472,65 @@ static void test_stderr_split_keeps_utf8_whole(void **state)
     free(logged);
 }
 
+/* True when any piece of secret of at least `piece` bytes occurs in s. */
+static bool has_piece(const char *s, const char *secret, size_t piece)
+{
+    size_t slen = strlen(secret);
+    for (size_t i = 0; i + piece <= slen; i++)
+        if (memmem(s, strlen(s), secret + i, piece))
+            return true;
+    return false;
+}
+
+static void test_stderr_secret_across_the_split_is_masked(void **state)
+{
+    (void)state;
+    const char *secret = "Pw-across-the-split-42";
+    log_add_secret(secret);
+    sv_error err = {0};
+    struct redirect r = redirect_begin(STDERR_FILENO);
+    /* The secret starts 6 bytes before the 4 KiB split of an overlong line. */
+    proc *p =
+        start_sh("{ head -c 4090 /dev/zero | tr '\\0' a; printf 'Pw-across-the-split-42 and more\\n'; } >&2",
+                 false, &err);
+    assert_non_null(p);
+    assert_int_equal(proc_wait(p, &err), 0);
+    char *logged = redirect_end(&r);
+    assert_false(has_piece(logged, secret, 4));
+    /* the line is all there, in two records cut before the secret */
+    char *first = malloc(4090 + 16);
+    sprintf(first, "\"msg\":\"%4090s\"", "");
+    for (char *c = strchr(first, ' '); c && *c == ' '; c++)
+        *c = 'a';
+    assert_non_null(strstr(logged, first));
+    assert_non_null(strstr(logged, "\"msg\":\"*** and more\""));
+    free(first);
+    assert_false(has_piece(proc_stderr_tail(p), secret, 4));
+    proc_free(p);
+    free(logged);
+    log_clear_secrets();
+}
+
+static void test_stderr_secret_across_the_tail_cut_is_masked(void **state)
+{
+    (void)state;
+    const char *secret = "Pw-across-the-tail-cut-43";
+    log_add_secret(secret);
+    sv_error err = {0};
+    struct redirect r = redirect_begin(STDERR_FILENO);
+    /* The tail keeps 2 KiB of a line: the secret starts 8 bytes before. */
+    proc *p = start_sh(
+        "{ head -c 2040 /dev/zero | tr '\\0' b; printf 'Pw-across-the-tail-cut-43\\n'; } >&2; exit 4", false,
+        &err);
+    assert_non_null(p);
+    assert_int_equal(proc_wait(p, &err), -1);
+    free(redirect_end(&r));
+    assert_false(has_piece(proc_stderr_tail(p), secret, 4));
+    assert_false(has_piece(err.msg, secret, 4));
+    proc_free(p);
+    log_clear_secrets();
+}
+
 static void test_pipes_not_inherited_by_later_children(void **state)
 {
     (void)state;
@@ -716,6 +775,8 @@ int main(void)
         cmocka_unit_test_setup(test_stderr_line_callback_sees_every_line, setup),
         cmocka_unit_test_setup(test_stderr_lines_logged_and_split, setup),
         cmocka_unit_test_setup(test_stderr_split_keeps_utf8_whole, setup),
+        cmocka_unit_test_setup(test_stderr_secret_across_the_split_is_masked, setup),
+        cmocka_unit_test_setup(test_stderr_secret_across_the_tail_cut_is_masked, setup),
         cmocka_unit_test_setup(test_pipes_not_inherited_by_later_children, setup),
         cmocka_unit_test_setup(test_capture, setup),
         cmocka_unit_test_setup(test_free_null, setup),

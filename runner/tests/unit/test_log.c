@@ -1,0 +1,270 @@
+/* Tests of runner/src/common/log.c (masking, records, the termination log),
+ * and of the bounded buffers that rely on it (common/error.c,
+ * cli/outcome.c). */
+#include "testutil.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/log.h"
+
+/* Reads fd to EOF; newly allocated, NUL-terminated. */
+static char *read_all(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* stderr into a temporary file until stderr_end(), which returns it. */
+struct capture {
+    int saved;
+    FILE *file;
+};
+
+static struct capture stderr_begin(void)
+{
+    struct capture c;
+    fflush(NULL);
+    c.file = tmpfile();
+    assert_non_null(c.file);
+    c.saved = dup(STDERR_FILENO);
+    assert_true(dup2(fileno(c.file), STDERR_FILENO) >= 0);
+    return c;
+}
+
+static char *stderr_end(struct capture *c)
+{
+    fflush(NULL);
+    assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
+    close(c->saved);
+    assert_int_equal(lseek(fileno(c->file), 0, SEEK_SET), 0);
+    char *s = read_all(fileno(c->file));
+    fclose(c->file);
+    return s;
+}
+
+/* A string of n copies of c; newly allocated. */
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* True when any piece of secret of at least `piece` bytes occurs in s. */
+static bool has_piece(const char *s, const char *secret, size_t piece)
+{
+    size_t slen = strlen(secret);
+    for (size_t i = 0; i + piece <= slen; i++)
+        if (memmem(s, strlen(s), secret + i, piece))
+            return true;
+    return false;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    log_clear_secrets();
+    log_init(LOG_FORMAT_JSON, LOG_DEBUG);
+    log_set_termination_path(NULL);
+    return 0;
+}
+
+/* ---- masking ---- */
+
+static void test_short_secrets_are_masked_too(void **state)
+{
+    (void)state;
+    /* The configuration refuses secrets this short; a value registered from
+     * elsewhere is masked all the same. */
+    log_add_secret("q7");
+    char *m = log_mask("a q7 b");
+    assert_string_equal(m, "a *** b");
+    free(m);
+    log_add_secret("");
+    m = log_mask("nothing to hide");
+    assert_string_equal(m, "nothing to hide");
+    free(m);
+}
+
+static void test_overlapping_secrets_leave_no_piece(void **state)
+{
+    (void)state;
+    /* Masking one secret after the other would leave "ab" of the second. */
+    log_add_secret("xyz12");
+    log_add_secret("12ab");
+    char *m = log_mask("<xyz12ab>");
+    assert_string_equal(m, "<***>");
+    free(m);
+    m = log_mask("xyz12 and 12ab");
+    assert_string_equal(m, "*** and ***");
+    free(m);
+}
+
+static void test_mask_into_masks_before_the_cut(void **state)
+{
+    (void)state;
+    const char *secret = "S3cr3t-straddling-the-cut";
+    log_add_secret(secret);
+    /* The secret starts 5 bytes before the end of a 32-byte buffer. */
+    char *text = repeat('a', 26);
+    char *full = malloc(strlen(text) + strlen(secret) + 1);
+    sprintf(full, "%s%s", text, secret);
+    char dst[32];
+    log_mask_into(dst, sizeof dst, full);
+    assert_string_equal(dst, "aaaaaaaaaaaaaaaaaaaaaaaaaa***");
+    free(full);
+    free(text);
+}
+
+static void test_mask_into_cuts_on_a_character_boundary(void **state)
+{
+    (void)state;
+    char dst[5];
+    log_mask_into(dst, sizeof dst, "abc\xc3\xa9z"); /* 'é' would be halved at 4 bytes */
+    assert_string_equal(dst, "abc");
+}
+
+static void test_error_message_masked_before_it_is_cut(void **state)
+{
+    (void)state;
+    const char *secret = "pw-0123456789abcdef-TAIL";
+    log_add_secret(secret);
+    sv_error err = {0};
+    /* The secret straddles the end of err.msg (1024 bytes). */
+    char *pad = repeat('x', sizeof err.msg - 1 - 10);
+    sv_error_set(&err, SV_EXIT_FAILED, "%s%s", pad, secret);
+    assert_false(has_piece(err.msg, secret, 4));
+    assert_non_null(strstr(err.msg, "***"));
+    sv_error_hint(&err, "%.*s%s", (int)(sizeof err.hint - 1 - 10), pad, secret);
+    assert_false(has_piece(err.hint, secret, 4));
+    /* Wrapping pushes the end of the message out: masked first as well. */
+    sv_error_set(&err, SV_EXIT_FAILED, "%.*s%s", (int)(sizeof err.msg - 1 - 10 - 30), pad, secret);
+    assert_non_null(strstr(err.msg, "***"));
+    sv_error_wrap(&err, "%s", "a context of thirty bytes.....");
+    assert_false(has_piece(err.msg, secret, 4));
+    free(pad);
+}
+
+static void test_summary_masked_before_it_is_cut(void **state)
+{
+    (void)state;
+    const char *secret = "https://hooks.example/T0KEN-abcdef";
+    log_add_secret(secret);
+    struct outcome out = {0};
+    char *pad = repeat('y', sizeof out.summary - 1 - 12);
+    outcome_set(&out, 1, "%s%s", pad, secret);
+    assert_false(has_piece(out.summary, secret, 4));
+    assert_int_equal(out.code, 1);
+    outcome_set(&out, 1, "%.*s", (int)(sizeof out.summary - 1 - 20), pad);
+    outcome_append(&out, "; notification failed: %s", secret);
+    assert_false(has_piece(out.summary, secret, 4));
+    free(pad);
+}
+
+static void test_safe_cut_keeps_secrets_whole(void **state)
+{
+    (void)state;
+    log_add_secret("SECRET");
+    /* no secret near the end: cut anywhere */
+    assert_int_equal(log_secret_safe_cut("abcdefgh", 8), 8);
+    /* a whole secret before the end does not span the cut */
+    assert_int_equal(log_secret_safe_cut("abSECRET", 8), 8);
+    /* the start of a secret at the end: kept for the next piece */
+    assert_int_equal(log_secret_safe_cut("abcdeSEC", 8), 5);
+    assert_int_equal(log_secret_safe_cut("abcdefgS", 8), 7);
+    /* a cut asked inside a secret moves before it */
+    assert_int_equal(log_secret_safe_cut("abSECRETxyz", 5), 2);
+    /* all of it is the start of a secret: no safe cut */
+    assert_int_equal(log_secret_safe_cut("SECR", 4), 0);
+}
+
+static void test_safe_cut_goes_round_again(void **state)
+{
+    (void)state;
+    /* Moving before "CRETX" lands inside "ASECR": the cut moves again. */
+    log_add_secret("ASECR");
+    log_add_secret("CRETX");
+    assert_int_equal(log_secret_safe_cut("..ASECRETX", 9), 2);
+}
+
+/* ---- records ---- */
+
+static void test_text_records_escape_control_characters(void **state)
+{
+    (void)state;
+    log_init(LOG_FORMAT_TEXT, LOG_DEBUG);
+    struct capture c = stderr_begin();
+    log_with(LOG_WARN, LOG_FIELDS(LOG_STR("name", "db\x1b]0;owned\x07")), "manifest says %s",
+             "\x1b[2J\nfake line");
+    char *out = stderr_end(&c);
+    assert_null(strchr(out, '\x1b'));
+    assert_null(strchr(out, '\x07'));
+    assert_non_null(strstr(out, "manifest says \\x1b[2J\\x0afake line"));
+    assert_non_null(strstr(out, "name=db\\x1b]0;owned\\x07"));
+    assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one line */
+    free(out);
+}
+
+static void test_termination_log_masked_and_bounded(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/termination-log", dir);
+    log_set_termination_path(path);
+    const char *secret = "pw-in-the-summary-0123456789";
+    log_add_secret(secret);
+    char *pad = repeat('z', 5000);
+    struct capture c = stderr_begin();
+    log_summary(1, "backup failed: %s %s", secret, pad);
+    free(stderr_end(&c));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *written = read_all(fileno(f));
+    fclose(f);
+    assert_true(strlen(written) <= 4096);
+    assert_int_equal(written[strlen(written) - 1], '\n');
+    assert_false(has_piece(written, secret, 4));
+    assert_non_null(strstr(written, "backup failed: *** zzz"));
+    free(written);
+    free(pad);
+    log_set_termination_path(NULL);
+    test_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_short_secrets_are_masked_too, setup),
+        cmocka_unit_test_setup(test_overlapping_secrets_leave_no_piece, setup),
+        cmocka_unit_test_setup(test_mask_into_masks_before_the_cut, setup),
+        cmocka_unit_test_setup(test_mask_into_cuts_on_a_character_boundary, setup),
+        cmocka_unit_test_setup(test_error_message_masked_before_it_is_cut, setup),
+        cmocka_unit_test_setup(test_summary_masked_before_it_is_cut, setup),
+        cmocka_unit_test_setup(test_safe_cut_keeps_secrets_whole, setup),
+        cmocka_unit_test_setup(test_safe_cut_goes_round_again, setup),
+        cmocka_unit_test_setup(test_text_records_escape_control_characters, setup),
+        cmocka_unit_test_setup(test_termination_log_masked_and_bounded, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

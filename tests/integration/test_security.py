@@ -1,0 +1,112 @@
+"""What sauve shows of text it did not write: a forged manifest in the
+bucket, a hostile database name on the server. On a terminal that text is
+escaped (control characters as \\xNN), so that it cannot move the cursor,
+set the window title, or print lines that look like sauve's own; --json
+keeps it exact."""
+
+import json
+import os
+import shutil
+
+from pgserver import quote_ident
+from sauvecli import committed_sets
+
+# Clear the screen, set the window title, a C1 CSI (some terminals obey it
+# like ESC [), a right-to-left override, and a new line that starts a line
+# looking like a set of `sauve list` and a check of `sauve check`.
+HOSTILE = ("\x1b[2J\x1b]0;pwned\x07\x9b31m\u202e"
+           "\nok  20990101T000000Z  fake line")
+FORGED_ID = "20200101T000000Z"
+BROKEN_ID = "20200102T000000Z"
+
+
+def raw_controls(text):
+    """Characters that must never reach a terminal raw."""
+    bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f
+           or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"]
+    return bad
+
+
+def forge_sets(storage, good_dir):
+    """Next to a real set: a set whose valid manifest carries hostile text
+    in every free-text field it has, and a set whose manifest is invalid
+    because of a hostile key (its problem quotes the key)."""
+    with open(os.path.join(good_dir, "manifest.json"), encoding="utf-8") as f:
+        m = json.load(f)
+    real = m["artifacts"][0]
+    failed = dict(real, name="evil" + HOSTILE, key=None, status="failed",
+                  error="dump failed: " + HOSTILE, sha256=None)
+    m.update(id=FORGED_ID, reason="safety", note="before restore " + HOSTILE,
+             hostname="host" + HOSTILE, status="partial", artifacts=[real, failed])
+    m["totals"].update(artifacts=2, failed=1)
+    forged_dir = os.path.join(os.path.dirname(good_dir), FORGED_ID)
+    shutil.copytree(good_dir, forged_dir)
+    with open(os.path.join(forged_dir, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(m, f)
+
+    broken = dict(m, id=BROKEN_ID, status="ok", reason="backup",
+                  artifacts=[dict(real, key="postgres/" + HOSTILE)])
+    broken["totals"] = dict(m["totals"], artifacts=1, failed=0)
+    broken_dir = os.path.join(os.path.dirname(good_dir), BROKEN_ID)
+    shutil.copytree(good_dir, broken_dir)
+    with open(os.path.join(broken_dir, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(broken, f)
+
+
+def assert_escaped(out, what):
+    assert not raw_controls(out), f"{what} sent raw control characters: {raw_controls(out)!r}\n{out}"
+    assert not [l for l in out.splitlines() if l.startswith("ok  20990101T000000Z")], (
+        f"{what} printed a line the manifest made up\n{out}")
+    assert "\\x1b[2J\\x1b]0;pwned\\x07\\xc2\\x9b31m\\xe2\\x80\\xae\\x0aok  20990101T000000Z" in out, (
+        f"{what} does not show the hostile text escaped\n{out}")
+
+
+def test_list_and_prune_escape_what_a_forged_manifest_says(pg, sauve, dbs, storage):
+    db = dbs.empty("esc")
+    pg.psql(db, "create table t (x int); insert into t values (1)")
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    (good_dir, _), = committed_sets(storage)
+    forge_sets(storage, good_dir)
+
+    r = sauve.run("list", env={"SAUVE_PG_DATABASES": db}, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert FORGED_ID in r.stdout and BROKEN_ID in r.stdout, r.stdout
+    assert_escaped(r.stdout, "sauve list")
+    assert "manifest invalid" in r.stdout, r.stdout
+
+    # --json is for programs: the text is exact there, JSON-escaped
+    r = sauve.run("list", "--json", env={"SAUVE_PG_DATABASES": db})
+    assert r.code == 0, r.describe()
+    assert not raw_controls(r.stdout)
+    sets = {s["id"]: s for s in json.loads(r.stdout)["sets"]}
+    assert sets[FORGED_ID]["note"] == "before restore " + HOSTILE
+    assert sets[FORGED_ID]["artifacts"][1]["error"] == "dump failed: " + HOSTILE
+    assert HOSTILE in sets[BROKEN_ID]["problem"]
+
+    r = sauve.run("prune", "--dry-run", env={"SAUVE_KEEP_LAST": "1"}, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert "safety copy: before restore" in r.stdout, r.stdout
+    assert_escaped(r.stdout, "sauve prune --dry-run")
+
+
+def test_check_and_the_termination_log_escape_a_hostile_database_name(pg, sauve, dbs):
+    name = dbs.name("evil") + "\x1b[31m\nFAIL postgres:fake"
+    pg.psql("postgres", f"create database {quote_ident(name)}")
+    env = {"SAUVE_PG_DATABASES": name, "SAUVE_PG_GLOBALS": "false"}
+    # sauve cannot store a database of that name (78), and says so
+    r = sauve.run("check", env=env, json_stdout=True, check_log=False)
+    assert r.code == 78, r.describe()
+    escaped = "\\x1b[31m\\x0aFAIL postgres:fake"
+    lines = r.stdout.splitlines()
+    assert not raw_controls(r.stdout), r.stdout
+    assert not [l for l in lines if l.startswith("FAIL postgres:fake")], r.stdout
+    assert [l for l in lines if l.startswith("FAIL postgres:evil_") and escaped in l], r.stdout
+    # kubectl describe prints the termination log to a terminal too
+    assert r.termination.count("\n") == 1 and not raw_controls(r.termination), repr(r.termination)
+    assert escaped in r.termination, repr(r.termination)
+    # JSON keeps the name exact, in ASCII
+    r = sauve.run("check", "--json", env=env, check_log=False)
+    assert r.code == 78, r.describe()
+    assert not raw_controls(r.stdout)
+    assert f"postgres:{name}" in [c["what"] for c in json.loads(r.stdout)["checks"]]
