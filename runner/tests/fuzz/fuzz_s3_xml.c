@@ -3,7 +3,7 @@
  * each parser, since they share the tree and differ by root element (the
  * dictionary names them all): the tree itself, root name, <Error>,
  * ListObjectsV2, InitiateMultipartUpload, ListMultipartUploads and
- * DeleteObjects results, and the dates in them. A store, or anything
+ * DeleteObjects results, and the dates and URL-encoded keys in them. A store, or anything
  * between sauve and it, chooses these bytes.
  *
  * Besides memory safety, each parser's contract is checked, and every text
@@ -24,6 +24,27 @@ struct texts {
     size_t n;
 };
 
+/* Listings are URL-encoded (encoding-type=url): what decodes is a C string
+ * of the bytes written, and encoding it again decodes to the same. */
+static void check_url_decode(const char *text)
+{
+    char *key = NULL;
+    if (s3_url_decode(text, &key) != 0) {
+        FUZZ_CHECK(!key);
+        return;
+    }
+    FUZZ_CHECK(strlen(key) <= strlen(text));
+    char *enc = xmalloc(3 * strlen(key) + 1), *e = enc;
+    *e = '\0'; /* an empty key writes nothing below */
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        e += sprintf(e, "%%%02X", *c);
+    char *back = NULL;
+    FUZZ_CHECK(s3_url_decode(enc, &back) == 0 && strcmp(back, key) == 0);
+    free(back);
+    free(enc);
+    free(key);
+}
+
 /* Every node has a name and a text; collects texts for the round trip. */
 static void walk(const xml_node *n, int depth, struct texts *t)
 {
@@ -33,6 +54,7 @@ static void walk(const xml_node *n, int depth, struct texts *t)
         if (t->n < ROUND_TRIPS_MAX)
             t->items[t->n++] = n->text;
         (void)s3_parse_iso8601(n->text);
+        check_url_decode(n->text);
         walk(n->first_child, depth + 1, t);
     }
 }
@@ -178,9 +200,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_delete_result(copy, size);
     free(copy);
 
-    /* the dates, as text of any shape */
+    /* the dates and URL encoding, as text of any shape */
     char *s = fuzz_cstr(data, size);
     (void)s3_parse_iso8601(s);
+    check_url_decode(s);
     free(s);
     return 0;
 }
