@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/harden.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "config/config.h"
@@ -100,6 +101,10 @@ static int run_version(const struct cli_args *args, struct outcome *out)
 int main(int argc, char **argv)
 {
     log_init(LOG_FORMAT_AUTO, LOG_INFO);
+    /* Before any secret is read: the configuration loads them all. */
+    sv_error harden_err = {0};
+    if (harden_process(&harden_err) != 0)
+        log_warn("%s: a core dump could hold secrets", harden_err.msg);
     /* Known before the configuration loads, so that a configuration error,
      * the failure kubectl describe most needs to show, reaches it too. */
     const char *term = getenv("SAUVE_TERMINATION_LOG");

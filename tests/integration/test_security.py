@@ -1,15 +1,19 @@
-"""What sauve shows of text it did not write: a forged manifest in the
-bucket, a hostile database name on the server. On a terminal that text is
-escaped (control characters as \\xNN), so that it cannot move the cursor,
-set the window title, or print lines that look like sauve's own; --json
-keeps it exact."""
+"""sauve against what it does not control. Text it did not write (a
+forged manifest in the bucket, a hostile database name on the server) is
+escaped on a terminal (control characters as \\xNN), so that it cannot move
+the cursor, set the window title, or print lines that look like sauve's
+own; --json keeps it exact. A running sauve is not dumpable and writes no
+core file, nor do its children."""
 
 import json
 import os
+import pwd
 import shutil
+import subprocess
 
-from pgserver import quote_ident
-from sauvecli import committed_sets
+from pglock import HeldLock
+from pgserver import PG_BINDIR, quote_ident
+from sauvecli import committed_sets, sauve_bin, wait_for
 
 # Clear the screen, set the window title, a C1 CSI (some terminals obey it
 # like ESC [), a right-to-left override, and a new line that starts a line
@@ -110,3 +114,55 @@ def test_check_and_the_termination_log_escape_a_hostile_database_name(pg, sauve,
     assert r.code == 78, r.describe()
     assert not raw_controls(r.stdout)
     assert f"postgres:{name}" in [c["what"] for c in json.loads(r.stdout)["checks"]]
+
+
+def _children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _core_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        line, = [l for l in f if l.startswith("Max core file size")]
+    return line.split()[4:6]
+
+
+def _uid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        line, = [l for l in f if l.startswith("Uid:")]
+    return int(line.split()[1])
+
+
+def test_a_running_sauve_is_not_dumpable_and_its_dump_writes_no_core(pg, dbs, workdir):
+    """sauve runs as nobody, its pg_dump blocked on the test's lock: the
+    kernel gives the /proc files of a non-dumpable process to root, and
+    both processes have a core size limit of 0, soft and hard."""
+    nobody = pwd.getpwnam("nobody")
+    db = dbs.empty("core")
+    pg.psql(db, "create table t (x int); insert into t values (1)")
+    run_dir = os.path.join(workdir, "nobody")
+    os.mkdir(run_dir)
+    os.chmod(run_dir, 0o777)
+    env = {"PATH": "/usr/bin:/bin", "HOME": run_dir, "TZ": "UTC",
+           "SAUVE_STORAGE": "file://" + os.path.join(run_dir, "storage"),
+           "SAUVE_TERMINATION_LOG": os.path.join(run_dir, "termination.log"),
+           "SAUVE_PG_BINDIR": PG_BINDIR, "SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false",
+           **pg.tcp_env()}
+    with HeldLock(pg, db, "lock table t in access exclusive mode") as lock:
+        p = subprocess.Popen([sauve_bin(), "backup"], env=env, cwd=run_dir, user=nobody.pw_uid,
+                             group=nobody.pw_gid, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: lock.blocked() or p.poll() is not None, 60,
+                     "sauve's pg_dump to wait for the test's lock")
+            assert p.poll() is None, p.communicate()
+            assert _uid(p.pid) == nobody.pw_uid
+            assert os.stat(f"/proc/{p.pid}/status").st_uid == 0, (
+                "sauve is dumpable: its /proc files belong to its own user")
+            assert _core_limit(p.pid) == ["0", "0"]
+            dump, = [c for c in _children(p.pid)]
+            assert _core_limit(dump) == ["0", "0"], "pg_dump may write a core file"
+        finally:
+            lock.release()
+            out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()
