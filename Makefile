@@ -100,8 +100,13 @@ unit: $(UNIT_BINS)
 unit-one: $(BUILD)/tests/$(T)
 	$(BUILD)/tests/$(T)
 
+## pg-server: PostgreSQL 18 (server and clients) for the tests, built from Debian's source into build/pg/18 (cached in ~/.cache/sauve)
+.PHONY: pg-server
+pg-server:
+	scripts/pg-server.sh 18
+
 ## integration: run the integration tests against real servers (pytest)
-integration: $(BUILD)/sauve
+integration: $(BUILD)/sauve pg-server
 	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
 ## test: install what is missing, build, run every test, again under the sanitizers, then the static image (what CI runs)

@@ -43,6 +43,9 @@ tests=(
     gnupg
     # The fresh-root check (make fresh-root) builds a Debian 12 root from nothing.
     debootstrap
+    # make pg-server: PostgreSQL 18 built from Debian's source for the tests
+    # (its parsers are generated since 17; OpenSSL's headers are in build).
+    bison flex
 )
 
 case "$group" in
