@@ -1,5 +1,6 @@
-"""Fixtures for the integration suite: one PostgreSQL cluster for the whole
-session, template databases built once, and per test its own databases, its
+"""Fixtures for the integration suite: one PostgreSQL 15 cluster for the
+whole session (and one PostgreSQL 18, started when a test first asks for
+it), template databases built once, and per test its own databases, its
 own work and storage directories, and a sauve runner with a controlled
 environment. Everything is removed at the end, also when a test fails."""
 
@@ -12,13 +13,30 @@ import tempfile
 import pytest
 
 from pgdata import build_realistic
-from pgserver import PG_BINDIR, PgServer, quote_ident
+from pgserver import PG_BINDIR, PgServer, PgUnavailable, quote_ident
 from sauvecli import Sauve, processes_matching, kill_quietly
 
 
 @pytest.fixture(scope="session")
 def pg():
     server = PgServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg18():
+    """A PostgreSQL 18 cluster, built from Debian's source by `make
+    pg-server` (build/pg/18, or $SAUVE_PG18_BINDIR). Missing binaries fail
+    the tests that need it, with the command that builds them: a suite that
+    skipped them would pass without ever meeting the current major."""
+    try:
+        server = PgServer(major=18)
+    except PgUnavailable as e:
+        pytest.fail(str(e), pytrace=False)
     try:
         server.start()
         yield server
@@ -48,6 +66,12 @@ def small_template(pg):
     return _template(pg, "tmpl_small", 20_000, "small")
 
 
+@pytest.fixture(scope="session")
+def small_template18(pg18):
+    """small_template's schema and data on the PostgreSQL 18 server."""
+    return _template(pg18, "tmpl_small", 20_000, "small18")
+
+
 @pytest.fixture
 def workdir():
     d = tempfile.mkdtemp(prefix="sauve-it-")
@@ -63,38 +87,53 @@ def storage(workdir):
     return d
 
 
+class Dbs:
+    """Factory for the databases of one test on one server; drop_all()
+    drops them, including databases that sauve created (register them with
+    .expect())."""
+
+    def __init__(self, server):
+        self.server = server
+        self.names = []
+
+    def name(self, prefix="db"):
+        n = f"{prefix}_{secrets.token_hex(3)}"
+        self.names.append(n)
+        return n
+
+    def expect(self, name):
+        self.names.append(name)
+        return name
+
+    def clone(self, template, prefix="db"):
+        n = self.name(prefix)
+        self.server.create_database(n, template=template)
+        return n
+
+    def empty(self, prefix="db"):
+        n = self.name(prefix)
+        self.server.create_database(n)
+        return n
+
+    def drop_all(self):
+        for n in self.names:
+            self.server.drop_database(n)
+
+
 @pytest.fixture
 def dbs(pg):
-    """Factory for databases owned by this test; all are dropped afterwards,
-    including databases that sauve created (register them with .expect())."""
-
-    class Dbs:
-        def __init__(self):
-            self.names = []
-
-        def name(self, prefix="db"):
-            n = f"{prefix}_{secrets.token_hex(3)}"
-            self.names.append(n)
-            return n
-
-        def expect(self, name):
-            self.names.append(name)
-            return name
-
-        def clone(self, template, prefix="db"):
-            n = self.name(prefix)
-            pg.create_database(n, template=template)
-            return n
-
-        def empty(self, prefix="db"):
-            n = self.name(prefix)
-            pg.create_database(n)
-            return n
-
-    d = Dbs()
+    """Databases of this test on the PostgreSQL 15 server (see Dbs)."""
+    d = Dbs(pg)
     yield d
-    for n in d.names:
-        pg.drop_database(n)
+    d.drop_all()
+
+
+@pytest.fixture
+def dbs18(pg18):
+    """Databases of this test on the PostgreSQL 18 server (see Dbs)."""
+    d = Dbs(pg18)
+    yield d
+    d.drop_all()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ rather than hard-coded numbers.
 import difflib
 import subprocess
 
-from pgserver import PgServer, pg_bin, quote_ident, _harness_env
+from pgserver import PgServer, quote_ident, _harness_env
 
 SCHEMA_SQL = r"""
 CREATE SCHEMA sales;
@@ -145,10 +145,10 @@ def build_realistic(server: PgServer, db, *, rows=300_000, tag="a"):
 
 
 def schema_dump(server: PgServer, db):
-    """`pg_dump --schema-only` of db, normalised: comment lines, \\restrict
-    lines and blank lines dropped."""
+    """`pg_dump --schema-only` of db, by the server's own major, normalised:
+    comment lines, \\restrict lines and blank lines dropped."""
     p = subprocess.run(
-        [pg_bin("pg_dump"), "--schema-only", "-h", server.datadir,
+        [server.bin("pg_dump"), "--schema-only", "-h", server.datadir,
          "-p", str(server.port), "-U", "postgres", "-d", db],
         env=_harness_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, check=False, timeout=300)

@@ -1,10 +1,13 @@
-"""A throwaway PostgreSQL 15 cluster for the integration tests.
+"""A throwaway PostgreSQL cluster for the integration tests: 15 by default
+(Debian 12's own), or another major built from Debian's source by
+scripts/pg-server.sh (make pg-server: 18 in build/pg/18).
 
 The cluster runs as the `postgres` user (we run as root), listens on
 127.0.0.1 on an ephemeral port, and keeps its socket in its data directory.
 The harness itself talks to it through that Unix socket with `trust`
-authentication (psql, no password), so that what the harness reads never
-depends on what sauve does; sauve connects over TCP with a SCRAM password.
+authentication, with the psql and pg_dump of the server's own major (no
+password), so that what the harness reads never depends on what sauve does;
+sauve connects over TCP with a SCRAM password.
 """
 
 import os
@@ -15,7 +18,9 @@ import socket
 import subprocess
 import tempfile
 
+DEFAULT_MAJOR = 15
 PG_BINDIR = "/usr/lib/postgresql/15/bin"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def free_port():
@@ -25,8 +30,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def pg_bin(name):
-    return os.path.join(PG_BINDIR, name)
+def pg_bindir(major=DEFAULT_MAJOR):
+    """The bin directory of PostgreSQL `major`: Debian's for 15; for any
+    other, $SAUVE_PG<major>_BINDIR, else what `make pg-server` built
+    (build/pg/<major>/bin)."""
+    if int(major) == DEFAULT_MAJOR:
+        return PG_BINDIR
+    return os.environ.get(f"SAUVE_PG{int(major)}_BINDIR") or os.path.join(
+        REPO, "build", "pg", str(int(major)), "bin")
+
+
+def pg_bin(name, major=DEFAULT_MAJOR):
+    return os.path.join(pg_bindir(major), name)
+
+
+class PgUnavailable(RuntimeError):
+    """The binaries of the asked major are not there (not built)."""
 
 
 def _harness_env():
@@ -49,8 +68,14 @@ class SqlError(RuntimeError):
 class PgServer:
     """One PostgreSQL cluster. Call start(); stop() is safe to call twice."""
 
-    def __init__(self, superuser_password=None, app_password=None):
-        self.base = tempfile.mkdtemp(prefix="sauve-it-pg-")
+    def __init__(self, superuser_password=None, app_password=None, major=DEFAULT_MAJOR):
+        self.major = int(major)
+        self.bindir = pg_bindir(self.major)
+        if not os.access(os.path.join(self.bindir, "postgres"), os.X_OK):
+            how = ("apt-get install postgresql-15" if self.major == DEFAULT_MAJOR
+                   else f"make pg-server, or set SAUVE_PG{self.major}_BINDIR")
+            raise PgUnavailable(f"no PostgreSQL {self.major} server in {self.bindir}: {how}")
+        self.base = tempfile.mkdtemp(prefix=f"sauve-it-pg{self.major}-")
         os.chmod(self.base, 0o755)
         self.datadir = os.path.join(self.base, "data")
         self.port = None
@@ -65,6 +90,10 @@ class PgServer:
         self.started = False
         self._pw = pwd.getpwnam("postgres")
 
+    def bin(self, name):
+        """The path of program `name` of this server's major."""
+        return os.path.join(self.bindir, name)
+
     # ---- life cycle -------------------------------------------------------
 
     def _as_postgres(self, args, **kw):
@@ -77,7 +106,7 @@ class PgServer:
         os.mkdir(self.datadir, 0o700)
         os.chown(self.datadir, self._pw.pw_uid, self._pw.pw_gid)
         self._as_postgres([
-            pg_bin("initdb"), "-D", self.datadir, "-U", "postgres",
+            self.bin("initdb"), "-D", self.datadir, "-U", "postgres",
             "-A", "trust", "--auth-host=scram-sha-256", "--no-locale",
             "--no-sync", "-E", "UTF8"])
         self.port = free_port()
@@ -95,7 +124,7 @@ class PgServer:
         open(self.logfile, "w").close()
         os.chown(self.logfile, self._pw.pw_uid, self._pw.pw_gid)
         self._as_postgres([
-            pg_bin("pg_ctl"), "-D", self.datadir, "-l", self.logfile,
+            self.bin("pg_ctl"), "-D", self.datadir, "-l", self.logfile,
             "-w", "-t", "60", "start"])
         self.started = True
         self.psql("postgres", "ALTER ROLE postgres PASSWORD "
@@ -106,12 +135,15 @@ class PgServer:
         self.server_version = self.scalar("postgres", "show server_version")
         self.server_version_num = int(
             self.scalar("postgres", "show server_version_num"))
+        if self.server_version_num // 10000 != self.major:
+            raise PgUnavailable(f"{self.bindir} started PostgreSQL {self.server_version}, "
+                                f"not {self.major}")
         return self
 
     def stop(self):
         if self.started:
             try:
-                self._as_postgres([pg_bin("pg_ctl"), "-D", self.datadir,
+                self._as_postgres([self.bin("pg_ctl"), "-D", self.datadir,
                                    "-m", "immediate", "-w", "stop"])
             except subprocess.CalledProcessError:
                 pass
@@ -124,7 +156,7 @@ class PgServer:
         """Runs SQL in db; returns stdout (unaligned, tuples only, '|'
         separated). Raises SqlError with psql's stderr on any error."""
         p = subprocess.run(
-            [pg_bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+            [self.bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
              "-h", self.datadir, "-p", str(self.port), "-U", user, "-d", db,
              *extra_args],
             input=sql, env=_harness_env(), stdout=subprocess.PIPE,

@@ -55,13 +55,32 @@ static int confirm(const struct cli_args *args, const char *what, sv_error *err)
     return 0;
 }
 
-/* Loads artifact a into database db; the loader sees the artifact's end only
- * after it verified. */
+/* The tools that will load artifact a into a server of server_major, chosen
+ * before anything changes: a restore that cannot load must not have
+ * created, backed up or replaced anything first. */
+static int loader_tools(const sv_config *cfg, const manifest_artifact *a, int server_major,
+                        struct pg_tools *tools, sv_error *err)
+{
+    if (pg_loader_tools(cfg, server_major, a->tool_version, tools, err) != 0)
+        return -1;
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("tools", tools->dir), LOG_STR("tools_version", tools->dump_version),
+                        LOG_STR("artifact_tool_version", a->tool_version ? a->tool_version : ""),
+                        LOG_NUM("server_major", server_major)),
+             "%s from %s (PostgreSQL %d) loads %s:%s, written by %s, into a server of major %d",
+             strcmp(a->format, "pg_dumpall-globals-sql") == 0 ? "psql" : "pg_restore", tools->dir,
+             tools->major, a->kind, a->name, a->tool_version ? a->tool_version : "an unrecorded pg_dump",
+             server_major);
+    return 0;
+}
+
+/* Loads artifact a into database db of a server of server_major with
+ * tools; the loader sees the artifact's end only after it verified. */
 static int load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a,
-                const char *db, bool no_owner, int server_major, sv_error *err)
+                const char *db, bool no_owner, const struct pg_tools *tools, int server_major, sv_error *err)
 {
     stream *sink = NULL;
-    pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, server_major, &sink, err);
+    pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, tools, server_major, &sink, err);
     if (!l)
         return -1;
     int rc = restore_stream_artifact(st, cfg, set, a, sink, err);
@@ -70,8 +89,8 @@ static int load(const sv_config *cfg, storage *st, const catalog_set *set, const
     if ((rc == 0 && lrc != 0) || lrc == 1) {
         /* the loader's own refusal, not a damaged artifact */
         *err = lerr;
-        sv_error_wrap(err, "loading %s:%s into database %s failed, nothing was committed", a->kind, a->name,
-                      db);
+        sv_error_wrap(err, "loading %s:%s into database %s failed%s", a->kind, a->name, db,
+                      pg_loader_transactional(tools->major, server_major) ? ", nothing was committed" : "");
         if (strstr(err->msg, "role") && strstr(err->msg, "does not exist"))
             sv_error_hint(err, "restore postgres:globals first, or pass --no-owner");
         rc = -1;
@@ -114,28 +133,40 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
         return -1;
     int rc = -1;
     char *scratch = NULL;
+    struct pg_tools tools = {0};
     if (t.exists && !t.empty && !args->clean) {
         sv_error_set(err, SV_EXIT_FAILED, "database %s is not empty, nothing was changed", target);
         sv_error_hint(
             err, "use --clean to replace it (a safety backup is taken first), or --into another database");
         goto out;
     }
+    if (loader_tools(cfg, a, t.server_major, &tools, err) != 0)
+        goto out;
+    bool one_transaction = pg_loader_transactional(tools.major, t.server_major);
+    if (!one_transaction)
+        log_info("pg_restore %d cannot load into a server of major %d in one transaction (it sets "
+                 "transaction_timeout, which servers before 17 reject): it loads into a database dropped if "
+                 "anything fails",
+                 tools.major, t.server_major);
     if (!t.exists) {
         if (pg_create_database(cfg, target, NULL, NULL, err) != 0)
             goto out;
-        if (load(cfg, st, set, a, target, args->no_owner, t.server_major, err) != 0) {
+        if (load(cfg, st, set, a, target, args->no_owner, &tools, t.server_major, err) != 0) {
             sv_error derr = {0};
             if (pg_drop_database(cfg, target, false, &derr) != 0)
                 log_warn("could not drop database %s created for the failed restore: %s", target, derr.msg);
             goto out;
         }
-    } else if (t.empty) {
+    } else if (t.empty && one_transaction) {
         /* pg_restore runs in one transaction: on failure the target stays empty */
-        if (load(cfg, st, set, a, target, args->no_owner, t.server_major, err) != 0)
+        if (load(cfg, st, set, a, target, args->no_owner, &tools, t.server_major, err) != 0)
             goto out;
     } else {
+        /* Not empty (--clean), or empty but loaded without one transaction:
+         * into a scratch database, swapped in once complete. An empty
+         * target needs no safety copy. */
         char safety[SET_ID_LEN + 1] = "";
-        if (!args->no_safety_backup) {
+        if (!t.empty && !args->no_safety_backup) {
             if (safety_backup(cfg, st, target, set->id, safety, err) != 0)
                 goto out;
             log_info("safety backup of database %s stored as set %s/%s (reason safety)", target, cfg->name,
@@ -144,14 +175,14 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
         scratch = xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid());
         if (pg_create_database(cfg, scratch, target, t.owner, err) != 0)
             goto out;
-        if (load(cfg, st, set, a, scratch, args->no_owner, t.server_major, err) != 0 ||
+        if (load(cfg, st, set, a, scratch, args->no_owner, &tools, t.server_major, err) != 0 ||
             pg_copy_database_properties(cfg, target, scratch, err) != 0) {
             sv_error derr = {0};
             pg_drop_database(cfg, scratch, false, &derr);
             goto out;
         }
         /* The restored copy is complete: only now is the target replaced. */
-        if (pg_replace_database(cfg, target, scratch, t.server_major >= 13, err) != 0) {
+        if (pg_replace_database(cfg, target, scratch, args->clean && t.server_major >= 13, err) != 0) {
             sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch,
                           target);
             goto out;
@@ -160,6 +191,7 @@ static int restore_database(const struct cli_args *args, const sv_config *cfg, s
     rc = 0;
 out:
     free(scratch);
+    pg_tools_free(&tools);
     pg_target_free(&t);
     return rc;
 }
@@ -240,9 +272,13 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     int rc;
     if (strcmp(name, "globals") == 0) {
         struct pg_target t;
+        struct pg_tools tools = {0};
         rc = pg_target_inspect(cfg, "postgres", &t, &err);
         if (rc == 0)
-            rc = load(cfg, st, set, a, "postgres", false, t.server_major, &err);
+            rc = loader_tools(cfg, a, t.server_major, &tools, &err);
+        if (rc == 0)
+            rc = load(cfg, st, set, a, "postgres", false, &tools, t.server_major, &err);
+        pg_tools_free(&tools);
         pg_target_free(&t);
     } else {
         rc = restore_database(args, cfg, st, set, a, target, &err);

@@ -91,6 +91,11 @@ const struct pg_tool_candidate *pg_tools_choose(const struct pg_tool_candidate *
  * messages. Static storage. */
 const char *pg_tools_reason_text(enum pg_tools_reason why);
 
+/* "major 15 in /usr/lib/postgresql/15/bin, a pg_dump that does not run in
+ * /opt/broken/bin": what a scan found, for messages ("" when nothing).
+ * Newly allocated. */
+char *pg_tools_describe(const struct pg_tool_candidates *c);
+
 /* "pg_dump (PostgreSQL) 18.1 (Debian 18.1-1)" -> "18.1", "... 18devel" ->
  * "18devel": the word after "(PostgreSQL) ", else the first word starting
  * with a digit, else the whole text. Newly allocated. */
@@ -166,20 +171,51 @@ int pg_replace_database(const sv_config *cfg, const char *target, const char *sc
 typedef struct pg_loader pg_loader;
 
 /*
- * Starts the program that loads an artifact: pg_restore into dbname in one
- * transaction (format pg_dump-custom), or psql for globals SQL (dbname is the
- * maintenance database; "already exists" errors are accepted so that
- * restoring globals twice succeeds). *sink receives the artifact's
- * decompressed bytes; it holds back the tail so that nothing is committed
- * before the whole artifact is verified.
+ * Pure: the major of the pg_restore (psql for globals) that loads an
+ * artifact written by tool_version (the manifest's "pg_dump (PostgreSQL)
+ * 18.1") into a server of server_major: the newer of the two. pg_restore
+ * cannot read the archive of a newer pg_dump (17 changed the format), and
+ * like pg_dump it is not made for a newer server. A tool_version that is
+ * NULL or names no version counts as the server's major.
+ */
+int pg_loader_major(int server_major, const char *tool_version);
+
+/*
+ * Finds the tools of major pg_loader_major() or the oldest newer one in
+ * pg.bindir. Fails with SV_EXIT_CONFIG when there are none, naming the
+ * artifact's major when that is what rules the older tools out, what was
+ * found, and where newer tools come from.
+ */
+int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_version, struct pg_tools *out,
+                    sv_error *err);
+
+/*
+ * Pure: whether pg_restore of tools_major can load into a server of
+ * server_major in one transaction. Not from 17 into a server before 17:
+ * pg_restore 17+ sets transaction_timeout on its connection, which older
+ * servers reject, and in one transaction any error is fatal.
+ */
+bool pg_loader_transactional(int tools_major, int server_major);
+
+/*
+ * Starts the program of tools (pg_loader_tools) that loads an artifact into
+ * a server of server_major: pg_restore into dbname (format pg_dump-custom),
+ * in one transaction when pg_loader_transactional(), else committing as it
+ * goes, the rejected transaction_timeout its only accepted error (load only
+ * into a database to drop on failure, then); or psql for globals SQL
+ * (dbname is the maintenance database; "already exists" errors are
+ * accepted so that restoring globals twice succeeds). *sink receives the
+ * artifact's decompressed bytes; it holds back the tail so that the loader
+ * cannot finish (nor commit its one transaction) before the whole artifact
+ * is verified.
  */
 pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
-                           int server_major, stream **sink, sv_error *err);
+                           const struct pg_tools *tools, int server_major, stream **sink, sv_error *err);
 
 /* ok: the sink was finished successfully, wait for the loader's verdict
- * (0, or -1 with err). !ok: the sink was aborted; stop the loader so that it
- * commits nothing (-1), unless it had already failed on its own: then 1,
- * with its error in err. */
+ * (0, or -1 with err). !ok: the sink was aborted; stop the loader before it
+ * sees the end, so that its one transaction commits nothing (-1), unless it
+ * had already failed on its own: then 1, with its error in err. */
 int pg_loader_finish(pg_loader *l, bool ok, sv_error *err);
 
 #endif

@@ -276,9 +276,7 @@ const char *pg_tools_reason_text(enum pg_tools_reason why)
     return "none can dump the server";
 }
 
-/* "major 15 in /usr/lib/postgresql/15/bin, a pg_dump that does not run in
- * /opt/broken/bin": what the scan found, for the error. */
-static char *describe_found(const struct pg_tool_candidates *c)
+char *pg_tools_describe(const struct pg_tool_candidates *c)
 {
     char *s = xstrdup("");
     for (size_t i = 0; i < c->n; i++) {
@@ -318,7 +316,7 @@ int pg_tools_find(const sv_config *cfg, int server_major, struct pg_tools *out, 
         pg_tool_candidates_free(&c);
         return 0;
     }
-    char *found = describe_found(&c);
+    char *found = pg_tools_describe(&c);
     char *searched = join_list(&cfg->pg_bindir);
     if (c.n)
         sv_error_set(err, SV_EXIT_CONFIG,

@@ -85,13 +85,19 @@ int pg_create_database(const sv_config *cfg, const char *dbname, const char *lik
     char *locale = xstrdup("");
     if (like) {
         const char *params[] = {like};
-        bool icu = PQserverVersion(c) >= 150000;
+        /* 15 added ICU per database (daticulocale), 17 the builtin provider
+         * and renamed the column datlocale */
+        int version = PQserverVersion(c);
         PGresult *r =
             pg_query(c,
-                     icu ? "select pg_encoding_to_char(encoding), datcollate, datctype, datlocprovider, "
-                           "coalesce(daticulocale, '') from pg_database where datname = $1"
-                         : "select pg_encoding_to_char(encoding), datcollate, datctype, 'c', '' "
-                           "from pg_database where datname = $1",
+                     version >= 170000   ? "select pg_encoding_to_char(encoding), datcollate, datctype, "
+                                           "datlocprovider, coalesce(datlocale, '') "
+                                           "from pg_database where datname = $1"
+                     : version >= 150000 ? "select pg_encoding_to_char(encoding), datcollate, datctype, "
+                                           "datlocprovider, coalesce(daticulocale, '') "
+                                           "from pg_database where datname = $1"
+                                         : "select pg_encoding_to_char(encoding), datcollate, datctype, "
+                                           "'c', '' from pg_database where datname = $1",
                      1, params, err);
         if (!r) {
             free(qname);
@@ -103,17 +109,22 @@ int pg_create_database(const sv_config *cfg, const char *dbname, const char *lik
             char *enc = quote_literal(c, PQgetvalue(r, 0, 0));
             char *coll = quote_literal(c, PQgetvalue(r, 0, 1));
             char *ctype = quote_literal(c, PQgetvalue(r, 0, 2));
-            char *icu_locale = quote_literal(c, PQgetvalue(r, 0, 4));
+            char *provider_locale = quote_literal(c, PQgetvalue(r, 0, 4));
+            const char *provider = PQgetvalue(r, 0, 3);
             free(locale);
-            if (strcmp(PQgetvalue(r, 0, 3), "i") == 0)
+            if (strcmp(provider, "i") == 0)
                 locale = xasprintf(" encoding %s lc_collate %s lc_ctype %s locale_provider icu icu_locale %s",
-                                   enc, coll, ctype, icu_locale);
+                                   enc, coll, ctype, provider_locale);
+            else if (strcmp(provider, "b") == 0)
+                locale = xasprintf(" encoding %s lc_collate %s lc_ctype %s locale_provider builtin "
+                                   "builtin_locale %s",
+                                   enc, coll, ctype, provider_locale);
             else
                 locale = xasprintf(" encoding %s lc_collate %s lc_ctype %s", enc, coll, ctype);
             free(enc);
             free(coll);
             free(ctype);
-            free(icu_locale);
+            free(provider_locale);
         }
         PQclear(r);
     }
@@ -293,7 +304,10 @@ void pg_target_free(struct pg_target *t)
 struct pg_loader {
     proc *p;
     bool globals;
-    int unexpected_errors; /* psql errors other than "already exists" */
+    bool transactional;    /* pg_restore --single-transaction */
+    int unexpected_errors; /* errors other than those expected (below) */
+    int expected_errors;   /* pg_restore's rejected transaction_timeout */
+    long ignored_errors;   /* pg_restore's own count, -1 when it gave none */
     char first_error[512];
 };
 
@@ -312,21 +326,97 @@ static void on_psql_stderr(void *ctx, const char *line)
         snprintf(l->first_error, sizeof l->first_error, "%s", line);
 }
 
-pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
-                           int server_major, stream **sink, sv_error *err)
+/* Without --single-transaction (and so without --exit-on-error),
+ * pg_restore goes on after an error and counts it. The only error expected
+ * is the "SET transaction_timeout = 0" that pg_restore 17+ sends on every
+ * connection and servers before 17 reject ("pg_restore: error: could not
+ * execute query: ERROR:  unrecognized configuration parameter ..."); the
+ * last line is then "pg_restore: warning: errors ignored on restore: 1". */
+static void on_pg_restore_stderr(void *ctx, const char *line)
 {
-    struct pg_tools tools;
-    if (pg_tools_find(cfg, server_major, &tools, err) != 0)
-        return NULL;
+    struct pg_loader *l = ctx;
+    const char *ignored = strstr(line, "errors ignored on restore: ");
+    if (ignored) {
+        l->ignored_errors = strtol(ignored + strlen("errors ignored on restore: "), NULL, 10);
+        return;
+    }
+    if (!strstr(line, "pg_restore: error:"))
+        return;
+    if (strstr(line, "unrecognized configuration parameter \"transaction_timeout\"")) {
+        l->expected_errors++;
+        return;
+    }
+    if (l->unexpected_errors++ == 0)
+        snprintf(l->first_error, sizeof l->first_error, "%s", line);
+}
+
+bool pg_loader_transactional(int tools_major, int server_major)
+{
+    return tools_major < 17 || server_major >= 17;
+}
+
+/* The major of the tool that wrote an artifact, from the manifest's
+ * "pg_dump (PostgreSQL) 18.1 (Debian 18.1-1)"; 0 when it names none. */
+static int artifact_major(const char *tool_version)
+{
+    if (!tool_version)
+        return 0;
+    char *number = pg_version_number(tool_version);
+    char *end;
+    long major = strtol(number, &end, 10);
+    free(number);
+    /* "18devel" is 18; a manifest's nonsense must not demand major 2^31 */
+    return end != number && major > 0 && major < 1000 ? (int)major : 0;
+}
+
+int pg_loader_major(int server_major, const char *tool_version)
+{
+    int dump_major = artifact_major(tool_version);
+    return dump_major > server_major ? dump_major : server_major;
+}
+
+int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_version, struct pg_tools *out,
+                    sv_error *err)
+{
+    int dump_major = artifact_major(tool_version);
+    if (pg_tools_find(cfg, pg_loader_major(server_major, tool_version), out, err) == 0)
+        return 0;
+    if (dump_major <= server_major)
+        return -1; /* the server's major rules, as for a backup: pg_tools_find said it */
+    /* pg_tools_find's words blame the server, which is older than the dump */
+    struct pg_tool_candidates c;
+    pg_tools_scan(&cfg->pg_bindir, &c);
+    char *found = pg_tools_describe(&c);
+    sv_error_set(
+        err, SV_EXIT_CONFIG,
+        "the artifact was written by pg_dump %d (%s): loading it needs client tools of major %d or "
+        "newer (pg_restore cannot read the archives of a newer pg_dump), even into a server of major "
+        "%d, and SAUVE_PG_BINDIR has %s",
+        dump_major, tool_version, dump_major, server_major, c.n ? found : "no pg_dump at all");
+    sv_error_hint(
+        err,
+        "point SAUVE_PG_BINDIR at the bin directory of PostgreSQL %d or newer client tools (the sauve "
+        "image has them under /usr/lib/postgresql/MAJOR/bin, which the default SAUVE_PG_BINDIR "
+        "searches), or install postgresql-client-%d",
+        dump_major, dump_major);
+    free(found);
+    pg_tool_candidates_free(&c);
+    return -1;
+}
+
+pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
+                           const struct pg_tools *tools, int server_major, stream **sink, sv_error *err)
+{
     pg_loader *l = xcalloc(1, sizeof *l);
     l->globals = strcmp(format, "pg_dumpall-globals-sql") == 0;
+    l->transactional = pg_loader_transactional(tools->major, server_major);
+    l->ignored_errors = -1;
     if (!l->globals && strcmp(format, "pg_dump-custom") != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "artifact format %s cannot be restored into postgres", format);
-        pg_tools_free(&tools);
         free(l);
         return NULL;
     }
-    char *tool = pg_tool_path(&tools, l->globals ? "psql" : "pg_restore");
+    char *tool = pg_tool_path(tools, l->globals ? "psql" : "pg_restore");
     char *conninfo = pg_dbname_conninfo(dbname);
     char *dbarg = xasprintf("--dbname=%s", conninfo);
     const char *argv[10];
@@ -338,8 +428,10 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
         argv[n++] = "--set=VERBOSITY=verbose";
     } else {
         argv[n++] = tool;
-        /* one transaction: a failure anywhere leaves the target as it was */
-        argv[n++] = "--single-transaction";
+        /* one transaction: a failure anywhere leaves the target as it was
+         * (else the caller restores into a database it drops on failure) */
+        if (l->transactional)
+            argv[n++] = "--single-transaction";
         if (no_owner)
             argv[n++] = "--no-owner";
     }
@@ -353,14 +445,15 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
                               .env_unset = pg_child_env_unset(),
                               .pipe_stdin = true,
                               .log_name = l->globals ? "psql" : "pg_restore",
-                              .on_stderr_line = l->globals ? on_psql_stderr : NULL,
+                              .on_stderr_line = l->globals          ? on_psql_stderr
+                                                : !l->transactional ? on_pg_restore_stderr
+                                                                    : NULL,
                               .on_stderr_ctx = l};
     l->p = proc_start(&po, err);
     pg_child_env_free(env);
     free(tool);
     free(conninfo);
     free(dbarg);
-    pg_tools_free(&tools);
     if (!l->p) {
         free(l);
         return NULL;
@@ -379,7 +472,9 @@ int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
             if (proc_wait(l->p, err) != 0)
                 rc = 1;
         } else {
-            /* The artifact failed verification: make sure nothing commits. */
+            /* The artifact failed verification: stop the loader before it
+             * sees the end. In one transaction nothing commits; otherwise
+             * the caller drops the database it was loading. */
             proc_kill(l->p, SIGTERM);
             sv_error ignored = {0};
             proc_wait(l->p, &ignored);
@@ -389,9 +484,16 @@ int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
         return rc;
     }
     int rc = proc_wait(l->p, err);
-    if (rc == 0 && l->unexpected_errors > 0) {
-        sv_error_set(err, SV_EXIT_FAILED, "psql reported %d error(s) restoring globals, first: %s",
-                     l->unexpected_errors, l->first_error);
+    if (rc != 0 && !l->globals && !l->transactional && l->unexpected_errors == 0 && l->expected_errors > 0 &&
+        l->ignored_errors == l->expected_errors) {
+        /* exit status 1 for the rejected transaction_timeout alone */
+        sv_error_clear(err);
+        rc = 0;
+    }
+    if (l->unexpected_errors > 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "%s reported %d error(s)%s, first: %s",
+                     l->globals ? "psql" : "pg_restore", l->unexpected_errors,
+                     l->globals ? " restoring globals" : "", l->first_error);
         rc = -1;
     }
     proc_free(l->p);
