@@ -11,8 +11,10 @@
 /* Formats into a fixed buffer the way every message of sauve is bounded:
  * the whole text first, its secrets masked, and only then cut to fit, so
  * that a secret straddling the end cannot leave its first part behind. The
- * unmasked text is wiped before it is freed. */
-static void format_masked(char *dst, size_t size, const char *fmt, va_list ap)
+ * unmasked text is wiped before it is freed. (The attribute lets clang's
+ * -Wformat-nonliteral, in -Wformat=2, see fmt as the callers' format.) */
+__attribute__((format(printf, 3, 0))) static void format_masked(char *dst, size_t size, const char *fmt,
+                                                                va_list ap)
 {
     char *full = xvasprintf(fmt, ap);
     log_mask_into(dst, size, full);
