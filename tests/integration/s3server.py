@@ -16,6 +16,13 @@ Only radosgw can be restarted (kill_rgw/start_rgw): the data lives in the
 OSD, which keeps running, so objects written before a restart are still
 there after it, on the same port.
 
+The gateway serves plain HTTP (endpoint) and HTTPS (https_endpoint), with a
+server certificate for 127.0.0.1, localhost and *.s3.localhost signed by a
+throwaway CA made with openssl at start (ca_file; make_ca makes others).
+RGW refuses server-side encryption over plain HTTP (`rgw crypt require ssl`,
+left at its default): SSE-C and SSE-KMS tests use the HTTPS endpoint
+(env(tls=True), client(tls=True), aws(..., tls=True)).
+
 Independent clients for checking what sauve wrote: boto3 (Debian's
 python3-boto3, run the tests with /usr/bin/python3) and Debian's awscli v2
 (/usr/bin/aws; an `aws` found on PATH may be a pip-installed v1).
@@ -33,6 +40,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -45,7 +53,7 @@ CEPH_BINDIR = "/usr/bin"
 
 # Environment variables that point clients at a CA bundle or otherwise
 # change how an AWS client behaves; none of them may leak into a client
-# of this plain-HTTP test server.
+# of this test server (its CA is given explicitly).
 _LEAKY_ENV = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
               "SSL_CERT_DIR", "CURL_CA_BUNDLE")
 
@@ -82,6 +90,43 @@ def _rss_kib(pid):
 
 class S3StartError(RuntimeError):
     pass
+
+
+def _openssl(*args, cwd):
+    p = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=60, env={"PATH": "/usr/bin:/bin"})
+    if p.returncode != 0:
+        raise S3StartError(f"openssl {' '.join(args)} exited {p.returncode}: {p.stderr}")
+
+
+def make_ca(directory, name):
+    """A throwaway certificate authority (EC P-256, valid 2 days) in
+    directory: returns (certificate path, private key path)."""
+    os.makedirs(directory, exist_ok=True)
+    cert, key = os.path.join(directory, f"{name}-ca.pem"), os.path.join(directory, f"{name}-ca.key")
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "2", "-subj", f"/CN=sauve tests {name} CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+             "-keyout", key, "-out", cert, cwd=directory)
+    return cert, key
+
+
+def issue_server_cert(directory, ca, names=("127.0.0.1", "localhost", "s3.localhost", "*.s3.localhost")):
+    """A server certificate for names (IP addresses and DNS names) signed by
+    ca (as make_ca returns it): returns (certificate path, key path)."""
+    cert, key, csr = (os.path.join(directory, f) for f in ("server.pem", "server.key", "server.csr"))
+    ext = os.path.join(directory, "server.ext")
+    sans = ",".join(("IP:" if n.replace(".", "").isdigit() else "DNS:") + n for n in names)
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-subj", f"/CN={names[0]}", "-keyout", key, "-out", csr, cwd=directory)
+    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+             "-days", "2", "-extfile", ext, "-out", cert, cwd=directory)
+    return cert, key
 
 
 def _die_with_parent():
@@ -138,8 +183,12 @@ class S3Server:
         self.start_timeout = start_timeout
         self.base = None
         self.port = None
+        self.tls_port = None
         self.mon_port = None
         self.endpoint = None
+        self.https_endpoint = None
+        self.ca_file = None           # the CA that signed the HTTPS endpoint's certificate
+        self._server_cert = None
         self.access_key = "SAUVEIT" + secrets.token_hex(6).upper()
         self.secret_key = secrets.token_urlsafe(30)
         self.user = "sauve-it"
@@ -208,9 +257,8 @@ paxos min wait = 0.001
 ms mon client mode = crc
 
 [client.rgw]
-rgw frontends = beast endpoint=127.0.0.1:{self.port}
+rgw frontends = beast endpoint=127.0.0.1:{self.port} ssl_endpoint=127.0.0.1:{self.tls_port} ssl_certificate={self._server_cert[0]} ssl_private_key={self._server_cert[1]}
 rgw dns name = s3.localhost
-rgw crypt require ssl = false
 rgw crypt s3 kms backend = testing
 rgw crypt s3 kms encryption keys = {self.kms_key_id}={self.kms_key}
 rgw enable ops log = false
@@ -277,15 +325,19 @@ rgw enable ops log = false
             time.sleep(0.1)
 
     def _http_answers(self):
-        try:
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-            with opener.open(self.endpoint + "/", timeout=2) as r:
-                r.read()
-            return True
-        except urllib.error.HTTPError:
-            return True          # any HTTP answer (403...) means it is serving
-        except (OSError, urllib.error.URLError):
-            return False
+        """Both endpoints answer (HTTPS verified against ca_file)."""
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=ctx))
+        for url in (self.endpoint, self.https_endpoint):
+            try:
+                with opener.open(url + "/", timeout=2) as r:
+                    r.read()
+            except urllib.error.HTTPError:
+                pass             # any HTTP answer (403...) means it is serving
+            except (OSError, urllib.error.URLError):
+                return False
+        return True
 
     def _osd_up(self):
         out = self._ceph("osd", "stat", "--format", "json")
@@ -307,7 +359,13 @@ rgw enable ops log = false
                 os.mkdir(self._p(sub))
             self.mon_port = free_port()
             self.port = free_port()
+            self.tls_port = free_port()
             self.endpoint = f"http://127.0.0.1:{self.port}"
+            self.https_endpoint = f"https://127.0.0.1:{self.tls_port}"
+            tls = self._p("tls")
+            ca = make_ca(tls, "rgw")
+            self.ca_file = ca[0]
+            self._server_cert = issue_server_cert(tls, ca)
             self._write_conf()
 
             # Monitor.
@@ -413,22 +471,27 @@ rgw enable ops log = false
 
     # ---- clients ----------------------------------------------------------
 
-    def env(self):
-        """AWS_* settings reaching this server (for sauve or any SDK)."""
-        return {
+    def env(self, tls=False):
+        """AWS_* settings reaching this server (for sauve or any SDK); with
+        tls, its HTTPS endpoint and SAUVE_S3_CA_BUNDLE naming its CA."""
+        env = {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_REGION": self.region,
-            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_ENDPOINT_URL_S3": self.https_endpoint if tls else self.endpoint,
         }
+        if tls:
+            env["SAUVE_S3_CA_BUNDLE"] = self.ca_file
+        return env
 
     def client(self, access_key=None, secret_key=None, region=None,
-               verify=True, **config):
+               verify=None, tls=False, **config):
         """A boto3 S3 client for this server: path-style addressing, no
         retries, no config or credentials file, no CA bundle from the
         environment (botocore would take AWS_CA_BUNDLE, or
-        REQUESTS_CA_BUNDLE when verify is not given). config: more
-        botocore.config.Config arguments."""
+        REQUESTS_CA_BUNDLE when verify is not given). With tls, the HTTPS
+        endpoint, verified against this server's CA unless verify says
+        otherwise. config: more botocore.config.Config arguments."""
         import boto3
         import botocore.config
         import botocore.session
@@ -446,8 +509,10 @@ rgw enable ops log = false
             retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=10, read_timeout=60,
             **config)
+        if verify is None:
+            verify = self.ca_file if tls else True
         return session.client(
-            "s3", endpoint_url=self.endpoint,
+            "s3", endpoint_url=self.https_endpoint if tls else self.endpoint,
             region_name=region or self.region,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
@@ -481,12 +546,16 @@ rgw enable ops log = false
             env.pop(k, None)
         return env
 
-    def aws(self, *args, input=None, check=True, env=None, timeout=300):
-        """Runs Debian's awscli v2 against this server. args: e.g. ("s3api",
-        "list-objects-v2", "--bucket", b). Returns the CompletedProcess
-        (stdout/stderr as bytes when input is bytes, else str). With check,
-        a non-zero exit raises AssertionError carrying stderr."""
-        argv = [AWS_CLI, "--endpoint-url", self.endpoint, *args]
+    def aws(self, *args, input=None, check=True, env=None, timeout=300, tls=False):
+        """Runs Debian's awscli v2 against this server (with tls, its HTTPS
+        endpoint and --ca-bundle). args: e.g. ("s3api", "list-objects-v2",
+        "--bucket", b). Returns the CompletedProcess (stdout/stderr as bytes
+        when input is bytes, else str). With check, a non-zero exit raises
+        AssertionError carrying stderr."""
+        if tls:
+            argv = [AWS_CLI, "--endpoint-url", self.https_endpoint, "--ca-bundle", self.ca_file, *args]
+        else:
+            argv = [AWS_CLI, "--endpoint-url", self.endpoint, *args]
         text = not isinstance(input, (bytes, bytearray))
         p = subprocess.run(argv, env=self.aws_env(**(env or {})), input=input,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 
 import pytest
@@ -148,24 +149,31 @@ def test_virtual_hosted_addressing(pg, dbs, bucket, s3sauve, s3):
 
 # ---- server-side encryption --------------------------------------------------
 
-def test_sse_c_object_unreadable_without_the_key(pg, dbs, small_template, bucket, s3sauve, workdir):
+# The RADOS Gateway refuses server-side encryption over plain http (its
+# default, `rgw crypt require ssl`): these tests use its HTTPS endpoint,
+# verified against the harness's CA (s3.env(tls=True), s3.client(tls=True)).
+
+def test_sse_c_object_unreadable_without_the_key(pg, dbs, small_template, bucket, s3sauve, s3, workdir):
     key = secrets.token_bytes(32)
     key_file = os.path.join(workdir, "sse-c.key")
     with open(key_file, "w") as f:
         f.write(base64.b64encode(key).decode() + "\n")   # the base64 form
-    env = {"SAUVE_S3_SSE_C_KEY_FILE": key_file, "SAUVE_PG_GLOBALS": "false"}
+    tls = s3.env(tls=True)
+    env = {**tls, "SAUVE_S3_SSE_C_KEY_FILE": key_file, "SAUVE_PG_GLOBALS": "false"}
     db = dbs.clone(small_template)
     before = db_state(pg, db)
     r, set_id = backup_ok(s3sauve, db, env)
     assert base64.b64encode(key).decode() not in r.stderr
 
+    c = s3.client(tls=True)
     obj = f"{bucket.prefix}/default/{set_id}/postgres/{db}.dump.zst"
     with pytest.raises(ClientError) as e:
-        bucket.client.get_object(Bucket=bucket.name, Key=obj)
+        c.get_object(Bucket=bucket.name, Key=obj)
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    body = bucket.client.get_object(Bucket=bucket.name, Key=obj, SSECustomerAlgorithm="AES256",
-                                    SSECustomerKey=key)["Body"].read()
-    m = json.loads(bucket.client.get_object(
+    # What sauve sent as the key is the file's key: boto3 decrypts with it.
+    body = c.get_object(Bucket=bucket.name, Key=obj, SSECustomerAlgorithm="AES256",
+                        SSECustomerKey=key)["Body"].read()
+    m = json.loads(c.get_object(
         Bucket=bucket.name, Key=f"{bucket.prefix}/default/{set_id}/manifest.json",
         SSECustomerAlgorithm="AES256", SSECustomerKey=key)["Body"].read())
     assert hashlib.sha256(body).hexdigest() == m["artifacts"][0]["sha256"]
@@ -177,17 +185,64 @@ def test_sse_c_object_unreadable_without_the_key(pg, dbs, small_template, bucket
     r = s3sauve.run("restore", f"postgres:{db}", "--into", new, "--yes", env=env)
     assert r.code == 0, r.describe()
     assert_same_state(before, db_state(pg, new))
-    r = s3sauve.run("restore", f"postgres:{db}", "--into", dbs.name("nokey"), "--yes")
+    r = s3sauve.run("restore", f"postgres:{db}", "--into", dbs.name("nokey"), "--yes", env=tls)
     assert r.code != 0
     assert "SAUVE_S3_SSE_C_KEY_FILE" in r.all_output(), r.describe()
+
+
+def test_sse_c_over_plain_http_is_refused_before_any_request(dbs, bucket, s3sauve, workdir):
+    # A listener that counts who connects: sauve must not, since every
+    # request would carry the key in clear text.
+    key_file = os.path.join(workdir, "sse-c.key")
+    with open(key_file, "w") as f:
+        f.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        env = {"AWS_ENDPOINT_URL_S3": endpoint, "SAUVE_S3_SSE_C_KEY_FILE": key_file,
+               "SAUVE_PG_DATABASES": dbs.empty("ssechttp"),
+               # a sauve that did connect gets no answer: fail fast, not in minutes
+               "SAUVE_S3_MAX_ATTEMPTS": "1", "SAUVE_S3_TIMEOUT": "5"}
+        for cmd in (["backup"], ["check", "--json"], ["list"]):
+            r = s3sauve.run(*cmd, env=env)
+            assert r.code == 78, r.describe()
+            msg = r.summary["msg"]
+            assert "SAUVE_S3_SSE_C_KEY_FILE" in msg and endpoint in msg and "https://" in msg, msg
+            assert retry_lines(r) == []
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_tls_is_verified_with_a_clear_error(dbs, bucket, s3sauve, s3, workdir):
+    from s3server import make_ca
+    other_ca, _ = make_ca(os.path.join(workdir, "tls"), "other")
+    db = dbs.empty("tls")
+    tls = {**s3.env(tls=True), "SAUVE_PG_DATABASES": db}
+    # The right CA: it works over https.
+    r = s3sauve.run("check", "--json", env=tls)
+    assert r.code == 0, r.describe()
+    # Another CA, or the system's CAs: refused, as a configuration error,
+    # without retries, naming the endpoint and the setting that fixes it.
+    for env, unset in (({**tls, "SAUVE_S3_CA_BUNDLE": other_ca}, ()), (tls, ("SAUVE_S3_CA_BUNDLE",))):
+        r = s3sauve.run("backup", env=env, unset=unset)
+        assert r.code == 78, r.describe()
+        msg = r.summary["msg"]
+        assert s3.https_endpoint in msg and "SAUVE_S3_CA_BUNDLE" in msg, msg
+        assert "certificate" in msg.lower(), msg
+        assert retry_lines(r) == []
+    assert bucket.keys() == [], "nothing may be written over an unverified connection"
 
 
 def test_sse_kms_key_id_is_echoed(pg, dbs, bucket, s3sauve, s3):
     db = dbs.empty("kms")
     pg.psql(db, "create table t as select g from generate_series(1, 1000) g")
-    r, set_id = backup_ok(s3sauve, db, {"SAUVE_S3_SSE": "aws:kms", "SAUVE_S3_SSE_KMS_KEY_ID": s3.kms_key_id})
+    r, set_id = backup_ok(s3sauve, db, {**s3.env(tls=True), "SAUVE_S3_SSE": "aws:kms",
+                                        "SAUVE_S3_SSE_KMS_KEY_ID": s3.kms_key_id})
+    c = s3.client(tls=True)
     for k in bucket.keys(f"{bucket.prefix}/default/{set_id}/"):
-        head = bucket.client.head_object(Bucket=bucket.name, Key=k)
+        head = c.head_object(Bucket=bucket.name, Key=k)
         assert head.get("ServerSideEncryption") == "aws:kms", (k, head)
         assert head.get("SSEKMSKeyId") == s3.kms_key_id, (k, head)
 

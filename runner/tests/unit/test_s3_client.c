@@ -1027,55 +1027,109 @@ static void test_listing_with_keys_sauve_cannot_use(void **state)
     fake_stop(f);
 }
 
-static bool echo_ssec_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+/* Opens s3://bkt/pre at endpoint with one more setting; NULL and err set
+ * when storage_open refuses. Nothing remote happens at open. */
+static storage *open_with(const char *endpoint, const char *setting, sv_config *cfg, const char *dir,
+                          sv_error *err)
+{
+    char *yaml = test_write_file(dir, "empty.yaml", "");
+    char *ep = xasprintf("AWS_ENDPOINT_URL_S3=%s", endpoint);
+    const char *env[] = {"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secretsecret", ep, setting,
+                         NULL};
+    struct config_load_options o = {.env = env, .file = yaml};
+    assert_int_equal(config_load(cfg, &o, err), 0);
+    storage *st = storage_open("s3://bkt/pre", cfg, err);
+    free(ep);
+    free(yaml);
+    return st;
+}
+
+static bool no_request_expected(struct fake *f, int fd, const struct fake_req *r, int n)
 {
     (void)f;
+    (void)r;
     (void)n;
-    /* Objects of 1 byte: the size check after the PUT finds them whole. */
-    respond(fd, "200 OK", "ETag: \"x\"\r\n", "", 0, strcmp(r->method, "HEAD") == 0 ? 1 : 0);
-    return true;
+    respond(fd, "500 Internal Server Error", NULL, "", 0, 0);
+    return false;
 }
 
 static void test_ssec_key_file_forms(void **state)
 {
     (void)state;
-    struct fake *f = fake_start(echo_ssec_handler, NULL);
-    /* base64 form with a trailing newline */
     char *dir = test_tmpdir();
-    char *kf = test_write_file(dir, "k.b64", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
-    char *setting = xasprintf("SAUVE_S3_SSE_C_KEY_FILE=%s", kf);
-    struct s3fx x = {0};
-    open_storage(&x, f, setting);
-    sv_error err = {0};
-    assert_int_equal(storage_put(x.st, "o", "x", 1, &err), 0);
-    close_storage(&x);
-    assert_string_equal(f->reqs[0].sse_c_key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    char *b64 = test_write_file(dir, "k.b64", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    char *raw = xasprintf("%s/k.raw", dir);
+    FILE *fp = fopen(raw, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 32; i++)
+        fputc(i, fp);
+    fclose(fp);
+    char *bad = test_write_file(dir, "bad", "too short");
+    const char *files[] = {b64, raw};
+    for (int i = 0; i < 2; i++) {
+        char *setting = xasprintf("SAUVE_S3_SSE_C_KEY_FILE=%s", files[i]);
+        sv_config cfg;
+        sv_error err = {0};
+        storage *st = open_with("https://s3.example.test", setting, &cfg, dir, &err);
+        if (!st)
+            fail_msg("%s: %s", files[i], err.msg);
+        storage_close(st);
+        config_free(&cfg);
+        free(setting);
+    }
 
     /* a file of the wrong size is a configuration error naming the setting */
-    char *bad = test_write_file(dir, "bad", "too short");
-    free(setting);
-    setting = xasprintf("SAUVE_S3_SSE_C_KEY_FILE=%s", bad);
-    struct s3fx y = {0};
-    y.dir = test_tmpdir();
-    y.empty_yaml = test_write_file(y.dir, "empty.yaml", "");
-    const char *env[] = {"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secretsecret", setting,
-                         NULL};
-    struct config_load_options o = {.env = env, .file = y.empty_yaml};
-    assert_int_equal(config_load(&y.cfg, &o, &err), 0);
-    assert_null(storage_open("s3://bkt/pre", &y.cfg, &err));
+    char *setting = xasprintf("SAUVE_S3_SSE_C_KEY_FILE=%s", bad);
+    sv_config cfg;
+    sv_error err = {0};
+    assert_null(open_with("https://s3.example.test", setting, &cfg, dir, &err));
     assert_int_equal(err.code, SV_EXIT_CONFIG);
     assert_non_null(strstr(err.msg, "SAUVE_S3_SSE_C_KEY_FILE"));
-    config_free(&y.cfg);
-    test_rmtree(y.dir);
-    free(y.dir);
-    free(y.empty_yaml);
+    config_free(&cfg);
+    free(setting);
 
-    fake_stop(f);
     test_rmtree(dir);
     free(dir);
-    free(kf);
+    free(b64);
+    free(raw);
     free(bad);
-    free(setting);
+}
+
+/* The customer key goes in a header of every request: over plain http it
+ * would cross the network in clear text. Refused at open, before any
+ * request and before the key file is even read. */
+static void test_ssec_over_plain_http_is_refused(void **state)
+{
+    (void)state;
+    struct fake *f = fake_start(no_request_expected, NULL);
+    char *dir = test_tmpdir();
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", f->port);
+    const char *files[] = {"/nonexistent/sse-c.key", NULL};
+    char *real = test_write_file(dir, "k.b64", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    files[1] = real;
+    for (int i = 0; i < 2; i++) {
+        char *setting = xasprintf("SAUVE_S3_SSE_C_KEY_FILE=%s", files[i]);
+        sv_config cfg;
+        sv_error err = {0};
+        storage *st = open_with(endpoint, setting, &cfg, dir, &err);
+        if (st)
+            fail_msg("SSE-C over %s was accepted", endpoint);
+        assert_int_equal(err.code, SV_EXIT_CONFIG);
+        if (!strstr(err.msg, "SAUVE_S3_SSE_C_KEY_FILE") || !strstr(err.msg, endpoint) ||
+            !strstr(err.hint, "https://"))
+            fail_msg("%s (hint: %s)", err.msg, err.hint);
+        config_free(&cfg);
+        free(setting);
+    }
+    pthread_mutex_lock(&f->mu);
+    int nreq = f->nreq;
+    pthread_mutex_unlock(&f->mu);
+    fake_stop(f);
+    assert_int_equal(nreq, 0);
+    test_rmtree(dir);
+    free(dir);
+    free(real);
 }
 
 int main(void)
@@ -1092,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_put_is_retried_after_slowdown),
         cmocka_unit_test(test_complete_answering_200_error_fails_and_aborts),
         cmocka_unit_test(test_ssec_key_file_forms),
+        cmocka_unit_test(test_ssec_over_plain_http_is_refused),
         cmocka_unit_test(test_complete_200_empty_is_retried),
         cmocka_unit_test(test_complete_200_blank_or_truncated_fails),
         cmocka_unit_test(test_complete_200_namespaced_error_is_an_error),

@@ -1414,6 +1414,22 @@ int storage_s3_open(storage *st, const char *url, const struct sv_config *cfg, s
             s3_endpoint_free(&ep);
             goto fail;
         }
+        /* The key goes in a header of every upload, download and stat: over
+         * plain http anyone on the path reads it (a store refusing SSE-C
+         * without TLS does so only after receiving it). Refused before the
+         * key file is read and before any request. */
+        if (!ep.https) {
+            sv_error_set(
+                err, SV_EXIT_CONFIG,
+                "SAUVE_S3_SSE_C_KEY_FILE is set but the endpoint %s (%s) is plain http: the SSE-C key "
+                "would cross the network in clear text with every request",
+                endpoint_url, what);
+            sv_error_hint(err, "use an https:// endpoint (with SAUVE_S3_CA_BUNDLE for a private CA), or "
+                               "SAUVE_S3_SSE instead of a customer key");
+            free(endpoint_url);
+            s3_endpoint_free(&ep);
+            goto fail;
+        }
         if (load_ssec_key(s, cfg->s3_sse_c_key_file, err) < 0) {
             free(endpoint_url);
             s3_endpoint_free(&ep);
