@@ -22,6 +22,9 @@ _spec.loader.exec_module(_it)
 pg = _it.pg
 small_template = _it.small_template
 dbs = _it.dbs
+pg18 = _it.pg18
+small_template18 = _it.small_template18
+dbs18 = _it.dbs18
 roles_guard = _it.roles_guard
 s3 = _it.s3
 bucket = _it.bucket

@@ -170,3 +170,20 @@ def test_the_root_filesystem_is_read_only(pg, source_db, workdir):
     r = c.sauve("backup")
     assert r.code != 0, r.describe()
     assert os.listdir(os.path.join(ROOTFS, "tmp")) == []
+
+
+def test_postgresql_18_backup_and_restore_with_the_image_tools(pg18, dbs18, small_template18, workdir):
+    # The current major, dumped and restored by the image's own static
+    # pg_dump/pg_restore 18 (found by the default SAUVE_PG_BINDIR).
+    source = dbs18.clone(small_template18, "rootfs18")
+    vol = os.path.join(workdir, "volume")
+    os.mkdir(vol)
+    os.chown(vol, UID, GID)
+    c = Container(workdir, {**pod_env(pg18, source), "SAUVE_STORAGE": "file:///backups"},
+                  volumes={"/backups": vol})
+    r = c.sauve("backup")
+    check_backup(r, pg18)
+    ((_, manifest),) = committed_sets(vol)
+    dump = [a for a in manifest["artifacts"] if a["key"].endswith(f"/{source}.dump.zst")]
+    assert len(dump) == 1 and dump[0]["tool_version"].startswith("pg_dump (PostgreSQL) 18."), manifest
+    check_restore(pg18, dbs18, c, source)
