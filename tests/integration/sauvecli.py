@@ -9,7 +9,8 @@ import signal
 import subprocess
 import time
 
-SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
+# The id of a set this sauve writes: its UTC start and a random suffix.
+SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
 def sauve_bin():

@@ -31,7 +31,8 @@ def parse_time(s):
 
 
 def set_id_time(set_id):
-    return dt.datetime.strptime(set_id, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    """The start time in a set id (20261122T020000Z-3f9a1c: before the '-')."""
+    return dt.datetime.strptime(set_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
 
 
 def zstd_cat(path):

@@ -141,7 +141,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sauve, storage, history):
     print(r.stdout)
     assert "policy: last 2, weekly 2" in r.stdout
     assert "calendar periods in UTC" in r.stdout
-    lines = {l.split()[0]: l for l in r.stdout.splitlines() if re.match(r"^\d{8}T\d{6}Z ", l)}
+    lines = {l.split()[0]: l for l in r.stdout.splitlines() if re.match(r"^\d{8}T\d{6}Z(-[0-9a-f]+)? ", l)}
     assert sorted(lines, reverse=True) == ids
     assert re.search(r"keep\s+ok\s+newest complete \(always kept\), last \(1 of 2\), weekly ", lines[ids[0]])
     assert re.search(r"keep\s+ok\s+last \(2 of 2\)", lines[ids[1]])

@@ -33,14 +33,19 @@ static int any_entry(void *ctx, const storage_entry *e)
     return 1;
 }
 
-/* A set id not used yet: the start time, moved on by a second while a set
- * (even an incomplete one) already has that id, so that two runs in the same
- * second never mix their objects. The manifest keeps the real start time. */
-static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1], sv_error *err)
+/*
+ * The id of this run's set: its start time and a random suffix, so that two
+ * runs of the series that start in the same second (a manual Job beside the
+ * CronJob's) write to two sets; no listing can tell that another run is
+ * using an id, since its objects stay invisible until their uploads
+ * complete. An id already in use (a broken random generator) is still
+ * refused, and another suffix drawn.
+ */
+static int choose_set_id(storage *st, const char *name, time_t started, char out[SET_ID_LEN + 1],
+                         sv_error *err)
 {
-    time_t t = time(NULL);
-    for (int tries = 0; tries < 60; tries++, t++) {
-        set_id_format(t, out);
+    for (int tries = 0; tries < 8; tries++) {
+        set_id_new(started, out);
         char *prefix = xasprintf("%s/%s/", name, out);
         bool used = false;
         int rc = storage_list(st, prefix, false, any_entry, &used, err);
@@ -49,9 +54,9 @@ static int choose_set_id(storage *st, const char *name, char out[SET_ID_LEN + 1]
             return -1;
         if (!used)
             return 0;
+        log_warn("set id %s/%s is already in use: drawing another", name, out);
     }
-    return sv_error_set(err, SV_EXIT_FAILED, "no free set id near %s under %s/%s", out, storage_url(st),
-                        name);
+    return sv_error_set(err, SV_EXIT_FAILED, "no free set id for %s under %s/%s", out, storage_url(st), name);
 }
 
 struct written {
@@ -177,9 +182,8 @@ static int commit_manifest(storage *st, const manifest *m, const char *set_prefi
         sv_error_wrap(err, "the manifest of set %s would not be readable", m->id);
     } else if (storage_stat(st, mkey, &existing, err) != 1) {
         if (!sv_error_isset(err))
-            sv_error_set(
-                err, SV_EXIT_FAILED,
-                "set %s already has a manifest: another run wrote the same series at the same second", m->id);
+            sv_error_set(err, SV_EXIT_FAILED,
+                         "set %s already has a manifest: another run used the same set id", m->id);
         sv_error_hint(err, "give each CronJob sharing a bucket its own SAUVE_NAME");
         /* the other run's manifest names these keys too: leave them */
         w->n = 0;
@@ -258,7 +262,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     }
 
     m.started = time(NULL);
-    if (choose_set_id(st, cfg->name, m.id, err) != 0) {
+    if (choose_set_id(st, cfg->name, m.started, m.id, err) != 0) {
         code = err->code; /* nothing written yet: storage unreachable is temporary */
         goto out;
     }

@@ -36,16 +36,18 @@ typedef struct {
     size_t n, cap;
 } load_ctx;
 
-/* The pending set with this id, appended when new. A listing is in key
- * order, so a set's objects come together: the id is the last set's, or a
- * new one after it; the search covers a backend that would not order. */
+/* The pending set with this id, appended when new. */
 static struct pending *pending_set(load_ctx *c, const char *id)
 {
-    int cmp = c->n ? memcmp(id, c->sets[c->n - 1].set.id, SET_ID_LEN) : 1;
+    int cmp = c->n ? strcmp(id, c->sets[c->n - 1].set.id) : 1;
     if (cmp == 0)
         return &c->sets[c->n - 1];
-    for (size_t i = c->n; cmp < 0 && i-- > 0;)
-        if (memcmp(c->sets[i].set.id, id, SET_ID_LEN) == 0)
+    /* A sorted listing gives a set's objects together (they share the
+     * prefix ID/), but not the sets in id order ("T-3f/" sorts before "T/",
+     * since '-' < '/'): whenever the id is not the last one's, search them
+     * all, which also covers a backend that would not sort. */
+    for (size_t i = c->n; i-- > 0;)
+        if (strcmp(c->sets[i].set.id, id) == 0)
             return &c->sets[i];
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
@@ -53,8 +55,7 @@ static struct pending *pending_set(load_ctx *c, const char *id)
     }
     struct pending *p = &c->sets[c->n++];
     memset(p, 0, sizeof *p);
-    memcpy(p->set.id, id, SET_ID_LEN);
-    p->set.id[SET_ID_LEN] = '\0';
+    strcpy(p->set.id, id); /* set_id_parse bounds its length */
     return p;
 }
 
@@ -67,11 +68,11 @@ static int collect_object(void *ctx, const storage_entry *e)
     /* NAME/SETID/KEY: stray objects directly under the series, and
      * directories that are no set id, are not sets. */
     const char *slash = strchr(rel, '/');
-    if (!slash || slash - rel != SET_ID_LEN || !slash[1])
+    if (!slash || slash - rel > SET_ID_LEN || !slash[1])
         return 0;
     char id[SET_ID_LEN + 1];
-    memcpy(id, rel, SET_ID_LEN);
-    id[SET_ID_LEN] = '\0';
+    memcpy(id, rel, (size_t)(slash - rel));
+    id[slash - rel] = '\0';
     if (set_id_parse(id, NULL) != 0)
         return 0;
     struct pending *p = pending_set(c, id);
@@ -88,7 +89,9 @@ static int collect_object(void *ctx, const storage_entry *e)
     return 0;
 }
 
-/* Ids are fixed-width UTC times, so text order is time order. */
+/* Ids start with a fixed-width UTC time, so text order is time order; two
+ * sets of the same second are ordered by their random suffix (a set of an
+ * older sauve, with no suffix, first). */
 static int newest_first(const void *a, const void *b)
 {
     return -strcmp(((const struct pending *)a)->set.id, ((const struct pending *)b)->set.id);
@@ -267,6 +270,14 @@ static void list_newest(const catalog *c, char *buf, size_t size)
         snprintf(buf + o, size - o, ", and %zu older", c->n - PICK_LIST_MAX);
 }
 
+static const catalog_set *find_id(const catalog *c, const char *id)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->sets[i].id, id) == 0)
+            return &c->sets[i];
+    return NULL;
+}
+
 const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err)
 {
     if (!which || strcmp(which, "latest") == 0) {
@@ -292,9 +303,28 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
 
     if (set_id_parse(which, NULL) != 0) {
         sv_error_set(err, SV_EXIT_USAGE,
-                     "--set \"%.40s\" is neither latest nor a set id like 20261122T020000Z", which);
+                     "--set \"%.40s\" is neither latest nor a set id like 20261122T020000Z-3f9a1c", which);
         sv_error_hint(err, "sauve list shows the sets of series %s", series(c));
         return NULL;
+    }
+    if (strlen(which) == SET_ID_TIME_LEN && !find_id(c, which)) {
+        /* The time alone (what a schedule says) names the set of that
+         * second when there is exactly one. */
+        const catalog_set *only = NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < c->n; i++)
+            if (strncmp(c->sets[i].id, which, SET_ID_TIME_LEN) == 0) {
+                only = &c->sets[i];
+                n++;
+            }
+        if (n > 1) {
+            sv_error_set(err, SV_EXIT_USAGE, "--set %s names %zu sets of series %s started in that second",
+                         which, n, series(c));
+            sv_error_hint(err, "give the whole id (sauve list shows them)");
+            return NULL;
+        }
+        if (only)
+            which = only->id;
     }
 
     for (size_t i = 0; i < c->n; i++) {

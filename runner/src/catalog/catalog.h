@@ -50,7 +50,9 @@ void catalog_free(catalog *c);
 /*
  * Picks a set: "latest" (or NULL) is the newest complete set taken by a
  * backup (safety copies taken before a restore are skipped); otherwise the
- * exact id, which must be complete. Fails with a message listing what exists.
+ * exact id, which must be complete, or the time part of an id alone
+ * (20261122T020000Z) when exactly one set has that time. Fails with a
+ * message listing what exists (64 when the time names several sets).
  */
 const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err);
 

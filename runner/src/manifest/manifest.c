@@ -42,10 +42,12 @@
 #include "manifest/manifest.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <jansson.h>
 
@@ -187,14 +189,39 @@ void set_id_format(time_t t, char out[SET_ID_LEN + 1])
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    if (strftime(out, SET_ID_LEN + 1, "%Y%m%dT%H%M%SZ", &tm) != SET_ID_LEN)
+    if (strftime(out, SET_ID_LEN + 1, "%Y%m%dT%H%M%SZ", &tm) != SET_ID_TIME_LEN)
         out[0] = '\0'; /* year outside 0..9999: no valid id exists */
+}
+
+void set_id_new(time_t t, char out[SET_ID_LEN + 1])
+{
+    set_id_format(t, out);
+    if (!out[0])
+        return;
+    unsigned char r[SET_ID_SUFFIX_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+        if (n < 0 && errno != EINTR)
+            abort(); /* no kernel randomness: as unusable as no memory */
+        got += n > 0 ? (size_t)n : 0;
+    }
+    char *p = out + SET_ID_TIME_LEN;
+    *p++ = '-';
+    for (size_t i = 0; i < sizeof r; i++)
+        p += sprintf(p, "%02x", r[i]);
 }
 
 int set_id_parse(const char *id, time_t *out)
 {
-    if (!id || strlen(id) != SET_ID_LEN || id[8] != 'T' || id[15] != 'Z')
+    if (!id || strlen(id) < SET_ID_TIME_LEN || id[8] != 'T' || id[15] != 'Z')
         return -1;
+    if (id[SET_ID_TIME_LEN]) {
+        const char *suffix = id + SET_ID_TIME_LEN + 1;
+        size_t n = strspn(suffix, "0123456789abcdefghijklmnopqrstuvwxyz");
+        if (id[SET_ID_TIME_LEN] != '-' || n == 0 || n > SET_ID_SUFFIX_MAX || suffix[n])
+            return -1;
+    }
     int y = digits(id, 4), mo = digits(id + 4, 2), d = digits(id + 6, 2);
     int h = digits(id + 9, 2), mi = digits(id + 11, 2), s = digits(id + 13, 2);
     time_t t;
@@ -722,9 +749,9 @@ static int parse_root(json_t *root, manifest *m, sv_error *err)
         return bad_type(err, "id", "a string", id);
     if (set_id_parse(json_string_value(id), NULL) != 0)
         return sv_error_set(err, SV_EXIT_FAILED,
-                            "manifest field id: \"%.40s\" is not a set id like 20261122T020000Z",
+                            "manifest field id: \"%.40s\" is not a set id like 20261122T020000Z-3f9a1c",
                             json_string_value(id));
-    memcpy(m->id, json_string_value(id), SET_ID_LEN + 1);
+    strcpy(m->id, json_string_value(id)); /* set_id_parse bounds its length */
 
     if (get_string(root, NULL, "name", &m->name, err) || get_string(root, NULL, "reason", &m->reason, err) ||
         get_opt_string(root, NULL, "note", &m->note, err))

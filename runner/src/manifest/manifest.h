@@ -19,8 +19,17 @@
 
 #define MANIFEST_FORMAT   1
 #define MANIFEST_FILENAME "manifest.json"
-/* A set id is the UTC start time, e.g. 20261122T020000Z: sortable as text. */
-#define SET_ID_LEN 16
+/*
+ * A set id is the UTC start time and a random suffix, e.g.
+ * 20261122T020000Z-3f9a1c: two runs of a series that start in the same
+ * second get two ids, and text order is still time order (the time is
+ * fixed-width and comes first). Sets written before the suffix existed
+ * have the time alone (20261122T020000Z), and are read as before.
+ */
+#define SET_ID_TIME_LEN   16                                        /* 20261122T020000Z */
+#define SET_ID_SUFFIX_LEN 6                                         /* what set_id_new writes */
+#define SET_ID_SUFFIX_MAX 16                                        /* what a reader accepts */
+#define SET_ID_LEN        (SET_ID_TIME_LEN + 1 + SET_ID_SUFFIX_MAX) /* the longest id */
 
 typedef struct manifest_artifact {
     char *key;          /* relative to the set, e.g. "postgres/app.dump.zst"; NULL when failed */
@@ -86,9 +95,17 @@ bool manifest_key_is_safe(const char *key);
 /* Finds an artifact by kind and name, or NULL. */
 const manifest_artifact *manifest_find(const manifest *m, const char *kind, const char *name);
 
-/* Set ids: "20261122T020000Z" from/to UTC time. Parse returns -1 on a
- * malformed id. */
+/* The time part of a set id, "20261122T020000Z", for UTC time t ("" for a
+ * year outside 1970..9999). */
 void set_id_format(time_t t, char out[SET_ID_LEN + 1]);
+
+/* A new set id for a run started at t: the time, '-', and 6 random
+ * lowercase hex digits from the kernel's generator. */
+void set_id_new(time_t t, char out[SET_ID_LEN + 1]);
+
+/* Parses "20261122T020000Z" or "20261122T020000Z-SUFFIX" (1 to 16
+ * lowercase letters and digits) and gives the time in *out (may be NULL).
+ * Returns -1 on anything else. */
 int set_id_parse(const char *id, time_t *out);
 
 /* ISO 8601 UTC "2026-11-22T02:00:00Z" into out (21 bytes with NUL). */

@@ -4,6 +4,7 @@
 #include "common/mem.h"
 #include "manifest/manifest.h"
 #include "storage/storage.h"
+#include "storage/storage_intern.h"
 
 typedef struct {
     char *dir;
@@ -51,7 +52,7 @@ static uint64_t put_set_reason(storage *st, const char *name, const char *set_id
                                const char *dump, const char *reason)
 {
     manifest m = {0};
-    memcpy(m.id, manifest_id, SET_ID_LEN + 1);
+    snprintf(m.id, sizeof m.id, "%s", manifest_id);
     assert_int_equal(set_id_parse(set_id, &m.started), 0);
     m.finished = m.started + 30;
     m.name = xstrdup(name);
@@ -159,6 +160,86 @@ static void test_load(void **state)
     assert_int_equal(c.n, 0);
 }
 
+/* A listing in another order than S3's: the objects of each set interleaved
+ * with the others'. Each set must still be one set (found by fuzz_catalog:
+ * sets came back twice, once without their manifest, which prune would have
+ * deleted as incomplete). */
+static const struct storage_backend *g_real_backend;
+
+struct listed {
+    char *key;
+    uint64_t size;
+    int64_t mtime;
+    bool is_prefix;
+};
+
+struct listed_all {
+    struct listed *items;
+    size_t n;
+};
+
+static int collect(void *ctx, const storage_entry *e)
+{
+    struct listed_all *l = ctx;
+    l->items = xrealloc(l->items, (l->n + 1) * sizeof *l->items);
+    l->items[l->n++] = (struct listed){xstrdup(e->key), e->size, e->mtime, e->is_prefix};
+    return 0;
+}
+
+/* By what follows NAME/SETID/, then by key, newest first: "d/S2/m", "d/S1/m", "d/S2/x", "d/S1/x". */
+static int by_tail(const void *pa, const void *pb)
+{
+    const char *a = ((const struct listed *)pa)->key, *b = ((const struct listed *)pb)->key;
+    const char *sa = strchr(a, '/'), *sb = strchr(b, '/');
+    const char *ta = sa && strchr(sa + 1, '/') ? strchr(sa + 1, '/') : a;
+    const char *tb = sb && strchr(sb + 1, '/') ? strchr(sb + 1, '/') : b;
+    int c = strcmp(ta, tb);
+    return c ? c : -strcmp(a, b);
+}
+
+static int interleaved_list(storage *st, const char *prefix, bool recursive, storage_list_cb cb, void *ctx,
+                            sv_error *err)
+{
+    struct listed_all l = {0};
+    int rc = g_real_backend->list(st, prefix, recursive, collect, &l, err);
+    qsort(l.items, l.n, sizeof *l.items, by_tail);
+    for (size_t i = 0; i < l.n; i++) {
+        storage_entry e = {l.items[i].key, l.items[i].size, l.items[i].mtime, l.items[i].is_prefix};
+        if (rc == 0)
+            rc = cb(ctx, &e);
+        free(l.items[i].key);
+    }
+    free(l.items);
+    return rc;
+}
+
+static void test_unordered_listing(void **state)
+{
+    fixture *f = *state;
+    make_series(f->st);
+    catalog sorted;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &sorted, &err), 0);
+
+    struct storage_backend interleaved = *f->st->backend;
+    interleaved.list = interleaved_list;
+    g_real_backend = f->st->backend;
+    f->st->backend = &interleaved;
+    catalog c;
+    int rc = catalog_load(f->st, "default", &c, &err);
+    f->st->backend = g_real_backend;
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.n, sorted.n); /* each set once */
+    for (size_t i = 0; i < c.n; i++) {
+        assert_string_equal(c.sets[i].id, sorted.sets[i].id);
+        assert_int_equal(c.sets[i].complete, sorted.sets[i].complete);
+        assert_int_equal(c.sets[i].n_objects, sorted.sets[i].n_objects);
+        assert_true(c.sets[i].stored_bytes == sorted.sets[i].stored_bytes);
+    }
+    catalog_free(&c);
+    catalog_free(&sorted);
+}
+
 static void test_pick(void **state)
 {
     fixture *f = *state;
@@ -201,6 +282,57 @@ static void test_pick(void **state)
     assert_int_equal(err.code, SV_EXIT_USAGE);
     assert_non_null(strstr(err.msg, "yesterday"));
 
+    catalog_free(&c);
+}
+
+/* Ids with a random suffix (this sauve) beside ids without (older ones),
+ * two of them in the same second. */
+#define S_SUFFIX_A "20261122T020000Z-0a1b2c"
+#define S_SUFFIX_B "20261122T020000Z-ffee00"
+#define S_SUFFIX_C "20261123T020000Z-123abc"
+
+static void test_ids_with_and_without_suffix(void **state)
+{
+    fixture *f = *state;
+    put_set(f->st, "default", S_NEW, S_NEW, "old-style id");
+    put_set(f->st, "default", S_SUFFIX_A, S_SUFFIX_A, "first run of the second");
+    put_set(f->st, "default", S_SUFFIX_B, S_SUFFIX_B, "second run of the second");
+    put_set(f->st, "default", S_SUFFIX_C, S_SUFFIX_C, "next day");
+    put_set(f->st, "default", S_OLD, S_OLD, "day before");
+    /* not set ids: an uppercase suffix, an empty one */
+    put(f->st, "default/20261124T020000Z-ABC/manifest.json", "{}");
+    put(f->st, "default/20261124T020000Z-/x", "x");
+    catalog c;
+    sv_error err = {0};
+    assert_int_equal(catalog_load(f->st, "default", &c, &err), 0);
+
+    /* newest first by time; each set whole, although "T-a/" lists before "T/" */
+    assert_int_equal(c.n, 5);
+    const char *order[] = {S_SUFFIX_C, S_SUFFIX_B, S_SUFFIX_A, S_NEW, S_OLD};
+    for (size_t i = 0; i < c.n; i++) {
+        assert_string_equal(c.sets[i].id, order[i]);
+        assert_true(c.sets[i].complete);
+        assert_int_equal(c.sets[i].n_objects, 2);
+    }
+    assert_string_equal(catalog_pick(&c, "latest", &err)->id, S_SUFFIX_C);
+
+    /* --set: the whole id, old or new; the time alone when one set has it */
+    assert_string_equal(catalog_pick(&c, S_SUFFIX_A, &err)->id, S_SUFFIX_A);
+    assert_string_equal(catalog_pick(&c, S_NEW, &err)->id, S_NEW); /* an exact old id wins */
+    assert_string_equal(catalog_pick(&c, "20261123T020000Z", &err)->id, S_SUFFIX_C);
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, "20261123T020000Z-123abd", &err));
+    assert_non_null(strstr(err.msg, "does not exist"));
+    catalog_free(&c);
+
+    /* the time of two sets and of no old-style set: ambiguous */
+    put_set(f->st, "pair", S_SUFFIX_A, S_SUFFIX_A, "a");
+    put_set(f->st, "pair", S_SUFFIX_B, S_SUFFIX_B, "b");
+    assert_int_equal(catalog_load(f->st, "pair", &c, &err), 0);
+    sv_error_clear(&err);
+    assert_null(catalog_pick(&c, S_NEW, &err));
+    assert_int_equal(err.code, SV_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "names 2 sets"));
     catalog_free(&c);
 }
 
@@ -314,7 +446,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unordered_listing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pick, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_with_and_without_suffix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_incomplete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_in_wrong_directory, setup, teardown),

@@ -448,19 +448,24 @@ static void test_set_id(void **state)
 
     const char *bad[] = {
         "",
-        "20261122T020000",   /* missing Z */
-        "20261122T020000Z0", /* too long */
-        "2026112T020000Z",   /* too short */
-        "20261322T020000Z",  /* month 13 */
-        "20260022T020000Z",  /* month 0 */
-        "20261131T020000Z",  /* 31 November */
-        "20270229T020000Z",  /* not a leap year */
-        "20261122T240000Z",  /* hour 24 */
-        "20261122T026000Z",  /* minute 60 */
-        "20261122T020060Z",  /* leap second */
-        "20261122t020000Z",  /* lowercase t */
-        "20261122T020000z",  /* lowercase z */
-        "2026-1122T02000Z",  /* right length, wrong shape */
+        "20261122T020000",                    /* missing Z */
+        "20261122T020000Z0",                  /* no '-' before the suffix */
+        "20261122T020000Z-",                  /* empty suffix */
+        "20261122T020000Z-3F9A1C",            /* uppercase suffix */
+        "20261122T020000Z-3f9a/1c",           /* not a letter or digit */
+        "20261122T020000Z-0123456789abcdefg", /* suffix of 17 */
+        "20261122T020000Z--3f9a1c",           /* two dashes */
+        "2026112T020000Z",                    /* too short */
+        "20261322T020000Z",                   /* month 13 */
+        "20260022T020000Z",                   /* month 0 */
+        "20261131T020000Z",                   /* 31 November */
+        "20270229T020000Z",                   /* not a leap year */
+        "20261122T240000Z",                   /* hour 24 */
+        "20261122T026000Z",                   /* minute 60 */
+        "20261122T020060Z",                   /* leap second */
+        "20261122t020000Z",                   /* lowercase t */
+        "20261122T020000z",                   /* lowercase z */
+        "2026-1122T02000Z",                   /* right length, wrong shape */
         "+0261122T020000Z",
         "20261122 020000Z",
     };
@@ -468,6 +473,38 @@ static void test_set_id(void **state)
         if (set_id_parse(bad[i], &t) == 0)
             fail_msg("set id \"%s\" was accepted", bad[i]);
     assert_int_equal(set_id_parse(NULL, &t), -1);
+}
+
+static void test_set_id_new(void **state)
+{
+    (void)state;
+    /* the time, '-', 6 random lowercase hex digits: what readers accept */
+    char a[SET_ID_LEN + 1], b[SET_ID_LEN + 1];
+    set_id_new(T0, a);
+    assert_int_equal(strlen(a), SET_ID_TIME_LEN + 1 + SET_ID_SUFFIX_LEN);
+    assert_memory_equal(a, "20261122T020000Z-", SET_ID_TIME_LEN + 1);
+    assert_int_equal(strspn(a + SET_ID_TIME_LEN + 1, "0123456789abcdef"), SET_ID_SUFFIX_LEN);
+    time_t t = 0;
+    assert_int_equal(set_id_parse(a, &t), 0);
+    assert_true(t == T0);
+    /* two runs of the same second: two ids (a repeat is a 1 in 2^24 event;
+     * ten in a row means the suffix is not random) */
+    int same = 0;
+    for (int i = 0; i < 10; i++) {
+        set_id_new(T0, b);
+        same += strcmp(a, b) == 0;
+    }
+    assert_true(same < 10);
+    /* text order is still time order */
+    char later[SET_ID_LEN + 1];
+    set_id_new(T0 + 1, later);
+    assert_true(strcmp(a, later) < 0);
+    assert_true(strcmp("20261122T020000Z", a) < 0); /* an older sauve's id of the same second */
+
+    /* the longest suffix a reader accepts, and the time it carries */
+    assert_int_equal(set_id_parse("20261122T020000Z-0123456789abcdef", &t), 0);
+    assert_true(t == T0);
+    assert_int_equal(set_id_parse("20261122T020000Z-z", NULL), 0);
 }
 
 static void test_iso8601(void **state)
@@ -514,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_not_json),
         cmocka_unit_test(test_set_id),
+        cmocka_unit_test(test_set_id_new),
         cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_invalid_utf8_is_replaced),
     };
