@@ -186,7 +186,7 @@ static int collect(void *ctx, const storage_entry *e)
     return 0;
 }
 
-/* By what follows NAME/SETID/, then by key, newest first: "d/S2/m", "d/S1/m", "d/S2/x", "d/S1/x". */
+/* Backwards by what follows NAME/SETID/, then by key: "d/S2/x", "d/S1/x", "d/S2/m", "d/S1/m". */
 static int by_tail(const void *pa, const void *pb)
 {
     const char *a = ((const struct listed *)pa)->key, *b = ((const struct listed *)pb)->key;
@@ -194,7 +194,7 @@ static int by_tail(const void *pa, const void *pb)
     const char *ta = sa && strchr(sa + 1, '/') ? strchr(sa + 1, '/') : a;
     const char *tb = sb && strchr(sb + 1, '/') ? strchr(sb + 1, '/') : b;
     int c = strcmp(ta, tb);
-    return c ? c : -strcmp(a, b);
+    return -(c ? c : strcmp(a, b));
 }
 
 static int interleaved_list(storage *st, const char *prefix, bool recursive, storage_list_cb cb, void *ctx,
