@@ -9,8 +9,9 @@ import signal
 import subprocess
 import time
 
-# The id of a set this sauve writes: its UTC start and a random suffix.
-SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+# The id of a set this sauve writes: its UTC start, then its milliseconds
+# and 5 random hex digits.
+SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z-\d{3}[0-9a-f]{5}$")
 
 
 def sauve_bin():

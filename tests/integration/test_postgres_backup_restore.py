@@ -31,7 +31,7 @@ def parse_time(s):
 
 
 def set_id_time(set_id):
-    """The start time in a set id (20261122T020000Z-3f9a1c: before the '-')."""
+    """The start time in a set id (20261122T020000Z-482a3f91: before the '-')."""
     return dt.datetime.strptime(set_id.split("-")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
 
 

@@ -34,18 +34,21 @@ static int any_entry(void *ctx, const storage_entry *e)
 }
 
 /*
- * The id of this run's set: its start time and a random suffix, so that two
- * runs of the series that start in the same second (a manual Job beside the
- * CronJob's) write to two sets; no listing can tell that another run is
- * using an id, since its objects stay invisible until their uploads
- * complete. An id already in use (a broken random generator) is still
- * refused, and another suffix drawn.
+ * The id of this run's set: its start time and a suffix (the milliseconds
+ * and random digits), so that two runs of the series that start in the
+ * same second (a manual Job beside the CronJob's) write to two sets, and
+ * sets of one second still sort in start order; no listing can tell that
+ * another run is using an id, since its objects stay invisible until their
+ * uploads complete. An id already in use (a broken random generator) is
+ * still refused, and another suffix drawn.
  */
 static int choose_set_id(storage *st, const char *name, time_t started, char out[SET_ID_LEN + 1],
                          sv_error *err)
 {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
     for (int tries = 0; tries < 8; tries++) {
-        set_id_new(started, out);
+        set_id_new(started, (int)(now.tv_nsec / 1000000), out);
         char *prefix = xasprintf("%s/%s/", name, out);
         bool used = false;
         int rc = storage_list(st, prefix, false, any_entry, &used, err);

@@ -303,7 +303,7 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
 
     if (set_id_parse(which, NULL) != 0) {
         sv_error_set(err, SV_EXIT_USAGE,
-                     "--set \"%.40s\" is neither latest nor a set id like 20261122T020000Z-3f9a1c", which);
+                     "--set \"%.40s\" is neither latest nor a set id like 20261122T020000Z-482a3f91", which);
         sv_error_hint(err, "sauve list shows the sets of series %s", series(c));
         return NULL;
     }

@@ -193,23 +193,21 @@ void set_id_format(time_t t, char out[SET_ID_LEN + 1])
         out[0] = '\0'; /* year outside 0..9999: no valid id exists */
 }
 
-void set_id_new(time_t t, char out[SET_ID_LEN + 1])
+void set_id_new(time_t t, int ms, char out[SET_ID_LEN + 1])
 {
     set_id_format(t, out);
     if (!out[0])
         return;
-    unsigned char r[SET_ID_SUFFIX_LEN / 2];
+    uint32_t r = 0;
     size_t got = 0;
     while (got < sizeof r) {
-        ssize_t n = getrandom(r + got, sizeof r - got, 0);
+        ssize_t n = getrandom((unsigned char *)&r + got, sizeof r - got, 0);
         if (n < 0 && errno != EINTR)
             abort(); /* no kernel randomness: as unusable as no memory */
         got += n > 0 ? (size_t)n : 0;
     }
-    char *p = out + SET_ID_TIME_LEN;
-    *p++ = '-';
-    for (size_t i = 0; i < sizeof r; i++)
-        p += sprintf(p, "%02x", r[i]);
+    snprintf(out + SET_ID_TIME_LEN, SET_ID_LEN + 1 - SET_ID_TIME_LEN, "-%03d%05x",
+             ms < 0 || ms > 999 ? 0 : ms, (unsigned)(r & 0xFFFFF));
 }
 
 int set_id_parse(const char *id, time_t *out)
@@ -749,7 +747,7 @@ static int parse_root(json_t *root, manifest *m, sv_error *err)
         return bad_type(err, "id", "a string", id);
     if (set_id_parse(json_string_value(id), NULL) != 0)
         return sv_error_set(err, SV_EXIT_FAILED,
-                            "manifest field id: \"%.40s\" is not a set id like 20261122T020000Z-3f9a1c",
+                            "manifest field id: \"%.40s\" is not a set id like 20261122T020000Z-482a3f91",
                             json_string_value(id));
     strcpy(m->id, json_string_value(id)); /* set_id_parse bounds its length */
 

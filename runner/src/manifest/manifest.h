@@ -20,14 +20,16 @@
 #define MANIFEST_FORMAT   1
 #define MANIFEST_FILENAME "manifest.json"
 /*
- * A set id is the UTC start time and a random suffix, e.g.
- * 20261122T020000Z-3f9a1c: two runs of a series that start in the same
- * second get two ids, and text order is still time order (the time is
- * fixed-width and comes first). Sets written before the suffix existed
- * have the time alone (20261122T020000Z), and are read as before.
+ * A set id is the UTC start time and a suffix, e.g.
+ * 20261122T020000Z-482a3f91: the milliseconds of the start (482) and 5
+ * random hex digits. Two runs of a series that start in the same second
+ * get two ids, and text order is still start order (the time is
+ * fixed-width and comes first, the milliseconds next). Sets written before
+ * the suffix existed have the time alone (20261122T020000Z), and are read
+ * as before.
  */
 #define SET_ID_TIME_LEN   16                                        /* 20261122T020000Z */
-#define SET_ID_SUFFIX_LEN 6                                         /* what set_id_new writes */
+#define SET_ID_SUFFIX_LEN 8                                         /* what set_id_new writes */
 #define SET_ID_SUFFIX_MAX 16                                        /* what a reader accepts */
 #define SET_ID_LEN        (SET_ID_TIME_LEN + 1 + SET_ID_SUFFIX_MAX) /* the longest id */
 
@@ -99,9 +101,10 @@ const manifest_artifact *manifest_find(const manifest *m, const char *kind, cons
  * year outside 1970..9999). */
 void set_id_format(time_t t, char out[SET_ID_LEN + 1]);
 
-/* A new set id for a run started at t: the time, '-', and 6 random
- * lowercase hex digits from the kernel's generator. */
-void set_id_new(time_t t, char out[SET_ID_LEN + 1]);
+/* A new set id for a run started at t and ms milliseconds (0..999): the
+ * time, '-', the milliseconds as 3 digits, and 5 random lowercase hex
+ * digits from the kernel's generator. */
+void set_id_new(time_t t, int ms, char out[SET_ID_LEN + 1]);
 
 /* Parses "20261122T020000Z" or "20261122T020000Z-SUFFIX" (1 to 16
  * lowercase letters and digits) and gives the time in *out (may be NULL).

@@ -478,28 +478,33 @@ static void test_set_id(void **state)
 static void test_set_id_new(void **state)
 {
     (void)state;
-    /* the time, '-', 6 random lowercase hex digits: what readers accept */
+    /* the time, '-', the milliseconds, 5 random hex digits: what readers accept */
     char a[SET_ID_LEN + 1], b[SET_ID_LEN + 1];
-    set_id_new(T0, a);
+    set_id_new(T0, 482, a);
     assert_int_equal(strlen(a), SET_ID_TIME_LEN + 1 + SET_ID_SUFFIX_LEN);
-    assert_memory_equal(a, "20261122T020000Z-", SET_ID_TIME_LEN + 1);
-    assert_int_equal(strspn(a + SET_ID_TIME_LEN + 1, "0123456789abcdef"), SET_ID_SUFFIX_LEN);
+    assert_memory_equal(a, "20261122T020000Z-482", SET_ID_TIME_LEN + 4);
+    assert_int_equal(strspn(a + SET_ID_TIME_LEN + 4, "0123456789abcdef"), 5);
     time_t t = 0;
     assert_int_equal(set_id_parse(a, &t), 0);
     assert_true(t == T0);
-    /* two runs of the same second: two ids (a repeat is a 1 in 2^24 event;
-     * ten in a row means the suffix is not random) */
+    /* two runs of the same millisecond: two ids (a repeat is a 1 in 2^20
+     * event; ten in a row means the digits are not random) */
     int same = 0;
     for (int i = 0; i < 10; i++) {
-        set_id_new(T0, b);
+        set_id_new(T0, 482, b);
         same += strcmp(a, b) == 0;
     }
     assert_true(same < 10);
-    /* text order is still time order */
+    /* text order is start order: by the second, then the millisecond */
     char later[SET_ID_LEN + 1];
-    set_id_new(T0 + 1, later);
+    set_id_new(T0, 483, later);
     assert_true(strcmp(a, later) < 0);
-    assert_true(strcmp("20261122T020000Z", a) < 0); /* an older sauve's id of the same second */
+    set_id_new(T0, 7, b);
+    assert_memory_equal(b, "20261122T020000Z-007", SET_ID_TIME_LEN + 4);
+    assert_true(strcmp(b, a) < 0);
+    set_id_new(T0 + 1, 0, later);
+    assert_true(strcmp(a, later) < 0);
+    assert_true(strcmp("20261122T020000Z", b) < 0); /* an older sauve's id of the same second */
 
     /* the longest suffix a reader accepts, and the time it carries */
     assert_int_equal(set_id_parse("20261122T020000Z-0123456789abcdef", &t), 0);
