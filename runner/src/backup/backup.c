@@ -67,13 +67,152 @@ struct written {
     size_t n;
 };
 
-static void remove_written(storage *st, struct written *w)
+/* What remains under a set's prefix: objects and interrupted writes. */
+struct leftovers {
+    char **keys;
+    size_t n;
+    storage_upload *uploads; /* key and id copied */
+    size_t nuploads;
+};
+
+static int collect_object(void *ctx, const storage_entry *e)
 {
-    if (w->n == 0)
-        return;
+    struct leftovers *lo = ctx;
+    if (!e->is_prefix) {
+        lo->keys = xrealloc(lo->keys, (lo->n + 1) * sizeof *lo->keys);
+        lo->keys[lo->n++] = xstrdup(e->key);
+    }
+    return 0;
+}
+
+static int collect_upload(void *ctx, const storage_upload *u)
+{
+    struct leftovers *lo = ctx;
+    lo->uploads = xrealloc(lo->uploads, (lo->nuploads + 1) * sizeof *lo->uploads);
+    lo->uploads[lo->nuploads++] =
+        (storage_upload){.key = xstrdup(u->key), .id = xstrdup(u->id), .started = u->started};
+    return 0;
+}
+
+static void leftovers_free(struct leftovers *lo)
+{
+    for (size_t i = 0; i < lo->n; i++)
+        free(lo->keys[i]);
+    for (size_t i = 0; i < lo->nuploads; i++) {
+        free((char *)lo->uploads[i].key);
+        free((char *)lo->uploads[i].id);
+    }
+    free(lo->keys);
+    free(lo->uploads);
+    memset(lo, 0, sizeof *lo);
+}
+
+/* Lists everything under prefix into lo; -1 with err when the storage fails. */
+static int list_leftovers(storage *st, const char *prefix, struct leftovers *lo, sv_error *err)
+{
+    if (storage_list_uploads(st, prefix, collect_upload, lo, err) != 0 ||
+        storage_list(st, prefix, true, collect_object, lo, err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Removes what lo names: interrupted writes, then a manifest on its own (a
+ * set must never look complete with objects gone), then the other objects.
+ * Adds what went to *objects and *uploads. */
+static void remove_leftovers(storage *st, const char *set_prefix, struct leftovers *lo, size_t *objects,
+                             size_t *uploads)
+{
     sv_error err = {0};
-    if (storage_delete(st, (const char *const *)w->keys, w->n, &err) != 0)
-        log_warn("could not remove the objects of the aborted set: %s", err.msg);
+    for (size_t i = 0; i < lo->nuploads; i++) {
+        if (storage_abort_upload(st, &lo->uploads[i], &err) == 0)
+            ++*uploads;
+        else
+            log_warn("could not discard the interrupted write of %s: %s", lo->uploads[i].key, err.msg);
+    }
+    char *mkey = xasprintf("%s%s", set_prefix, MANIFEST_FILENAME);
+    size_t rest = 0;
+    bool manifest_gone = true;
+    for (size_t i = 0; i < lo->n; i++) {
+        if (strcmp(lo->keys[i], mkey) != 0) {
+            lo->keys[rest++] = lo->keys[i];
+            continue;
+        }
+        const char *one[] = {mkey};
+        manifest_gone = storage_delete(st, one, 1, &err) == 0;
+        if (manifest_gone)
+            ++*objects;
+        else
+            log_warn("could not remove %s: %s", mkey, err.msg);
+        free(lo->keys[i]);
+    }
+    lo->n = rest;
+    if (manifest_gone && lo->n) {
+        if (storage_delete(st, (const char *const *)lo->keys, lo->n, &err) == 0)
+            *objects += lo->n;
+        else
+            log_warn("could not remove the objects of the aborted set: %s", err.msg);
+    }
+    free(mkey);
+}
+
+/*
+ * Removes everything this run stored: every object and interrupted write
+ * under its set's prefix, which no other run shares (set ids are unique
+ * per run). Listing finds more than the keys this run knows it stored:
+ * what a request cut short by the stop left behind (a PutObject or a
+ * CompleteMultipartUpload that the store finished after sauve gave up on
+ * its answer, a multipart upload whose creation answer never came). Each
+ * round lists, then removes; a listing that finds nothing ends it.
+ *
+ * Runs while a stop request is held back (signals.h), so that after
+ * SIGTERM it still goes out, and gives up SIGNALS_CLEANUP_S after it:
+ * what is then left is an incomplete set, which prune removes after
+ * SAUVE_PRUNE_GRACE. Writes one phrase for the summary into note.
+ */
+static void remove_run(storage *st, const char *set_prefix, const struct written *w, char *note, size_t len)
+{
+    signals_cleanup_begin(SIGNALS_CLEANUP_S);
+    size_t objects = 0, uploads = 0, left = 0;
+    bool checked = false;
+    for (int round = 0;; round++) {
+        struct leftovers lo = {0};
+        sv_error err = {0};
+        if (list_leftovers(st, set_prefix, &lo, &err) != 0) {
+            log_warn("cannot list what the aborted set %s stored: %s", set_prefix, err.msg);
+            leftovers_free(&lo);
+            /* at least the objects this run knows it completed */
+            for (size_t i = 0; round == 0 && i < w->n; i++)
+                collect_object(&lo, &(storage_entry){.key = w->keys[i]});
+            if (lo.n)
+                remove_leftovers(st, set_prefix, &lo, &objects, &uploads);
+            left = lo.n;
+            leftovers_free(&lo);
+            break;
+        }
+        left = lo.n + lo.nuploads;
+        if (left == 0 || round == 3 || signals_stop_requested()) {
+            checked = left == 0;
+            leftovers_free(&lo);
+            break;
+        }
+        remove_leftovers(st, set_prefix, &lo, &objects, &uploads);
+        leftovers_free(&lo);
+    }
+    signals_cleanup_end();
+    if (checked && objects + uploads == 0)
+        snprintf(note, len, "it had stored nothing");
+    else if (checked)
+        snprintf(note, len, "what it had stored was removed (%zu object(s), %zu interrupted upload(s))",
+                 objects, uploads);
+    else
+        snprintf(note, len,
+                 "%zu object(s) or upload(s) of it may remain (%zu removed): prune removes them after "
+                 "SAUVE_PRUNE_GRACE",
+                 left, objects + uploads);
+    log_with(checked ? LOG_INFO : LOG_WARN,
+             LOG_FIELDS(LOG_STR("prefix", set_prefix), LOG_NUM("objects_removed", objects),
+                        LOG_NUM("uploads_removed", uploads)),
+             "aborted set %s: %s", set_prefix, note);
 }
 
 static void result_add(struct backup_result *res, const char *label, bool ok, uint64_t bytes_out,
@@ -170,10 +309,13 @@ out:
 /*
  * Writes the manifest, the act that commits the set. What is written is
  * first read back as a reader will read it, so that a set whose manifest
- * no reader accepts is never committed. On failure the manifest is removed
- * before the artifacts, so that nothing is ever left looking complete.
+ * no reader accepts is never committed. A manifest already there means
+ * that the set is another run's (*foreign: the caller must remove
+ * nothing); a write that fails removes the manifest at once, before the
+ * caller removes the artifacts, so that nothing is ever left looking
+ * complete.
  */
-static int commit_manifest(storage *st, const manifest *m, const char *set_prefix, struct written *w,
+static int commit_manifest(storage *st, const manifest *m, const char *set_prefix, bool *foreign,
                            sv_error *err)
 {
     char *json = manifest_to_json(m);
@@ -181,6 +323,7 @@ static int commit_manifest(storage *st, const manifest *m, const char *set_prefi
     manifest check = {0};
     storage_entry existing;
     int rc = -1;
+    *foreign = false;
     if (manifest_from_json(json, strlen(json), &check, err) != 0) {
         sv_error_wrap(err, "the manifest of set %s would not be readable", m->id);
     } else if (storage_stat(st, mkey, &existing, err) != 1) {
@@ -188,8 +331,9 @@ static int commit_manifest(storage *st, const manifest *m, const char *set_prefi
             sv_error_set(err, SV_EXIT_FAILED,
                          "set %s already has a manifest: another run used the same set id", m->id);
         sv_error_hint(err, "give each CronJob sharing a bucket its own SAUVE_NAME");
-        /* the other run's manifest names these keys too: leave them */
-        w->n = 0;
+        /* the other run's manifest names these keys too (or the storage
+         * cannot tell): leave them */
+        *foreign = true;
     } else if (storage_put(st, mkey, json, strlen(json), err) == 0) {
         rc = 0;
     } else {
@@ -198,8 +342,6 @@ static int commit_manifest(storage *st, const manifest *m, const char *set_prefi
         const char *keys[] = {mkey};
         storage_delete(st, keys, 1, &ignored);
     }
-    if (rc != 0)
-        remove_written(st, w);
     manifest_free(&check);
     free(json);
     free(mkey);
@@ -312,9 +454,12 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
                 ma->key = NULL;
                 record_failure(ma, a, aerr.msg, res);
             }
-            if (signals_check(err) != 0) {
-                sv_error_wrap(err, "backup set %s/%s aborted", cfg->name, m.id);
-                remove_written(st, &w);
+            sv_error stop = {0};
+            if (signals_check(&stop) != 0) {
+                char note[256];
+                remove_run(st, set_prefix, &w, note, sizeof note);
+                sv_error_set(err, SV_EXIT_FAILED, "%s: set %s/%s not committed; %s", stop.msg, cfg->name,
+                             m.id, note);
                 code = SV_EXIT_FAILED;
                 goto out;
             }
@@ -322,16 +467,24 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     }
 
     if (primary_ok == 0) {
+        char note[256];
+        remove_run(st, set_prefix, &w, note, sizeof note);
         sv_error_set(err, SV_EXIT_FAILED, "no database was backed up, set %s/%s not committed (failed: %s)",
                      cfg->name, m.id, res->failed);
-        remove_written(st, &w);
         code = SV_EXIT_FAILED;
         goto out;
     }
 
     m.finished = time(NULL);
     manifest_update_status(&m);
-    if (commit_manifest(st, &m, set_prefix, &w, err) != 0) {
+    bool foreign;
+    if (commit_manifest(st, &m, set_prefix, &foreign, err) != 0) {
+        if (!foreign) {
+            sv_error saved = *err; /* a stop during the commit: its cause stays the message */
+            char note[256];
+            remove_run(st, set_prefix, &w, note, sizeof note);
+            *err = saved;
+        }
         code = SV_EXIT_FAILED;
         goto out;
     }
@@ -340,6 +493,16 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     code = res->n_failed ? SV_EXIT_PARTIAL : SV_EXIT_OK;
 
 out:
+    /* Stopped (SIGTERM, SIGINT) before a set was committed: a failure (1),
+     * whatever the step cut short reported (a dump killed, a connection
+     * closed, 75 for a storage call given up). */
+    if (!res->committed && code != SV_EXIT_OK && code != SV_EXIT_PARTIAL && signals_stop_requested()) {
+        sv_error stop = {0};
+        signals_check(&stop);
+        if (!strstr(err->msg, stop.msg))
+            sv_error_wrap(err, "%s", stop.msg);
+        code = err->code = SV_EXIT_FAILED;
+    }
     res->seconds = now_seconds() - t0;
     for (size_t s = 0; s < nsources; s++)
         source_free(sources[s]);
@@ -423,7 +586,7 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
         outcome_set(out, code, "backup partial: set %s/%s committed with %zu of %zu artifact(s); failed: %s",
                     cfg->name, res.set_id, res.n_ok, res.n_ok + res.n_failed, res.failed);
     } else {
-        outcome_fail(out, "backup failed", &err);
+        outcome_fail(out, signals_stop_requested() ? "backup interrupted" : "backup failed", &err);
     }
     /* Retention runs only once this run committed a set: never after a failed backup. */
     long sets_total = -1;

@@ -694,6 +694,59 @@ static void test_signals_check(void **state)
     assert_false(sv_error_isset(&err));
 }
 
+static void test_cleanup_holds_a_stop_for_its_time(void **state)
+{
+    (void)state;
+    signals_install();
+    sv_error err = {0};
+    /* no stop: nothing bounds a cleanup, nothing is held */
+    assert_true(signals_cleanup_left() < 0);
+    signals_cleanup_begin(0.3);
+    assert_int_equal(signals_check(&err), 0);
+    signals_cleanup_end();
+
+    raise(SIGTERM);
+    assert_int_equal(signals_stop_requested(), SIGTERM);
+    signals_cleanup_begin(0.3);
+    /* held: storage calls that clean up after the stop go out */
+    assert_int_equal(signals_stop_requested(), 0);
+    assert_int_equal(signals_check(&err), 0);
+    double left = signals_cleanup_left();
+    assert_true(left > 0 && left <= 0.3);
+    /* 0.3 s after the stop, it shows again: what still runs gives up */
+    double t0 = now_seconds();
+    while (signals_stop_requested() == 0 && now_seconds() - t0 < 5)
+        poll(NULL, 0, 10);
+    assert_int_equal(signals_stop_requested(), SIGTERM);
+    assert_true(signals_cleanup_left() == 0);
+    assert_int_equal(signals_check(&err), -1);
+    assert_string_equal(err.msg, "stopped by SIGTERM");
+    signals_cleanup_end();
+    signals_reset();
+}
+
+static void test_cleanup_ends_at_a_second_signal_or_its_end(void **state)
+{
+    (void)state;
+    signals_install();
+    raise(SIGTERM);
+    signals_cleanup_begin(SIGNALS_CLEANUP_S);
+    assert_int_equal(signals_stop_requested(), 0);
+    assert_true(signals_cleanup_left() > SIGNALS_CLEANUP_S - 5);
+    /* a second SIGTERM (or a second Ctrl-C) means now */
+    raise(SIGTERM);
+    assert_int_equal(signals_stop_requested(), SIGTERM);
+    signals_cleanup_end();
+    signals_reset();
+
+    raise(SIGINT);
+    signals_cleanup_begin(SIGNALS_CLEANUP_S);
+    assert_int_equal(signals_stop_requested(), 0);
+    signals_cleanup_end();
+    assert_int_equal(signals_stop_requested(), SIGINT);
+    signals_reset();
+}
+
 static void test_sigpipe_ignored_in_parent_default_in_child(void **state)
 {
     (void)state;
@@ -784,6 +837,8 @@ int main(void)
         cmocka_unit_test_setup(test_child_started_after_stop_is_stopped, setup),
         cmocka_unit_test_setup(test_registry_slots_are_reused, setup),
         cmocka_unit_test_setup(test_signals_check, setup),
+        cmocka_unit_test_setup(test_cleanup_holds_a_stop_for_its_time, setup),
+        cmocka_unit_test_setup(test_cleanup_ends_at_a_second_signal_or_its_end, setup),
         cmocka_unit_test_setup(test_sigpipe_ignored_in_parent_default_in_child, setup),
         cmocka_unit_test_setup(test_blocking_read_interrupted, setup),
     };
