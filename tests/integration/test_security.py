@@ -166,3 +166,95 @@ def test_a_running_sauve_is_not_dumpable_and_its_dump_writes_no_core(pg, dbs, wo
             lock.release()
             out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err.decode()
+
+
+# What the PostgreSQL tools may inherit (pg_child_env_keep), and what sauve
+# itself sets for them (pg_child_env).
+CHILD_ENV_KEEP = {
+    "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGOPTIONS", "PGPASSFILE", "PGREQUIRESSL",
+    "PGREQUIREAUTH", "PGCHANNELBINDING", "PGGSSENCMODE", "PGGSSLIB", "PGGSSDELEGATION", "PGKRBSRVNAME",
+    "PGREQUIREPEER", "PGCONNECT_TIMEOUT", "PGCLIENTENCODING", "PGDATESTYLE", "PGTZ", "PGGEQO",
+    "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS", "PGMINPROTOCOLVERSION", "PGMAXPROTOCOLVERSION",
+    "PGLOCALEDIR", "HOME", "KRB5CCNAME", "KRB5_CONFIG", "SSL_CERT_FILE", "SSL_CERT_DIR", "LANG",
+    "LANGUAGE", "TZ", "TZDIR"}
+CHILD_ENV_SET = {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGAPPNAME", "PGCONNECT_TIMEOUT"}
+
+
+def allowed_in_child(name):
+    return name in CHILD_ENV_KEEP or name in CHILD_ENV_SET or name.startswith(("PGSSL", "LC_"))
+
+
+def recording_bindir(parent, tools=("pg_dump", "pg_dumpall")):
+    """A SAUVE_PG_BINDIR whose tools record the environment they were
+    started with (/proc/PID/environ, as exec gave it, before bash adds
+    anything) and their arguments, then run the real tool. A stand-in is
+    right here: what is tested is what sauve hands its children."""
+    d = os.path.join(parent, "recbin")
+    os.mkdir(d)
+    for tool in os.listdir(PG_BINDIR):
+        path = os.path.join(d, tool)
+        if tool not in tools:
+            os.symlink(os.path.join(PG_BINDIR, tool), path)
+            continue
+        with open(path, "w") as f:
+            f.write(f"""#!/bin/bash
+/bin/cat /proc/$$/environ > "{d}/call.$$.env"
+printf '%s\\n' "{tool}" "$@" > "{d}/call.$$.args"
+exec "{PG_BINDIR}/{tool}" "$@"
+""")
+        os.chmod(path, 0o755)
+    return d
+
+
+def recorded_calls(d):
+    """[(argv, {name: value})] of every recorded call."""
+    calls = []
+    for name in sorted(os.listdir(d)):
+        if name.startswith("call.") and name.endswith(".args"):
+            pid = name[len("call."):-len(".args")]
+            with open(os.path.join(d, name)) as f:
+                argv = f.read().splitlines()
+            with open(os.path.join(d, f"call.{pid}.env"), "rb") as f:
+                env = dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if e)
+            calls.append((argv, env))
+    return calls
+
+
+def test_postgres_tools_get_an_allow_list_environment(pg, sauve, dbs, workdir):
+    db = dbs.empty("env")
+    pg.psql(db, "create table t (x int); insert into t values (1)")
+    secrets_given = {
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token-0123456789",
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID0001",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-for-the-bucket-only",
+        "AWS_SESSION_TOKEN": "session-token-abcdefghijkl",
+        "SAUVE_NOTIFY_URL": "https://hooks.example/T000/B000/secret-token",
+    }
+    bindir = recording_bindir(workdir)
+    r = sauve.run("backup", env={
+        "SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "true", "SAUVE_PG_BINDIR": bindir,
+        **secrets_given,
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/creds",
+        "UNLISTED_VARIABLE": "none of pg_dump's business", "PGDATABASE": db,
+        "LC_MESSAGES": "C", "PGSSLROOTCERT": "/nonexistent/root.crt", "PGTZ": "UTC"})
+    assert r.code == 0, r.describe()
+    calls = recorded_calls(bindir)
+    probes = [env for argv, env in calls if "--version" in argv]
+    dumps = [(argv[0], env) for argv, env in calls if "--version" not in argv]
+    assert probes, f"no version probe recorded: {calls}"
+    assert sorted(t for t, _ in dumps) == ["pg_dump", "pg_dumpall"], calls
+    password = pg.superuser_password
+    for argv, env in calls:
+        what = " ".join(argv)
+        unlisted = sorted(n for n in env if not allowed_in_child(n))
+        assert not unlisted, f"{what} got variables outside the allow-list: {unlisted}"
+        for name, value in secrets_given.items():
+            assert not any(value in v for v in env.values()), f"{what} got {name}"
+        # what the user set for libpq does reach it
+        assert env.get("LC_MESSAGES") == "C" and env.get("PGSSLROOTCERT") == "/nonexistent/root.crt", what
+        assert env.get("PGTZ") == "UTC" and "HOME" in env, what
+    for env in probes:
+        assert "PGPASSWORD" not in env, "the version probe needs no password"
+    for tool, env in dumps:
+        assert env.get("PGPASSWORD") == password, f"{tool} needs the password, through its environment"
+        assert env.get("PGAPPNAME") == "sauve", tool

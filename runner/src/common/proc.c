@@ -188,6 +188,19 @@ static bool env_listed(const char *const *list, const char *name, size_t len, bo
     return false;
 }
 
+/* Whether the allow-list keeps the variable name[0..len): by its name, or
+ * by a prefix written "PREFIX*". */
+static bool env_kept(const char *const *keep, const char *name, size_t len)
+{
+    for (size_t i = 0; keep[i]; i++) {
+        size_t l = strlen(keep[i]);
+        if (l && keep[i][l - 1] == '*' ? len >= l - 1 && strncmp(keep[i], name, l - 1) == 0
+                                       : l == len && strncmp(keep[i], name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The child's environment: pointers into environ and o->env_set (not
  * copies), so the array alone is freed. Built before fork because the child
  * of a threaded process may not allocate. */
@@ -203,6 +216,8 @@ static const char **build_envp(const struct proc_options *o)
     for (char **e = environ; e && *e; e++) {
         size_t len = env_name_len(*e);
         if (env_listed(o->env_unset, *e, len, false) || env_listed(o->env_set, *e, len, true))
+            continue;
+        if (o->env_keep && !env_kept(o->env_keep, *e, len))
             continue;
         envp[k++] = *e;
     }
@@ -586,10 +601,12 @@ void proc_free(proc *p)
 
 /* ---- capture ---- */
 
-int proc_capture(const char *path, const char *const *argv, size_t max, char **out, sv_error *err)
+int proc_capture(const char *path, const char *const *argv, const char *const *env_keep, size_t max,
+                 char **out, sv_error *err)
 {
     *out = NULL;
-    proc *p = proc_start(&(struct proc_options){.path = path, .argv = argv, .pipe_stdout = true}, err);
+    proc *p = proc_start(
+        &(struct proc_options){.path = path, .argv = argv, .env_keep = env_keep, .pipe_stdout = true}, err);
     if (!p)
         return -1;
     char *buf = xmalloc(max + 1);

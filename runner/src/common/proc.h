@@ -23,8 +23,13 @@ struct proc_options {
     const char *const
         *env_set; /* NULL-terminated "K=V" added to (or replacing in) the inherited environment */
     const char *const *env_unset; /* NULL-terminated names removed from the inherited environment */
-    bool pipe_stdin;              /* caller writes the child's stdin through proc_stdin_fd() */
-    bool pipe_stdout;             /* caller reads the child's stdout through proc_stdout_fd() */
+    /* When set, a NULL-terminated allow-list: only the inherited variables
+     * it names reach the child ("LC_*": a name ending in '*' is a prefix),
+     * then env_set on top. A child gets what it needs, not everything
+     * sauve was given minus what someone thought of removing. */
+    const char *const *env_keep;
+    bool pipe_stdin;      /* caller writes the child's stdin through proc_stdin_fd() */
+    bool pipe_stdout;     /* caller reads the child's stdout through proc_stdout_fd() */
     const char *log_name; /* name for stderr lines and messages, e.g. "pg_dump"; default basename(path) */
     /* Called from the stderr thread with each line (after it is logged), so
      * that a caller can judge the child's messages (psql's errors). */
@@ -69,9 +74,11 @@ void proc_free(proc *p);
 
 /*
  * Runs a short command to completion and captures its stdout (up to max
- * bytes, trailing newline stripped) e.g. "pg_dump --version". Returns 0 on
- * exit status 0.
+ * bytes, trailing newline stripped) e.g. "pg_dump --version". env_keep as
+ * in proc_options (NULL: the whole environment). Returns 0 on exit
+ * status 0.
  */
-int proc_capture(const char *path, const char *const *argv, size_t max, char **out, sv_error *err);
+int proc_capture(const char *path, const char *const *argv, const char *const *env_keep, size_t max,
+                 char **out, sv_error *err);
 
 #endif

@@ -123,9 +123,14 @@ char *pg_tool_path(const struct pg_tools *t, const char *name);
  * configuration, including the password. Free with pg_child_env_free. */
 char **pg_child_env(const sv_config *cfg);
 void pg_child_env_free(char **env);
-/* NULL-terminated names removed from the children's inherited environment:
- * PGDATABASE and every secret that is not PostgreSQL's. Static storage. */
-const char *const *pg_child_env_unset(void);
+/* The allow-list of what the PostgreSQL tools (pg_dump, pg_dumpall,
+ * pg_restore, psql, the version probe) inherit of sauve's environment
+ * (proc_options.env_keep): libpq's variables but PGDATABASE and
+ * PGPASSWORD (pg_child_env sets those sauve resolved), HOME (~/.pgpass,
+ * ~/.postgresql/), the locale and time zone, and the Kerberos and OpenSSL
+ * locations libpq may read. Nothing else: no cloud credential, token or
+ * URL of sauve's reaches them. Static storage. */
+const char *const *pg_child_env_keep(void);
 
 /* ---- backup (postgres_backup.c) ---------------------------------------- */
 

@@ -195,7 +195,7 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
-                              .env_unset = pg_child_env_unset(),
+                              .env_keep = pg_child_env_keep(),
                               .pipe_stdout = true,
                               .log_name = globals ? "pg_dumpall" : "pg_dump"};
     int rc = -1;

@@ -200,7 +200,7 @@ static void probe_dir(struct pg_tool_candidates *out, const char *dir)
     const char *argv[] = {dump, "--version", NULL};
     if (access(dump, X_OK) != 0) {
         c.error = xasprintf("%s is not executable: %s", dump, strerror(errno));
-    } else if (proc_capture(dump, argv, 256, &c.version, &err) != 0) {
+    } else if (proc_capture(dump, argv, pg_child_env_keep(), 256, &c.version, &err) != 0) {
         c.error = xstrdup(err.msg);
     } else {
         c.version[strcspn(c.version, "\r\n")] = '\0';
@@ -378,25 +378,23 @@ void pg_child_env_free(char **env)
     free(env);
 }
 
-const char *const *pg_child_env_unset(void)
+const char *const *pg_child_env_keep(void)
 {
-    /* PGDATABASE: the tools get the database in their arguments. Every
-     * other secret sauve knows (S3 keys, notification URLs, their _FILE
-     * forms) is none of pg_dump's business. Built once, on first use. */
-    static const char **names;
-    if (names)
-        return names;
-    size_t n;
-    const struct opt_def *opts = config_options(&n);
-    names = xcalloc(2 * n + 2, sizeof *names);
-    size_t k = 0;
-    names[k++] = "PGDATABASE";
-    for (size_t i = 0; i < n; i++) {
-        if (opts[i].type != OPT_TYPE_SECRET || strncmp(opts[i].env, "PG", 2) == 0)
-            continue;
-        names[k++] = opts[i].env;
-        names[k++] = xasprintf("%s_FILE", opts[i].env);
-    }
-    names[k] = NULL;
-    return names;
+    static const char *const keep[] = {
+        /* libpq (https://www.postgresql.org/docs/current/libpq-envars.html):
+         * PGHOST, PGPORT, PGUSER, PGSSLMODE and the password come from
+         * sauve's configuration through pg_child_env; PGDATABASE is left
+         * out, the tools get the database in their arguments */
+        "PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGOPTIONS", "PGPASSFILE", "PGREQUIRESSL",
+        "PGSSL*", "PGREQUIREAUTH", "PGCHANNELBINDING", "PGGSSENCMODE", "PGGSSLIB", "PGGSSDELEGATION",
+        "PGKRBSRVNAME", "PGREQUIREPEER", "PGCONNECT_TIMEOUT", "PGCLIENTENCODING", "PGDATESTYLE", "PGTZ",
+        "PGGEQO", "PGTARGETSESSIONATTRS", "PGLOADBALANCEHOSTS", "PGMINPROTOCOLVERSION",
+        "PGMAXPROTOCOLVERSION", "PGLOCALEDIR",
+        /* ~/.pgpass, ~/.pg_service.conf, ~/.postgresql/ (client certificates, root.crt) */
+        "HOME",
+        /* GSSAPI authentication; OpenSSL's CAs (sslrootcert=system) */
+        "KRB5CCNAME", "KRB5_CONFIG", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        /* messages, encodings, time zone */
+        "LANG", "LANGUAGE", "LC_*", "TZ", "TZDIR", NULL};
+    return keep;
 }

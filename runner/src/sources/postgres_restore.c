@@ -442,7 +442,7 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
-                              .env_unset = pg_child_env_unset(),
+                              .env_keep = pg_child_env_keep(),
                               .pipe_stdin = true,
                               .log_name = l->globals ? "psql" : "pg_restore",
                               .on_stderr_line = l->globals          ? on_psql_stderr

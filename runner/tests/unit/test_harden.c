@@ -32,7 +32,7 @@ static void test_children_inherit_the_core_limit(void **state)
     assert_int_equal(harden_process(&err), 0);
     const char *argv[] = {"sh", "-c", "echo $(ulimit -c) $(ulimit -H -c)", NULL};
     char *out = NULL;
-    assert_int_equal(proc_capture("/bin/sh", argv, 100, &out, &err), 0);
+    assert_int_equal(proc_capture("/bin/sh", argv, NULL, 100, &out, &err), 0);
     assert_string_equal(out, "0 0");
     free(out);
 }

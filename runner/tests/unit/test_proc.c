@@ -289,6 +289,41 @@ static void test_env_unset_removes(void **state)
     unsetenv("SAUVE_TEST_KEPT");
 }
 
+static void test_env_keep_is_an_allow_list(void **state)
+{
+    (void)state;
+    setenv("SAUVE_TEST_KEEP", "kept", 1);
+    setenv("SAUVE_TEST_KEEPER", "not the same name", 1);
+    setenv("SAUVE_LC_ONE", "by prefix", 1);
+    setenv("SAUVE_TEST_TOKEN", "never", 1);
+    const char *keep[] = {"SAUVE_TEST_KEEP", "SAUVE_LC_*", NULL};
+    const char *set[] = {"SAUVE_TEST_SET=given", NULL};
+    /* The raw environment the child was started with: env(1) prints it as is. */
+    const char *argv[] = {"env", NULL};
+    sv_error err = {0};
+    proc *p = proc_start(
+        &(struct proc_options){
+            .path = "/usr/bin/env", .argv = argv, .env_keep = keep, .env_set = set, .pipe_stdout = true},
+        &err);
+    assert_non_null(p);
+    char *env = read_all(proc_stdout_fd(p));
+    assert_int_equal(proc_wait(p, &err), 0);
+    assert_string_equal(env, "SAUVE_TEST_KEEP=kept\nSAUVE_LC_ONE=by prefix\nSAUVE_TEST_SET=given\n");
+    proc_free(p);
+    free(env);
+
+    char *out = NULL;
+    const char *probe[] = {"sh", "-c", "printf '%s' \"${SAUVE_TEST_TOKEN-unset} ${SAUVE_TEST_KEEP-unset}\"",
+                           NULL};
+    assert_int_equal(proc_capture("/bin/sh", probe, keep, 100, &out, &err), 0);
+    assert_string_equal(out, "unset kept");
+    free(out);
+    unsetenv("SAUVE_TEST_KEEP");
+    unsetenv("SAUVE_TEST_KEEPER");
+    unsetenv("SAUVE_LC_ONE");
+    unsetenv("SAUVE_TEST_TOKEN");
+}
+
 static void test_argv_verbatim(void **state)
 {
     (void)state;
@@ -580,24 +615,24 @@ static void test_capture(void **state)
     const char *argv[] = {"sh", "-c", "echo 'pg_dump (PostgreSQL) 16.4'", NULL};
     char *out = NULL;
     sv_error err = {0};
-    assert_int_equal(proc_capture("/bin/sh", argv, 256, &out, &err), 0);
+    assert_int_equal(proc_capture("/bin/sh", argv, NULL, 256, &out, &err), 0);
     assert_string_equal(out, "pg_dump (PostgreSQL) 16.4");
     free(out);
 
     /* Longer than max: truncated, and the child is not killed by SIGPIPE. */
     const char *long_argv[] = {"sh", "-c", "head -c 200000 /dev/zero | tr '\\0' y", NULL};
-    assert_int_equal(proc_capture("/bin/sh", long_argv, 10, &out, &err), 0);
+    assert_int_equal(proc_capture("/bin/sh", long_argv, NULL, 10, &out, &err), 0);
     assert_string_equal(out, "yyyyyyyyyy");
     free(out);
 
     const char *fail_argv[] = {"sh", "-c", "echo partial; echo 'bad option' >&2; exit 2", NULL};
     struct redirect r = redirect_begin(STDERR_FILENO);
-    assert_int_equal(proc_capture("/bin/sh", fail_argv, 256, &out, &err), -1);
+    assert_int_equal(proc_capture("/bin/sh", fail_argv, NULL, 256, &out, &err), -1);
     free(redirect_end(&r));
     assert_null(out);
     assert_string_equal(err.msg, "sh exited with status 2: bad option");
 
-    assert_int_equal(proc_capture("/nonexistent/x", fail_argv, 256, &out, &err), -1);
+    assert_int_equal(proc_capture("/nonexistent/x", fail_argv, NULL, 256, &out, &err), -1);
     assert_null(out);
     assert_string_equal(err.msg, "cannot run /nonexistent/x: No such file or directory");
 }
@@ -819,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup(test_stdin_is_dev_null, setup),
         cmocka_unit_test_setup(test_env_set_visible_and_replaces, setup),
         cmocka_unit_test_setup(test_env_unset_removes, setup),
+        cmocka_unit_test_setup(test_env_keep_is_an_allow_list, setup),
         cmocka_unit_test_setup(test_argv_verbatim, setup),
         cmocka_unit_test_setup(test_killed_by_signal, setup),
         cmocka_unit_test_setup(test_proc_kill_terminates, setup),
