@@ -93,7 +93,7 @@ static void put_escaped(const char *s, const char *after)
 /* "kept: last (1 of 7), daily 2026-11-21" under the set's line. */
 static void print_retention(const retention_verdict *v)
 {
-    printf("%25s%s: ", "", v->keep ? "kept" : "next prune deletes it");
+    printf("%27s%s: ", "", v->keep ? "kept" : "next prune deletes it");
     for (size_t i = 0; i < v->n_reasons; i++) {
         fputs(i ? ", " : "", stdout);
         put_escaped(v->reasons[i], ""); /* "newest good copy of postgres:NAME" names a manifest's source */
@@ -111,7 +111,7 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
         printf("(none)\n");
         return;
     }
-    printf("%-23s  %-10s  %10s  %5s  %-7s  %-6s  %s\n", "SET", "STATUS", "SIZE", "AGE", "REASON", "PRUNE",
+    printf("%-25s  %-10s  %10s  %5s  %-7s  %-6s  %s\n", "SET", "STATUS", "SIZE", "AGE", "REASON", "PRUNE",
            "SOURCES");
     for (size_t i = 0; i < cat->n; i++) {
         const catalog_set *s = &cat->sets[i];
@@ -121,7 +121,7 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
         log_human_bytes(s->stored_bytes, size, sizeof size);
         human_age(now - started, age, sizeof age);
         char *reason = text_escape(s->complete ? s->m.reason : "-");
-        printf("%-23s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, prune_set_status(s), size, age, reason,
+        printf("%-25s  %-10s  %10s  %5s  %-7s  %-6s  ", s->id, prune_set_status(s), size, age, reason,
                plan->verdicts[i].keep ? "keep" : "delete");
         free(reason);
         if (!s->complete) {
@@ -141,7 +141,7 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             const manifest_artifact *a = &s->m.artifacts[j];
             if (a->ok)
                 continue;
-            printf("%25s", "");
+            printf("%27s", "");
             put_escaped(a->kind, ":");
             put_escaped(a->name, " failed: ");
             put_escaped(a->error, "\n");

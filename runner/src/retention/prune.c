@@ -211,14 +211,14 @@ static void print_plan_text(const sv_config *cfg, storage *st, const catalog *ca
         printf("(no sets)\n");
         return;
     }
-    printf("%-23s  %-6s  %-10s  %s\n", "SET", "ACTION", "STATUS", "WHY");
+    printf("%-25s  %-6s  %-10s  %s\n", "SET", "ACTION", "STATUS", "WHY");
     for (size_t i = 0; i < cat->n; i++) {
         const catalog_set *s = &cat->sets[i];
         /* why quotes the manifest (a safety copy's note, a problem, source
          * names): escaped, so that a forged manifest cannot drive the terminal */
         char *w = why(s, &plan->verdicts[i]);
         char *shown = text_escape(w);
-        printf("%-23s  %-6s  %-10s  %s\n", s->id, plan->verdicts[i].keep ? "keep" : "delete",
+        printf("%-25s  %-6s  %-10s  %s\n", s->id, plan->verdicts[i].keep ? "keep" : "delete",
                prune_set_status(s), shown);
         free(shown);
         free(w);
