@@ -119,6 +119,12 @@ test: deps-test
 	$(MAKE) fuzz-quick
 	$(MAKE) test-fetch
 	$(MAKE) test-rootfs
+	$(MAKE) fresh-root
+
+## fresh-root: make demo, then make deps-test, as the first commands in a bare Debian 12 root (debootstrap): the install path from nothing
+.PHONY: fresh-root
+fresh-root: deps-test
+	scripts/fresh-root.sh
 
 ## check-asan: every test under AddressSanitizer, LeakSanitizer and UBSan
 check-asan: deps-test
