@@ -107,18 +107,6 @@ char *log_mask(const char *s)
     return out;
 }
 
-/* The length of the longest prefix of s[0..len) that ends on a UTF-8
- * character boundary, at most max. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
 void log_mask_into(char *dst, size_t size, const char *src)
 {
     if (size == 0)

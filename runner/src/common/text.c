@@ -6,11 +6,9 @@
 
 #include "common/mem.h"
 
-/* The length of the UTF-8 sequence at s and its code point, or 0 when s
- * does not start one (stray continuation byte, overlong form, surrogate,
- * beyond U+10FFFF, cut by the end of the string). */
-static size_t utf8_seq(const unsigned char *s, unsigned long *cp)
+size_t utf8_seq(const char *str, unsigned long *cp)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0];
     size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
     if (n == 0)
@@ -24,8 +22,30 @@ static size_t utf8_seq(const unsigned char *s, unsigned long *cp)
     static const unsigned long min[] = {0, 0, 0x80, 0x800, 0x10000};
     if (v < min[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
         return 0;
-    *cp = v;
+    if (cp)
+        *cp = v;
     return n;
+}
+
+bool utf8_valid(const char *s)
+{
+    while (*s) {
+        size_t n = utf8_seq(s, NULL);
+        if (n == 0)
+            return false;
+        s += n;
+    }
+    return true;
+}
+
+size_t utf8_prefix(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
 }
 
 static bool shown_raw(unsigned long cp)
@@ -47,7 +67,7 @@ char *text_escape(const char *s)
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
         unsigned long cp = 0;
-        size_t n = utf8_seq(p, &cp);
+        size_t n = utf8_seq((const char *)p, &cp);
         if (n && shown_raw(cp)) {
             memcpy(out + o, p, n);
             o += n;

@@ -52,6 +52,7 @@
 #include <jansson.h>
 
 #include "common/mem.h"
+#include "common/text.h"
 
 /* The manifest must never lose a field silently, so a failed jansson
  * allocation is treated like any other out-of-memory: abort (common/mem.h). */
@@ -74,36 +75,6 @@ static void jset(json_t *obj, const char *key, json_t *value)
         json_oom();
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /*
  * A JSON string for s, or null for NULL. Text that is not UTF-8 (an error
  * message from a tool running in a Latin-1 locale, say) gets U+FFFD for each
@@ -121,7 +92,7 @@ static json_t *jstr(const char *s)
     char *clean = xmalloc(len * 3 + 1);
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len((const unsigned char *)s + i);
+        size_t n = utf8_seq(s + i, NULL);
         if (n == 0) {
             memcpy(clean + o, "\xEF\xBF\xBD", 3);
             o += 3;
@@ -487,26 +458,6 @@ static int get_time(json_t *obj, const char *key, time_t *out, sv_error *err)
     return 0;
 }
 
-/* Well-formed UTF-8 (JSON text must be; jansson would replace bad bytes
- * and the key in the manifest would no longer name the object). */
-static bool utf8_valid(const unsigned char *p)
-{
-    while (*p) {
-        int n = *p < 0x80             ? 0
-                : (*p & 0xe0) == 0xc0 ? 1
-                : (*p & 0xf0) == 0xe0 ? 2
-                : (*p & 0xf8) == 0xf0 ? 3
-                                      : -1;
-        if (n < 0 || (n == 1 && *p < 0xc2))
-            return false;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xc0) != 0x80)
-                return false;
-    }
-    return true;
-}
-
 static bool key_is_safe(const char *key);
 
 bool manifest_key_is_safe(const char *key)
@@ -519,7 +470,7 @@ bool manifest_key_is_safe(const char *key)
  * character or backslash, valid UTF-8. */
 static bool key_is_safe(const char *key)
 {
-    if (!*key || key[0] == '/' || !utf8_valid((const unsigned char *)key))
+    if (!*key || key[0] == '/' || !utf8_valid(key))
         return false;
     const char *seg = key;
     for (;;) {

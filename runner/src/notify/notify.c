@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/signals.h"
+#include "common/text.h"
 
 /* Discord refuses a "content" longer than 2000 characters; bytes bound characters. */
 #define TEXT_MAX_BYTES 1990
@@ -286,10 +287,7 @@ static void truncate_utf8(char *s, size_t max)
     size_t len = strlen(s);
     if (len <= max)
         return;
-    size_t cut = max - 3;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    memcpy(s + cut, "\xE2\x80\xA6", 4);
+    memcpy(s + utf8_prefix(s, len, max - 3), "\xE2\x80\xA6", 4);
 }
 
 char *notify_webhook_text(const struct notify_run *run)

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/text.h"
 
 #define URL_HELP "use file:///path or s3://bucket/prefix"
 
@@ -63,33 +64,6 @@ const char *storage_url(const storage *st)
     return st->url;
 }
 
-/* Whether s is valid UTF-8 (no overlong form, surrogate, or code point
- * above U+10FFFF): what S3 keys are. */
-static bool utf8_valid(const unsigned char *s)
-{
-    while (*s) {
-        unsigned c = *s;
-        size_t n = c < 0x80             ? 0
-                   : (c & 0xE0) == 0xC0 ? 1
-                   : (c & 0xF0) == 0xE0 ? 2
-                   : (c & 0xF8) == 0xF0 ? 3
-                                        : 9;
-        if (n == 9)
-            return false;
-        unsigned long cp = n == 0 ? c : n == 1 ? c & 0x1F : n == 2 ? c & 0x0F : c & 0x07;
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i] & 0x3F);
-        }
-        static const unsigned long min[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        s += n + 1;
-    }
-    return true;
-}
-
 /*
  * The key rules, the same for every backend so that a set written to one
  * can be copied to another: relative, '/'-separated, no empty, "." or ".."
@@ -110,7 +84,7 @@ static const char *key_problem(const char *key, bool is_prefix)
     for (const char *c = key; *c; c++)
         if ((unsigned char)*c < 0x20)
             return "it has a control character";
-    if (!utf8_valid((const unsigned char *)key))
+    if (!utf8_valid(key))
         return "it is not valid UTF-8";
     const char *seg = key;
     for (;;) {
