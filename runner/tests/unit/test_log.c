@@ -10,28 +10,6 @@
 #include "common/error.h"
 #include "common/log.h"
 
-/* Reads fd to EOF; newly allocated, NUL-terminated. */
-static char *read_all(int fd)
-{
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (cap - len < 4096) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        assert_true(n >= 0);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    return buf;
-}
-
 /* stderr into a temporary file until stderr_end(), which returns it. */
 struct capture {
     int saved;
@@ -55,7 +33,7 @@ static char *stderr_end(struct capture *c)
     assert_true(dup2(c->saved, STDERR_FILENO) >= 0);
     close(c->saved);
     assert_int_equal(lseek(fileno(c->file), 0, SEEK_SET), 0);
-    char *s = read_all(fileno(c->file));
+    char *s = test_read_all(fileno(c->file));
     fclose(c->file);
     return s;
 }
@@ -239,7 +217,7 @@ static void test_termination_log_masked_and_bounded(void **state)
     free(stderr_end(&c));
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    char *written = read_all(fileno(f));
+    char *written = test_read_all(fileno(f));
     fclose(f);
     assert_true(strlen(written) <= 4096);
     assert_int_equal(written[strlen(written) - 1], '\n');

@@ -15,28 +15,6 @@
 #include "common/proc.h"
 #include "common/signals.h"
 
-/* Reads fd to EOF; newly allocated, NUL-terminated. */
-static char *read_all(int fd)
-{
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (cap - len < 4096) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        assert_true(n >= 0);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    return buf;
-}
-
 static proc *start_sh(const char *script, bool pipe_stdout, sv_error *err)
 {
     const char *argv[] = {"sh", "-c", script, NULL};
@@ -58,7 +36,7 @@ static char *sh_output(const char *script, const struct proc_options *extra)
     sv_error err = {0};
     proc *p = proc_start(&o, &err);
     assert_non_null(p);
-    char *out = read_all(proc_stdout_fd(p));
+    char *out = test_read_all(proc_stdout_fd(p));
     assert_int_equal(proc_wait(p, &err), 0);
     proc_free(p);
     return out;
@@ -97,7 +75,7 @@ static char *redirect_end(struct redirect *r)
     assert_true(dup2(r->saved, r->target) >= 0);
     close(r->saved);
     assert_int_equal(lseek(fileno(r->file), 0, SEEK_SET), 0);
-    char *s = read_all(fileno(r->file));
+    char *s = test_read_all(fileno(r->file));
     fclose(r->file);
     return s;
 }
@@ -193,7 +171,7 @@ static void test_stdin_round_trip(void **state)
     assert_int_equal(proc_stdin_fd(p), -1);
     assert_int_equal(write(in, msg, sizeof msg - 1), (ssize_t)(sizeof msg - 1));
     close(in);
-    char *out = read_all(proc_stdout_fd(p));
+    char *out = test_read_all(proc_stdout_fd(p));
     assert_string_equal(out, msg);
     assert_int_equal(proc_wait(p, &err), 0);
     proc_free(p);
@@ -209,7 +187,7 @@ static void test_take_stdout(void **state)
     int fd = proc_take_stdout(p);
     assert_true(fd >= 0);
     assert_int_equal(proc_stdout_fd(p), -1);
-    char *out = read_all(fd);
+    char *out = test_read_all(fd);
     close(fd);
     assert_string_equal(out, "taken");
     assert_int_equal(proc_wait(p, &err), 0);
@@ -262,7 +240,7 @@ static void test_env_set_visible_and_replaces(void **state)
         &(struct proc_options){.path = "/usr/bin/env", .argv = argv, .env_set = set, .pipe_stdout = true},
         &err);
     assert_non_null(p);
-    char *env = read_all(proc_stdout_fd(p));
+    char *env = test_read_all(proc_stdout_fd(p));
     assert_int_equal(proc_wait(p, &err), 0);
     assert_int_equal(count(env, "SAUVE_TEST_SECRET="), 1);
     assert_non_null(strstr(env, "\nSAUVE_TEST_SECRET=s3cret value\n"));
@@ -306,7 +284,7 @@ static void test_env_keep_is_an_allow_list(void **state)
             .path = "/usr/bin/env", .argv = argv, .env_keep = keep, .env_set = set, .pipe_stdout = true},
         &err);
     assert_non_null(p);
-    char *env = read_all(proc_stdout_fd(p));
+    char *env = test_read_all(proc_stdout_fd(p));
     assert_int_equal(proc_wait(p, &err), 0);
     assert_string_equal(env, "SAUVE_TEST_KEEP=kept\nSAUVE_LC_ONE=by prefix\nSAUVE_TEST_SET=given\n");
     proc_free(p);
@@ -332,7 +310,7 @@ static void test_argv_verbatim(void **state)
     sv_error err = {0};
     proc *p = proc_start(&(struct proc_options){.path = "/bin/sh", .argv = argv, .pipe_stdout = true}, &err);
     assert_non_null(p);
-    char *out = read_all(proc_stdout_fd(p));
+    char *out = test_read_all(proc_stdout_fd(p));
     assert_int_equal(proc_wait(p, &err), 0);
     assert_string_equal(out, "<zero><a b><><$HOME><\"q\" *>");
     proc_free(p);

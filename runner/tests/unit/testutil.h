@@ -6,6 +6,7 @@
 #ifndef SAUVE_TESTUTIL_H
 #define SAUVE_TESTUTIL_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -45,6 +47,28 @@ static inline char *test_write_file(const char *dir, const char *name, const cha
     fputs(content, f);
     fclose(f);
     return path;
+}
+
+/* Reads fd to EOF; newly allocated, NUL-terminated. */
+static inline char *test_read_all(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
 }
 
 #endif
