@@ -47,16 +47,6 @@ static char *repeat(char c, size_t n)
     return s;
 }
 
-/* True when any piece of secret of at least `piece` bytes occurs in s. */
-static bool has_piece(const char *s, const char *secret, size_t piece)
-{
-    size_t slen = strlen(secret);
-    for (size_t i = 0; i + piece <= slen; i++)
-        if (memmem(s, strlen(s), secret + i, piece))
-            return true;
-    return false;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -130,15 +120,15 @@ static void test_error_message_masked_before_it_is_cut(void **state)
     /* The secret straddles the end of err.msg (1024 bytes). */
     char *pad = repeat('x', sizeof err.msg - 1 - 10);
     sv_error_set(&err, SV_EXIT_FAILED, "%s%s", pad, secret);
-    assert_false(has_piece(err.msg, secret, 4));
+    assert_false(test_has_piece(err.msg, secret, 4));
     assert_non_null(strstr(err.msg, "***"));
     sv_error_hint(&err, "%.*s%s", (int)(sizeof err.hint - 1 - 10), pad, secret);
-    assert_false(has_piece(err.hint, secret, 4));
+    assert_false(test_has_piece(err.hint, secret, 4));
     /* Wrapping pushes the end of the message out: masked first as well. */
     sv_error_set(&err, SV_EXIT_FAILED, "%.*s%s", (int)(sizeof err.msg - 1 - 10 - 30), pad, secret);
     assert_non_null(strstr(err.msg, "***"));
     sv_error_wrap(&err, "%s", "a context of thirty bytes.....");
-    assert_false(has_piece(err.msg, secret, 4));
+    assert_false(test_has_piece(err.msg, secret, 4));
     free(pad);
 }
 
@@ -150,11 +140,11 @@ static void test_summary_masked_before_it_is_cut(void **state)
     struct outcome out = {0};
     char *pad = repeat('y', sizeof out.summary - 1 - 12);
     outcome_set(&out, 1, "%s%s", pad, secret);
-    assert_false(has_piece(out.summary, secret, 4));
+    assert_false(test_has_piece(out.summary, secret, 4));
     assert_int_equal(out.code, 1);
     outcome_set(&out, 1, "%.*s", (int)(sizeof out.summary - 1 - 20), pad);
     outcome_append(&out, "; notification failed: %s", secret);
-    assert_false(has_piece(out.summary, secret, 4));
+    assert_false(test_has_piece(out.summary, secret, 4));
     free(pad);
 }
 
@@ -221,7 +211,7 @@ static void test_termination_log_masked_and_bounded(void **state)
     fclose(f);
     assert_true(strlen(written) <= 4096);
     assert_int_equal(written[strlen(written) - 1], '\n');
-    assert_false(has_piece(written, secret, 4));
+    assert_false(test_has_piece(written, secret, 4));
     assert_non_null(strstr(written, "backup failed: *** zzz"));
     free(written);
     free(pad);

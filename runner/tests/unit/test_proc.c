@@ -485,16 +485,6 @@ static void test_stderr_split_keeps_utf8_whole(void **state)
     free(logged);
 }
 
-/* True when any piece of secret of at least `piece` bytes occurs in s. */
-static bool has_piece(const char *s, const char *secret, size_t piece)
-{
-    size_t slen = strlen(secret);
-    for (size_t i = 0; i + piece <= slen; i++)
-        if (memmem(s, strlen(s), secret + i, piece))
-            return true;
-    return false;
-}
-
 static void test_stderr_secret_across_the_split_is_masked(void **state)
 {
     (void)state;
@@ -509,7 +499,7 @@ static void test_stderr_secret_across_the_split_is_masked(void **state)
     assert_non_null(p);
     assert_int_equal(proc_wait(p, &err), 0);
     char *logged = redirect_end(&r);
-    assert_false(has_piece(logged, secret, 4));
+    assert_false(test_has_piece(logged, secret, 4));
     /* the line is all there, in two records cut before the secret */
     char *first = malloc(4090 + 16);
     sprintf(first, "\"msg\":\"%4090s\"", "");
@@ -518,7 +508,7 @@ static void test_stderr_secret_across_the_split_is_masked(void **state)
     assert_non_null(strstr(logged, first));
     assert_non_null(strstr(logged, "\"msg\":\"*** and more\""));
     free(first);
-    assert_false(has_piece(proc_stderr_tail(p), secret, 4));
+    assert_false(test_has_piece(proc_stderr_tail(p), secret, 4));
     proc_free(p);
     free(logged);
     log_clear_secrets();
@@ -538,8 +528,8 @@ static void test_stderr_secret_across_the_tail_cut_is_masked(void **state)
     assert_non_null(p);
     assert_int_equal(proc_wait(p, &err), -1);
     free(redirect_end(&r));
-    assert_false(has_piece(proc_stderr_tail(p), secret, 4));
-    assert_false(has_piece(err.msg, secret, 4));
+    assert_false(test_has_piece(proc_stderr_tail(p), secret, 4));
+    assert_false(test_has_piece(err.msg, secret, 4));
     proc_free(p);
     log_clear_secrets();
 }

@@ -908,7 +908,8 @@ static bool exists(const fixture *f, const char *rel)
 }
 
 /* A temp file as a crashed write leaves it, last written `age` seconds ago. */
-static void crashed_write(const fixture *f, const char *rel_dir, const char *base, time_t age)
+/* A temp file left by a crashed write, with the given modification time. */
+static void crashed_write_at(const fixture *f, const char *rel_dir, const char *base, time_t t)
 {
     char *d = path_of(f, rel_dir);
     char *cmd = xasprintf("mkdir -p '%s'", d);
@@ -916,12 +917,16 @@ static void crashed_write(const fixture *f, const char *rel_dir, const char *bas
     free(cmd);
     char *name = xasprintf(".%s.tmp-AbC123", base);
     char *p = test_write_file(d, name, "half an object");
-    time_t t = time(NULL) - age;
     struct utimbuf ut = {t, t};
     assert_int_equal(utime(p, &ut), 0);
     free(p);
     free(name);
     free(d);
+}
+
+static void crashed_write(const fixture *f, const char *rel_dir, const char *base, time_t age)
+{
+    crashed_write_at(f, rel_dir, base, time(NULL) - age);
 }
 
 static sv_config config_with(const fixture *f, const char *const *extra)
@@ -1152,8 +1157,9 @@ static void test_prune_keeps_the_newest_good_copy_of_each_source(void **state)
 static void test_prune_keeps_an_upload_of_unknown_start(void **state)
 {
     fixture *f = *state;
-    /* mtime 0: a start time the storage could not tell */
-    crashed_write(f, "default/20261120T020000Z/postgres", "app.dump.zst", time(NULL));
+    /* mtime 0: a start time the storage could not tell (set as such: an age
+     * of time(NULL) gave 1 when the clock ticked between the two reads) */
+    crashed_write_at(f, "default/20261120T020000Z/postgres", "app.dump.zst", 0);
     crashed_write(f, "default/20261120T020000Z/postgres", "other.dump.zst", 3 * DAY);
     const char *env[] = {"SAUVE_KEEP_LAST=1", NULL};
     sv_config cfg = config_with(f, env);

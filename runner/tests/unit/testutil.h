@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,17 @@ static inline char *test_read_all(int fd)
     }
     buf[len] = '\0';
     return buf;
+}
+
+/* True when any piece of secret of at least `piece` bytes occurs in s: a
+ * secret that leaks in part leaks too. */
+static inline bool test_has_piece(const char *s, const char *secret, size_t piece)
+{
+    size_t slen = strlen(secret);
+    for (size_t i = 0; i + piece <= slen; i++)
+        if (memmem(s, strlen(s), secret + i, piece))
+            return true;
+    return false;
 }
 
 #endif
