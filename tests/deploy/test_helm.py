@@ -124,6 +124,8 @@ def test_every_pod_is_hardened(helm, case):
         assert pod["automountServiceAccountToken"] is False
         assert pod["enableServiceLinks"] is False  # no SAUVE_SERVICE_* variables
         assert pod["restartPolicy"] == "Never"
+        # cleanup after SIGTERM (20 s) and notifications fit before SIGKILL
+        assert pod["terminationGracePeriodSeconds"] == 60
         psc = pod["securityContext"]
         assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532 and psc["runAsGroup"] == 65532
         assert psc["fsGroup"] == 65532

@@ -67,7 +67,8 @@ def test_same_defaults_and_hardening_as_the_chart(helm, target):
         assert job["activeDeadlineSeconds"] == cjob["activeDeadlineSeconds"]
         assert job["ttlSecondsAfterFinished"] == cjob["ttlSecondsAfterFinished"]
         pod, cpod = job["template"]["spec"], cjob["template"]["spec"]
-        for key in ("restartPolicy", "automountServiceAccountToken", "enableServiceLinks", "securityContext"):
+        for key in ("restartPolicy", "automountServiceAccountToken", "enableServiceLinks", "securityContext",
+                    "terminationGracePeriodSeconds"):
             assert pod[key] == cpod[key], key
         c, cc = pod["containers"][0], cpod["containers"][0]
         for key in ("command", "securityContext", "terminationMessagePath", "terminationMessagePolicy"):

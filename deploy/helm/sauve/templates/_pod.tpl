@@ -34,6 +34,9 @@ automountServiceAccountToken: false
 # Otherwise Kubernetes injects SAUVE_SERVICE_HOST and the like for a Service
 # named sauve, which sauve warns about as unknown settings.
 enableServiceLinks: false
+# Between SIGTERM (deadline, eviction, drain) and SIGKILL: room for sauve to
+# remove what an interrupted run stored, then notify.
+terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
 {{- with $v.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
