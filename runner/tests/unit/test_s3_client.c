@@ -927,6 +927,40 @@ static int count_entry(void *ctx, const storage_entry *e)
     return 0;
 }
 
+/* A store's error Message that echoes a secret past the length kept. */
+#define ECHOED_SECRET "Sess10nT0ken-echoed-by-the-store-0123456789"
+static bool echo_secret_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    (void)f;
+    (void)r;
+    (void)n;
+    char msg[600];
+    memset(msg, 'x', 490);
+    snprintf(msg + 490, sizeof msg - 490, "%s", ECHOED_SECRET);
+    char body[800];
+    int len =
+        snprintf(body, sizeof body, "<Error><Code>AccessDenied</Code><Message>%s</Message></Error>", msg);
+    respond(fd, "403 Forbidden", "", body, (size_t)len, (size_t)len);
+    return true;
+}
+
+static void test_error_message_masked_before_it_is_cut(void **state)
+{
+    (void)state;
+    log_add_secret(ECHOED_SECRET);
+    struct fake *f = fake_start(echo_secret_handler, NULL);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    sv_error err = {0};
+    assert_int_equal(storage_put(x.st, "m.json", "{}", 2, &err), -1);
+    if (!strstr(err.msg, "AccessDenied") || !strstr(err.msg, "***") ||
+        test_has_piece(err.msg, ECHOED_SECRET, 6))
+        fail_msg("%s", err.msg);
+    close_storage(&x);
+    fake_stop(f);
+    log_clear_secrets();
+}
+
 static void test_answer_larger_than_s3_sends_is_refused(void **state)
 {
     (void)state;
@@ -1156,6 +1190,7 @@ int main(void)
         cmocka_unit_test(test_dot_segments_sent_as_is),
         cmocka_unit_test(test_get_resume_at_the_end_and_wrong_range),
         cmocka_unit_test(test_answer_larger_than_s3_sends_is_refused),
+        cmocka_unit_test(test_error_message_masked_before_it_is_cut),
         cmocka_unit_test(test_listing_with_keys_sauve_cannot_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

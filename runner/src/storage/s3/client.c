@@ -687,23 +687,26 @@ static int transport_exit_code(CURLcode cc)
     }
 }
 
-/* "s3 PutObject s3://bucket/key (part 3) at ENDPOINT: " */
+/* "s3 PutObject s3://bucket/key (part 3) at ENDPOINT: " then fmt. The
+ * whole text goes to sv_error_set uncut: it masks secrets before it cuts,
+ * so a secret in a store's message cannot leak its first part at the cut. */
 static int set_error(s3_conn *conn, int code, sv_error *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int set_error(s3_conn *conn, int code, sv_error *err, const char *fmt, ...)
 {
-    char what[700];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    char *what = xvasprintf(fmt, ap);
     va_end(ap);
     const struct s3_request *req = conn->req;
     const s3_client *c = conn->client;
     const char *subject = req->subject ? req->subject : req->key ? req->key : "";
-    return sv_error_set(err, code, "s3 %s s3://%s/%s%s%s%s at %s: %s", req->op, c->bucket, subject,
-                        req->detail ? " (" : "", req->detail ? req->detail : "", req->detail ? ")" : "",
-                        c->endpoint_url, what);
+    int rc = sv_error_set(err, code, "s3 %s s3://%s/%s%s%s%s at %s: %s", req->op, c->bucket, subject,
+                          req->detail ? " (" : "", req->detail ? req->detail : "", req->detail ? ")" : "",
+                          c->endpoint_url, what);
+    free_secret(what);
+    return rc;
 }
 
 static void add_hint(s3_conn *conn, const char *code, long status, sv_error *err)
@@ -1008,11 +1011,16 @@ enum s3_outcome s3_attempt(s3_conn *conn, const struct s3_request *req, struct s
         outcome = S3_OK;
         goto out;
     }
-    if (!resp->body ||
-        s3_xml_error(resp->body, resp->body_len, resp->code, sizeof resp->code, resp->message,
+    /* The answer is masked before its Message is cut to fit: a store that
+     * echoes a secret (a session token in a canonical request, say) must
+     * not leave its first part at the cut, unrecognisable to later masking. */
+    char *masked_body = resp->body ? log_mask(resp->body) : NULL;
+    if (!masked_body ||
+        s3_xml_error(masked_body, strlen(masked_body), resp->code, sizeof resp->code, resp->message,
                      sizeof resp->message) < 0 ||
         !resp->code[0])
         snprintf(resp->code, sizeof resp->code, "%s", status_code_name(status));
+    free_secret(masked_body);
     if (resp->message[0])
         set_error(conn, http_exit_code(status, resp->code), err, "HTTP %ld %s: %s", status, resp->code,
                   resp->message);
