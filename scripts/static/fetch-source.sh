@@ -86,11 +86,14 @@ update() {
         *) echo "deb-src [signed-by=$KEYRING] $MIRROR/debian $1 main" ;;
     esac >"$APT/sources.list"
     log "apt-get update (deb-src $1, private state in $APT)"
-    if ! apt_private update >"$APT/update.log" 2>&1; then
+    if apt_private update >"$APT/update.log" 2>&1; then
+        touch "$APT/state/lists/.updated"
+    else
+        # Not remembered: a later fetch asks again, so that a passing outage
+        # of a security suite never pins older versions for good.
         log "apt-get update of $1 failed (not searched):"
         grep -E '^(E|W|Err):' "$APT/update.log" | sed 's/^/     /' >&2 || true
     fi
-    touch "$APT/state/lists/.updated"
 }
 
 # "VERSION SUITE" per line. madison prints "pkg | version | mirror suite/main Sources".

@@ -60,15 +60,25 @@ done
 json_str() { local v=${1//\\/\\\\}; printf '"%s"' "${v//\"/\\\"}"; }
 source_entries() {
     local f
-    for f in "$STATIC"/prefix/.stamps/*; do cat "$f"; done
-    for m in $majors; do cat "$STATIC/pg/$m/bin/.source"; done
+    for f in "$STATIC"/prefix/.stamps/* "${majors_sources[@]}"; do
+        # A build from before sources were recorded by suite has stamps of
+        # one or three words: stop rather than write a wrong record.
+        [ "$(wc -w <"$f")" -ge 4 ] || { echo "BAD $f"; continue; }
+        cat "$f"
+    done
 }
+majors_sources=()
+for m in $majors; do
+    [ -f "$STATIC/pg/$m/bin/.source" ] || die "no $STATIC/pg/$m/bin/.source: an old static build; rm -rf $STATIC/pg/$m and run make static"
+    majors_sources+=("$STATIC/pg/$m/bin/.source")
+done
 mkdir -p "$RFS/usr/local/share/sauve"
 {
     printf '{\n  "format": 1,\n  "sources": ['
     sep=
     while read -r package version suite built; do
-        [ -n "$suite" ] || die "no suite recorded for $package $version: rebuild with make static"
+        [ "$package" != BAD ] || die "$version records no source suite: an old static build; rm -rf $STATIC and run make static"
+        [ -n "$built" ] || die "no suite recorded for $package $version: an old static build; rm -rf $STATIC and run make static"
         printf '%s\n    {"package": %s, "version": %s, "suite": %s, "built": %s}' "$sep" "$(json_str "$package")" \
             "$(json_str "$version")" "$(json_str "$suite")" "$(json_str "$built")"
         sep=,

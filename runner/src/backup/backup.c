@@ -322,18 +322,21 @@ static int commit_manifest(storage *st, const manifest *m, const char *set_prefi
     char *mkey = xasprintf("%s%s", set_prefix, MANIFEST_FILENAME);
     manifest check = {0};
     storage_entry existing;
-    int rc = -1;
+    int rc = -1, stat_rc;
     *foreign = false;
     if (manifest_from_json(json, strlen(json), &check, err) != 0) {
         sv_error_wrap(err, "the manifest of set %s would not be readable", m->id);
-    } else if (storage_stat(st, mkey, &existing, err) != 1) {
-        if (!sv_error_isset(err))
-            sv_error_set(err, SV_EXIT_FAILED,
-                         "set %s already has a manifest: another run used the same set id", m->id);
+    } else if ((stat_rc = storage_stat(st, mkey, &existing, err)) == 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "set %s already has a manifest: another run used the same set id",
+                     m->id);
         sv_error_hint(err, "give each CronJob sharing a bucket its own SAUVE_NAME");
-        /* the other run's manifest names these keys too (or the storage
-         * cannot tell): leave them */
+        /* the other run's manifest names these keys too: leave them */
         *foreign = true;
+    } else if (stat_rc < 0) {
+        /* The store could not tell (an outage, or a stop request cut the
+         * call short): nothing says another run owns this set, and set ids
+         * are unique per run, so the caller removes what this run stored. */
+        sv_error_wrap(err, "cannot check that set %s has no manifest yet", m->id);
     } else if (storage_put(st, mkey, json, strlen(json), err) == 0) {
         rc = 0;
     } else {
