@@ -2,6 +2,7 @@
 #include "pipeline/stream.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct fd_sink {
     size_t cap;
     size_t start; /* index of the oldest held byte */
     size_t held;
+    bool *reader_gone; /* set on EPIPE, when the caller asked */
 };
 
 static int write_all(struct fd_sink *f, const char *p, size_t len, sv_error *err)
@@ -34,10 +36,13 @@ static int write_all(struct fd_sink *f, const char *p, size_t len, sv_error *err
                     return -1;
                 continue;
             }
-            if (errno == EPIPE)
+            if (errno == EPIPE) {
+                if (f->reader_gone)
+                    *f->reader_gone = true;
                 return sv_error_set(err, SV_EXIT_FAILED,
                                     "%s: the reading process closed its input before the end of the stream",
                                     f->base.name);
+            }
             return sv_error_set(err, SV_EXIT_FAILED, "%s: cannot write: %s", f->base.name, strerror(errno));
         }
         p += n;
@@ -130,13 +135,14 @@ static void fd_destroy(stream *s)
 
 static const struct stream_ops fd_ops = {fd_write, fd_finish, fd_abort, fd_destroy};
 
-stream *fd_sink(int fd, size_t holdback)
+stream *fd_sink(int fd, size_t holdback, bool *reader_gone)
 {
     struct fd_sink *f = xcalloc(1, sizeof *f);
     f->base = (stream){.ops = &fd_ops, .next = NULL, .name = "fd sink"};
     f->fd = fd;
     f->cap = holdback;
     f->ring = holdback ? xmalloc(holdback) : NULL;
+    f->reader_gone = reader_gone;
     return &f->base;
 }
 

@@ -24,6 +24,7 @@
 #ifndef SAUVE_PIPELINE_STREAM_H
 #define SAUVE_PIPELINE_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,8 +102,11 @@ uint64_t count_stage_bytes(const stream *s);
  * the sink has verified it (restore: pg_restore must not commit a truncated
  * or tampered archive). finish() writes the held bytes and closes the fd;
  * abort() closes the fd without writing them. The sink owns fd.
+ * When reader_gone is given, it is set once a write finds the reader gone
+ * (EPIPE): the reader stopped first, so its error, not the sink's, is the
+ * cause (whether it has exited yet is a matter of timing).
  */
-stream *fd_sink(int fd, size_t holdback);
+stream *fd_sink(int fd, size_t holdback, bool *reader_gone);
 
 /* Sink that appends to a growing memory buffer, up to max bytes (then
  * write() fails). For small objects such as manifests, and tests. */

@@ -308,6 +308,7 @@ struct pg_loader {
     int unexpected_errors; /* errors other than those expected (below) */
     int expected_errors;   /* pg_restore's rejected transaction_timeout */
     long ignored_errors;   /* pg_restore's own count, -1 when it gave none */
+    bool stopped_reading;  /* closed its input before the end of the stream */
     char first_error[512];
 };
 
@@ -458,7 +459,7 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
         free(l);
         return NULL;
     }
-    *sink = fd_sink(proc_take_stdin(l->p), LOADER_HOLDBACK);
+    *sink = fd_sink(proc_take_stdin(l->p), LOADER_HOLDBACK, &l->stopped_reading);
     return l;
 }
 
@@ -466,9 +467,12 @@ int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
 {
     if (!ok) {
         int rc = -1;
-        if (proc_has_exited(l->p)) {
+        if (l->stopped_reading) {
             /* The loader stopped first (pg_restore refused something): its
-             * error, not the broken pipe that followed, is the cause. */
+             * error, not the broken pipe that followed, is the cause. A
+             * loader that exited only because the artifact failed
+             * verification (its input closed early) does not count, however
+             * fast it went. */
             if (proc_wait(l->p, err) != 0)
                 rc = 1;
         } else {

@@ -304,7 +304,7 @@ static void test_fd_sink_holdback(void **state)
     assert_int_equal(fcntl(p[1], F_SETFL, 0), 0);
 
     sv_error err = {0};
-    stream *s = fd_sink(p[1], HOLD);
+    stream *s = fd_sink(p[1], HOLD, NULL);
     size_t written = 0, seen = 0;
     /* Chunk sizes below, at and above the holdback, so the ring wraps. */
     size_t sizes[] = {1, 999, 1000, 1001, 7, 3000, 333, 17};
@@ -339,7 +339,7 @@ static void test_fd_sink_abort_withholds(void **state)
     int p[2];
     assert_int_equal(pipe(p), 0);
     sv_error err = {0};
-    stream *s = fd_sink(p[1], 1000);
+    stream *s = fd_sink(p[1], 1000, NULL);
     assert_int_equal(stream_write(s, data, sizeof data, &err), 0);
     stream_abort(s);
     /* abort closed the write end, so this blocking read ends at EOF */
@@ -359,7 +359,7 @@ static void test_fd_sink_reader_gone(void **state)
     assert_int_equal(pipe(p), 0);
     close(p[0]);
     sv_error err = {0};
-    stream *s = fd_sink(p[1], 0);
+    stream *s = fd_sink(p[1], 0, NULL);
     assert_int_equal(stream_write(s, "data", 4, &err), -1);
     assert_int_equal(err.code, SV_EXIT_FAILED);
     assert_non_null(strstr(err.msg, "closed its input"));
@@ -370,12 +370,25 @@ static void test_fd_sink_reader_gone(void **state)
     assert_int_equal(pipe(p), 0);
     close(p[0]);
     sv_error_clear(&err);
-    s = fd_sink(p[1], 100);
+    bool gone = false;
+    s = fd_sink(p[1], 100, &gone);
     assert_int_equal(stream_write(s, "data", 4, &err), 0);
+    assert_false(gone); /* held back: nothing reached the pipe yet */
     assert_int_equal(stream_finish(s, &err), -1);
     assert_non_null(strstr(err.msg, "closed its input"));
+    assert_true(gone);
     stream_abort(s);
     stream_free(s);
+
+    /* An abort (the artifact failed verification) is not the reader's doing. */
+    assert_int_equal(pipe(p), 0);
+    gone = false;
+    s = fd_sink(p[1], 100, &gone);
+    assert_int_equal(stream_write(s, "data", 4, &err), 0);
+    stream_abort(s);
+    stream_free(s);
+    close(p[0]);
+    assert_false(gone);
 }
 
 /* ---- stream_copy_fd -------------------------------------------------- */
