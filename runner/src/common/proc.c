@@ -532,18 +532,6 @@ static int wait_result(const proc *p, sv_error *err)
     return sv_error_set(err, SV_EXIT_FAILED, "%s exited with status %d", p->name, WEXITSTATUS(st));
 }
 
-bool proc_has_exited(const proc *p)
-{
-    if (p->waited)
-        return true;
-    siginfo_t info;
-    memset(&info, 0, sizeof info);
-    /* WNOWAIT: look without reaping, proc_wait still does that */
-    if (waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return false;
-    return info.si_pid == p->pid;
-}
-
 int proc_wait(proc *p, sv_error *err)
 {
     if (p->waited)

@@ -59,9 +59,6 @@ int proc_take_stdout(proc *p);
  */
 int proc_wait(proc *p, sv_error *err);
 
-/* True when the child has exited on its own (not reaped yet). */
-bool proc_has_exited(const proc *p);
-
 /* Sends sig to the child (e.g. SIGTERM on abort). No effect after wait. */
 void proc_kill(proc *p, int sig);
 
