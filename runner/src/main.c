@@ -13,20 +13,6 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "config/config.h"
-#include "catalog/catalog.h"
-#include "storage/storage.h"
-
-storage *command_storage(const sv_config *cfg, const char *what, struct outcome *out)
-{
-    sv_error err = {0};
-    storage *st = NULL;
-    if (catalog_check_name(cfg->name, &err) == 0 && config_require(cfg, OPT_ID_storage, &err) == 0) {
-        st = storage_open(cfg->storage, cfg, &err);
-    }
-    if (!st)
-        outcome_fail(out, what, &err);
-    return st;
-}
 
 struct command {
     const char *name;
@@ -64,40 +50,6 @@ static int finish(struct outcome *out)
     return out->code;
 }
 
-/*
- * `sauve version` and `--version`. A Pod runs it to see what the image
- * holds, typically because something is wrong, so a configuration that does
- * not load (an invalid SAUVE_* value, a broken YAML file) must not stop it:
- * it then says so in one line on stderr and searches the default pg.bindir.
- * A malformed command line (a flag version does not take, an unknown flag)
- * is still a usage error, as for every command. No summary line: stdout is
- * the answer, and the termination log is for Jobs.
- */
-static int run_version(const struct cli_args *args, struct outcome *out)
-{
-    sv_error err = {0};
-    if (cli_check_flags(args, "version", CLI_JSON, &err) != 0) {
-        outcome_fail(out, "usage error", &err);
-        return finish(out);
-    }
-    sv_config cfg;
-    struct config_load_options lo = {
-        .file = args->config_file, .flags = args->options, .nflags = args->noptions};
-    bool loaded = config_load(&cfg, &lo, &err) == 0;
-    if (!loaded && err.code == SV_EXIT_USAGE) {
-        outcome_fail(out, "usage error", &err);
-        return finish(out);
-    }
-    if (!loaded)
-        log_warn("the configuration did not load, so version searches the default pg.bindir: %s", err.msg);
-    /* Unknown SAUVE_* warnings are left to the commands that use the
-     * configuration: version's stderr stays one line at most. */
-    cmd_version(args, loaded ? &cfg : NULL);
-    if (loaded)
-        config_free(&cfg);
-    return SV_EXIT_OK;
-}
-
 int main(int argc, char **argv)
 {
     log_init(LOG_FORMAT_AUTO, LOG_INFO);
@@ -121,7 +73,7 @@ int main(int argc, char **argv)
         return finish(&out);
     }
     if (args.version || (args.command && strcmp(args.command, "version") == 0)) {
-        int code = run_version(&args, &out);
+        int code = cmd_version(&args, &out) == 0 ? SV_EXIT_OK : finish(&out);
         cli_free(&args);
         return code;
     }

@@ -37,13 +37,14 @@ void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome
 void cmd_prune(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 
 /*
- * sauve version [--json]: prints sauve's version, the PostgreSQL client
- * tools found in pg.bindir, the libraries linked in and the Debian sources
- * the image was built from (cli/version.h). cfg NULL means the
- * configuration did not load: the default pg.bindir is searched. It has no
- * outcome: it prints what it finds, also when it finds nothing or a
- * malformed record, and sauve exits 0.
+ * sauve version [--json] (and --version): prints sauve's version, the
+ * PostgreSQL client tools found in pg.bindir, the libraries linked in and
+ * the Debian sources the image was built from (cli/version.h). It loads the
+ * configuration itself, and one that does not load is said in one line on
+ * stderr and the default pg.bindir searched. Returns 0 once it has printed
+ * (sauve exits 0, with no summary line: stdout is the answer, and the
+ * termination log is for Jobs), or -1 with a usage error in out.
  */
-void cmd_version(const struct cli_args *args, const sv_config *cfg);
+int cmd_version(const struct cli_args *args, struct outcome *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <zstd.h>
 
 #include "cli/commands.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "sources/postgres.h"
 
@@ -255,7 +256,8 @@ static void print_text(json_t *root)
     }
 }
 
-void cmd_version(const struct cli_args *args, const sv_config *cfg)
+/* What `sauve version` prints; cfg NULL: the default pg.bindir. */
+static void print_version(const struct cli_args *args, const sv_config *cfg)
 {
     sv_strlist fallback = {0};
     const sv_strlist *bindir = cfg ? &cfg->pg_bindir : &fallback;
@@ -287,4 +289,37 @@ void cmd_version(const struct cli_args *args, const sv_config *cfg)
     }
     json_decref(root);
     strlist_free(&fallback);
+}
+
+/*
+ * A Pod runs `sauve version` to see what the image holds, typically because
+ * something is wrong, so a configuration that does not load (an invalid
+ * SAUVE_* value, a broken YAML file) must not stop it: it then says so in
+ * one line on stderr and searches the default pg.bindir. A malformed
+ * command line (a flag version does not take, an unknown flag) is still a
+ * usage error, as for every command.
+ */
+int cmd_version(const struct cli_args *args, struct outcome *out)
+{
+    sv_error err = {0};
+    if (cli_check_flags(args, "version", CLI_JSON, &err) != 0) {
+        outcome_fail(out, "usage error", &err);
+        return -1;
+    }
+    sv_config cfg;
+    struct config_load_options lo = {
+        .file = args->config_file, .flags = args->options, .nflags = args->noptions};
+    bool loaded = config_load(&cfg, &lo, &err) == 0;
+    if (!loaded && err.code == SV_EXIT_USAGE) {
+        outcome_fail(out, "usage error", &err);
+        return -1;
+    }
+    if (!loaded)
+        log_warn("the configuration did not load, so version searches the default pg.bindir: %s", err.msg);
+    /* Unknown SAUVE_* warnings are left to the commands that use the
+     * configuration: version's stderr stays one line at most. */
+    print_version(args, loaded ? &cfg : NULL);
+    if (loaded)
+        config_free(&cfg);
+    return 0;
 }

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/signals.h"
@@ -620,28 +619,4 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
         return -1;
     }
     return 0;
-}
-
-long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out)
-{
-    struct prune_options o = {.pinned_id = set_id};
-    struct prune_result res;
-    sv_error err = {0};
-    if (prune_run(cfg, st, &o, &res, &err) != 0) {
-        log_error("prune after the backup failed: %s", err.msg);
-        if (out->code == SV_EXIT_OK)
-            out->code = SV_EXIT_PRUNE;
-        if (err.hint[0])
-            outcome_append(out, "; prune failed: %s (hint: %s)", err.msg, err.hint);
-        else
-            outcome_append(out, "; prune failed: %s", err.msg);
-        return -1;
-    }
-    log_with(LOG_INFO,
-             LOG_FIELDS(LOG_NUM("sets_deleted", res.sets_deleted), LOG_NUM("sets_kept", res.sets_kept),
-                        LOG_NUM("uploads_removed", res.uploads_removed)),
-             "prune ok: %zu set(s) deleted, %zu kept, %zu interrupted write(s) removed", res.sets_deleted,
-             res.sets_kept, res.uploads_removed);
-    outcome_append(out, "; pruned %zu set(s), %zu kept", res.sets_deleted, res.sets_kept);
-    return (long)res.complete_sets;
 }

@@ -72,15 +72,4 @@ struct prune_result {
 int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, struct prune_result *res,
               sv_error *err);
 
-/*
- * The prune of `sauve backup`, after set_id was committed (never after a
- * failed backup): logs the plan, deletes, and adds the result to the run's
- * outcome. A failure is appended to the summary ("; prune failed: ...") and
- * turns exit 0 into 3; a partial backup keeps its 2, the more urgent news.
- * Returns the complete sets left in the series (the run's own catalog,
- * so that metrics need no second listing), or -1 when prune failed.
- */
-struct outcome;
-long prune_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out);
-
 #endif
