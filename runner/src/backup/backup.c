@@ -357,8 +357,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
 
     source *sources[4];
     size_t nsources = 0;
-    if (req->pg_databases)
-        sources[nsources++] = pg_source_new(cfg, req->pg_databases, false);
+    if (req->only)
+        sources[nsources++] = req->only;
     else if (pg_configured(cfg))
         sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
     if (nsources == 0) {
@@ -504,7 +504,8 @@ out:
     }
     res->seconds = now_seconds() - t0;
     for (size_t s = 0; s < nsources; s++)
-        source_free(sources[s]);
+        if (sources[s] != req->only)
+            source_free(sources[s]);
     for (size_t i = 0; i < w.n; i++)
         free(w.keys[i]);
     free(w.keys);

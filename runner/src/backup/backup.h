@@ -12,12 +12,15 @@
 #include "common/error.h"
 #include "config/config.h"
 #include "manifest/manifest.h"
+#include "sources/source.h"
 #include "storage/storage.h"
 
 struct backup_request {
-    const char *reason;             /* "backup" (default) or "safety" */
-    const char *note;               /* recorded in the manifest; may be NULL */
-    const sv_strlist *pg_databases; /* NULL: the configuration's; else exactly these (no globals) */
+    const char *reason; /* "backup" (default) or "safety" */
+    const char *note;   /* recorded in the manifest; may be NULL */
+    /* NULL: the configured sources; else this one alone (the safety backup
+     * of what a restore replaces). The caller keeps and frees it. */
+    source *only;
 };
 
 /* What happened to one artifact (or to a whole source that failed before

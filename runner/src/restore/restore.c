@@ -7,11 +7,27 @@
 #include <unistd.h>
 
 #include "backup/backup.h"
-#include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "pipeline/progress.h"
-#include "sources/postgres.h"
+
+int restore_parse(const struct restore_request *req, struct restore_spec *spec, sv_error *err)
+{
+    memset(spec, 0, sizeof *spec);
+    const char *colon = req->spec ? strchr(req->spec, ':') : NULL;
+    if (!colon || !colon[1] || !(spec->ops = loader_find(req->spec, (size_t)(colon - req->spec)))) {
+        char *forms = loader_forms();
+        if (!colon)
+            sv_error_set(err, SV_EXIT_USAGE, "restore needs one spec: %s", forms);
+        else
+            sv_error_set(err, SV_EXIT_USAGE, "cannot restore '%s': sources are %s", req->spec, forms);
+        free(forms);
+        return -1;
+    }
+    spec->text = req->spec;
+    spec->name = colon + 1;
+    return spec->ops->check(spec->name, &req->load, err);
+}
 
 int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
                             const manifest_artifact *a, stream *sink, sv_error *err)
@@ -38,9 +54,9 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
     return rc;
 }
 
-static int confirm(const struct cli_args *args, const char *what, sv_error *err)
+static int confirm(bool yes, const char *what, sv_error *err)
 {
-    if (args->yes)
+    if (yes)
         return 0;
     if (!isatty(STDIN_FILENO)) {
         sv_error_set(err, SV_EXIT_USAGE, "restore changes a database and needs confirmation");
@@ -55,192 +71,29 @@ static int confirm(const struct cli_args *args, const char *what, sv_error *err)
     return 0;
 }
 
-/* The tools that will load artifact a into a server of server_major, chosen
- * before anything changes: a restore that cannot load must not have
- * created, backed up or replaced anything first. */
-static int loader_tools(const sv_config *cfg, const manifest_artifact *a, int server_major,
-                        struct pg_tools *tools, sv_error *err)
+/*
+ * The set and the artifact of spec in it: the set asked for; for "latest",
+ * when the newest set has no usable copy (last night's set may be partial
+ * with this very source failed), the newest complete backup that has one.
+ */
+static int pick(const sv_config *cfg, const catalog *cat, const struct restore_spec *spec, const char *which,
+                const catalog_set **set_out, const manifest_artifact **a_out, sv_error *err)
 {
-    if (pg_loader_tools(cfg, server_major, a->tool_version, tools, err) != 0)
+    const catalog_set *set = catalog_pick(cat, which, err);
+    if (!set)
         return -1;
-    log_with(LOG_INFO,
-             LOG_FIELDS(LOG_STR("tools", tools->dir), LOG_STR("tools_version", tools->dump_version),
-                        LOG_STR("artifact_tool_version", a->tool_version ? a->tool_version : ""),
-                        LOG_NUM("server_major", server_major)),
-             "%s from %s (PostgreSQL %d) loads %s:%s, written by %s, into a server of major %d",
-             strcmp(a->format, "pg_dumpall-globals-sql") == 0 ? "psql" : "pg_restore", tools->dir,
-             tools->major, a->kind, a->name, a->tool_version ? a->tool_version : "an unrecorded pg_dump",
-             server_major);
-    return 0;
-}
-
-/* Loads artifact a into database db of a server of server_major with
- * tools; the loader sees the artifact's end only after it verified. */
-static int load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a,
-                const char *db, bool no_owner, const struct pg_tools *tools, int server_major, sv_error *err)
-{
-    stream *sink = NULL;
-    pg_loader *l = pg_loader_start(cfg, a->format, db, no_owner, tools, server_major, &sink, err);
-    if (!l)
-        return -1;
-    int rc = restore_stream_artifact(st, cfg, set, a, sink, err);
-    sv_error lerr = {0};
-    int lrc = pg_loader_finish(l, rc == 0, &lerr);
-    if ((rc == 0 && lrc != 0) || lrc == 1) {
-        /* the loader's own refusal, not a damaged artifact */
-        *err = lerr;
-        sv_error_wrap(err, "loading %s:%s into database %s failed%s", a->kind, a->name, db,
-                      pg_loader_transactional(tools->major, server_major) ? ", nothing was committed" : "");
-        if (strstr(err->msg, "role") && strstr(err->msg, "does not exist"))
-            sv_error_hint(err, "restore postgres:globals first, or pass --no-owner");
-        rc = -1;
-    }
-    return rc;
-}
-
-static int safety_backup(const sv_config *cfg, storage *st, const char *target, const char *from_set,
-                         char *id_out, sv_error *err)
-{
-    sv_strlist dbs = {0};
-    strlist_push(&dbs, target);
-    char *note = xasprintf("database %s before restore --clean from set %s", target, from_set);
-    struct backup_request req = {.reason = "safety", .note = note, .pg_databases = &dbs};
-    struct backup_result res;
-    int code = backup_run(cfg, st, &req, &res, err);
-    if (code != SV_EXIT_OK) {
-        if (code == SV_EXIT_PARTIAL)
-            sv_error_set(err, SV_EXIT_FAILED, "the safety backup of %s failed: %s", target, res.failed);
-        else
-            sv_error_wrap(err, "the safety backup of database %s failed, nothing was changed", target);
-        sv_error_hint(err, "fix the cause, or pass --no-safety-backup if a copy of %s is not needed", target);
-        code = -1;
-    } else {
-        strcpy(id_out, res.set_id);
-        code = 0;
-    }
-    backup_result_free(&res);
-    free(note);
-    strlist_free(&dbs);
-    return code;
-}
-
-static int restore_database(const struct cli_args *args, const sv_config *cfg, storage *st,
-                            const catalog_set *set, const manifest_artifact *a, const char *target,
-                            sv_error *err)
-{
-    struct pg_target t;
-    if (pg_target_inspect(cfg, target, &t, err) != 0)
-        return -1;
-    int rc = -1;
-    char *scratch = NULL;
-    struct pg_tools tools = {0};
-    if (t.exists && !t.empty && !args->clean) {
-        sv_error_set(err, SV_EXIT_FAILED, "database %s is not empty, nothing was changed", target);
-        sv_error_hint(
-            err, "use --clean to replace it (a safety backup is taken first), or --into another database");
-        goto out;
-    }
-    if (loader_tools(cfg, a, t.server_major, &tools, err) != 0)
-        goto out;
-    bool one_transaction = pg_loader_transactional(tools.major, t.server_major);
-    if (!one_transaction)
-        log_info("pg_restore %d cannot load into a server of major %d in one transaction (it sets "
-                 "transaction_timeout, which servers before 17 reject): it loads into a database dropped if "
-                 "anything fails",
-                 tools.major, t.server_major);
-    if (!t.exists) {
-        if (pg_create_database(cfg, target, NULL, NULL, err) != 0)
-            goto out;
-        if (load(cfg, st, set, a, target, args->no_owner, &tools, t.server_major, err) != 0) {
-            sv_error derr = {0};
-            if (pg_drop_database(cfg, target, false, &derr) != 0)
-                log_warn("could not drop database %s created for the failed restore: %s", target, derr.msg);
-            goto out;
-        }
-    } else if (t.empty && one_transaction) {
-        /* pg_restore runs in one transaction: on failure the target stays empty */
-        if (load(cfg, st, set, a, target, args->no_owner, &tools, t.server_major, err) != 0)
-            goto out;
-    } else {
-        /* Not empty (--clean), or empty but loaded without one transaction:
-         * into a scratch database, swapped in once complete. An empty
-         * target needs no safety copy. */
-        char safety[SET_ID_LEN + 1] = "";
-        if (!t.empty && !args->no_safety_backup) {
-            if (safety_backup(cfg, st, target, set->id, safety, err) != 0)
-                goto out;
-            log_info("safety backup of database %s stored as set %s/%s (reason safety)", target, cfg->name,
-                     safety);
-        }
-        scratch = xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid());
-        if (pg_create_database(cfg, scratch, target, t.owner, err) != 0)
-            goto out;
-        if (load(cfg, st, set, a, scratch, args->no_owner, &tools, t.server_major, err) != 0 ||
-            pg_copy_database_properties(cfg, target, scratch, err) != 0) {
-            sv_error derr = {0};
-            pg_drop_database(cfg, scratch, false, &derr);
-            goto out;
-        }
-        /* The restored copy is complete: only now is the target replaced. */
-        if (pg_replace_database(cfg, target, scratch, args->clean && t.server_major >= 13, err) != 0) {
-            sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", scratch,
-                          target);
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    free(scratch);
-    pg_tools_free(&tools);
-    pg_target_free(&t);
-    return rc;
-}
-
-void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
-{
-    sv_error err = {0};
-    if (args->nargs != 1 || !strchr(args->args[0], ':')) {
-        sv_error_set(&err, SV_EXIT_USAGE, "restore needs one spec: postgres:DATABASE or postgres:globals");
-        outcome_fail(out, "usage error", &err);
-        return;
-    }
-    const char *spec = args->args[0];
-    size_t kind_len = (size_t)(strchr(spec, ':') - spec);
-    const char *name = spec + kind_len + 1;
-    if (kind_len != 8 || strncmp(spec, "postgres", 8) != 0 || !*name) {
-        sv_error_set(&err, SV_EXIT_USAGE,
-                     "cannot restore '%s': sources are postgres:DATABASE or postgres:globals", spec);
-        outcome_fail(out, "usage error", &err);
-        return;
-    }
-    if (args->into && strcmp(name, "globals") == 0) {
-        sv_error_set(&err, SV_EXIT_USAGE,
-                     "--into does not apply to postgres:globals (roles are cluster-wide)");
-        outcome_fail(out, "usage error", &err);
-        return;
-    }
-    storage *st = command_storage(cfg, "restore failed", out);
-    if (!st)
-        return;
-    catalog cat = {0};
-    const catalog_set *set = NULL;
-    const manifest_artifact *a = NULL;
-    const char *target = args->into ? args->into : name;
-    if (catalog_load(st, cfg->name, &cat, &err) != 0 || !(set = catalog_pick(&cat, args->set, &err)))
-        goto fail;
-    a = manifest_find(&set->m, "postgres", name);
-    if ((!a || !a->ok) && (!args->set || strcmp(args->set, "latest") == 0)) {
-        /* last night's set may be partial with this very database failed:
-         * "latest" then means the newest backup that holds it */
+    const char *kind = spec->ops->kind;
+    const manifest_artifact *a = manifest_find(&set->m, kind, spec->name);
+    if ((!a || !a->ok) && (!which || strcmp(which, "latest") == 0)) {
         const catalog_set *newest = set;
-        for (size_t i = 0; i < cat.n; i++) {
-            const catalog_set *c = &cat.sets[i];
-            const manifest_artifact *ca = c->complete ? manifest_find(&c->m, "postgres", name) : NULL;
+        for (size_t i = 0; i < cat->n; i++) {
+            const catalog_set *c = &cat->sets[i];
+            const manifest_artifact *ca = c->complete ? manifest_find(&c->m, kind, spec->name) : NULL;
             if (ca && ca->ok && strcmp(c->m.reason, "safety") != 0) {
                 set = c;
                 a = ca;
                 log_warn("the newest set %s/%s has no usable %s; restoring from %s, the newest that has it",
-                         cfg->name, newest->id, spec, set->id);
+                         cfg->name, newest->id, spec->text, set->id);
                 break;
             }
         }
@@ -252,49 +105,105 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
             if (set->m.artifacts[i].ok)
                 off += (size_t)snprintf(have + off, sizeof have - off, "%s%s:%s", off ? ", " : "",
                                         set->m.artifacts[i].kind, set->m.artifacts[i].name);
-        sv_error_set(&err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
-                     a ? "usable" : "artifact", spec, off ? have : "nothing restorable");
-        goto fail;
+        return sv_error_set(err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
+                            a ? "usable" : "artifact", spec->text, off ? have : "nothing restorable");
     }
+    *set_out = set;
+    *a_out = a;
+    return 0;
+}
 
-    char *question = xasprintf("About to restore %s from set %s/%s into %s%s.", spec, cfg->name, set->id,
-                               strcmp(name, "globals") == 0 ? "the cluster's roles" : "database ",
-                               strcmp(name, "globals") == 0 ? "" : target);
-    int crc = confirm(args, question, &err);
+/* Backs up the loader's target as it is now, into a set of reason
+ * "safety" that latest never picks; its id into id_out. */
+static int safety_backup(const sv_config *cfg, storage *st, loader *l, const char *from_set, char *id_out,
+                         sv_error *err)
+{
+    source *src = l->ops->safety_source(l);
+    char *note = xasprintf("%s before restore --clean from set %s", l->what, from_set);
+    struct backup_request req = {.reason = "safety", .note = note, .only = src};
+    struct backup_result res;
+    int code = backup_run(cfg, st, &req, &res, err);
+    if (code != SV_EXIT_OK) {
+        if (code == SV_EXIT_PARTIAL)
+            sv_error_set(err, SV_EXIT_FAILED, "the safety backup of %s failed: %s", l->target, res.failed);
+        else
+            sv_error_wrap(err, "the safety backup of %s failed, nothing was changed", l->what);
+        sv_error_hint(err, "fix the cause, or pass --no-safety-backup if a copy of %s is not needed",
+                      l->target);
+        code = -1;
+    } else {
+        strcpy(id_out, res.set_id);
+        code = 0;
+    }
+    backup_result_free(&res);
+    source_free(src);
+    free(note);
+    return code;
+}
+
+/* Inspects, backs up what is replaced, then streams the artifact into the
+ * loader; the loader's own failure, when it is the cause, is the error. */
+static int load(const sv_config *cfg, storage *st, const struct restore_request *req, loader *l,
+                const catalog_set *set, const manifest_artifact *a, sv_error *err)
+{
+    bool replaces = false;
+    if (l->ops->inspect(l, a, &replaces, err) != 0)
+        return -1;
+    if (replaces && !req->no_safety_backup) {
+        char safety[SET_ID_LEN + 1] = "";
+        if (safety_backup(cfg, st, l, set->id, safety, err) != 0)
+            return -1;
+        log_info("safety backup of %s stored as set %s/%s (reason safety)", l->what, cfg->name, safety);
+    }
+    stream *sink = NULL;
+    if (l->ops->start(l, &sink, err) != 0)
+        return -1;
+    int rc = restore_stream_artifact(st, cfg, set, a, sink, err);
+    sv_error lerr = {0};
+    int lrc = l->ops->finish(l, rc == 0, &lerr);
+    if (sv_error_isset(&lerr))
+        *err = lerr;
+    return rc == 0 && lrc == 0 ? 0 : -1;
+}
+
+int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *spec,
+                const struct restore_request *req, struct restore_result *res, sv_error *err)
+{
+    memset(res, 0, sizeof *res);
+    catalog cat = {0};
+    const catalog_set *set = NULL;
+    const manifest_artifact *a = NULL;
+    loader *l = NULL;
+    int rc = -1;
+    if (catalog_load(st, cfg->name, &cat, err) != 0 || pick(cfg, &cat, spec, req->set, &set, &a, err) != 0)
+        goto out;
+    l = spec->ops->open(cfg, spec->name, &req->load);
+    char *question =
+        xasprintf("About to restore %s from set %s/%s into %s.", spec->text, cfg->name, set->id, l->changes);
+    int crc = confirm(req->yes, question, err);
     free(question);
     if (crc != 0)
-        goto fail;
+        goto out;
 
     log_with(LOG_INFO,
-             LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec), LOG_STR("target", target)),
-             "restoring %s from set %s/%s", spec, cfg->name, set->id);
+             LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec->text), LOG_STR("target", l->target)),
+             "restoring %s from set %s/%s", spec->text, cfg->name, set->id);
     time_t t0 = time(NULL);
-    int rc;
-    if (strcmp(name, "globals") == 0) {
-        struct pg_target t;
-        struct pg_tools tools = {0};
-        rc = pg_target_inspect(cfg, "postgres", &t, &err);
-        if (rc == 0)
-            rc = loader_tools(cfg, a, t.server_major, &tools, &err);
-        if (rc == 0)
-            rc = load(cfg, st, set, a, "postgres", false, &tools, t.server_major, &err);
-        pg_tools_free(&tools);
-        pg_target_free(&t);
-    } else {
-        rc = restore_database(args, cfg, st, set, a, target, &err);
-    }
-    if (rc != 0)
-        goto fail;
-    char human[32];
-    outcome_set(out, SV_EXIT_OK, "restore ok: %s from set %s/%s into %s%s (%s) in %ld s", spec, cfg->name,
-                set->id, strcmp(name, "globals") == 0 ? "the cluster" : "database ",
-                strcmp(name, "globals") == 0 ? "" : target, log_human_bytes(a->bytes_in, human, sizeof human),
-                (long)(time(NULL) - t0));
+    if (load(cfg, st, req, l, set, a, err) != 0)
+        goto out;
+    memcpy(res->set_id, set->id, sizeof res->set_id);
+    res->what = xstrdup(l->what);
+    res->bytes_in = a->bytes_in;
+    res->seconds = (long)(time(NULL) - t0);
+    rc = 0;
+out:
+    loader_free(l);
     catalog_free(&cat);
-    storage_close(st);
-    return;
-fail:
-    outcome_fail(out, err.code == SV_EXIT_USAGE ? "usage error" : "restore failed", &err);
-    catalog_free(&cat);
-    storage_close(st);
+    return rc;
+}
+
+void restore_result_free(struct restore_result *res)
+{
+    free(res->what);
+    res->what = NULL;
 }

@@ -1,21 +1,69 @@
 /*
- * Restore: one source of one set, streamed from storage through SHA-256 and
- * zstd into the loader (pg_restore, psql), never through local disk. The
- * target is changed only when the whole artifact verified: a new target is
- * created and dropped again on failure; a non-empty target is replaced only
- * with --clean, after a safety backup, by restoring into a scratch database
- * and swapping names once it is complete.
+ * Restore: one source of one set, KIND:NAME, streamed from storage through
+ * SHA-256 and zstd into the loader of its kind (sources/loader.h), never
+ * through local disk. What every kind shares is here: the set (latest,
+ * --set, or the newest that holds a usable copy), the object's size and
+ * checksum, decompression, the confirmation, the safety backup of a target
+ * that is about to be replaced, and the timing. How a target of each kind
+ * is inspected, changed and undone is its loader's.
  *
- * The command itself is cmd_restore (cli/commands.h).
+ * The target is changed only once the whole artifact verified: the loader
+ * sees the end of the stream only then.
  */
 #ifndef SAUVE_RESTORE_RESTORE_H
 #define SAUVE_RESTORE_RESTORE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "catalog/catalog.h"
 #include "config/config.h"
+#include "sources/loader.h"
 #include "storage/storage.h"
+
+struct restore_request {
+    const char *spec;           /* "postgres:app"; NULL when not exactly one was given */
+    const char *set;            /* --set: an id, a time or "latest"; NULL is latest */
+    struct loader_options load; /* --into, --clean, --no-owner */
+    bool no_safety_backup;      /* --no-safety-backup */
+    bool yes;                   /* --yes: no confirmation (Jobs) */
+};
+
+/* A spec parsed against the loader registry. */
+struct restore_spec {
+    const char *text;             /* "postgres:app", as given */
+    const struct loader_ops *ops; /* the loader of its kind */
+    const char *name;             /* "app": points into text */
+};
+
+/*
+ * Parses req->spec, KIND:NAME, and has the kind's loader check NAME and
+ * the options, before anything is opened. Fails with SV_EXIT_USAGE: no
+ * spec, no ':', an empty NAME, or a kind this build does not restore (the
+ * message lists the forms of every loader of the registry), or what the
+ * loader refuses.
+ */
+int restore_parse(const struct restore_request *req, struct restore_spec *spec, sv_error *err);
+
+struct restore_result {
+    char set_id[SET_ID_LEN + 1]; /* the set restored from */
+    char *what;                  /* "database app": what now holds the artifact */
+    uint64_t bytes_in;           /* the artifact's size before compression */
+    long seconds;                /* from the start of the load, after the confirmation */
+};
+
+/*
+ * Restores spec (from restore_parse) out of the series cfg->name in st:
+ * picks the set, asks for confirmation (unless req->yes; without a terminal
+ * that is a usage error), has the loader inspect its target, takes a
+ * safety backup of a target about to be replaced (unless
+ * req->no_safety_backup), then streams the artifact into the loader.
+ * Returns 0 with res filled, or -1 with err: nothing was changed, or what
+ * the loader's error says. Free res with restore_result_free either way.
+ */
+int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *spec,
+                const struct restore_request *req, struct restore_result *res, sv_error *err);
+void restore_result_free(struct restore_result *res);
 
 /*
  * Streams the object of artifact a (of set) into sink, checking its SHA-256

@@ -149,31 +149,9 @@ const struct pg_tools *pg_source_tools(const source *s);
 
 /* ---- restore (postgres_restore.c) -------------------------------------- */
 
-struct pg_target {
-    bool exists;
-    bool empty;  /* no user objects and no large objects */
-    char *owner; /* owner role of the database when it exists */
-    int server_major;
-};
-
-int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target *out, sv_error *err);
-void pg_target_free(struct pg_target *t);
-
-/* Creates dbname from template0; like (NULL: server defaults) gives its
- * encoding and locale; owner (NULL: the connecting user) best effort. */
-int pg_create_database(const sv_config *cfg, const char *dbname, const char *like, const char *owner,
-                       sv_error *err);
-/* force: terminate other sessions (PostgreSQL 13+ WITH (FORCE)). */
-int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err);
-int pg_rename_database(const sv_config *cfg, const char *from, const char *to, sv_error *err);
-/* Copies the ACL, settings and comment of database from onto database to. */
-int pg_copy_database_properties(const sv_config *cfg, const char *from, const char *to, sv_error *err);
-/* Replaces target by scratch (renamed into its place), then drops the old
- * target; force terminates the target's sessions first. */
-int pg_replace_database(const sv_config *cfg, const char *target, const char *scratch, bool force,
-                        sv_error *err);
-
-typedef struct pg_loader pg_loader;
+/* The loader of kind "postgres" (sources/loader.h, registered in
+ * loader.c) is postgres_loader; what follows is its choice of tools,
+ * pure or nearly so, for tests. */
 
 /*
  * Pure: the major of the pg_restore (psql for globals) that loads an
@@ -201,26 +179,5 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
  * servers reject, and in one transaction any error is fatal.
  */
 bool pg_loader_transactional(int tools_major, int server_major);
-
-/*
- * Starts the program of tools (pg_loader_tools) that loads an artifact into
- * a server of server_major: pg_restore into dbname (format pg_dump-custom),
- * in one transaction when pg_loader_transactional(), else committing as it
- * goes, the rejected transaction_timeout its only accepted error (load only
- * into a database to drop on failure, then); or psql for globals SQL
- * (dbname is the maintenance database; "already exists" errors are
- * accepted so that restoring globals twice succeeds). *sink receives the
- * artifact's decompressed bytes; it holds back the tail so that the loader
- * cannot finish (nor commit its one transaction) before the whole artifact
- * is verified.
- */
-pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
-                           const struct pg_tools *tools, int server_major, stream **sink, sv_error *err);
-
-/* ok: the sink was finished successfully, wait for the loader's verdict
- * (0, or -1 with err). !ok: the sink was aborted; stop the loader before it
- * sees the end, so that its one transaction commits nothing (-1), unless it
- * had already failed on its own: then 1, with its error in err. */
-int pg_loader_finish(pg_loader *l, bool ok, sv_error *err);
 
 #endif

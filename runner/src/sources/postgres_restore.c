@@ -1,5 +1,18 @@
-/* Restore targets (inspect, create, drop, rename) and the loaders that feed
- * an artifact to pg_restore or psql. */
+/*
+ * How a PostgreSQL backup is restored: the loader of kind "postgres"
+ * (sources/loader.h). postgres:DATABASE is a pg_dump archive that
+ * pg_restore loads into a database; postgres:globals is the SQL of
+ * pg_dumpall --globals-only (roles, tablespaces) that psql runs against
+ * the cluster. The tools are of the server's major or the dump's, the
+ * newer (pg_loader_tools).
+ *
+ * The target database is changed only when the whole artifact verified:
+ * a new target is created and dropped again on failure; an empty one is
+ * loaded in one transaction; a non-empty one is replaced only with
+ * --clean, after a safety backup, by restoring into a scratch database and
+ * swapping names once it is complete (so is an empty one that the tools
+ * cannot load in one transaction).
+ */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +23,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/proc.h"
+#include "sources/loader.h"
 #include "sources/postgres.h"
 
 /* Bytes of the decompressed artifact held back from the loader until every
@@ -74,9 +88,10 @@ static int exec_admin(const sv_config *cfg, const char *before, const char *a, c
 /* From template0, never template1: whatever a site added to template1 must
  * not end up inside a restored database (and an extension there would make
  * pg_restore fail on "already exists"). With `like`, the new database gets
- * its encoding, collation, ctype and locale provider. */
-int pg_create_database(const sv_config *cfg, const char *dbname, const char *like, const char *owner,
-                       sv_error *err)
+ * its encoding, collation, ctype and locale provider; owner (NULL: the
+ * connecting user) is set best effort. */
+static int pg_create_database(const sv_config *cfg, const char *dbname, const char *like, const char *owner,
+                              sv_error *err)
 {
     PGconn *c = admin_connect(cfg, dbname, like, err);
     if (!c)
@@ -150,12 +165,13 @@ int pg_create_database(const sv_config *cfg, const char *dbname, const char *lik
     return rc;
 }
 
-int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
+/* force: terminate other sessions (PostgreSQL 13+ WITH (FORCE)). */
+static int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
 {
     return exec_admin(cfg, "drop database if exists", dbname, "", NULL, force ? "with (force)" : "", err);
 }
 
-int pg_rename_database(const sv_config *cfg, const char *from, const char *to, sv_error *err)
+static int pg_rename_database(const sv_config *cfg, const char *from, const char *to, sv_error *err)
 {
     return exec_admin(cfg, "alter database", from, "rename to", to, "", err);
 }
@@ -164,7 +180,7 @@ int pg_rename_database(const sv_config *cfg, const char *from, const char *to, s
  * who may connect (the ACL), per-database and per-role-in-database
  * settings, and the comment. Copied from the database being replaced, so a
  * restore --clean never reopens a database its owner had closed. */
-int pg_copy_database_properties(const sv_config *cfg, const char *from, const char *to, sv_error *err)
+static int pg_copy_database_properties(const sv_config *cfg, const char *from, const char *to, sv_error *err)
 {
     PGconn *c = admin_connect(cfg, from, to, err);
     if (!c)
@@ -210,9 +226,10 @@ int pg_copy_database_properties(const sv_config *cfg, const char *from, const ch
 
 /* Swaps in the restored copy without a moment where neither exists: the
  * target is renamed aside, the copy takes its name, and only then is the old
- * one dropped; a failed second rename puts the target back. */
-int pg_replace_database(const sv_config *cfg, const char *target, const char *scratch, bool force,
-                        sv_error *err)
+ * one dropped; a failed second rename puts the target back. force
+ * terminates the target's sessions first. */
+static int pg_replace_database(const sv_config *cfg, const char *target, const char *scratch, bool force,
+                               sv_error *err)
 {
     char *aside = xasprintf("sauve_old_%ld_%d", (long)time(NULL), (int)getpid());
     int rc = -1;
@@ -250,7 +267,14 @@ out:
     return rc;
 }
 
-int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target *out, sv_error *err)
+struct pg_target {
+    bool exists;
+    bool empty;  /* no user objects and no large objects */
+    char *owner; /* owner role of the database when it exists */
+    int server_major;
+};
+
+static int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target *out, sv_error *err)
 {
     memset(out, 0, sizeof *out);
     PGconn *c = admin_connect(cfg, dbname, NULL, err);
@@ -295,13 +319,14 @@ int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg_target
     return 0;
 }
 
-void pg_target_free(struct pg_target *t)
+static void pg_target_free(struct pg_target *t)
 {
     free(t->owner);
     memset(t, 0, sizeof *t);
 }
 
-struct pg_loader {
+/* A running pg_restore or psql. */
+struct pg_load {
     proc *p;
     bool globals;
     bool transactional;    /* pg_restore --single-transaction */
@@ -317,7 +342,7 @@ struct pg_loader {
  * so duplicate_object (42710) is expected; anything else is a failure. */
 static void on_psql_stderr(void *ctx, const char *line)
 {
-    struct pg_loader *l = ctx;
+    struct pg_load *l = ctx;
     const char *e = strstr(line, "ERROR:");
     if (!e)
         return;
@@ -335,7 +360,7 @@ static void on_psql_stderr(void *ctx, const char *line)
  * last line is then "pg_restore: warning: errors ignored on restore: 1". */
 static void on_pg_restore_stderr(void *ctx, const char *line)
 {
-    struct pg_loader *l = ctx;
+    struct pg_load *l = ctx;
     const char *ignored = strstr(line, "errors ignored on restore: ");
     if (ignored) {
         l->ignored_errors = strtol(ignored + strlen("errors ignored on restore: "), NULL, 10);
@@ -405,10 +430,23 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
     return -1;
 }
 
-pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char *dbname, bool no_owner,
-                           const struct pg_tools *tools, int server_major, stream **sink, sv_error *err)
+/*
+ * Starts the program of tools (pg_loader_tools) that loads an artifact into
+ * a server of server_major: pg_restore into dbname (format pg_dump-custom),
+ * in one transaction when pg_loader_transactional(), else committing as it
+ * goes, the rejected transaction_timeout its only accepted error (load only
+ * into a database to drop on failure, then); or psql for globals SQL
+ * (dbname is the maintenance database; "already exists" errors are
+ * accepted so that restoring globals twice succeeds). *sink receives the
+ * artifact's decompressed bytes; it holds back the tail so that the loader
+ * cannot finish (nor commit its one transaction) before the whole artifact
+ * is verified.
+ */
+static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, const char *dbname,
+                                     bool no_owner, const struct pg_tools *tools, int server_major,
+                                     stream **sink, sv_error *err)
 {
-    pg_loader *l = xcalloc(1, sizeof *l);
+    struct pg_load *l = xcalloc(1, sizeof *l);
     l->globals = strcmp(format, "pg_dumpall-globals-sql") == 0;
     l->transactional = pg_loader_transactional(tools->major, server_major);
     l->ignored_errors = -1;
@@ -463,7 +501,11 @@ pg_loader *pg_loader_start(const sv_config *cfg, const char *format, const char 
     return l;
 }
 
-int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
+/* ok: the sink was finished successfully, wait for the loader's verdict
+ * (0, or -1 with err). !ok: the sink was aborted; stop the loader before it
+ * sees the end, so that its one transaction commits nothing (-1), unless it
+ * had already failed on its own: then 1, with its error in err. */
+static int pg_load_finish(struct pg_load *l, bool ok, sv_error *err)
 {
     if (!ok) {
         int rc = -1;
@@ -504,3 +546,204 @@ int pg_loader_finish(pg_loader *l, bool ok, sv_error *err)
     free(l);
     return rc;
 }
+
+/* ---- the loader (sources/loader.h) ------------------------------------- */
+
+static const char *const postgres_forms[] = {"postgres:DATABASE", "postgres:globals", NULL};
+
+/* Where the artifact goes, decided by inspect. */
+enum pg_route {
+    ROUTE_GLOBALS,  /* psql into the maintenance database: roles are cluster-wide */
+    ROUTE_NEW,      /* the target does not exist: created, dropped again on failure */
+    ROUTE_IN_PLACE, /* empty, loaded in one transaction: on failure it stays empty */
+    ROUTE_SCRATCH,  /* into a scratch database, swapped in once complete */
+};
+
+struct pg_restore {
+    const sv_config *cfg;
+    bool globals, clean, no_owner;
+    const manifest_artifact *a; /* the caller's, from inspect to finish */
+    struct pg_target t;
+    struct pg_tools tools;
+    enum pg_route route;
+    char *db; /* where the program loads: the target, a scratch database, or postgres */
+    struct pg_load *load;
+};
+
+static int pg_check(const char *name, const struct loader_options *o, sv_error *err)
+{
+    if (o->into && strcmp(name, "globals") == 0)
+        return sv_error_set(err, SV_EXIT_USAGE,
+                            "--into does not apply to postgres:globals (roles are cluster-wide)");
+    return 0;
+}
+
+extern const struct loader_ops postgres_loader;
+
+static loader *pg_open(const sv_config *cfg, const char *name, const struct loader_options *o)
+{
+    struct pg_restore *r = xcalloc(1, sizeof *r);
+    r->cfg = cfg;
+    r->globals = strcmp(name, "globals") == 0;
+    r->clean = o->clean;
+    r->no_owner = o->no_owner;
+    loader *l = xcalloc(1, sizeof *l);
+    l->ops = &postgres_loader;
+    l->impl = r;
+    l->target = xstrdup(o->into ? o->into : name);
+    l->what = r->globals ? xstrdup("the cluster") : xasprintf("database %s", l->target);
+    l->changes = xstrdup(r->globals ? "the cluster's roles" : l->what);
+    return l;
+}
+
+/* The tools that will load the artifact, chosen before anything changes: a
+ * restore that cannot load must not have created, backed up or replaced
+ * anything first. */
+static int choose_tools(struct pg_restore *r, sv_error *err)
+{
+    const manifest_artifact *a = r->a;
+    if (pg_loader_tools(r->cfg, r->t.server_major, a->tool_version, &r->tools, err) != 0)
+        return -1;
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("tools", r->tools.dir), LOG_STR("tools_version", r->tools.dump_version),
+                        LOG_STR("artifact_tool_version", a->tool_version ? a->tool_version : ""),
+                        LOG_NUM("server_major", r->t.server_major)),
+             "%s from %s (PostgreSQL %d) loads %s:%s, written by %s, into a server of major %d",
+             strcmp(a->format, "pg_dumpall-globals-sql") == 0 ? "psql" : "pg_restore", r->tools.dir,
+             r->tools.major, a->kind, a->name, a->tool_version ? a->tool_version : "an unrecorded pg_dump",
+             r->t.server_major);
+    return 0;
+}
+
+static int pg_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_error *err)
+{
+    struct pg_restore *r = l->impl;
+    r->a = a;
+    *replaces = false;
+    if (r->globals) {
+        r->route = ROUTE_GLOBALS;
+        if (pg_target_inspect(r->cfg, "postgres", &r->t, err) != 0)
+            return -1;
+        return choose_tools(r, err);
+    }
+    if (pg_target_inspect(r->cfg, l->target, &r->t, err) != 0)
+        return -1;
+    if (r->t.exists && !r->t.empty && !r->clean) {
+        sv_error_set(err, SV_EXIT_FAILED, "database %s is not empty, nothing was changed", l->target);
+        return sv_error_hint(
+            err, "use --clean to replace it (a safety backup is taken first), or --into another database");
+    }
+    if (choose_tools(r, err) != 0)
+        return -1;
+    bool one_transaction = pg_loader_transactional(r->tools.major, r->t.server_major);
+    if (!one_transaction)
+        log_info("pg_restore %d cannot load into a server of major %d in one transaction (it sets "
+                 "transaction_timeout, which servers before 17 reject): it loads into a database dropped if "
+                 "anything fails",
+                 r->tools.major, r->t.server_major);
+    if (!r->t.exists) {
+        r->route = ROUTE_NEW;
+    } else if (r->t.empty && one_transaction) {
+        /* pg_restore runs in one transaction: on failure the target stays empty */
+        r->route = ROUTE_IN_PLACE;
+    } else {
+        /* Not empty (--clean), or empty but loaded without one transaction.
+         * An empty target needs no safety copy. */
+        r->route = ROUTE_SCRATCH;
+        *replaces = !r->t.empty;
+    }
+    return 0;
+}
+
+static source *pg_safety_source(loader *l)
+{
+    struct pg_restore *r = l->impl;
+    sv_strlist dbs = {0};
+    strlist_push(&dbs, l->target);
+    source *s = pg_source_new(r->cfg, &dbs, false);
+    strlist_free(&dbs);
+    return s;
+}
+
+/* Drops the database that start created for a restore that failed. */
+static void undo(loader *l)
+{
+    struct pg_restore *r = l->impl;
+    sv_error derr = {0};
+    if (r->route == ROUTE_NEW && pg_drop_database(r->cfg, r->db, false, &derr) != 0)
+        log_warn("could not drop database %s created for the failed restore: %s", r->db, derr.msg);
+    else if (r->route == ROUTE_SCRATCH)
+        pg_drop_database(r->cfg, r->db, false, &derr);
+}
+
+static int pg_start(loader *l, stream **sink, sv_error *err)
+{
+    struct pg_restore *r = l->impl;
+    r->db = r->route == ROUTE_GLOBALS   ? xstrdup("postgres")
+            : r->route == ROUTE_SCRATCH ? xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid())
+                                        : xstrdup(l->target);
+    if ((r->route == ROUTE_NEW && pg_create_database(r->cfg, r->db, NULL, NULL, err) != 0) ||
+        (r->route == ROUTE_SCRATCH && pg_create_database(r->cfg, r->db, l->target, r->t.owner, err) != 0))
+        return -1;
+    r->load =
+        pg_load_start(r->cfg, r->a->format, r->db, r->no_owner, &r->tools, r->t.server_major, sink, err);
+    if (!r->load) {
+        undo(l);
+        return -1;
+    }
+    return 0;
+}
+
+static int pg_finish(loader *l, bool ok, sv_error *err)
+{
+    struct pg_restore *r = l->impl;
+    sv_error lerr = {0};
+    int lrc = pg_load_finish(r->load, ok, &lerr);
+    r->load = NULL;
+    if ((ok && lrc != 0) || lrc == 1) {
+        /* the program's own refusal, not a damaged artifact */
+        *err = lerr;
+        sv_error_wrap(err, "loading %s:%s into database %s failed%s", r->a->kind, r->a->name, r->db,
+                      pg_loader_transactional(r->tools.major, r->t.server_major) ? ", nothing was committed"
+                                                                                 : "");
+        if (strstr(err->msg, "role") && strstr(err->msg, "does not exist"))
+            sv_error_hint(err, "restore postgres:globals first, or pass --no-owner");
+    }
+    if (!ok || lrc != 0 ||
+        (r->route == ROUTE_SCRATCH && pg_copy_database_properties(r->cfg, l->target, r->db, err) != 0)) {
+        undo(l);
+        return -1;
+    }
+    /* The restored copy is complete: only now is the target replaced. */
+    if (r->route == ROUTE_SCRATCH &&
+        pg_replace_database(r->cfg, l->target, r->db, r->clean && r->t.server_major >= 13, err) != 0) {
+        return sv_error_wrap(err, "restored copy is complete in database %s but could not replace %s", r->db,
+                             l->target);
+    }
+    return 0;
+}
+
+static void pg_destroy(loader *l)
+{
+    struct pg_restore *r = l->impl;
+    if (r->load) {
+        sv_error ignored = {0};
+        pg_load_finish(r->load, false, &ignored);
+    }
+    pg_tools_free(&r->tools);
+    pg_target_free(&r->t);
+    free(r->db);
+    free(r);
+}
+
+const struct loader_ops postgres_loader = {
+    .kind = "postgres",
+    .forms = postgres_forms,
+    .check = pg_check,
+    .open = pg_open,
+    .inspect = pg_inspect,
+    .safety_source = pg_safety_source,
+    .start = pg_start,
+    .finish = pg_finish,
+    .destroy = pg_destroy,
+};

@@ -1,0 +1,114 @@
+/*
+ * A loader: how one kind of source is restored (PostgreSQL now; Redis and
+ * directories later), the counterpart of the dumper behind source.h and
+ * defined beside it, in sources/KIND_restore.c. `sauve restore KIND:NAME`
+ * restores artifact NAME of kind KIND through the loader of that kind.
+ *
+ * The restore orchestrator (restore/) owns what every kind shares: the
+ * choice of the set, the object read from storage, its size and SHA-256,
+ * zstd, the confirmation, the safety backup and the summary. A loader
+ * knows none of them; it knows its target. Calls, in order:
+ *
+ *   check     the NAME and the options, before anything is opened
+ *   open      a loader for them (nothing reached yet)
+ *   inspect   the target, before anything changes: refuses what cannot be
+ *             done (a non-empty target without --clean, no tool that can
+ *             load the artifact) and says whether the target holds data
+ *             that the restore replaces (then restore/ takes a safety
+ *             backup of it first, with the source safety_source makes)
+ *   start     prepares the target and returns the sink that receives the
+ *             artifact's decompressed bytes
+ *   finish    after the last byte (ok) or a failure (!ok): completes the
+ *             restore, or undoes what start did
+ *
+ * then loader_free. The sink must not let the target commit anything
+ * before restore/ finishes it: restore/ verifies the artifact's size and
+ * SHA-256 only at its end.
+ */
+#ifndef SAUVE_SOURCES_LOADER_H
+#define SAUVE_SOURCES_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "manifest/manifest.h"
+#include "pipeline/stream.h"
+#include "sources/source.h"
+
+/* The restore command's options that reach the loader. */
+struct loader_options {
+    const char *into; /* --into: another target than NAME; NULL when not given */
+    bool clean;       /* --clean: a target that holds data may be replaced */
+    bool no_owner;    /* --no-owner (PostgreSQL: objects owned by the restoring user) */
+};
+
+typedef struct loader loader;
+
+struct loader_ops {
+    const char *kind; /* "postgres": KIND of KIND:NAME, the manifest's kind */
+    /* The specs it restores, for usage messages: {"postgres:DATABASE",
+     * "postgres:globals", NULL}. */
+    const char *const *forms;
+    /* Checks NAME (never empty) and the options it was given, before
+     * anything is opened. Fails with SV_EXIT_USAGE. */
+    int (*check)(const char *name, const struct loader_options *o, sv_error *err);
+    /* A loader of NAME (checked) with o (copied). Reaches nothing: never fails. */
+    loader *(*open)(const sv_config *cfg, const char *name, const struct loader_options *o);
+    /*
+     * Inspects the target for artifact a (the manifest's record: format,
+     * tool and server versions), before anything changes. Fails (nothing
+     * changed) when the restore cannot or must not go on. Sets *replaces
+     * when the target holds data that the restore will replace.
+     */
+    int (*inspect)(loader *l, const manifest_artifact *a, bool *replaces, sv_error *err);
+    /* After inspect set *replaces: a source that backs up the target as it
+     * is now, for the safety backup. The caller frees it (source_free). */
+    source *(*safety_source)(loader *l);
+    /*
+     * Prepares the target (creates it, or a scratch copy to swap in) and
+     * starts loading: *sink receives the artifact's decompressed bytes. On
+     * failure, undoes what it did; finish is then not called.
+     */
+    int (*start)(loader *l, stream **sink, sv_error *err);
+    /*
+     * Called once the sink was finished (ok: the whole artifact verified)
+     * or aborted (!ok: reading or verifying it failed, or the loader
+     * stopped reading). Completes the restore (0), or undoes what start did
+     * and returns -1. err is set when the loader's own failure is the cause
+     * (always when ok; when !ok, only when the loader failed before the
+     * artifact did, e.g. it refused its content): otherwise the caller
+     * reports the artifact's error.
+     */
+    int (*finish)(loader *l, bool ok, sv_error *err);
+    void (*destroy)(loader *l);
+};
+
+struct loader {
+    const struct loader_ops *ops;
+    /* What the restore changes, set by open, for messages: */
+    char *target;  /* as the user named it: "app" (--into, else NAME) */
+    char *what;    /* "database app", "the cluster": the summary, the safety backup */
+    char *changes; /* "database app", "the cluster's roles": the confirmation */
+    void *impl;
+};
+
+/* Frees target, what and changes, then calls ops->destroy. NULL allowed. */
+void loader_free(loader *l);
+
+/* ---- the registry: the kinds this build restores (loader.c) ------------ */
+
+/* The loader of kind, the first len bytes of it (the KIND of KIND:NAME),
+ * or NULL when this build restores no such kind. */
+const struct loader_ops *loader_find(const char *kind, size_t len);
+
+/* "postgres:DATABASE or postgres:globals": the forms of every loader of
+ * this build, for usage messages. Newly allocated. */
+char *loader_forms(void);
+
+/* Pure: the forms of loaders[0..n) joined as a sentence: "a, b or c".
+ * Newly allocated. */
+char *loader_forms_of(const struct loader_ops *const *loaders, size_t n);
+
+#endif
