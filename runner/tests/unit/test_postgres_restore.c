@@ -1,14 +1,16 @@
-/* Tests of the choice of the tools that load an artifact
- * (runner/src/sources/postgres_restore.c): the pure rules over the server's
- * major and the manifest's tool_version (which major, one transaction or
- * not), and the search in pg.bindir over directories of /bin/sh stand-ins
- * for pg_dump. */
+/* Tests of the PostgreSQL loader (runner/src/sources/postgres_restore.c):
+ * the choice of the tools that load an artifact, that is the pure rules
+ * over the server's major and the manifest's tool_version (which major,
+ * one transaction or not) and the search in pg.bindir over directories of
+ * /bin/sh stand-ins for pg_dump; and what the loader checks and says
+ * before it reaches a server. */
 #include "testutil.h"
 
 #include <sys/stat.h>
 
 #include "common/mem.h"
 #include "config/config.h"
+#include "sources/loader.h"
 #include "sources/postgres.h"
 
 static void test_the_newer_of_dump_and_server(void **state)
@@ -141,6 +143,42 @@ static void test_tools_for_a_server_newer_than_every_tool(void **state)
     free(root);
 }
 
+static void test_the_loader_names_its_target(void **state)
+{
+    (void)state;
+    const struct loader_ops *pg = loader_find("postgres", 8);
+    assert_non_null(pg);
+    sv_config cfg = {0};
+    loader *l = pg->open(&cfg, "app", &(struct loader_options){0});
+    assert_ptr_equal(l->ops, pg);
+    assert_string_equal(l->target, "app");
+    assert_string_equal(l->what, "database app");
+    assert_string_equal(l->changes, "database app");
+    loader_free(l);
+    l = pg->open(&cfg, "app", &(struct loader_options){.into = "app_copy", .clean = true});
+    assert_string_equal(l->target, "app_copy");
+    assert_string_equal(l->what, "database app_copy");
+    loader_free(l);
+    l = pg->open(&cfg, "globals", &(struct loader_options){0});
+    assert_string_equal(l->what, "the cluster");
+    assert_string_equal(l->changes, "the cluster's roles");
+    loader_free(l);
+}
+
+static void test_globals_go_into_no_other_database(void **state)
+{
+    (void)state;
+    const struct loader_ops *pg = loader_find("postgres", 8);
+    sv_error err = {0};
+    assert_int_equal(pg->check("globals", &(struct loader_options){.into = "x"}, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_USAGE);
+    assert_string_equal(err.msg, "--into does not apply to postgres:globals (roles are cluster-wide)");
+    sv_error_clear(&err);
+    assert_int_equal(pg->check("globals", &(struct loader_options){.clean = true}, &err), 0);
+    assert_int_equal(pg->check("app", &(struct loader_options){.into = "x", .no_owner = true}, &err), 0);
+    assert_false(sv_error_isset(&err));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +187,8 @@ int main(void)
         cmocka_unit_test(test_one_transaction_unless_17_into_older),
         cmocka_unit_test(test_tools_for_a_dump_newer_than_the_server),
         cmocka_unit_test(test_tools_for_a_server_newer_than_every_tool),
+        cmocka_unit_test(test_the_loader_names_its_target),
+        cmocka_unit_test(test_globals_go_into_no_other_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
