@@ -28,22 +28,6 @@ static const struct command commands[] = {
     {"prune", cmd_prune, CLI_DRY_RUN | CLI_JSON | CLI_YES}, /* prune never asks: --yes is accepted for Jobs */
 };
 
-static void apply_logging(const sv_config *cfg)
-{
-    enum log_format fmt = LOG_FORMAT_AUTO;
-    if (cfg->log_format && strcmp(cfg->log_format, "json") == 0)
-        fmt = LOG_FORMAT_JSON;
-    else if (cfg->log_format && strcmp(cfg->log_format, "text") == 0)
-        fmt = LOG_FORMAT_TEXT;
-    enum log_level level = LOG_INFO;
-    static const char *const levels[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (cfg->log_level && strcmp(cfg->log_level, levels[i]) == 0)
-            level = (enum log_level)i;
-    log_init(fmt, level);
-    log_set_termination_path(cfg->termination_log && *cfg->termination_log ? cfg->termination_log : NULL);
-}
-
 static int finish(struct outcome *out)
 {
     log_summary(out->code, "%s", out->summary);
@@ -110,7 +94,8 @@ int main(int argc, char **argv)
         cli_free(&args);
         return finish(&out);
     }
-    apply_logging(&cfg);
+    log_configure(cfg.log_format, cfg.log_level);
+    log_set_termination_path(cfg.termination_log && *cfg.termination_log ? cfg.termination_log : NULL);
     for (size_t i = 0; i < cfg.warnings.n; i++)
         log_warn("%s", cfg.warnings.items[i]);
 

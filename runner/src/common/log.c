@@ -34,6 +34,21 @@ void log_init(enum log_format format, enum log_level min_level)
     g_min = min_level;
 }
 
+void log_configure(const char *format, const char *level)
+{
+    enum log_format fmt = LOG_FORMAT_AUTO;
+    if (format && strcmp(format, "json") == 0)
+        fmt = LOG_FORMAT_JSON;
+    else if (format && strcmp(format, "text") == 0)
+        fmt = LOG_FORMAT_TEXT;
+    enum log_level min = LOG_INFO;
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (level && strcmp(level, levels[i]) == 0)
+            min = (enum log_level)i;
+    log_init(fmt, min);
+}
+
 void log_set_termination_path(const char *path)
 {
     free(g_term_path);

@@ -34,6 +34,11 @@ typedef struct log_field {
  * level printed. May be called again once the configuration is known. */
 void log_init(enum log_format format, enum log_level min_level);
 
+/* log_init from the settings log.format ("json", "text"; anything else,
+ * NULL included, is auto) and log.level ("debug", "info", "warn",
+ * "error"; anything else is info). */
+void log_configure(const char *format, const char *level);
+
 /* Where log_summary() also writes; NULL disables. Default /dev/termination-log. */
 void log_set_termination_path(const char *path);
 

@@ -192,6 +192,36 @@ static void test_text_records_escape_control_characters(void **state)
     free(out);
 }
 
+/* log.format and log.level as the configuration spells them */
+static void test_settings_choose_format_and_level(void **state)
+{
+    (void)state;
+    log_configure("json", "warn");
+    struct capture c = stderr_begin();
+    log_info("not shown");
+    log_warn("shown");
+    char *out = stderr_end(&c);
+    assert_null(strstr(out, "not shown"));
+    assert_non_null(strstr(out, "\"msg\":\"shown\""));
+    free(out);
+    log_configure("text", "debug");
+    c = stderr_begin();
+    log_debug("detail");
+    out = stderr_end(&c);
+    assert_non_null(strstr(out, "debug detail"));
+    assert_null(strchr(out, '{'));
+    free(out);
+    /* unknown or unset: auto (JSON when stderr is not a terminal) and info */
+    log_configure(NULL, "verbose");
+    c = stderr_begin();
+    log_debug("hidden");
+    log_info("plain");
+    out = stderr_end(&c);
+    assert_null(strstr(out, "hidden"));
+    assert_non_null(strstr(out, "\"msg\":\"plain\""));
+    free(out);
+}
+
 static void test_termination_log_masked_and_bounded(void **state)
 {
     (void)state;
@@ -233,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup(test_safe_cut_goes_round_again, setup),
         cmocka_unit_test_setup(test_text_records_escape_control_characters, setup),
         cmocka_unit_test_setup(test_termination_log_masked_and_bounded, setup),
+        cmocka_unit_test_setup(test_settings_choose_format_and_level, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
