@@ -87,6 +87,7 @@ def rewrite_object(set_dir, m, a, data):
     ciphertext's own authentication can stop the restore."""
     with open(os.path.join(set_dir, a["key"]), "wb") as f:
         f.write(data)
+    m["totals"]["bytes_out"] += len(data) - a["bytes_out"]
     a["sha256"] = sha256(data)
     a["bytes_out"] = len(data)
     with open(os.path.join(set_dir, "manifest.json"), "w") as f:

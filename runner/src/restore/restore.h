@@ -18,8 +18,17 @@
 #include "storage/storage.h"
 
 /*
+ * For an artifact encrypted to age recipients: whether SAUVE_AGE_IDENTITY_FILE
+ * holds the identity of one of them, checked before anything changes; the
+ * error (78) names the recipients. 0 for an unencrypted artifact.
+ */
+int restore_check_identity(const sv_config *cfg, const catalog_set *set, const manifest_artifact *a,
+                           sv_error *err);
+
+/*
  * Streams the object of artifact a (of set) into sink, checking its SHA-256
- * and size against the manifest before the sink is finished. Finishes the
+ * and size against the manifest before the sink is finished, and decrypting
+ * it with SAUVE_AGE_IDENTITY_FILE when it is encrypted. Finishes the
  * sink on success and aborts it on any failure; frees it either way.
  */
 int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
