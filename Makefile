@@ -71,7 +71,10 @@ $(BUILD)/libsauve.a: $(LIB_OBJS)
 
 $(BUILD)/tests/%: runner/tests/unit/%.c $(BUILD)/libsauve.a runner/tests/unit/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsauve.a $(LDFLAGS) $(LDLIBS) -lcmocka $(TEST_LIBS_$*)
+
+# The age vectors are partly zlib-compressed.
+TEST_LIBS_test_age := -lz
 
 # A fuzz target: libFuzzer's main, the harness, and the project's objects.
 $(BUILD)/fuzz/%: runner/tests/fuzz/%.c $(BUILD)/libsauve.a

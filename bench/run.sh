@@ -4,11 +4,12 @@
 #   bench/run.sh SAUVE_BIN        (what `make bench` runs)
 #
 # Builds a pgbench database with realistic filler on a throwaway PostgreSQL 15,
-# then measures, in interleaved rounds (a b c d a b c d ...):
+# then measures, in interleaved rounds (a b c d e a b c d e ...):
 #   (a) sauve backup to local storage           (one database, no globals)
 #   (b) pg_dump -Fc -Z0 DB > /dev/null           (the floor)
 #   (c) pg_dump -Fc -Z0 DB | zstd -3 -T0 > /dev/null   (the practical limit)
 #   (d) pg_dump DB | gzip > FILE                 (what users run today)
+#   (e) (a) with age encryption to two recipients (its cost)
 # each under GNU time (wall seconds, peak RSS, blocks written), and prints a
 # Markdown table of medians. Then runs sauve once on a smaller database to see
 # whether its memory stays flat. docs/benchmarks.md explains every figure.
@@ -189,12 +190,21 @@ run_one() { # CMD ROUND
         measure "$dir" "$dir/out" bash -o pipefail -c \
             '"$0" -d "$1" | gzip >"$2"' "$PGBIN/pg_dump" "$DB" "$dir/out/$DB.sql.gz"
         ;;
+    e)
+        # (a) with client-side encryption to two age recipients, as the
+        # README recommends (an operations key and a break-glass key)
+        (
+            sauve_config "$dir/store" "$DB"
+            export SAUVE_AGE_RECIPIENTS="$AGE_RECIPIENTS"
+            measure "$dir" "$dir/store" "$SAUVE_BIN" backup
+        )
+        ;;
     esac
     read -r wall rss blocks <"$dir/time"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$cmd" "$wall" "$rss" "$((blocks * 512))" "$(cat "$dir/disk")" >>"$WORK/results.tsv"
     log "round $r ($cmd): ${wall} s, peak RSS $((rss / 1024)) MiB, wrote $((blocks * 512)) B, on disk $(cat "$dir/disk") B"
     # Keep only what the checks below read: sauve's last set, nothing else.
-    if [ "$cmd" = a ] && [ "$r" -eq "$ROUNDS" ]; then return; fi
+    if { [ "$cmd" = a ] || [ "$cmd" = e ]; } && [ "$r" -eq "$ROUNDS" ]; then return; fi
     rm -rf "$dir/store" "$dir/out"
 }
 
@@ -206,9 +216,15 @@ read -r _ WARM_RSS _ <"$RUNS/warmup/time"
 WARM_HWM=$(cat "$RUNS/warmup/hwm")
 rm -rf "$RUNS/warmup/store"
 
+# Two age keys for row (e), made by Debian's age-keygen; only their public
+# halves reach sauve.
+age-keygen -o "$WORK/age-ops.key" 2>/dev/null
+age-keygen -o "$WORK/age-glass.key" 2>/dev/null
+AGE_RECIPIENTS="$(age-keygen -y "$WORK/age-ops.key"),$(age-keygen -y "$WORK/age-glass.key")"
+
 printf 'round\tcmd\twall_s\tpeak_rss_kib\twritten_bytes\tdisk_bytes\n' >"$WORK/results.tsv"
 for r in $(seq "$ROUNDS"); do
-    for cmd in a b c d; do run_one "$cmd" "$r"; done
+    for cmd in a b c d e; do run_one "$cmd" "$r"; done
 done
 
 log "sauve backup of $SMALL_DB (scale $SMALL_SCALE), once"
@@ -225,6 +241,11 @@ STORED_RAW=$(zstd -dcq "$set_dump" | wc -c)
 zstd -dcq "$set_dump" >"$WORK/check.dump"
 "$PGBIN/pg_restore" --list "$WORK/check.dump" >/dev/null || die "sauve's dump is not a pg_dump archive"
 rm -f "$WORK/check.dump"
+# And the encrypted one opens with age itself, to the same dump.
+set_age=$(find "$RUNS/e.$ROUNDS/store" -path "*/postgres/$DB.dump.zst.age" -type f | head -n 1)
+[ -n "$set_age" ] || die "sauve left no */postgres/$DB.dump.zst.age in its storage (row e)"
+AGE_RAW=$(age -d -i "$WORK/age-glass.key" "$set_age" | zstd -dcq | wc -c)
+[ "$AGE_RAW" = "$DUMP_BYTES" ] || die "the encrypted dump opens to $AGE_RAW B, not $DUMP_BYTES"
 
 # --- report -------------------------------------------------------------------
 median() { # CMD COLUMN (3 wall, 4 rss, 5 written, 6 disk)
@@ -239,9 +260,10 @@ declare -A label=(
     [b]="(b) \`pg_dump -Fc -Z0 > /dev/null\` (floor)"
     [c]="(c) \`pg_dump -Fc -Z0 \\| zstd -$ZSTD_LEVEL -T0 > /dev/null\` (practical limit)"
     [d]="(d) \`pg_dump \\| gzip > file\` (users today)"
+    [e]="(e) \`sauve backup\` to file://, age-encrypted to 2 recipients"
 )
 declare -A wall rss written disk
-for c in a b c d; do
+for c in a b c d e; do
     wall[$c]=$(median "$c" 3)
     rss[$c]=$(median "$c" 4)
     written[$c]=$(median "$c" 5)
@@ -251,6 +273,7 @@ done
 verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; fi; }
 sauve_floor=$(calc '%.2f' "${wall[a]} / ${wall[b]}")
 gzip_sauve=$(calc '%.2f' "${wall[d]} / ${wall[a]}")
+age_cost=$(calc '%.1f' "(${wall[e]} / ${wall[a]} - 1) * 100")
 rss_big=$(calc '%.1f' "${rss[a]} / 1024")
 rss_small=$(calc '%.1f' "$SMALL_RSS / 1024")
 rss_diff=$((${rss[a]%.*} - SMALL_RSS))
@@ -263,17 +286,17 @@ report() {
     echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(zstd --version | grep -o 'v[0-9.]*' | head -n 1 | sed 's/^/zstd /'), $(gzip --version | head -n 1), sauve: $("$SAUVE_BIN" version 2>/dev/null | head -n 1 || echo '?')"
     echo "- database: pgbench scale $SCALE, $FILLER filler, $(psql_admin -At -c "SELECT pg_size_pretty(pg_database_size('$DB'))") on disk;" \
         "pg_dump -Fc -Z0 output $(group "$DUMP_BYTES") B, plain pg_dump output $(group "$PLAIN_BYTES") B"
-    echo "- $ROUNDS interleaved round(s) (a b c d a b c d ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
+    echo "- $ROUNDS interleaved round(s) (a b c d e a b c d e ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
     echo
     echo "| command | median wall s | × floor | gzip ÷ this | median peak RSS MiB | bytes on disk | bytes written (%O×512) |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for c in a b c d; do
+    for c in a b c d e; do
         printf '| %s | %.2f | %.2f | %.2f | %.1f | %s | %s |\n' "${label[$c]}" "${wall[$c]}" \
             "$(calc '%.4f' "${wall[$c]} / ${wall[b]}")" "$(calc '%.4f' "${wall[d]} / ${wall[$c]}")" \
             "$(calc '%.4f' "${rss[$c]} / 1024")" "$(group "${disk[$c]%.*}")" "$(group "${written[$c]%.*}")"
     done
     echo
-    echo "sauve's stored dump decompresses to $(group "$STORED_RAW") B (pg_dump -Fc -Z0: $(group "$DUMP_BYTES") B)."
+    echo "sauve's stored dump decompresses to $(group "$STORED_RAW") B (pg_dump -Fc -Z0: $(group "$DUMP_BYTES") B); the encrypted one (e), opened by \`age -d\` and zstd, to $(group "$AGE_RAW") B."
     echo "sauve's own peak RSS, sampled from /proc (without its pg_dump child): $(calc '%.1f' "$WARM_HWM / 1024") MiB at scale $SCALE, $(calc '%.1f' "$SMALL_HWM / 1024") MiB at scale $SMALL_SCALE."
     echo "RSS flatness: sauve backup peak RSS $rss_big MiB at scale $SCALE (median) vs $rss_small MiB at scale $SMALL_SCALE" \
         "(one run, $SMALL_WALL s, pg_dump -Fc -Z0 output $(group "$SMALL_DUMP_BYTES") B; warm-up at scale $SCALE: $(calc '%.1f' "$WARM_RSS / 1024") MiB)."
@@ -283,6 +306,7 @@ report() {
     echo "| sauve within 1.25× of the floor | ${sauve_floor}× | $(verdict "$sauve_floor <= 1.25") |"
     echo "| sauve ≥ 2.5× faster than \`pg_dump \\| gzip\` | ${gzip_sauve}× | $(verdict "$gzip_sauve >= 2.5") |"
     echo "| sauve peak RSS < 64 MiB | $rss_big MiB | $(verdict "${rss[a]} < 65536") |"
+    echo "| age encryption costs < 10 % of backup time ((e) vs (a)) | ${age_cost} % | $(verdict "$age_cost < 10") |"
     echo "| peak RSS flat between scale $SMALL_SCALE and $SCALE (≤ 4 MiB or ≤ 10% apart) | $rss_small → $rss_big MiB | $(verdict "$flat_ok") |"
     echo
     echo "<details><summary>every run</summary>"

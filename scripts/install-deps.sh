@@ -21,6 +21,9 @@ build=(
 
 tests=(
     clang-format libcmocka-dev
+    # the age vectors are partly zlib-compressed; Debian's age is the
+    # independent client of the encryption tests
+    zlib1g-dev age
     # make fuzz: clang, and its runtimes (libFuzzer, ASan, UBSan), which it
     # only recommends
     clang libclang-rt-dev

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/signals.h"
+#include "crypto/age.h"
 #include "pipeline/progress.h"
 #include "pipeline/stream.h"
 #include "sources/postgres.h"
@@ -253,10 +254,10 @@ static void record_failure(manifest_artifact *ma, const source_artifact *a, cons
 
 /* Streams one artifact into storage; fills ma. Returns 0 when stored. */
 static int store_artifact(const sv_config *cfg, storage *st, source *src, size_t i, const char *set_prefix,
-                          manifest_artifact *ma, struct written *w, sv_error *err)
+                          const age_recipients *rcpt, manifest_artifact *ma, struct written *w, sv_error *err)
 {
     const source_artifact *a = &src->artifacts[i];
-    ma->key = xasprintf("%s.zst", a->key);
+    ma->key = xasprintf("%s.zst%s", a->key, rcpt->n ? ".age" : "");
     char *key = xasprintf("%s%s", set_prefix, ma->key);
     char *label = xasprintf("%s:%s", a->kind, a->name);
     double t0 = now_seconds();
@@ -267,8 +268,11 @@ static int store_artifact(const sv_config *cfg, storage *st, source *src, size_t
         goto out;
     stream *out_count = count_stage(sink);
     stream *sha = sha256_stage(out_count);
+    /* encrypted after compression (ciphertext does not compress); the
+     * manifest's digest is the stored ciphertext's, checkable without a key */
+    stream *sealed = rcpt->n ? age_encrypt_stage(sha, rcpt) : sha;
     struct zstd_options zo = {.level = (int)cfg->zstd_level, .workers = (int)cfg->zstd_workers};
-    stream *zstd = zstd_compress_stage(sha, &zo);
+    stream *zstd = zstd_compress_stage(sealed, &zo);
     stream *in_count = count_stage(zstd);
     stream *head = progress_stage(in_count, label, (int)cfg->progress_interval);
 
@@ -352,8 +356,17 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
 {
     memset(res, 0, sizeof *res);
     double t0 = now_seconds();
-    if (storage_check(st, err) != 0)
+    age_recipients rcpt;
+    if (age_recipients_load(cfg, &rcpt, err) != 0)
         return err->code;
+    if (rcpt.n && cfg->age_identity_file && *cfg->age_identity_file)
+        log_warn(
+            "SAUVE_AGE_IDENTITY_FILE is set for a backup, which never needs it: keep the identity out of "
+            "the backup Job, in restore Jobs only, or whoever holds the cluster can read every backup");
+    if (storage_check(st, err) != 0) {
+        age_recipients_free(&rcpt);
+        return err->code;
+    }
 
     source *sources[4];
     size_t nsources = 0;
@@ -364,6 +377,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     if (nsources == 0) {
         sv_error_set(err, SV_EXIT_CONFIG, "nothing to back up: no source is configured");
         sv_error_hint(err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE");
+        age_recipients_free(&rcpt);
         return err->code;
     }
 
@@ -441,7 +455,11 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             ma->tool = xstrdup(globals ? "pg_dumpall" : (src->info.tool ? src->info.tool : a->kind));
             ma->tool_version = src->info.tool_version ? xstrdup(src->info.tool_version) : NULL;
             sv_error aerr = {0};
-            if (store_artifact(cfg, st, src, i, set_prefix, ma, &w, &aerr) == 0) {
+            for (size_t r = 0; r < rcpt.n; r++) {
+                ma->recipients = xrealloc(ma->recipients, (r + 1) * sizeof *ma->recipients);
+                ma->recipients[ma->n_recipients++] = xstrdup(rcpt.items[r].text);
+            }
+            if (store_artifact(cfg, st, src, i, set_prefix, &rcpt, ma, &w, &aerr) == 0) {
                 ma->ok = true;
                 res->n_ok++;
                 primary_ok += !a->auxiliary;
@@ -511,5 +529,6 @@ out:
     free(w.keys);
     free(set_prefix);
     manifest_free(&m);
+    age_recipients_free(&rcpt);
     return code;
 }

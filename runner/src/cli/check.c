@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/text.h"
+#include "crypto/age.h"
 #include "sources/postgres.h"
 #include "storage/storage.h"
 
@@ -109,11 +110,47 @@ static void check_postgres(struct check_state *cs, const sv_config *cfg)
     source_free(src);
 }
 
+/* Recipients parse; an identity file, when this Job has one, opens. */
+static void check_encryption(struct check_state *cs, const sv_config *cfg)
+{
+    sv_error err = {0};
+    age_recipients r;
+    if (age_recipients_load(cfg, &r, &err) != 0) {
+        report_error(cs, "encryption", &err);
+    } else if (r.n == 0) {
+        report(cs, "encryption", true, 0,
+               "off: artifacts are stored unencrypted (set SAUVE_AGE_RECIPIENTS to encrypt them)");
+    } else {
+        char detail[1024];
+        size_t off = (size_t)snprintf(detail, sizeof detail, "age, to %zu recipient(s):", r.n);
+        for (size_t i = 0; i < r.n && off < sizeof detail; i++)
+            off += (size_t)snprintf(detail + off, sizeof detail - off, " %s", r.items[i].text);
+        report(cs, "encryption", true, 0, detail);
+    }
+    age_recipients_free(&r);
+    if (!cfg->age_identity_file || !*cfg->age_identity_file)
+        return;
+    age_identities ids;
+    sv_error_clear(&err);
+    if (age_identities_load(cfg->age_identity_file, &ids, &err) != 0) {
+        report_error(cs, "age identity", &err);
+        return;
+    }
+    char detail[1024];
+    size_t off =
+        (size_t)snprintf(detail, sizeof detail, "%s opens what was encrypted to:", cfg->age_identity_file);
+    for (size_t i = 0; i < ids.n && off < sizeof detail; i++)
+        off += (size_t)snprintf(detail + off, sizeof detail - off, " %s", ids.items[i].recipient.text);
+    report(cs, "age identity", true, 0, detail);
+    age_identities_free(&ids);
+}
+
 void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
     struct check_state cs = {.items = json_array(), .text = !args->json};
     check_storage(&cs, cfg);
     check_postgres(&cs, cfg);
+    check_encryption(&cs, cfg);
     if (args->json) {
         json_t *root = json_object();
         json_object_set_new(root, "ok", json_boolean(cs.code == 0));

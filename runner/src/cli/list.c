@@ -37,6 +37,25 @@ static json_t *retention_json(const retention_verdict *v)
     return r;
 }
 
+/* Every recipient the set's artifacts were encrypted to, each once, in the
+ * order first met: what a user checks before destroying an identity. */
+static size_t set_recipients(const manifest *m, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_artifacts; i++)
+        for (size_t j = 0; j < m->artifacts[i].n_recipients; j++) {
+            const char *r = m->artifacts[i].recipients[j];
+            size_t k = 0;
+            while (k < n && strcmp(out[k], r) != 0)
+                k++;
+            if (k == n && n < cap)
+                out[n++] = r;
+        }
+    return n;
+}
+
+#define MAX_LISTED_RECIPIENTS 64
+
 static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t now)
 {
     json_t *o = json_object();
@@ -67,6 +86,10 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
         json_object_set_new(ja, "name", json_string(a->name));
         json_object_set_new(ja, "status", json_string(a->ok ? "ok" : "failed"));
         if (a->ok) {
+            json_t *rs = json_array();
+            for (size_t r = 0; r < a->n_recipients; r++)
+                json_array_append_new(rs, json_string(a->recipients[r]));
+            json_object_set_new(ja, "encrypted_to", rs);
             json_object_set_new(ja, "key", json_string(a->key));
             json_object_set_new(ja, "bytes_out", json_integer((json_int_t)a->bytes_out));
             json_object_set_new(ja, "bytes_in", json_integer((json_int_t)a->bytes_in));
@@ -76,6 +99,12 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
         json_array_append_new(arts, ja);
     }
     json_object_set_new(o, "artifacts", arts);
+    const char *rcpt[MAX_LISTED_RECIPIENTS];
+    size_t nr = set_recipients(&s->m, rcpt, MAX_LISTED_RECIPIENTS);
+    json_t *rs = json_array();
+    for (size_t i = 0; i < nr; i++)
+        json_array_append_new(rs, json_string(rcpt[i]));
+    json_object_set_new(o, "encrypted_to", rs);
     return o;
 }
 
@@ -145,6 +174,13 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             put_escaped(a->kind, ":");
             put_escaped(a->name, " failed: ");
             put_escaped(a->error, "\n");
+        }
+        const char *rcpt[MAX_LISTED_RECIPIENTS];
+        size_t nr = set_recipients(&s->m, rcpt, MAX_LISTED_RECIPIENTS);
+        if (nr) {
+            printf("%27sencrypted to: ", "");
+            for (size_t r = 0; r < nr; r++)
+                put_escaped(rcpt[r], r + 1 < nr ? ", " : "\n");
         }
         print_retention(&plan->verdicts[i]);
     }

@@ -91,6 +91,23 @@ void sha256_stage_hex(const stream *s, char out[65]);
  * tampered or truncated artifact is refused before the sink commits. */
 stream *sha256_expect_stage(stream *next, const char *expected_hex, uint64_t expected_bytes);
 
+/*
+ * age v1 encryption to recipients (crypto/age.h): the header is written
+ * before the first chunk, then the payload in 64 KiB ChaCha20-Poly1305
+ * chunks. A header that could not be made fails the first write or finish.
+ */
+struct age_recipients;
+stream *age_encrypt_stage(stream *next, const struct age_recipients *r);
+
+/*
+ * age v1 decryption with ids (kept by the caller until the chain is freed).
+ * Each chunk reaches next only once it authenticated; a missing last chunk,
+ * trailing bytes or any altered byte fail, and the header's failures are
+ * those of age_header_read ("age header: ...", "no identity ...").
+ */
+struct age_identities;
+stream *age_decrypt_stage(stream *next, const struct age_identities *ids);
+
 /* Passes bytes through unchanged while counting them. */
 stream *count_stage(stream *next);
 uint64_t count_stage_bytes(const stream *s);

@@ -9,6 +9,7 @@
 #include "backup/backup.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "crypto/age.h"
 #include "pipeline/progress.h"
 
 int restore_parse(const struct restore_request *req, struct restore_spec *spec, sv_error *err)
@@ -29,13 +30,89 @@ int restore_parse(const struct restore_request *req, struct restore_spec *spec, 
     return spec->ops->check(spec->name, &req->load, err);
 }
 
+static bool encrypted(const manifest_artifact *a)
+{
+    size_t n = strlen(a->key);
+    return a->n_recipients > 0 || (n > 4 && strcmp(a->key + n - 4, ".age") == 0);
+}
+
+/* "age1..., age1..." (or a phrase when the manifest names none). */
+static char *recipients_text(const manifest_artifact *a)
+{
+    if (a->n_recipients == 0)
+        return xstrdup("recipients the manifest does not name");
+    size_t len = 1;
+    for (size_t i = 0; i < a->n_recipients; i++)
+        len += strlen(a->recipients[i]) + 2;
+    char *out = xcalloc(1, len);
+    for (size_t i = 0; i < a->n_recipients; i++) {
+        if (i)
+            strcat(out, ", ");
+        strcat(out, a->recipients[i]);
+    }
+    return out;
+}
+
+/* The identities that open encrypted artifact a (of set), or a
+ * configuration error naming the recipients it was encrypted to. */
+static int open_identities(const sv_config *cfg, const catalog_set *set, const manifest_artifact *a,
+                           age_identities *ids, sv_error *err)
+{
+    char *rcpt = recipients_text(a);
+    int rc = -1;
+    if (!cfg->age_identity_file || !*cfg->age_identity_file) {
+        sv_error_set(err, SV_EXIT_CONFIG, "%s:%s of set %s is encrypted to %s, and no identity is configured",
+                     a->kind, a->name, set->id, rcpt);
+        sv_error_hint(err, "set SAUVE_AGE_IDENTITY_FILE to the age identity file of one of them (the restore "
+                           "Job's own Secret)");
+    } else if (age_identities_load(cfg->age_identity_file, ids, err) == 0) {
+        if (a->n_recipients == 0 || age_identities_open_any(ids, a->recipients, a->n_recipients)) {
+            rc = 0;
+        } else {
+            char held[512] = "";
+            size_t off = 0;
+            for (size_t i = 0; i < ids->n && off < sizeof held; i++)
+                off += (size_t)snprintf(held + off, sizeof held - off, "%s%s", i ? ", " : "",
+                                        ids->items[i].recipient.text);
+            sv_error_set(err, SV_EXIT_CONFIG,
+                         "SAUVE_AGE_IDENTITY_FILE %s opens %s, but %s:%s of set %s is encrypted to %s",
+                         cfg->age_identity_file, held, a->kind, a->name, set->id, rcpt);
+            sv_error_hint(err, "use the identity of one of the recipients the set names (sauve list shows "
+                               "them for every set)");
+            age_identities_free(ids);
+        }
+    }
+    free(rcpt);
+    return rc;
+}
+
+int restore_check_identity(const sv_config *cfg, const catalog_set *set, const manifest_artifact *a,
+                           sv_error *err)
+{
+    if (!encrypted(a))
+        return 0;
+    age_identities ids;
+    if (open_identities(cfg, set, a, &ids, err) != 0)
+        return -1;
+    age_identities_free(&ids);
+    return 0;
+}
+
 int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
                             const manifest_artifact *a, stream *sink, sv_error *err)
 {
+    age_identities ids = {0};
+    if (encrypted(a) && open_identities(cfg, set, a, &ids, err) != 0) {
+        stream_abort(sink);
+        stream_free(sink);
+        return -1;
+    }
     char *key = catalog_object_key(cfg->name, set->id, a->key);
     char *label = xasprintf("%s:%s", a->kind, a->name);
     stream *unzstd = zstd_decompress_stage(sink);
-    stream *count = count_stage(unzstd);
+    /* the digest is the stored bytes' (the ciphertext's): checked first */
+    stream *plain = ids.n ? age_decrypt_stage(unzstd, &ids) : unzstd;
+    stream *count = count_stage(plain);
     stream *head = progress_stage(sha256_expect_stage(count, a->sha256, a->bytes_out), label,
                                   (int)cfg->progress_interval);
     int rc = storage_read(st, key, head, err);
@@ -49,6 +126,7 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
             sv_error_wrap(err, "artifact %s is unusable", key);
     }
     stream_free(head);
+    age_identities_free(&ids);
     free(label);
     free(key);
     return rc;
@@ -175,7 +253,8 @@ int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *sp
     const manifest_artifact *a = NULL;
     loader *l = NULL;
     int rc = -1;
-    if (catalog_load(st, cfg->name, &cat, err) != 0 || pick(cfg, &cat, spec, req->set, &set, &a, err) != 0)
+    if (catalog_load(st, cfg->name, &cat, err) != 0 || pick(cfg, &cat, spec, req->set, &set, &a, err) != 0 ||
+        restore_check_identity(cfg, set, a, err) != 0)
         goto out;
     l = spec->ops->open(cfg, spec->name, &req->load);
     char *question =

@@ -3,8 +3,8 @@
  * SHA-256 and zstd into the loader of its kind (sources/loader.h), never
  * through local disk. What every kind shares is here: the set (latest,
  * --set, or the newest that holds a usable copy), the object's size and
- * checksum, decompression, the confirmation, the safety backup of a target
- * that is about to be replaced, and the timing. How a target of each kind
+ * checksum, decryption and decompression, the confirmation, the safety
+ * backup of a target that is about to be replaced, and the timing. How a target of each kind
  * is inspected, changed and undone is its loader's.
  *
  * The target is changed only once the whole artifact verified: the loader
@@ -54,8 +54,10 @@ struct restore_result {
 
 /*
  * Restores spec (from restore_parse) out of the series cfg->name in st:
- * picks the set, asks for confirmation (unless req->yes; without a terminal
- * that is a usage error), has the loader inspect its target, takes a
+ * picks the set, checks that an encrypted artifact can be opened
+ * (restore_check_identity), asks for confirmation (unless req->yes;
+ * without a terminal that is a usage error), has the loader inspect its
+ * target, takes a
  * safety backup of a target about to be replaced (unless
  * req->no_safety_backup), then streams the artifact into the loader.
  * Returns 0 with res filled, or -1 with err: nothing was changed, or what
@@ -66,8 +68,17 @@ int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *sp
 void restore_result_free(struct restore_result *res);
 
 /*
+ * For an artifact encrypted to age recipients: whether SAUVE_AGE_IDENTITY_FILE
+ * holds the identity of one of them, checked before anything changes; the
+ * error (78) names the recipients. 0 for an unencrypted artifact.
+ */
+int restore_check_identity(const sv_config *cfg, const catalog_set *set, const manifest_artifact *a,
+                           sv_error *err);
+
+/*
  * Streams the object of artifact a (of set) into sink, checking its SHA-256
- * and size against the manifest before the sink is finished. Finishes the
+ * and size against the manifest before the sink is finished, and decrypting
+ * it with SAUVE_AGE_IDENTITY_FILE when it is encrypted. Finishes the
  * sink on success and aborts it on any failure; frees it either way.
  */
 int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,

@@ -19,38 +19,6 @@
 
 /* ---- reading the suite ---- */
 
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* The vectors folder: $SAUVE_SIGV4_VECTORS, else ../shared/testdata/sigv4
- * from the repo root (where make runs the tests) or from any folder below
- * it, else the same path found from this source file. Newly allocated. */
-static char *vectors_dir(void)
-{
-    const char *env = getenv("SAUVE_SIGV4_VECTORS");
-    if (env && *env)
-        return xstrdup(env);
-    char up[64] = "";
-    for (int i = 0; i < 8; i++) {
-        char *p = xasprintf("%s../shared/testdata/sigv4", up);
-        if (is_dir(p))
-            return p;
-        free(p);
-        strcat(up, "../");
-    }
-    /* __FILE__ is runner/tests/unit/test_sigv4.c under the repo: four levels up is the repo's parent. */
-    char *src = xstrdup(__FILE__);
-    char *slash = strrchr(src, '/');
-    if (slash)
-        *slash = '\0';
-    char *dir = xasprintf("%s/../../../../shared/testdata/sigv4", slash ? src : ".");
-    free(src);
-    return dir;
-}
-
 static char *read_file(const char *dir, const char *name, size_t *len_out)
 {
     char *path = xasprintf("%s/%s", dir, name);
@@ -387,7 +355,7 @@ static int cmp_names(const void *a, const void *b)
 static void test_suite_all_cases(void **state)
 {
     (void)state;
-    char *dir = vectors_dir();
+    char *dir = test_shared_testdata("sigv4", "SAUVE_SIGV4_VECTORS");
     DIR *d = opendir(dir);
     if (!d)
         fail_msg("cannot open the SigV4 vectors at %s (set SAUVE_SIGV4_VECTORS)", dir);

@@ -30,6 +30,32 @@ static inline char *test_tmpdir(void)
     return strdup(d);
 }
 
+/* A folder of ../shared/testdata (published vectors, read in place): $env
+ * when set, else found from the repo root (where make runs the tests) or
+ * any folder below it, else from this source file. Newly allocated. */
+static inline char *test_shared_testdata(const char *sub, const char *env)
+{
+    const char *e = getenv(env);
+    if (e && *e)
+        return strdup(e);
+    char up[64] = "";
+    char p[4096];
+    for (int i = 0; i < 8; i++) {
+        snprintf(p, sizeof p, "%s../shared/testdata/%s", up, sub);
+        if (access(p, R_OK | X_OK) == 0)
+            return strdup(p);
+        strcat(up, "../");
+    }
+    /* __FILE__ is runner/tests/unit/testutil.h: four levels up is the repo's parent */
+    snprintf(p, sizeof p, "%s", __FILE__);
+    char *slash = strrchr(p, '/');
+    if (slash)
+        *slash = '\0';
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/../../../../shared/testdata/%s", slash ? p : ".", sub);
+    return strdup(dir);
+}
+
 /* Removes a directory tree made by a test (rm -rf). */
 static inline void test_rmtree(const char *dir)
 {
