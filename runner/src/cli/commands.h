@@ -1,9 +1,11 @@
 /*
- * The commands. Each takes the parsed command line and the resolved
- * configuration, does its work, and fills an outcome: the exit code and the
- * one-line summary that ends the run (main logs it and writes it to the
- * termination log). Commands print data to stdout (text, or JSON with
- * --json) and log everything else to stderr.
+ * The commands, thin: each takes the parsed command line and the resolved
+ * configuration, calls the module that does the work (backup/, restore/,
+ * retention/, catalog/, sources/) with the storage it opened, and reports:
+ * data on stdout (text, or JSON with --json), and an outcome, the exit code
+ * and the one-line summary that ends the run (main logs it and writes it to
+ * the termination log). The modules log the rest to stderr; none of them
+ * includes this header.
  */
 #ifndef SAUVE_CLI_COMMANDS_H
 #define SAUVE_CLI_COMMANDS_H
