@@ -306,15 +306,16 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     const char *target = args->into ? args->into : name;
     if (catalog_load(st, cfg->name, &cat, &err) != 0 || !(set = catalog_pick(&cat, args->set, &err)))
         goto fail;
-    a = manifest_find(&set->m, "postgres", name);
-    if ((!a || !a->ok) && (!args->set || strcmp(args->set, "latest") == 0)) {
-        /* last night's set may be partial with this very database failed:
-         * "latest" then means the newest backup that holds it */
+    a = catalog_usable_artifact(set, "postgres", name);
+    if (!a && (!args->set || strcmp(args->set, "latest") == 0)) {
+        /* last night's set may be partial with this very database failed,
+         * or damaged since: "latest" then means the newest backup that
+         * holds an intact copy */
         const catalog_set *newest = set;
         for (size_t i = 0; i < cat.n; i++) {
             const catalog_set *c = &cat.sets[i];
-            const manifest_artifact *ca = c->complete ? manifest_find(&c->m, "postgres", name) : NULL;
-            if (ca && ca->ok && strcmp(c->m.reason, "safety") != 0) {
+            const manifest_artifact *ca = catalog_usable_artifact(c, "postgres", name);
+            if (ca && strcmp(c->m.reason, "safety") != 0) {
                 set = c;
                 a = ca;
                 log_warn("the newest set %s/%s has no usable %s; restoring from %s, the newest that has it",
@@ -323,15 +324,22 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
             }
         }
     }
-    if (!a || !a->ok) {
+    if (!a) {
         char have[512] = "";
         size_t off = 0;
         for (size_t i = 0; i < set->m.n_artifacts && off < sizeof have; i++)
-            if (set->m.artifacts[i].ok)
+            if (catalog_usable_artifact(set, set->m.artifacts[i].kind, set->m.artifacts[i].name))
                 off += (size_t)snprintf(have + off, sizeof have - off, "%s%s:%s", off ? ", " : "",
                                         set->m.artifacts[i].kind, set->m.artifacts[i].name);
-        sv_error_set(&err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
-                     a ? "usable" : "artifact", spec, off ? have : "nothing restorable");
+        const manifest_artifact *named = manifest_find(&set->m, "postgres", name);
+        if (named && named->ok && set->damaged) {
+            sv_error_set(&err, SV_EXIT_FAILED, "%s in set %s/%s is damaged, nothing was changed: %s", spec,
+                         cfg->name, set->id, set->damage);
+            sv_error_hint(&err, "restore from another set: sauve list shows which are intact");
+        } else {
+            sv_error_set(&err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
+                         named ? "usable" : "artifact", spec, off ? have : "nothing restorable");
+        }
         goto fail;
     }
 
