@@ -11,6 +11,7 @@ goes."""
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -21,7 +22,8 @@ from conftest import (AGE_IDENTITY_SECRET, CHART, KUSTOMIZE, ROOT, RenderError, 
 from podrun import index_objects, materialize, run_spec
 from test_schema import errors as schema_errors
 
-# The recipients of the examples (ci/age-values.yaml, overlays/production):
+# The recipients of the chart's CI example (ci/age-values.yaml), also given
+# to a copy of the Kustomize tree (encrypted_kustomize):
 # public keys whose identities were thrown away when they were made.
 OPS = "age1qayj5wprugcpgc845qmuqdh4f0pcg3gvtwlrkfq43jj9h2t2s5xqg68ske"
 GLASS = "age1rc343rwkvl7r4h9s87d6seum4cm526fpgct0mkxmjvd89s6vzqjs80n8fa"
@@ -53,11 +55,24 @@ def identity(tmp_path):
     return path.read_text(), pub
 
 
-def rendered(helm, target):
-    """The documents of a target: "chart" (ci/age-values.yaml) or a Kustomize overlay."""
+def encrypted_kustomize(tmp_path):
+    """A copy of deploy/kustomize whose production config has the two
+    recipients uncommented, as a user enables encryption (the tree itself
+    ships none: keys nobody holds would make backups nobody can restore)."""
+    root = tmp_path / "kustomize"
+    if not root.exists():
+        shutil.copytree(KUSTOMIZE, root)
+        cfg = root / "overlays" / "production" / "config.yaml"
+        cfg.write_text(cfg.read_text() + f"age:\n  recipients:\n    - {OPS}\n    - {GLASS}\n")
+    return str(root)
+
+
+def rendered(helm, target, tmp_path=None):
+    """The documents of a target: "chart" (ci/age-values.yaml) or a Kustomize
+    overlay; with tmp_path, that overlay with encryption turned on."""
     if target == "chart":
         return chart(helm, example("age-values.yaml"))
-    docs, _ = kustomize(os.path.join(KUSTOMIZE, target))
+    docs, _ = kustomize(os.path.join(encrypted_kustomize(tmp_path) if tmp_path else KUSTOMIZE, target))
     return docs
 
 
@@ -80,13 +95,16 @@ def test_chart_recipients_reach_config_yaml(helm, tmp_path):
     assert "age" not in cfg
 
 
-def test_kustomize_production_lists_two_recipients():
-    for target in ("overlays/production", "overlays/restore", "overlays/manual-backup"):
+def test_kustomize_ships_no_recipients_and_takes_the_users(tmp_path):
+    for target in ("base", "overlays/production", "overlays/restore", "overlays/manual-backup"):
         docs, _ = kustomize(os.path.join(KUSTOMIZE, target))
+        assert "age" not in yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"]), target
+    with open(os.path.join(KUSTOMIZE, "overlays", "production", "config.yaml")) as f:
+        assert "#   recipients:" in f.read()  # documented where the user edits
+    for target in ("overlays/production", "overlays/restore", "overlays/manual-backup"):
+        docs, _ = kustomize(os.path.join(encrypted_kustomize(tmp_path), target))
         cfg = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
         assert cfg["age"] == {"recipients": [OPS, GLASS]}, target
-    docs, _ = kustomize(os.path.join(KUSTOMIZE, "base"))
-    assert "age" not in yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
 
 
 def sauve_check(sauve_bin, doc, objects, root):
@@ -116,7 +134,7 @@ def test_sauve_reads_the_recipients_and_only_the_restore_job_the_identity(helm, 
     """Every pod's sauve encrypts to both recipients of the rendered config;
     only the restore Job's sauve finds an identity, the one in the Secret."""
     text, pub = identity
-    docs = rendered(helm, target)
+    docs = rendered(helm, target, tmp_path)
     objects = index_objects(docs + [user_made_secret(data={"identity.txt": text})])
     seen = set()
     for i, (doc, _) in enumerate(pods(docs)):
@@ -146,8 +164,8 @@ def identity_volumes(doc):
 
 @pytest.mark.parametrize("target", ["chart", "base", "overlays/production", "overlays/restore",
                                     "overlays/manual-backup"])
-def test_identity_is_mounted_in_the_restore_job_and_nowhere_else(helm, target):
-    docs = rendered(helm, target)
+def test_identity_is_mounted_in_the_restore_job_and_nowhere_else(helm, target, tmp_path):
+    docs = rendered(helm, target, tmp_path)
     restore = [d for d in docs if d["kind"] == "Job" and is_restore_job(d)]
     assert len(restore) == (1 if target in ("chart", "overlays/restore") else 0), [d["metadata"]["name"] for d in docs]
     for job in restore:
