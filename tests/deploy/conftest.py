@@ -134,6 +134,20 @@ def write_values(tmp_path, text, name="values.yaml"):
     return str(p)
 
 
+# The age identity's Secret: created by the user with kubectl, referenced by
+# the restore Job (the chart's ci/age-values.yaml, Kustomize's
+# components/age-identity) and rendered by nothing.
+AGE_IDENTITY_SECRET = "sauve-age-identity"
+
+
+def user_made_secret(name=AGE_IDENTITY_SECRET, data=None):
+    """A stand-in for a Secret the user creates with kubectl and no manifest
+    renders (`kubectl create secret generic NAME --from-file=identity.txt=PATH`),
+    to add to the rendered objects before run_spec."""
+    data = {"identity.txt": "AGE-SECRET-KEY-1 stand-in\n"} if data is None else data
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+
+
 def one(docs, kind, name=None):
     found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
     assert len(found) == 1, f"want one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"

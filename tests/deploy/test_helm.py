@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import (CHART, EXAMPLES, ROOT, RenderError, example, one, pods, write_values)
+from conftest import (CHART, EXAMPLES, ROOT, RenderError, example, one, pods, user_made_secret, write_values)
 from podrun import index_objects, run_spec
 
 CASES = [None] + EXAMPLES  # None: the chart's defaults
@@ -161,7 +161,7 @@ def test_credentials_are_files_behind_x_file(helm, case):
     """Every *_FILE variable points at a file of a mounted Secret item, and
     no credential is a plain variable."""
     docs, _ = helm(*case_files(case))
-    objects = index_objects(docs)
+    objects = index_objects(docs + [user_made_secret()])  # the age identity, made with kubectl
     for doc, tmpl in pods(docs):
         c = tmpl["spec"]["containers"][0]
         mounts = {m["name"]: m for m in c["volumeMounts"]}

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import KUSTOMIZE, kustomize, one, pods
+from conftest import KUSTOMIZE, kustomize, one, pods, user_made_secret
 from podrun import index_objects, run_spec
 
 OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
@@ -21,7 +21,7 @@ def render(target):
 
 def test_the_overlays_the_issue_asks_for():
     assert {"production", "manual-backup", "restore"} <= set(OVERLAYS)
-    assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == ["manual-backup", "restore"]
+    assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == ["age-identity", "manual-backup", "restore"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -39,7 +39,7 @@ def test_references_resolve_within_the_output(target):
     """Generated names (with their hash) are what the pods reference, in the
     same namespace."""
     docs, _ = render(target)
-    objects = index_objects(docs)
+    objects = index_objects(docs + [user_made_secret()])  # the age identity, made with kubectl
     namespaces = {d["metadata"].get("namespace") for d in docs}
     assert len(namespaces) == 1, namespaces
     for doc, _ in pods(docs):
@@ -129,6 +129,12 @@ def test_restore_job():
     cpod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     pod = job["spec"]["template"]["spec"]
     strip = lambda p: {**p, "containers": [{**p["containers"][0], "args": None}]}
+    # ... and the age identity, the restore Job's alone (test_age.py)
+    c = pod["containers"][0]
+    assert {"name": "SAUVE_AGE_IDENTITY_FILE", "value": "/run/secrets/sauve-age/identity.txt"} in c["env"]
+    pod = {**pod, "volumes": [v for v in pod["volumes"] if v["name"] != "age-identity"],
+           "containers": [{**c, "env": [e for e in c["env"] if e["name"] != "SAUVE_AGE_IDENTITY_FILE"],
+                           "volumeMounts": [m for m in c["volumeMounts"] if m["name"] != "age-identity"]}]}
     assert strip(pod) == strip(cpod)
 
 

@@ -465,6 +465,47 @@ def test_the_newest_good_copy_of_each_source_is_kept(sauve, storage, history):
     assert plan[ids[6]]["reasons"] == [f"newest good copy of {source}"], plan[ids[6]]
 
 
+def test_a_damaged_set_is_shown_kept_and_protects_nothing(sauve, storage, history, dbs):
+    """The newest set's dump is deleted behind sauve's back (a lifecycle
+    rule, an operator), the next one's truncated: with keep.last 1 the
+    older good set must stay, and nothing damaged is deleted either."""
+    env, ids = history
+    (art,) = json.load(open(os.path.join(series_dir(storage), ids[0], "manifest.json")))["artifacts"]
+    os.remove(os.path.join(series_dir(storage), ids[0], art["key"]))
+    cut = os.path.join(series_dir(storage), ids[1], art["key"])
+    with open(cut, "r+b") as f:
+        f.truncate(art["bytes_out"] - 1)
+    env = dict(env, SAUVE_KEEP_LAST="1")
+
+    lst = json.loads(sauve.run("list", "--json", env=env).stdout)["sets"]
+    by_id = {s["id"]: s for s in lst}
+    assert by_id[ids[0]]["status"] == "damaged"
+    assert by_id[ids[0]]["damage"] == f"{art['key']} is missing"
+    assert by_id[ids[0]]["artifacts"][0]["status"] == "damaged"
+    assert by_id[ids[1]]["damage"] == (f"{art['key']} is truncated: {art['bytes_out'] - 1} bytes stored, "
+                                       f"the manifest recorded {art['bytes_out']}")
+    text = sauve.run("list", env=env, json_stdout=True).stdout
+    assert re.search(rf"{ids[0]}\s+damaged\s", text), text
+    assert "(DAMAGED)" in text
+
+    r = sauve.run("prune", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert r.any_line("damaged", ids[0], level=("warn",)), r.describe()
+    # the two damaged sets and the newest intact one (ids[2]) stay
+    assert ids_on_disk(storage) == ids[:3]
+    plan = {s["id"]: s for s in plan_json(sauve, env)["sets"]}
+    assert plan[ids[2]]["reasons"][:2] == ["newest complete (always kept)", "last (1 of 1)"], plan[ids[2]]
+    assert plan[ids[0]]["reasons"] == [
+        f"damaged: {art['key']} is missing (never deleted, not counted as a copy)"]
+
+    # restore of "latest" skips the set whose copy is damaged
+    db = art["name"]
+    target = dbs.name("fromgood")
+    r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes", env=env)
+    assert r.code == 0, r.describe()
+    assert r.any_line("restoring from", ids[2]), r.describe()
+
+
 def test_keep_within_under_an_hour_is_refused(sauve, storage, history):
     env, ids = history
     before = snapshot(storage)

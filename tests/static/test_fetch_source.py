@@ -149,7 +149,18 @@ def env():
     for s in servers:
         s.shutdown()
         s.server_close()
-    shutil.rmtree(base)
+    # Every gpg home under base (a test may make its own) has an agent that
+    # deletes its sockets as it exits: stop each, and wait, before removing.
+    for home in [os.path.join(base, d) for d in os.listdir(base)]:
+        if os.path.isfile(os.path.join(home, "pubring.kbx")):
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False)
+
+    def vanished_is_fine(func, path, exc_info):
+        # an agent still on its way out may remove a socket under our feet
+        if not issubclass(exc_info[0], FileNotFoundError):
+            raise exc_info[1]
+
+    shutil.rmtree(base, onerror=vanished_is_fine)
 
 
 def read(path):

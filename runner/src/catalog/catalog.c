@@ -78,6 +78,8 @@ static int collect_object(void *ctx, const storage_entry *e)
     struct pending *p = pending_set(c, id);
     catalog_set *set = &p->set;
     set->objects = xrealloc(set->objects, (set->n_objects + 1) * sizeof *set->objects);
+    set->object_sizes = xrealloc(set->object_sizes, (set->n_objects + 1) * sizeof *set->object_sizes);
+    set->object_sizes[set->n_objects] = e->size;
     set->objects[set->n_objects++] = xstrdup(slash + 1);
     set->stored_bytes += e->size;
     if (e->mtime > set->last_modified)
@@ -118,6 +120,44 @@ static bool newer_format(const char *data, size_t len)
     bool newer = json_is_integer(fmt) && json_integer_value(fmt) > MANIFEST_FORMAT;
     json_decref(root);
     return newer;
+}
+
+/* Compares what the manifest says was stored with the listing. */
+static void check_objects(catalog_set *set)
+{
+    set->artifact_damaged =
+        xcalloc(set->m.n_artifacts ? set->m.n_artifacts : 1, sizeof *set->artifact_damaged);
+    size_t n_damaged = 0;
+    char first[512] = "";
+    for (size_t i = 0; i < set->m.n_artifacts; i++) {
+        const manifest_artifact *a = &set->m.artifacts[i];
+        if (!a->ok)
+            continue;
+        size_t k = 0;
+        while (k < set->n_objects && strcmp(set->objects[k], a->key) != 0)
+            k++;
+        char what[512] = "";
+        if (k == set->n_objects)
+            snprintf(what, sizeof what, "%s is missing", a->key);
+        else if (set->object_sizes[k] < a->bytes_out)
+            snprintf(what, sizeof what, "%s is truncated: %llu bytes stored, the manifest recorded %llu",
+                     a->key, (unsigned long long)set->object_sizes[k], (unsigned long long)a->bytes_out);
+        else if (set->object_sizes[k] > a->bytes_out)
+            snprintf(what, sizeof what,
+                     "%s has %llu bytes, more than the %llu the manifest recorded (replaced?)", a->key,
+                     (unsigned long long)set->object_sizes[k], (unsigned long long)a->bytes_out);
+        if (!what[0])
+            continue;
+        set->artifact_damaged[i] = true;
+        if (n_damaged++ == 0)
+            memcpy(first, what, sizeof first);
+    }
+    if (n_damaged == 0)
+        return;
+    set->damaged = true;
+    set->damage = n_damaged == 1 ? xstrdup(first)
+                                 : xasprintf("%s, and %zu other artifact(s) are missing or of another size",
+                                             first, n_damaged - 1);
 }
 
 /* Reads the manifest of a listed set and fills the rest of it. Returns -1
@@ -170,6 +210,7 @@ static int load_manifest(storage *st, const char *name, const struct pending *p,
         manifest_free(&set->m);
     } else {
         set->complete = true;
+        check_objects(set);
     }
     free(data);
     return 0;
@@ -226,6 +267,9 @@ void catalog_free(catalog *c)
         return;
     for (size_t i = 0; i < c->n; i++) {
         free(c->sets[i].problem);
+        free(c->sets[i].damage);
+        free(c->sets[i].artifact_damaged);
+        free(c->sets[i].object_sizes);
         manifest_free(&c->sets[i].m);
         for (size_t j = 0; j < c->sets[i].n_objects; j++)
             free(c->sets[i].objects[j]);
@@ -350,6 +394,18 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
     list_newest(c, sets, sizeof sets);
     sv_error_set(err, SV_EXIT_FAILED, "set %s does not exist in series %s at %s; newest sets: %s", which,
                  series(c), where(c), sets);
+    return NULL;
+}
+
+const manifest_artifact *catalog_usable_artifact(const catalog_set *s, const char *kind, const char *name)
+{
+    if (!s->complete)
+        return NULL;
+    for (size_t i = 0; i < s->m.n_artifacts; i++) {
+        const manifest_artifact *a = &s->m.artifacts[i];
+        if (strcmp(a->kind, kind) == 0 && strcmp(a->name, name) == 0)
+            return a->ok && !(s->artifact_damaged && s->artifact_damaged[i]) ? a : NULL;
+    }
     return NULL;
 }
 

@@ -2,7 +2,9 @@
  * The catalog: which backup sets exist for a series, read from storage and
  * manifests only. A set directory without a readable, valid manifest is
  * incomplete and is never trusted for restore; objects no manifest names are
- * never trusted either.
+ * never trusted either. Nor is a manifest alone: every object it names is
+ * compared with the listing (presence and size, which the listing gives
+ * for free), and a set that fails is damaged.
  *
  * Layout (DESIGN.md): NAME/SETID/manifest.json and NAME/SETID/<artifact keys>.
  */
@@ -25,7 +27,16 @@ typedef struct catalog_set {
     manifest m;        /* valid only when complete */
     uint64_t stored_bytes; /* sum of object sizes found under the set */
     size_t n_objects;
-    char **objects;        /* keys of those objects, relative to the set ("manifest.json", ...) */
+    char **objects;         /* keys of those objects, relative to the set ("manifest.json", ...) */
+    uint64_t *object_sizes; /* their sizes, parallel to objects */
+    /* Complete, but an object the manifest names as stored is missing from
+     * the listing or has another size than recorded (deleted by a lifecycle
+     * rule or an operator, truncated): never a good copy, never deleted
+     * automatically. damage says what, artifact_damaged which (parallel to
+     * m.artifacts). */
+    bool damaged;
+    char *damage;
+    bool *artifact_damaged;
     int64_t last_modified; /* newest object's modification time (unix seconds); 0 when unknown */
 } catalog_set;
 
@@ -55,6 +66,10 @@ void catalog_free(catalog *c);
  * message listing what exists (64 when the time names several sets).
  */
 const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *err);
+
+/* The artifact kind:name of set s when it is stored and intact (the source
+ * succeeded and the listing holds its object at the recorded size), or NULL. */
+const manifest_artifact *catalog_usable_artifact(const catalog_set *s, const char *kind, const char *name);
 
 /* Storage key of an artifact: "NAME/SETID/KEY"; newly allocated. */
 char *catalog_object_key(const char *name, const char *set_id, const char *relkey);

@@ -74,6 +74,8 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
         json_object_set_new(o, "problem", json_string(s->problem));
         return o;
     }
+    if (s->damaged)
+        json_object_set_new(o, "damage", json_string(s->damage));
     json_object_set_new(o, "reason", json_string(s->m.reason));
     if (s->m.note)
         json_object_set_new(o, "note", json_string(s->m.note));
@@ -84,7 +86,8 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
         json_t *ja = json_object();
         json_object_set_new(ja, "kind", json_string(a->kind));
         json_object_set_new(ja, "name", json_string(a->name));
-        json_object_set_new(ja, "status", json_string(a->ok ? "ok" : "failed"));
+        bool damaged = s->artifact_damaged && s->artifact_damaged[i];
+        json_object_set_new(ja, "status", json_string(!a->ok ? "failed" : damaged ? "damaged" : "ok"));
         if (a->ok) {
             json_t *rs = json_array();
             for (size_t r = 0; r < a->n_recipients; r++)
@@ -163,7 +166,10 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             fputs(j ? ", " : "", stdout);
             put_escaped(a->kind, ":");
             put_escaped(a->name, "");
-            fputs(a->ok ? "" : " (FAILED)", stdout);
+            fputs(!a->ok                                          ? " (FAILED)"
+                  : s->artifact_damaged && s->artifact_damaged[j] ? " (DAMAGED)"
+                                                                  : "",
+                  stdout);
         }
         putchar('\n');
         for (size_t j = 0; j < s->m.n_artifacts; j++) {
@@ -223,10 +229,16 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
     } else {
         print_text(cfg, storage_url(st), &cat, &plan, policy, tz, now);
     }
-    size_t complete = 0;
-    for (size_t i = 0; i < cat.n; i++)
-        complete += cat.sets[i].complete;
-    outcome_set(out, SV_EXIT_OK, "list ok: %zu set(s) of '%s', %zu complete", cat.n, cfg->name, complete);
+    size_t complete = 0, damaged = 0;
+    for (size_t i = 0; i < cat.n; i++) {
+        complete += cat.sets[i].complete && !cat.sets[i].damaged;
+        damaged += cat.sets[i].damaged;
+    }
+    char extra[64] = "";
+    if (damaged)
+        snprintf(extra, sizeof extra, ", %zu damaged (an object missing or of another size)", damaged);
+    outcome_set(out, SV_EXIT_OK, "list ok: %zu set(s) of '%s', %zu complete%s", cat.n, cfg->name, complete,
+                extra);
     retention_plan_free(&plan);
     catalog_free(&cat);
     storage_close(st);

@@ -150,9 +150,10 @@ static int confirm(bool yes, const char *what, sv_error *err)
 }
 
 /*
- * The set and the artifact of spec in it: the set asked for; for "latest",
- * when the newest set has no usable copy (last night's set may be partial
- * with this very source failed), the newest complete backup that has one.
+ * The set and the artifact of spec in it, stored and intact: the set asked
+ * for; for "latest", when the newest set has no usable copy (last night's
+ * set may be partial with this very source failed, or damaged since), the
+ * newest complete backup that holds an intact one.
  */
 static int pick(const sv_config *cfg, const catalog *cat, const struct restore_spec *spec, const char *which,
                 const catalog_set **set_out, const manifest_artifact **a_out, sv_error *err)
@@ -161,13 +162,13 @@ static int pick(const sv_config *cfg, const catalog *cat, const struct restore_s
     if (!set)
         return -1;
     const char *kind = spec->ops->kind;
-    const manifest_artifact *a = manifest_find(&set->m, kind, spec->name);
-    if ((!a || !a->ok) && (!which || strcmp(which, "latest") == 0)) {
+    const manifest_artifact *a = catalog_usable_artifact(set, kind, spec->name);
+    if (!a && (!which || strcmp(which, "latest") == 0)) {
         const catalog_set *newest = set;
         for (size_t i = 0; i < cat->n; i++) {
             const catalog_set *c = &cat->sets[i];
-            const manifest_artifact *ca = c->complete ? manifest_find(&c->m, kind, spec->name) : NULL;
-            if (ca && ca->ok && strcmp(c->m.reason, "safety") != 0) {
+            const manifest_artifact *ca = catalog_usable_artifact(c, kind, spec->name);
+            if (ca && strcmp(c->m.reason, "safety") != 0) {
                 set = c;
                 a = ca;
                 log_warn("the newest set %s/%s has no usable %s; restoring from %s, the newest that has it",
@@ -176,15 +177,21 @@ static int pick(const sv_config *cfg, const catalog *cat, const struct restore_s
             }
         }
     }
-    if (!a || !a->ok) {
+    if (!a) {
+        const manifest_artifact *named = manifest_find(&set->m, kind, spec->name);
+        if (named && named->ok && set->damaged) {
+            sv_error_set(err, SV_EXIT_FAILED, "%s in set %s/%s is damaged, nothing was changed: %s",
+                         spec->text, cfg->name, set->id, set->damage);
+            return sv_error_hint(err, "restore from another set: sauve list shows which are intact");
+        }
         char have[512] = "";
         size_t off = 0;
         for (size_t i = 0; i < set->m.n_artifacts && off < sizeof have; i++)
-            if (set->m.artifacts[i].ok)
+            if (catalog_usable_artifact(set, set->m.artifacts[i].kind, set->m.artifacts[i].name))
                 off += (size_t)snprintf(have + off, sizeof have - off, "%s%s:%s", off ? ", " : "",
                                         set->m.artifacts[i].kind, set->m.artifacts[i].name);
         return sv_error_set(err, SV_EXIT_FAILED, "set %s/%s has no %s %s (it holds: %s)", cfg->name, set->id,
-                            a ? "usable" : "artifact", spec->text, off ? have : "nothing restorable");
+                            named ? "usable" : "artifact", spec->text, off ? have : "nothing restorable");
     }
     *set_out = set;
     *a_out = a;

@@ -215,6 +215,9 @@ void retention_plan_make(const retention_set *sets, size_t n, const retention_po
             keep(&v[i], xstrdup("written by a newer sauve (never deleted)"));
         } else if (s->state == RETENTION_UNREADABLE) {
             keep(&v[i], xstrdup("manifest unreadable or invalid (never deleted)"));
+        } else if (s->state == RETENTION_DAMAGED) {
+            keep(&v[i], xasprintf("damaged: %s (never deleted, not counted as a copy)",
+                                  s->damage ? s->damage : "an object is missing or of another size"));
         } else if (s->state == RETENTION_INCOMPLETE) {
             time_t active = s->last_activity > s->time ? s->last_activity : s->time;
             if (now - active < p->grace)

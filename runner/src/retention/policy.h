@@ -35,6 +35,10 @@
  *     activity; older, it is deleted;
  *   - a set whose manifest a newer sauve wrote, or whose manifest exists
  *     but cannot be read or is invalid, is never deleted;
+ *   - a damaged set (its manifest is valid but an object it names is missing
+ *     or has another size) is never deleted, and counts for nothing: no
+ *     rule's slot, not the newest complete set, no source's good copy, so
+ *     the copies older than it stay protected;
  *   - a pinned set (the one this run just committed) is kept.
  */
 #ifndef SAUVE_RETENTION_POLICY_H
@@ -70,6 +74,7 @@ enum retention_state {
     RETENTION_INCOMPLETE,   /* no manifest */
     RETENTION_NEWER_FORMAT, /* manifest written by a newer sauve: never deleted */
     RETENTION_UNREADABLE,   /* manifest present but unreadable or invalid: never deleted */
+    RETENTION_DAMAGED,      /* valid manifest, but an object missing or of another size: never deleted */
 };
 
 typedef struct retention_set {
@@ -78,6 +83,7 @@ typedef struct retention_set {
     time_t last_activity; /* newest object's modification time, 0 when unknown */
     enum retention_state state;
     bool safety;        /* a safety copy taken before restore --clean */
+    const char *damage; /* RETENTION_DAMAGED: what is wrong, for the reason */
     const char *pinned; /* non-NULL: always kept, with this as the reason */
     /* Sources ("postgres:app") of which this is the newest complete set
      * holding a good copy: always kept, and the reason names them. */

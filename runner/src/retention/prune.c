@@ -70,6 +70,8 @@ void prune_tz_setup(char *name, size_t len)
 
 const char *prune_set_status(const catalog_set *s)
 {
+    if (s->damaged)
+        return "damaged";
     if (s->complete)
         return s->m.status == SET_OK ? "ok" : "partial";
     return s->newer_format ? "newer format" : s->unreadable ? "unreadable" : "incomplete";
@@ -94,7 +96,7 @@ static void newest_good_copies(const catalog *cat, const retention_set *sets, ti
     size_t nb = 0;
     for (size_t i = 0; i < cat->n; i++) {
         const catalog_set *s = &cat->sets[i];
-        if (!s->complete || retention_set_in_future(&sets[i], now))
+        if (!s->complete || s->damaged || retention_set_in_future(&sets[i], now))
             continue;
         for (size_t a = 0; a < s->m.n_artifacts; a++) {
             const manifest_artifact *art = &s->m.artifacts[a];
@@ -131,11 +133,13 @@ void prune_plan_catalog(const catalog *cat, const retention_policy *p, time_t no
             .id = s->id,
             .time = t,
             .last_activity = (time_t)s->last_modified,
-            .state = s->complete       ? RETENTION_COMPLETE
+            .state = s->damaged        ? RETENTION_DAMAGED
+                     : s->complete     ? RETENTION_COMPLETE
                      : s->newer_format ? RETENTION_NEWER_FORMAT
                      : s->unreadable   ? RETENTION_UNREADABLE
                                        : RETENTION_INCOMPLETE,
             .safety = is_safety(s),
+            .damage = s->damage,
             .pinned = pinned_id && strcmp(s->id, pinned_id) == 0 ? "committed by this run" : NULL,
         };
         if (retention_set_in_future(&sets[i], now))
@@ -221,6 +225,20 @@ static void print_plan_text(const sv_config *cfg, storage *st, const catalog *ca
                prune_set_status(s), shown);
         free(shown);
         free(w);
+    }
+}
+
+/* Whoever runs prune (the nightly backup included) hears of a damaged set. */
+static void warn_damaged(const catalog *cat)
+{
+    for (size_t i = 0; i < cat->n; i++) {
+        const catalog_set *s = &cat->sets[i];
+        if (s->damaged)
+            log_with(
+                LOG_WARN, LOG_FIELDS(LOG_STR("set", s->id), LOG_STR("damage", s->damage)),
+                "set %s/%s is damaged: %s; it is kept but no longer counts as a copy (find what removed or "
+                "changed the object: a lifecycle rule, an operator?)",
+                cat->name, s->id, s->damage);
     }
 }
 
@@ -485,6 +503,8 @@ static void print_json(const sv_config *cfg, storage *st, const catalog *cat, co
         json_object_set_new(o, "safety", json_boolean(is_safety(s)));
         if (!s->complete)
             json_object_set_new(o, "problem", json_string(s->problem));
+        if (s->damaged)
+            json_object_set_new(o, "damage", json_string(s->damage));
         json_object_set_new(o, "objects", json_integer((json_int_t)s->n_objects));
         json_object_set_new(o, "bytes", json_integer((json_int_t)s->stored_bytes));
         json_array_append_new(sets, o);
@@ -556,6 +576,7 @@ int prune_run(const sv_config *cfg, storage *st, const struct prune_options *o, 
         return -1;
     }
 
+    warn_damaged(&cat);
     if (o->print && !o->json)
         print_plan_text(cfg, st, &cat, &plan, policy, tz, grace, o->dry_run);
     if (!o->print)

@@ -15,7 +15,8 @@
  * the newest complete backup; and, under the harshest policy (keep.last 0)
  * and under none, the safety rules of the README hold: the newest complete
  * set, sets whose manifest is unreadable or newer, incomplete sets younger
- * than the grace period, sets dated in the future and the newest good copy
+ * than the grace period, damaged sets (an object the manifest names is
+ * missing or of another size), sets dated in the future and the newest good copy
  * of every source are never deleted.
  */
 #include "fuzz.h"
@@ -95,6 +96,7 @@ static void check_catalog(const catalog *c)
         for (size_t k = 0; k < s->n_objects; k++)
             FUZZ_CHECK(s->objects[k][0] && s->objects[k][0] != '/');
         FUZZ_CHECK(s->complete == !s->problem);
+        FUZZ_CHECK(s->damaged == (s->damage != NULL) && (!s->damaged || s->complete));
         if (s->complete) {
             FUZZ_CHECK(strcmp(s->m.id, s->id) == 0 && !s->unreadable && !s->newer_format);
             /* what restore reads of it is listed under it */
@@ -129,12 +131,18 @@ static bool in_future(const catalog_set *s)
     return t > NOW + RETENTION_FUTURE_SLACK;
 }
 
+/* Complete, and every object its manifest names is listed at its size. */
+static bool intact(const catalog_set *s)
+{
+    return s->complete && !s->damaged;
+}
+
 /* Whether set i holds a good copy of a source that no newer (not future)
- * complete set holds. */
+ * intact set holds. */
 static bool newest_good_copy(const catalog *c, size_t i)
 {
     const catalog_set *s = &c->sets[i];
-    if (!s->complete || in_future(s))
+    if (!intact(s) || in_future(s))
         return false;
     for (size_t a = 0; a < s->m.n_artifacts; a++) {
         const manifest_artifact *art = &s->m.artifacts[a];
@@ -142,7 +150,7 @@ static bool newest_good_copy(const catalog *c, size_t i)
             continue;
         bool newer = false;
         for (size_t j = 0; j < i && !newer; j++)
-            if (c->sets[j].complete && !in_future(&c->sets[j])) {
+            if (intact(&c->sets[j]) && !in_future(&c->sets[j])) {
                 const manifest_artifact *o = manifest_find(&c->sets[j].m, art->kind, art->name);
                 newer = o && o->ok;
             }
@@ -165,7 +173,7 @@ static void check_plan(const catalog *c, const retention_policy *p)
         for (size_t r = 0; r < v->n_reasons; r++)
             FUZZ_CHECK(v->reasons[r] && v->reasons[r][0]);
         bool must_keep = false;
-        if (s->complete && !in_future(s)) {
+        if (intact(s) && !in_future(s)) {
             bool safety = strcmp(s->m.reason, "safety") == 0;
             /* the newest complete set, and the newest backup when that is a safety copy */
             if (!complete_seen || (!safety && !backup_seen))
@@ -173,7 +181,7 @@ static void check_plan(const catalog *c, const retention_policy *p)
             complete_seen = true;
             backup_seen = backup_seen || !safety;
         }
-        if (s->unreadable || s->newer_format || in_future(s))
+        if (s->unreadable || s->newer_format || s->damaged || in_future(s))
             must_keep = true;
         if (!s->complete && s->last_modified > NOW - GRACE)
             must_keep = true;

@@ -839,6 +839,9 @@ static void put(storage *st, const char *key, const char *content)
 /* A complete set taken at t: a dump object and its manifest; reason
  * "backup" or "safety"; app_ok false: a partial set where postgres:app
  * failed and postgres:globals is ok. */
+/* in the manifest of a set whose app failed; a stray object of the others */
+#define GLOBALS_OBJECT "globals, in the set"
+
 static void put_set_as(storage *st, time_t t, char id[SET_ID_LEN + 1], const char *reason, bool app_ok)
 {
     set_id_format(t, id);
@@ -870,7 +873,7 @@ static void put_set_as(storage *st, time_t t, char id[SET_ID_LEN + 1], const cha
         a->format = xstrdup("pg_dumpall-sql");
         a->compression = xstrdup("zstd");
         a->bytes_in = 40;
-        a->bytes_out = 4;
+        a->bytes_out = strlen(GLOBALS_OBJECT);
         memset(a->sha256, 'e', 64);
     }
     manifest_update_status(&m);
@@ -880,7 +883,7 @@ static void put_set_as(storage *st, time_t t, char id[SET_ID_LEN + 1], const cha
     char *gkey = catalog_object_key("default", id, "postgres/globals.sql.zst");
     char *mkey = catalog_object_key("default", id, MANIFEST_FILENAME);
     put(st, dkey, "dump");
-    put(st, gkey, "globals, not in the manifest but in the set");
+    put(st, gkey, GLOBALS_OBJECT);
     put(st, mkey, json);
     free(dkey);
     free(gkey);
@@ -1154,6 +1157,63 @@ static void test_prune_keeps_the_newest_good_copy_of_each_source(void **state)
     catalog_free(&cat);
 }
 
+static void test_damaged_sets_count_for_nothing_and_are_never_deleted(void **state)
+{
+    fixture *f = *state;
+    time_t now = time(NULL);
+    /* three good nights; then the newest's dump is deleted behind sauve's
+     * back (a lifecycle rule), and the one before is truncated */
+    char ids[3][SET_ID_LEN + 1];
+    for (int i = 0; i < 3; i++)
+        put_set_as(f->st, now - (i + 1) * DAY, ids[i], "backup", true);
+    char *gone = catalog_object_key("default", ids[0], "postgres/app.dump.zst");
+    sv_error err = {0};
+    assert_int_equal(storage_delete(f->st, (const char *const *)&gone, 1, &err), 0);
+    free(gone);
+    char *cut = catalog_object_key("default", ids[1], "postgres/app.dump.zst");
+    put(f->st, cut, "du");
+    free(cut);
+
+    retention_policy p = policy();
+    p.keep_last = 1;
+    catalog cat;
+    retention_plan plan = local_plan(f, &p, &cat);
+    const catalog_set *s0 = &cat.sets[0];
+    assert_string_equal(s0->id, ids[0]);
+    assert_true(s0->complete && s0->damaged);
+    assert_string_equal(s0->damage, "postgres/app.dump.zst is missing");
+    assert_string_equal(prune_set_status(s0), "damaged");
+    assert_string_equal(cat.sets[1].damage,
+                        "postgres/app.dump.zst is truncated: 2 bytes stored, the manifest recorded 4");
+    assert_null(catalog_usable_artifact(s0, "postgres", "app"));
+    assert_non_null(catalog_usable_artifact(&cat.sets[2], "postgres", "app"));
+
+    /* the damaged sets are kept, say why, and protect nothing: the oldest,
+     * the only good copy, is the newest complete set and is kept */
+    const retention_verdict *v0 = verdict_of(&cat, &plan, ids[0]);
+    assert_true(v0->keep);
+    assert_int_equal(v0->n_reasons, 1);
+    assert_string_equal(v0->reasons[0],
+                        "damaged: postgres/app.dump.zst is missing (never deleted, not counted as a copy)");
+    assert_true(verdict_of(&cat, &plan, ids[1])->keep);
+    const retention_verdict *v2 = verdict_of(&cat, &plan, ids[2]);
+    assert_true(has_reason(v2, "newest complete (always kept)"));
+    assert_true(has_reason(v2, "last (1 of 1)"));
+    assert_true(has_reason(v2, "newest good copy of postgres:app"));
+    assert_int_equal(plan.n_delete, 0);
+    retention_plan_free(&plan);
+    catalog_free(&cat);
+
+    /* and prune itself deletes nothing */
+    const char *env[] = {"SAUVE_KEEP_LAST=1", NULL};
+    sv_config cfg = config_with(f, env);
+    struct prune_options real = {0};
+    struct prune_result res;
+    assert_int_equal(prune_run(&cfg, f->st, &real, &res, &err), 0);
+    assert_int_equal(res.sets_deleted, 0);
+    config_free(&cfg);
+}
+
 static void test_prune_keeps_an_upload_of_unknown_start(void **state)
 {
     fixture *f = *state;
@@ -1252,6 +1312,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_a_set_whose_manifest_is_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_the_newest_good_copy_of_each_source, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_sets_count_for_nothing_and_are_never_deleted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_an_upload_of_unknown_start, setup, teardown),
     };

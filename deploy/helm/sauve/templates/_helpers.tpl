@@ -160,6 +160,21 @@ Recursive: call with a map.
 {{- end -}}
 
 {{/*
+"true" when the backups are encrypted with age: config.age names recipients
+(in the values or a file), or extraEnv sets them; "" otherwise.
+*/}}
+{{- define "sauve.ageEncrypted" -}}
+{{- $a := .Values.config.age | default dict -}}
+{{- $on := or $a.recipients $a.recipients_file -}}
+{{- range .Values.extraEnv -}}
+{{- if has .name (list "SAUVE_AGE_RECIPIENTS" "SAUVE_AGE_RECIPIENTS_FILE") -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $on }}true{{ end -}}
+{{- end -}}
+
+{{/*
 Checks of what the schema cannot say; `helm install` stops with the message.
 */}}
 {{- define "sauve.validate" -}}
@@ -183,6 +198,11 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- end -}}
 {{- if and (hasKey $used "sseCustomerKey") (ne (default "none" .Values.config.s3.sse) "none") -}}
 {{- fail "an SSE-C key (sseCustomerKey) excludes config.s3.sse: set config.s3.sse to none" -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if eq .name "SAUVE_AGE_IDENTITY_FILE" -}}
+{{- fail "extraEnv sets SAUVE_AGE_IDENTITY_FILE, which would reach every pod, the backups and helm test included: give the identity to restore Jobs only, with restore.ageIdentity.existingSecret" -}}
+{{- end -}}
 {{- end -}}
 {{- if and (hasKey $used "sseCustomerKey") .Values.config.s3.sse_c_key_file -}}
 {{- fail "config.s3.sse_c_key_file and the sseCustomerKey credential are the same setting: use one" -}}

@@ -1,8 +1,10 @@
 {{/*
 The pod every sauve run uses: the CronJob's backups, the restore Job and the
-`helm test` check differ only in their arguments and component label.
-Call with (dict "root" $ "args" (list "backup") "component" "backup"); podMetadata
-also takes "annotations", merged over podAnnotations.
+`helm test` check differ only in their arguments and component label, and the
+restore Job alone gets the age identity (restore.ageIdentity).
+Call with (dict "root" $ "args" (list "backup") "component" "backup"), plus
+"ageIdentity" true for the restore Job; podMetadata also takes "annotations",
+merged over podAnnotations.
 */}}
 
 {{- define "sauve.podMetadata" -}}
@@ -24,6 +26,13 @@ annotations:
 {{- $used := include "sauve.usedCredentials" $root | fromYaml -}}
 {{- $table := include "sauve.credentialTable" $root | fromYaml -}}
 {{- $tz := include "sauve.retentionTimeZone" $root -}}
+{{- /* The Secret holding the age identity: the restore Job's only. */ -}}
+{{- $identity := "" -}}
+{{- /* (absent from the values of a release made by an older chart, under --reuse-values) */ -}}
+{{- $ageIdentity := $v.restore.ageIdentity | default dict -}}
+{{- if .ageIdentity -}}
+{{- $identity = $ageIdentity.existingSecret -}}
+{{- end -}}
 # A failed run is never restarted in place: the Job makes a new pod, and
 # podFailurePolicy (which requires Never) decides from the exit code.
 restartPolicy: Never
@@ -78,6 +87,10 @@ containers:
       - name: {{ (index $table $name).env }}
         value: /run/secrets/sauve/{{ (index $table $name).file }}
       {{- end }}
+      {{- if $identity }}
+      - name: SAUVE_AGE_IDENTITY_FILE
+        value: /run/secrets/sauve-age/identity.txt
+      {{- end }}
       {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -99,6 +112,11 @@ containers:
       {{- if $used }}
       - name: credentials
         mountPath: /run/secrets/sauve
+        readOnly: true
+      {{- end }}
+      {{- if $identity }}
+      - name: age-identity
+        mountPath: /run/secrets/sauve-age
         readOnly: true
       {{- end }}
       - name: tmp
@@ -126,6 +144,18 @@ volumes:
         - key: {{ $key | quote }}
           path: {{ (index $table $name).file }}
         {{- end }}
+  {{- end }}
+  {{- if $identity }}
+  # The age identity (restore.ageIdentity): a Secret created with kubectl,
+  # mounted in restore Jobs only.
+  - name: age-identity
+    secret:
+      secretName: {{ $identity }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        - key: {{ default "identity.txt" $ageIdentity.key | quote }}
+          path: identity.txt
   {{- end }}
   # The only writable directory; the root filesystem is read-only.
   - name: tmp
