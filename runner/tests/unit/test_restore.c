@@ -454,30 +454,52 @@ static void test_a_replaced_target_is_backed_up_first_unless_declined(void **sta
     catalog_free(&cat);
 }
 
-static void test_latest_falls_back_to_the_newest_set_that_has_it(void **state)
+/* latest restores mem:app from f->id, older than newer, which has no
+ * usable copy; --set newer is refused with a message that starts with want,
+ * before the loader is reached. */
+static void assert_latest_skips(fixture *f, const char *newer, const char *want)
 {
-    fixture *f = *state;
-    char newer[SET_ID_LEN + 1];
-    backup_mem(f, cache_only, newer);
     assert_true(strcmp(newer, f->id) > 0);
     struct restore_request req = {.yes = true};
     assert_int_equal(run(f, "mem:app", &req), 0);
     assert_string_equal(f->res.set_id, f->id);
     assert_string_equal(mem.got, "content of app");
-
-    /* an explicit set is taken at its word */
     mem_reset();
     req.set = newer;
     assert_int_equal(run(f, "mem:app", &req), -1);
-    char *want = xasprintf("set unit/%s has no artifact mem:app (it holds: mem:cache)", newer);
-    assert_string_equal(f->err.msg, want);
-    free(want);
+    assert_memory_equal(f->err.msg, want, strlen(want));
     assert_int_equal(mem.inspected, 0);
+}
+
+static void test_latest_falls_back_to_the_newest_set_that_has_it(void **state)
+{
+    fixture *f = *state;
+    char newer[SET_ID_LEN + 1];
+    backup_mem(f, cache_only, newer);
+    char *want = xasprintf("set unit/%s has no artifact mem:app (it holds: mem:cache)", newer);
+    assert_latest_skips(f, newer, want);
+    free(want);
 
     /* a name no set holds */
-    req.set = NULL;
-    assert_int_equal(run(f, "mem:nothing", &req), -1);
+    assert_int_equal(run(f, "mem:nothing", &(struct restore_request){.yes = true}), -1);
     assert_non_null(strstr(f->err.msg, "has no artifact mem:nothing"));
+}
+
+static void test_a_damaged_copy_is_refused_and_latest_skips_it(void **state)
+{
+    fixture *f = *state;
+    char newer[SET_ID_LEN + 1];
+    backup_mem(f, app_and_cache, newer);
+    /* another size than the manifest records: the listing tells */
+    char *path = xasprintf("%s/unit/%s/mem/app.bin.zst", f->dir, newer);
+    assert_int_equal(truncate(path, 3), 0);
+    free(path);
+    char *want = xasprintf("mem:app in set unit/%s is damaged, nothing was changed: ", newer);
+    assert_latest_skips(f, newer, want);
+    free(want);
+    /* what is intact in it still restores */
+    assert_int_equal(run(f, "mem:cache", &(struct restore_request){.yes = true, .set = newer}), 0);
+    assert_string_equal(mem.got, "content of cache");
 }
 
 static void test_without_yes_and_a_terminal_nothing_is_touched(void **state)
@@ -513,6 +535,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_latest_falls_back_to_the_newest_set_that_has_it, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_damaged_copy_is_refused_and_latest_skips_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_yes_and_a_terminal_nothing_is_touched, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
