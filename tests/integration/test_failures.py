@@ -2,6 +2,7 @@
 what failed, nothing half-written that claims to be a backup, and restores
 that refuse rather than damage a database."""
 
+import hashlib
 import json
 import os
 import re
@@ -336,3 +337,54 @@ def test_replaced_artifact_of_same_size_is_caught_by_checksum_before_touching_th
                           r"|(checksum|sha-?256|corrupt).*" + re.escape(key)), r.describe()
     assert_same_state(state, db_state(pg, db), f"{db} after the refused restore")
     assert pg.scalar(db, "select count(*) from pg_class where relname = 'intruder'") == "0"
+
+
+def _forge(set_dir, m, key, data, bytes_in=None):
+    """Replaces an artifact's object and rewrites the manifest to match it,
+    as someone with write access to the bucket can: only what the manifest
+    cannot be made to hide still protects the restore."""
+    with open(os.path.join(set_dir, key), "wb") as f:
+        f.write(data)
+    a = next(x for x in m["artifacts"] if x.get("key") == key)
+    m["totals"]["bytes_out"] += len(data) - a["bytes_out"]
+    a["bytes_out"] = len(data)
+    a["sha256"] = hashlib.sha256(data).hexdigest()
+    if bytes_in is not None:
+        m["totals"]["bytes_in"] += bytes_in - a["bytes_in"]
+        a["bytes_in"] = bytes_in
+    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
+        json.dump(m, f)
+
+
+def test_restore_stops_at_the_decompressed_size_the_manifest_recorded(pg, sauve, dbs, backed_up):
+    """The manifest says the dump is 100 kB; the object (genuine, its digest
+    matching) decompresses to several MB: a decompression bomb looks the
+    same. The restore stops at the first byte beyond the recorded size,
+    before the loader sees any of it (all is still held back), and creates
+    nothing."""
+    db, set_dir, m = backed_up
+    key = f"postgres/{db}.dump.zst"
+    with open(os.path.join(set_dir, key), "rb") as f:
+        data = f.read()
+    assert next(x for x in m["artifacts"] if x.get("key") == key)["bytes_in"] > 1_000_000
+    _forge(set_dir, m, key, data, bytes_in=100_000)
+    target = dbs.name("bomb")
+    r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line(f"more than the 100000 bytes the manifest recorded", key), r.describe()
+    assert not pg.database_exists(target)
+
+
+def test_object_longer_than_recorded_is_refused_at_the_first_extra_byte(pg, sauve, dbs, backed_up):
+    db, set_dir, m = backed_up
+    key = f"postgres/{db}.dump.zst"
+    path = os.path.join(set_dir, key)
+    with open(path, "ab") as f:
+        f.write(b"\0" * 4096)
+    a = next(x for x in m["artifacts"] if x.get("key") == key)
+    target = dbs.name("longer")
+    # the listing already shows the size: the set is damaged, nothing is read
+    r = sauve.run("restore", f"postgres:{db}", "--set", m["id"], "--into", target, "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line(key, "more than the", "replaced"), r.describe()
+    assert not pg.database_exists(target)

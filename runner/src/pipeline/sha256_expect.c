@@ -18,6 +18,13 @@ struct expect_stage {
 static int expect_write(stream *s, const void *buf, size_t len, sv_error *err)
 {
     struct expect_stage *e = (struct expect_stage *)s;
+    /* the first byte beyond the recorded size is refused: what follows
+     * it must not reach a loader */
+    if (len > e->expected_bytes - e->bytes)
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "size mismatch: more than the %" PRIu64
+                            " bytes the manifest recorded (replaced or appended-to object)",
+                            e->expected_bytes);
     e->bytes += len;
     if (stream_write(e->digest, buf, len, err) != 0)
         return -1;

@@ -108,6 +108,12 @@ stream *age_encrypt_stage(stream *next, const struct age_recipients *r);
 struct age_identities;
 stream *age_decrypt_stage(stream *next, const struct age_identities *ids);
 
+/* Passes at most max bytes through to next: the write that would go beyond
+ * fails ("WHAT: more than the MAX bytes the manifest recorded ..."), so a
+ * stream larger than recorded stops at once, not after it was all consumed
+ * (restore: an object replaced by a larger one, a decompression bomb). */
+stream *limit_stage(stream *next, uint64_t max, const char *what);
+
 /* Passes bytes through unchanged while counting them. */
 stream *count_stage(stream *next);
 uint64_t count_stage_bytes(const stream *s);

@@ -109,7 +109,9 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
     }
     char *key = catalog_object_key(cfg->name, set->id, a->key);
     char *label = xasprintf("%s:%s", a->kind, a->name);
-    stream *unzstd = zstd_decompress_stage(sink);
+    /* a forged manifest may match a forged object, but then its bytes_in
+     * still bounds what reaches the loader (a decompression bomb stops) */
+    stream *unzstd = zstd_decompress_stage(limit_stage(sink, a->bytes_in, label));
     /* the digest is the stored bytes' (the ciphertext's): checked first */
     stream *plain = ids.n ? age_decrypt_stage(unzstd, &ids) : unzstd;
     stream *count = count_stage(plain);

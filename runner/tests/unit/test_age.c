@@ -249,15 +249,24 @@ static void test_cctv_vectors(void **state)
 
 /* ---- keys ------------------------------------------------------------- */
 
+/* The vectors' X25519 identity, loaded from a file written under tmp;
+ * returns that file's path. */
+static char *load_vector_identity(const char *tmp, age_identities *ids)
+{
+    const char *keys[] = {VECTOR_IDENTITY};
+    char *path = identity_file(tmp, keys, 1);
+    sv_error err = {0};
+    assert_int_equal(age_identities_load(path, ids, &err), 0);
+    return path;
+}
+
 static void test_keys(void **state)
 {
     (void)state;
     char *tmp = test_tmpdir();
-    const char *keys[] = {VECTOR_IDENTITY};
-    char *idpath = identity_file(tmp, keys, 1);
     age_identities ids;
     sv_error err = {0};
-    assert_int_equal(age_identities_load(idpath, &ids, &err), 0);
+    char *idpath = load_vector_identity(tmp, &ids);
     assert_int_equal(ids.n, 1);
     const char *pub = ids.items[0].recipient.text;
     assert_int_equal(strlen(pub), AGE_RECIPIENT_LEN);
@@ -329,11 +338,9 @@ static void test_recipients_from_config(void **state)
 {
     (void)state;
     char *tmp = test_tmpdir();
-    const char *keys[] = {VECTOR_IDENTITY};
-    char *idpath = identity_file(tmp, keys, 1);
     age_identities ids;
     sv_error err = {0};
-    assert_int_equal(age_identities_load(idpath, &ids, &err), 0);
+    char *idpath = load_vector_identity(tmp, &ids);
     const char *pub = ids.items[0].recipient.text;
 
     char *body = xasprintf("# ops key\n%s\n\n  # break-glass, duplicate of the env one\n  %s  \n", pub, pub);

@@ -108,6 +108,70 @@ static void test_count(void **state)
     stream_free(c);
 }
 
+/* sha256("hello world") */
+#define HELLO_SHA "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+
+static void test_sha256_expect(void **state)
+{
+    (void)state;
+    sv_error err = {0};
+    /* right size and digest: passes through and finishes the sink */
+    stream *sink = buffer_sink(SIZE_MAX);
+    stream *e = sha256_expect_stage(sink, HELLO_SHA, 11);
+    assert_int_equal(stream_write(e, "hello ", 6, &err), 0);
+    assert_int_equal(stream_write(e, "world", 5, &err), 0);
+    assert_int_equal(stream_finish(e, &err), 0);
+    stream_free(e);
+
+    /* one byte changed: the digest says so at the end */
+    e = sha256_expect_stage(buffer_sink(SIZE_MAX), HELLO_SHA, 11);
+    assert_int_equal(stream_write(e, "hello World", 11, &err), 0);
+    assert_int_equal(stream_finish(e, &err), -1);
+    assert_non_null(strstr(err.msg, "checksum mismatch"));
+    stream_abort(e);
+    stream_free(e);
+
+    /* short */
+    sv_error_clear(&err);
+    e = sha256_expect_stage(buffer_sink(SIZE_MAX), HELLO_SHA, 11);
+    assert_int_equal(stream_write(e, "hello", 5, &err), 0);
+    assert_int_equal(stream_finish(e, &err), -1);
+    assert_non_null(strstr(err.msg, "read 5 bytes, the manifest recorded 11"));
+    stream_abort(e);
+    stream_free(e);
+
+    /* longer: refused at the write that goes beyond, before the next stage sees it */
+    sv_error_clear(&err);
+    sink = buffer_sink(SIZE_MAX);
+    e = sha256_expect_stage(sink, HELLO_SHA, 11);
+    assert_int_equal(stream_write(e, "hello worl", 10, &err), 0);
+    assert_int_equal(stream_write(e, "d!", 2, &err), -1);
+    assert_non_null(strstr(err.msg, "more than the 11 bytes the manifest recorded"));
+    size_t n;
+    buffer_sink_data(sink, &n);
+    assert_int_equal(n, 10);
+    stream_abort(e);
+    stream_free(e);
+}
+
+static void test_limit(void **state)
+{
+    (void)state;
+    sv_error err = {0};
+    stream *sink = buffer_sink(SIZE_MAX);
+    stream *l = limit_stage(sink, 5, "postgres:app");
+    assert_int_equal(stream_write(l, "abc", 3, &err), 0);
+    assert_int_equal(stream_write(l, "de", 2, &err), 0); /* exactly the limit */
+    assert_int_equal(stream_write(l, "", 0, &err), 0);
+    assert_int_equal(stream_write(l, "f", 1, &err), -1);
+    assert_non_null(strstr(err.msg, "postgres:app: more than the 5 bytes the manifest recorded"));
+    size_t n;
+    assert_memory_equal(buffer_sink_data(sink, &n), "abcde", 5);
+    assert_int_equal(n, 5);
+    stream_abort(l);
+    stream_free(l);
+}
+
 static void test_buffer_sink_limit(void **state)
 {
     (void)state;
@@ -452,6 +516,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_count),
+        cmocka_unit_test(test_sha256_expect),
+        cmocka_unit_test(test_limit),
         cmocka_unit_test(test_buffer_sink_limit),
         cmocka_unit_test(test_zstd_roundtrip_single_thread),
         cmocka_unit_test(test_zstd_roundtrip_multithread),
