@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"backup", cmd_backup, CLI_JSON},
     {"restore", cmd_restore, CLI_SET | CLI_INTO | CLI_CLEAN | CLI_NO_SAFETY_BACKUP | CLI_NO_OWNER | CLI_YES},
     {"list", cmd_list, CLI_JSON},
+    {"verify", cmd_verify, CLI_SET | CLI_JSON},
     {"check", cmd_check, CLI_JSON},
     {"prune", cmd_prune, CLI_DRY_RUN | CLI_JSON | CLI_YES}, /* prune never asks: --yes is accepted for Jobs */
 };

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backup/backup.h"
 #include "catalog/catalog.h"
@@ -14,6 +15,7 @@
 #include "notify/notify.h"
 #include "retention/prune.h"
 #include "storage/storage.h"
+#include "verify/verify.h"
 
 /*
  * The prune of `sauve backup`, after set_id was committed (never after a
@@ -45,6 +47,34 @@ static long prune_after_backup(const sv_config *cfg, storage *st, const char *se
              res.sets_kept, res.uploads_removed);
     outcome_append(out, "; pruned %zu set(s), %zu kept", res.sets_deleted, res.sets_kept);
     return (long)res.complete_sets;
+}
+
+/*
+ * SAUVE_VERIFY=after-backup: the set just committed, read back from
+ * storage. A set that does not verify is the worst news a run can carry
+ * (it exists, and looks good to list and prune): exit 4 over 0, 2 and 3.
+ */
+static void verify_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out)
+{
+    struct verify_report r;
+    sv_error err = {0};
+    if (verify_run(cfg, st, set_id, &r, &err) != 0) {
+        log_error("verify after the backup failed: %s", err.msg);
+        out->code = SV_EXIT_VERIFY;
+        outcome_append(out, "; verify failed: %s", err.msg);
+    } else if (!r.ok) {
+        out->code = SV_EXIT_VERIFY;
+        for (size_t j = 0; j < r.sets[0].n; j++)
+            if (!r.sets[0].artifacts[j].ok) {
+                outcome_append(out, "; VERIFY FAILED: %s: %s", r.sets[0].artifacts[j].source,
+                               r.sets[0].artifacts[j].detail);
+                break;
+            }
+    } else {
+        outcome_append(out, "; verified (%zu read whole, %zu for integrity only)", r.content_checked,
+                       r.artifacts_checked - r.content_checked);
+    }
+    verify_report_free(&r);
 }
 
 /* Complete sets of the series, for sauve_sets_total; -1 when storage fails. */
@@ -121,10 +151,20 @@ void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcom
     } else {
         outcome_fail(out, signals_stop_requested() ? "backup interrupted" : "backup failed", &err);
     }
-    /* Retention runs only once this run committed a set: never after a failed backup. */
+    if (res.committed && strcmp(cfg->verify, "after-backup") == 0)
+        verify_after_backup(cfg, st, res.set_id, out);
+    /* Retention runs only once this run committed a set: never after a
+     * failed backup, nor after one that does not verify (it would count as
+     * the newest copy and let older good ones go). */
     long sets_total = -1;
-    if (res.committed && cfg->prune)
+    if (res.committed && cfg->prune && out->code == SV_EXIT_VERIFY) {
+        log_warn(
+            "prune skipped: set %s/%s does not verify, and must not stand in for the sets it would let go",
+            cfg->name, res.set_id);
+        outcome_append(out, "; prune skipped");
+    } else if (res.committed && cfg->prune) {
         sets_total = prune_after_backup(cfg, st, res.set_id, out);
+    }
     /* Last, after anything that changes the outcome (prune): the channels
      * report the run's final exit code and summary. */
     notify_end(nt, cfg, st, &res, sets_total, code == SV_EXIT_OK, out);

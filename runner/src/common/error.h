@@ -18,6 +18,7 @@ enum sv_exit {
     SV_EXIT_FAILED = 1,    /* backup failed: no set committed (also: any failed command) */
     SV_EXIT_PARTIAL = 2,   /* set committed, at least one source failed */
     SV_EXIT_PRUNE = 3,     /* set committed, prune or notification failed */
+    SV_EXIT_VERIFY = 4,    /* a set exists but does not verify (verify; backup with SAUVE_VERIFY) */
     SV_EXIT_USAGE = 64,    /* bad flag or argument */
     SV_EXIT_TEMPFAIL = 75, /* source or storage unreachable, timeout, before anything was written */
     SV_EXIT_CONFIG = 78,   /* missing or invalid setting */

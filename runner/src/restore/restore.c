@@ -98,23 +98,26 @@ int restore_check_identity(const sv_config *cfg, const catalog_set *set, const m
     return 0;
 }
 
-int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
-                            const manifest_artifact *a, stream *sink, sv_error *err)
+int restore_read_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
+                          const manifest_artifact *a, enum artifact_depth depth, stream *sink, sv_error *err)
 {
     age_identities ids = {0};
-    if (encrypted(a) && open_identities(cfg, set, a, &ids, err) != 0) {
+    if (depth == ARTIFACT_CONTENT && encrypted(a) && open_identities(cfg, set, a, &ids, err) != 0) {
         stream_abort(sink);
         stream_free(sink);
         return -1;
     }
     char *key = catalog_object_key(cfg->name, set->id, a->key);
     char *label = xasprintf("%s:%s", a->kind, a->name);
-    /* a forged manifest may match a forged object, but then its bytes_in
-     * still bounds what reaches the loader (a decompression bomb stops) */
-    stream *unzstd = zstd_decompress_stage(limit_stage(sink, a->bytes_in, label));
-    /* the digest is the stored bytes' (the ciphertext's): checked first */
-    stream *plain = ids.n ? age_decrypt_stage(unzstd, &ids) : unzstd;
-    stream *count = count_stage(plain);
+    stream *stored = sink;
+    if (depth == ARTIFACT_CONTENT) {
+        /* a forged manifest may match a forged object, but then its bytes_in
+         * still bounds what reaches the loader (a decompression bomb stops) */
+        stream *unzstd = zstd_decompress_stage(limit_stage(sink, a->bytes_in, label));
+        /* the digest is the stored bytes' (the ciphertext's): checked first */
+        stored = ids.n ? age_decrypt_stage(unzstd, &ids) : unzstd;
+    }
+    stream *count = count_stage(stored);
     stream *head = progress_stage(sha256_expect_stage(count, a->sha256, a->bytes_out), label,
                                   (int)cfg->progress_interval);
     int rc = storage_read(st, key, head, err);
@@ -132,6 +135,12 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
     free(label);
     free(key);
     return rc;
+}
+
+int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
+                            const manifest_artifact *a, stream *sink, sv_error *err)
+{
+    return restore_read_artifact(st, cfg, set, a, ARTIFACT_CONTENT, sink, err);
 }
 
 static int confirm(bool yes, const char *what, sv_error *err)

@@ -84,4 +84,15 @@ int restore_check_identity(const sv_config *cfg, const catalog_set *set, const m
 int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
                             const manifest_artifact *a, stream *sink, sv_error *err);
 
+/* How far restore_read_artifact goes into an artifact. */
+enum artifact_depth {
+    ARTIFACT_STORED,  /* the object's size and SHA-256: needs no key; sink gets the stored bytes */
+    ARTIFACT_CONTENT, /* and then decrypted and decompressed: sink gets what the loader would */
+};
+
+/* restore_stream_artifact, or with ARTIFACT_STORED only the object's
+ * integrity (verify without an identity, or after a backup). */
+int restore_read_artifact(storage *st, const sv_config *cfg, const catalog_set *set,
+                          const manifest_artifact *a, enum artifact_depth depth, stream *sink, sv_error *err);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "config/config.h"
+#include "manifest/manifest.h"
 #include "pipeline/stream.h"
 #include "sources/source.h"
 
@@ -179,5 +180,14 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
  * servers reject, and in one transaction any error is fatal.
  */
 bool pg_loader_transactional(int tools_major, int server_major);
+
+/* ---- verification without a server (postgres_verify.c) ---------------- */
+
+/* The loader's verify_start and verify_finish (sources/loader.h): a custom
+ * dump is walked whole by pg_restore into /dev/null; pg_dumpall's SQL must
+ * end with the line pg_dumpall writes when it completes. */
+int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
+                    sv_error *err);
+int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err);
 
 #endif
