@@ -805,6 +805,78 @@ static void test_complete_lost_answer_then_no_such_upload(void **state)
     assert_non_null(strstr(err.msg, "NoSuchUpload"));
 }
 
+/* CreateMultipartUpload whose first answer is lost after the store made
+ * the upload (UP0): the retry gets UP1, the write completes UP1, and the
+ * writer then aborts UP0 rather than leave it for prune. */
+static bool lost_create_handler(struct fake *f, int fd, const struct fake_req *r, int n)
+{
+    (void)n;
+    int *creates = f->ctx;
+    if (strcmp(r->method, "POST") == 0 && strstr(r->target, "?uploads")) {
+        pthread_mutex_lock(&f->mu);
+        int i = (*creates)++;
+        pthread_mutex_unlock(&f->mu);
+        if (i == 0)
+            return false; /* made, then the connection dropped before the answer */
+        static const char init[] = "<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>pre/big</Key>"
+                                   "<UploadId>UP1</UploadId></InitiateMultipartUploadResult>";
+        respond(fd, "200 OK", NULL, init, sizeof init - 1, sizeof init - 1);
+    } else if (strcmp(r->method, "PUT") == 0) {
+        respond(fd, "200 OK", "ETag: \"p\"\r\n", "", 0, 0);
+    } else if (strcmp(r->method, "POST") == 0) {
+        respond(fd, "200 OK", NULL, complete_ok, sizeof complete_ok - 1, sizeof complete_ok - 1);
+    } else if (strcmp(r->method, "HEAD") == 0) {
+        respond(fd, "200 OK", "ETag: \"e-2\"\r\n", "", 0, MP_LEN);
+    } else if (strcmp(r->method, "GET") == 0 && strstr(r->target, "uploads")) {
+        static const char list[] =
+            "<ListMultipartUploadsResult><Bucket>bkt</Bucket><IsTruncated>false</IsTruncated>"
+            "<Upload><Key>pre/big</Key><UploadId>UP0</UploadId><Initiated>2026-12-05T00:00:00.000Z</"
+            "Initiated>"
+            "</Upload><Upload><Key>pre/big</Key><UploadId>UP1</UploadId>"
+            "<Initiated>2026-12-05T00:00:01.000Z</Initiated></Upload>"
+            "<Upload><Key>pre/big2</Key><UploadId>OTHER</UploadId>"
+            "<Initiated>2026-12-05T00:00:01.000Z</Initiated></Upload></ListMultipartUploadsResult>";
+        respond(fd, "200 OK", NULL, list, sizeof list - 1, sizeof list - 1);
+    } else {
+        respond(fd, "204 No Content", NULL, "", 0, 0);
+    }
+    return true;
+}
+
+static void test_create_retried_aborts_the_upload_of_the_lost_answer(void **state)
+{
+    (void)state;
+    int creates = 0;
+    struct fake *f = fake_start(lost_create_handler, &creates);
+    struct s3fx x = {0};
+    open_storage(&x, f, NULL);
+    sv_error err = {0};
+    stream *w = storage_write(x.st, "big", &err);
+    assert_non_null(w);
+    char *data = xcalloc(1, MP_LEN);
+    assert_int_equal(stream_write(w, data, MP_LEN, &err), 0);
+    if (stream_finish(w, &err) != 0)
+        fail_msg("finish: %s", err.msg);
+    stream_free(w);
+    free(data);
+    close_storage(&x);
+    int aborted_up0 = 0, aborted_other = 0, lists = 0;
+    for (int i = 0; i < f->nreq; i++) {
+        const struct fake_req *r = &f->reqs[i];
+        if (!strcmp(r->method, "DELETE") && strstr(r->target, "uploadId=UP0"))
+            aborted_up0++;
+        else if (!strcmp(r->method, "DELETE"))
+            aborted_other++;
+        if (!strcmp(r->method, "GET") && strstr(r->target, "uploads"))
+            lists++;
+    }
+    assert_int_equal(creates, 2);
+    assert_int_equal(lists, 1);
+    assert_int_equal(aborted_up0, 1);
+    assert_int_equal(aborted_other, 0); /* not our own, not another key's */
+    fake_stop(f);
+}
+
 static void test_stored_size_must_match(void **state)
 {
     (void)state;
@@ -1185,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_complete_200_blank_or_truncated_fails),
         cmocka_unit_test(test_complete_200_namespaced_error_is_an_error),
         cmocka_unit_test(test_complete_lost_answer_then_no_such_upload),
+        cmocka_unit_test(test_create_retried_aborts_the_upload_of_the_lost_answer),
         cmocka_unit_test(test_stored_size_must_match),
         cmocka_unit_test(test_virtual_host_not_resolved_names_the_host),
         cmocka_unit_test(test_dot_segments_sent_as_is),

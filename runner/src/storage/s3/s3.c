@@ -148,10 +148,11 @@ struct s3_writer {
     char *key;     /* full key in the bucket */
     s3_conn *conn; /* the writer's own: Create, Complete, Abort, Put */
     char *upload_id;
-    struct part *cur; /* being filled by the writer thread */
-    int handed;       /* parts handed to workers so far */
-    bool done;        /* finished or aborted: no more writes */
-    uint64_t total;   /* bytes accepted by sw_write: the object's size once stored */
+    bool create_retried; /* CreateMultipartUpload took more than one attempt */
+    struct part *cur;    /* being filled by the writer thread */
+    int handed;          /* parts handed to workers so far */
+    bool done;           /* finished or aborted: no more writes */
+    uint64_t total;      /* bytes accepted by sw_write: the object's size once stored */
     bool committed;
 
     /* Shared with the workers, under mu. */
@@ -325,7 +326,26 @@ static int create_upload(struct s3_writer *w, sv_error *err)
                              .headers = h,
                              .nheaders = nh};
     struct s3_response resp = {0};
-    int rc = s3_request(w->conn, &req, &resp, err);
+    /* A retried create may leave the store with the upload of an attempt
+     * whose answer was lost: remembered, so that finish removes it. */
+    struct s3_retry rt = {.attempt = 0};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    rt.started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    int rc;
+    for (;;) {
+        rt.attempt++;
+        enum s3_outcome o = s3_attempt(w->conn, &req, &resp, err);
+        if (o == S3_OK) {
+            rc = 0;
+            break;
+        }
+        if (o == S3_FAIL || s3_retry_wait(s->client, &req, &rt, err) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    w->create_retried = rt.attempt > 1;
     if (rc == 0 && s3_xml_upload_id(resp.body, resp.body_len, &w->upload_id) < 0)
         rc = sv_error_set(err, SV_EXIT_FAILED,
                           "s3 CreateMultipartUpload s3://%s/%s at %s: the answer has no UploadId", s->bucket,
@@ -637,6 +657,44 @@ static void abort_upload_id(s3_conn *conn, const char *key, const char *upload_i
     free(q);
 }
 
+/* After a retried CreateMultipartUpload: the uploads of this very key but
+ * ours were started by attempts whose answer was lost (the key holds the
+ * run's own set id, so no other writer has one); aborted, not left for
+ * prune. Best effort: a failure is logged, prune removes them later. */
+static void abort_lost_creates(struct s3_writer *w)
+{
+    char *q = NULL;
+    append_param(&q, "encoding-type", "url");
+    append_param(&q, "prefix", w->key);
+    append_param(&q, "uploads", NULL);
+    struct s3_request req = {
+        .op = "ListMultipartUploads", .method = "GET", .key = "", .subject = w->key, .query = q};
+    struct s3_response resp = {0};
+    struct s3_uploads_page page = {0};
+    sv_error err = {0};
+    if (s3_request(w->conn, &req, &resp, &err) == 0 &&
+        s3_xml_list_uploads(resp.body, resp.body_len, &page) == 0) {
+        for (size_t i = 0; i < page.n; i++) {
+            const struct s3_upload_item *it = &page.items[i];
+            if (!it->undecodable && strcmp(it->key, w->key) == 0 &&
+                (!w->upload_id || strcmp(it->upload_id, w->upload_id) != 0)) {
+                log_info(
+                    "s3: aborting upload %s of %s, started by a CreateMultipartUpload attempt whose answer "
+                    "was lost",
+                    it->upload_id, w->key);
+                abort_upload_id(w->conn, w->key, it->upload_id);
+            }
+        }
+    } else {
+        log_warn("s3: could not look for uploads of %s left by a retried CreateMultipartUpload (%s); prune "
+                 "removes them after the grace period",
+                 w->key, err.msg[0] ? err.msg : "the answer is not a listing");
+    }
+    s3_uploads_page_free(&page);
+    s3_response_reset(&resp);
+    free(q);
+}
+
 static int sw_finish(stream *st, sv_error *err)
 {
     struct s3_writer *w = (struct s3_writer *)st;
@@ -667,6 +725,8 @@ static int sw_finish(stream *st, sv_error *err)
         return -1;
     w->done = true;
     w->committed = true;
+    if (w->create_retried)
+        abort_lost_creates(w);
     return 0;
 }
 
@@ -683,6 +743,8 @@ static void sw_abort(stream *st)
         free(w->upload_id);
         w->upload_id = NULL;
     }
+    if (w->create_retried)
+        abort_lost_creates(w);
 }
 
 static void free_parts(struct part *p)
