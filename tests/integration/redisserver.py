@@ -64,14 +64,14 @@ class RedisServer:
     listens with TLS only, and asks for client certificates when
     client_certs)."""
 
-    def __init__(self, extra=(), tls=None, client_certs=False, password=ADMIN_PASSWORD):
+    def __init__(self, extra=(), tls=None, client_certs=False, password=ADMIN_PASSWORD, bind="127.0.0.1"):
         self.dir = tempfile.mkdtemp(prefix="sauve-redis-")
         self.port = free_port()
         self.password = password
         self.tls = tls
         self.proc = None
         conf = [
-            "bind 127.0.0.1",
+            f"bind {bind}",
             f"dir {self.dir}",
             "dbfilename dump.rdb",
             'save ""',

@@ -6,6 +6,7 @@ on it) and compared with the source by DEBUG DIGEST and key counts."""
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -147,6 +148,9 @@ def test_wrong_password_names_the_setting(servers, rsauve, storage):
     assert r.code == 78, r.describe()
     assert r.any_line("refused the password", "SAUVE_REDIS_URL"), r.describe()
     assert "not-the-password-2" not in r.all_output()
+    r = rsauve.run("backup", env={"SAUVE_REDIS_URL": src.url()})
+    assert r.code == 78, r.describe()
+    assert r.any_line("requires a password", "SAUVE_REDIS_PASSWORD"), r.describe()
     assert committed_sets(storage) == []
 
 
@@ -190,16 +194,54 @@ def test_tls_verified_with_client_certificate(servers, rsauve, storage, workdir)
     assert len(committed_sets(storage)) == 1
 
 
-def test_tls_host_name_mismatch_is_refused(servers, rsauve, storage, workdir):
+def test_tls_checks_the_host_name(servers, rsauve, storage, workdir):
     ca = ThrowawayCA(os.path.join(workdir, "pki"))
-    src = servers(tls=ca)
-    # the certificate names 127.0.0.1 and localhost; ::1 is the same server under another name
-    bad = src.url().replace("127.0.0.1", "127.0.0.2")
-    r = rsauve.run("backup", env={"SAUVE_REDIS_URL": bad, "SAUVE_REDIS_PASSWORD": src.password,
-                                  "SAUVE_REDIS_TLS_CA_FILE": ca.ca_crt, "SAUVE_REDIS_TIMEOUT": "5"})
-    # 127.0.0.2 is loopback too but the server binds 127.0.0.1 only: unreachable, never "trusted"
-    assert r.code in (75, 78), r.describe()
-    assert committed_sets(storage) == []
+    # the same server on two loopback addresses; its certificate names
+    # 127.0.0.1 and localhost only
+    src = servers(tls=ca, bind="127.0.0.1 127.0.0.2")
+    fill_dataset(src)
+    env = {"SAUVE_REDIS_PASSWORD": src.password, "SAUVE_REDIS_TLS_CA_FILE": ca.ca_crt}
+    # a DNS name (sent as SNI, checked against the certificate's names)
+    r = rsauve.run("backup", env={**env, "SAUVE_REDIS_URL": src.url(host="localhost")})
+    assert r.code == 0, r.describe()
+    assert len(committed_sets(storage)) == 1
+    r = rsauve.run("backup", env={**env, "SAUVE_REDIS_URL": src.url(host="127.0.0.2")})
+    assert r.code == 78, r.describe()
+    assert r.any_line("TLS certificate not trusted", "mismatch"), r.describe()
+    assert len(committed_sets(storage)) == 1
+
+
+def start_until_rdb_bytes(rsauve, env):
+    """Starts sauve backup and returns (process, stderr lines read) once a
+    progress line counts RDB bytes already received: a blocking trigger."""
+    p = rsauve.start("backup", env={**env, "SAUVE_PROGRESS_INTERVAL": "1"})
+    seen = []
+    while True:
+        line = p.stderr.readline()
+        assert line, f"sauve ended before any RDB byte arrived: {b''.join(seen)!r}"
+        seen.append(line)
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("source") == "redis:default" and obj.get("bytes", 0) > 0:
+            return p, seen
+
+
+def test_sigterm_mid_sync_stops_cleanly(servers, rsauve, storage):
+    src = servers(extra=["repl-diskless-sync yes"])
+    fill_bulk(src, keys=5000, size=4096)
+    src.cli("CONFIG", "SET", "rdb-key-save-delay", "2000")
+    p, seen = start_until_rdb_bytes(rsauve, redis_env(src))
+    p.send_signal(signal.SIGTERM)
+    rest = p.stderr.read()
+    p.wait(timeout=60)
+    out = (b"".join(seen) + rest).decode()
+    assert p.returncode == 1, out
+    assert "stopped by SIGTERM" in out, out
+    assert all_files(storage) == []
+    # sauve's connection is gone: the server keeps no replica of ours
+    wait_for(lambda: "connected_slaves:0" in src.cli("INFO", "replication"), 30, "the replica to go")
 
 
 def test_server_killed_mid_sync_commits_nothing_and_keeps_older_sets(servers, rsauve, storage):
@@ -213,19 +255,7 @@ def test_server_killed_mid_sync_commits_nothing_and_keeps_older_sets(servers, rs
     assert len(before) == 1
     src.cli("CONFIG", "SET", "rdb-key-save-delay", "2000")
 
-    p = rsauve.start("backup", env=redis_env(src, SAUVE_PROGRESS_INTERVAL="1"))
-    # blocking trigger: a progress line that counts RDB bytes already received
-    seen = []
-    while True:
-        line = p.stderr.readline()
-        assert line, f"sauve ended before any RDB byte arrived: {b''.join(seen)!r}"
-        seen.append(line)
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if obj.get("source") == "redis:default" and obj.get("bytes", 0) > 0:
-            break
+    p, seen = start_until_rdb_bytes(rsauve, redis_env(src))
     src.kill()
     rest = p.stderr.read()
     p.wait(timeout=60)

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/signals.h"
 #include "manifest/manifest.h"
 #include "sources/redis.h"
 
@@ -69,24 +70,32 @@ static int64_t keyspace_keys(const char *info)
     return total;
 }
 
-/* Runs INFO section; NULL (and a debug line) when the server refuses it: a
- * user may be allowed to sync but not to INFO, and the backup works
- * without it, only with less in the manifest. */
-static char *info(redis_conn *c, const char *section, sv_error *err, bool *io_failed)
+/* Runs INFO section; NULL (and a warning) when the user may not: a user
+ * may be allowed to sync but not to INFO, and the backup works without it,
+ * only with less in the manifest. *failed is set, with err, when the
+ * connection failed or the server wants a password sauve was not given. */
+static char *info(redis_conn *c, const char *section, sv_error *err, bool *failed)
 {
     const char *argv[] = {"INFO", section};
     redis_reply r;
-    *io_failed = false;
+    *failed = false;
     if (redis_command(c, &r, err, 2, argv) != 0) {
-        *io_failed = true;
+        *failed = true;
         return NULL;
     }
     char *out = NULL;
-    if (r.type == REDIS_REPLY_BULK)
+    if (r.type == REDIS_REPLY_BULK) {
         out = xstrdup(r.str);
-    else
+    } else if (r.type == REDIS_REPLY_ERROR && strncmp(r.str, "NOAUTH", 6) == 0) {
+        sv_error_set(err, SV_EXIT_CONFIG, "redis at %s requires a password, and none is configured",
+                     redis_conn_endpoint(c));
+        sv_error_hint(
+            err, "set SAUVE_REDIS_PASSWORD (or SAUVE_REDIS_PASSWORD_FILE), or put it in SAUVE_REDIS_URL");
+        *failed = true;
+    } else {
         log_warn("redis at %s: INFO %s refused (%.120s): the manifest will lack what it tells; allow +info",
                  redis_conn_endpoint(c), section, r.str ? r.str : "unexpected reply");
+    }
     redis_reply_free(&r);
     return out;
 }
@@ -304,6 +313,9 @@ static int redis_dump(source *s, size_t i, stream *out, sv_error *err)
     redis_sync_init(&sy);
     buf = xmalloc(SYNC_READ_CHUNK);
     while (sy.state == REDIS_SYNC_HEADER || sy.state == REDIS_SYNC_PAYLOAD) {
+        /* a server that never pauses never makes a read wait: ask here too */
+        if (signals_check(err) != 0)
+            goto out;
         ssize_t n = redis_conn_read(c, buf, SYNC_READ_CHUNK, err);
         if (n < 0)
             goto out;
