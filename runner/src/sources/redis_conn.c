@@ -25,8 +25,6 @@
 #include "sources/redis.h"
 
 #define REDIS_DEFAULT_PORT 6379
-/* Large reads keep up with a server that sends the RDB at full speed. */
-#define READ_CHUNK (256 * 1024)
 
 struct redis_conn {
     int fd;
