@@ -14,6 +14,7 @@
 #include "pipeline/progress.h"
 #include "pipeline/stream.h"
 #include "sources/postgres.h"
+#include "sources/redis.h"
 #include "sources/source.h"
 
 static double now_seconds(void)
@@ -372,17 +373,24 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     size_t nsources = 0;
     if (req->only)
         sources[nsources++] = req->only;
-    else if (pg_configured(cfg))
-        sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
+    else {
+        if (pg_configured(cfg))
+            sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
+        if (redis_configured(cfg))
+            sources[nsources++] = redis_source_new(cfg);
+    }
     if (nsources == 0) {
         sv_error_set(err, SV_EXIT_CONFIG, "nothing to back up: no source is configured");
-        sv_error_hint(err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE");
+        sv_error_hint(err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, or SAUVE_REDIS_URL");
         age_recipients_free(&rcpt);
         return err->code;
     }
 
     int code = SV_EXIT_FAILED;
     size_t primary_ok = 0;
+    /* primary dumps that failed: [0] for any reason, [1] for a configuration
+     * error (a missing permission found only when the dump started) */
+    size_t dump_codes[2] = {0, 0};
     manifest m = {0};
     struct written w = {0};
     char *set_prefix = NULL;
@@ -397,7 +405,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         }
     }
     /* Roles alone are no backup: a set is worth committing only when a
-     * database (a primary artifact) can be dumped. */
+     * database or a Redis (a primary artifact) can be dumped. */
     bool any_dumpable = false;
     int first_code = 0;
     for (size_t s = 0; s < nsources; s++)
@@ -459,7 +467,13 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
                 ma->recipients = xrealloc(ma->recipients, (r + 1) * sizeof *ma->recipients);
                 ma->recipients[ma->n_recipients++] = xstrdup(rcpt.items[r].text);
             }
-            if (store_artifact(cfg, st, src, i, set_prefix, &rcpt, ma, &w, &aerr) == 0) {
+            int stored = store_artifact(cfg, st, src, i, set_prefix, &rcpt, ma, &w, &aerr);
+            /* what the source learnt while dumping (the RDB version) too */
+            ma->mode = a->mode ? xstrdup(a->mode) : NULL;
+            ma->format_version = a->format_version;
+            ma->items = a->items;
+            ma->has_items = a->has_items;
+            if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;
                 primary_ok += !a->auxiliary;
@@ -469,7 +483,13 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             } else {
                 free(ma->key);
                 ma->key = NULL;
-                record_failure(ma, a, aerr.msg, res);
+                /* the hint is what the operator needs (which permission, which limit) */
+                char *why =
+                    aerr.hint[0] ? xasprintf("%s (hint: %s)", aerr.msg, aerr.hint) : xstrdup(aerr.msg);
+                record_failure(ma, a, why, res);
+                free(why);
+                if (!a->auxiliary)
+                    dump_codes[aerr.code == SV_EXIT_CONFIG]++;
             }
             sv_error stop = {0};
             if (signals_check(&stop) != 0) {
@@ -486,9 +506,11 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     if (primary_ok == 0) {
         char note[256];
         remove_run(st, set_prefix, &w, note, sizeof note);
-        sv_error_set(err, SV_EXIT_FAILED, "no database was backed up, set %s/%s not committed (failed: %s)",
-                     cfg->name, m.id, res->failed);
-        code = SV_EXIT_FAILED;
+        /* Every dump refused for its configuration (a Redis user without
+         * +psync): retrying cannot help, so the code says configuration */
+        code = dump_codes[1] && !dump_codes[0] ? SV_EXIT_CONFIG : SV_EXIT_FAILED;
+        sv_error_set(err, code, "nothing was backed up, set %s/%s not committed (failed: %s)", cfg->name,
+                     m.id, res->failed);
         goto out;
     }
 

@@ -12,6 +12,7 @@
 #include "common/text.h"
 #include "crypto/age.h"
 #include "sources/postgres.h"
+#include "sources/redis.h"
 #include "storage/storage.h"
 
 struct check_state {
@@ -70,8 +71,10 @@ static void check_storage(struct check_state *cs, const sv_config *cfg)
 static void check_postgres(struct check_state *cs, const sv_config *cfg)
 {
     if (!pg_configured(cfg)) {
-        report(cs, "postgres", false, SV_EXIT_CONFIG,
-               "nothing to back up: set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE");
+        if (!redis_configured(cfg))
+            report(cs, "postgres", false, SV_EXIT_CONFIG,
+                   "nothing to back up: set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, or "
+                   "SAUVE_REDIS_URL");
         return;
     }
     sv_error err = {0};
@@ -105,6 +108,38 @@ static void check_postgres(struct check_state *cs, const sv_config *cfg)
         const source_artifact *a = &src->artifacts[i];
         char *what = xasprintf("postgres:%s", a->name);
         report(cs, what, a->error == NULL, a->err_code, a->error ? a->error : "reachable and readable");
+        free(what);
+    }
+    source_free(src);
+}
+
+/* The same preflight a backup does (connect, AUTH, INFO, PSYNC probed
+ * without starting a sync), without taking the RDB. */
+static void check_redis(struct check_state *cs, const sv_config *cfg)
+{
+    if (!redis_configured(cfg))
+        return;
+    sv_error err = {0};
+    source *src = redis_source_new(cfg);
+    if (src->ops->prepare(src, &err) != 0) {
+        report_error(cs, "redis", &err);
+        source_free(src);
+        return;
+    }
+    for (size_t i = 0; i < src->n_artifacts; i++) {
+        const source_artifact *a = &src->artifacts[i];
+        char *what = xasprintf("redis:%s", a->name);
+        char *detail =
+            a->error ? xstrdup(a->error)
+                     : xasprintf(
+                           "server %s at %s; replication not disabled (the user's permission for PSYNC shows "
+                           "at the first backup)",
+                           src->info.server_version ? src->info.server_version : "(version unknown)",
+                           src->info.endpoint);
+        json_t *item = report(cs, what, a->error == NULL, a->err_code, detail);
+        if (src->info.server_version)
+            json_object_set_new(item, "server_version", json_string(src->info.server_version));
+        free(detail);
         free(what);
     }
     source_free(src);
@@ -150,6 +185,7 @@ void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome
     struct check_state cs = {.items = json_array(), .text = !args->json};
     check_storage(&cs, cfg);
     check_postgres(&cs, cfg);
+    check_redis(&cs, cfg);
     check_encryption(&cs, cfg);
     if (args->json) {
         json_t *root = json_object();
@@ -166,7 +202,7 @@ void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome
         json_decref(cs.items);
     }
     if (cs.code == 0)
-        outcome_set(out, SV_EXIT_OK, "check ok: configuration valid, storage and postgres reachable");
+        outcome_set(out, SV_EXIT_OK, "check ok: configuration valid, storage and every source reachable");
     else
         outcome_set(out, cs.code, "check failed: %s", cs.first);
 }

@@ -30,6 +30,9 @@
  *       "server_version": "15.18", "tool": "pg_dump",
  *       "tool_version": "pg_dump (PostgreSQL) 15.18",
  *       "endpoint": "127.0.0.1:5432 user app",
+ *       "mode": "sync", "format_version": 10, "items": 1234,   optional, only when
+ *                                            known: how the data was taken, the
+ *                                            version of the format (RDB), keys
  *       "encryption": {"recipients": ["<fingerprint>", ...]}   or null
  *     }
  *   ]
@@ -297,6 +300,14 @@ static json_t *artifact_to_json(const manifest_artifact *a)
     jset(o, "tool", jstr(a->tool));
     jset(o, "tool_version", jstr(a->tool_version));
     jset(o, "endpoint", jstr(a->endpoint));
+    /* written only when known, so that the artifacts of other kinds keep
+     * the layout they had */
+    if (a->mode)
+        jset(o, "mode", jstr(a->mode));
+    if (a->format_version > 0)
+        jset(o, "format_version", jint((uint64_t)a->format_version));
+    if (a->has_items)
+        jset(o, "items", jint((uint64_t)a->items));
     if (a->n_recipients) {
         json_t *enc = jcheck(json_object());
         json_t *rs = jcheck(json_array());
@@ -430,6 +441,24 @@ static int get_u64(json_t *obj, const char *prefix, const char *key, uint64_t *o
         return sv_error_set(err, SV_EXIT_FAILED, "manifest field %s: is negative (%lld)", f.path,
                             (long long)json_integer_value(v));
     *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* An optional non-negative integer: absent or null leaves *out alone and
+ * *present false (present may be NULL). */
+static int get_opt_count(json_t *obj, const char *prefix, const char *key, int64_t *out, bool *present,
+                         sv_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    uint64_t u;
+    if (get_u64(obj, prefix, key, &u, err) != 0)
+        return -1;
+    /* jansson's integers are signed 64-bit: u fits */
+    *out = (int64_t)u;
+    if (present)
+        *present = true;
     return 0;
 }
 
@@ -593,7 +622,10 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "server_version", &a->server_version, err) ||
         get_opt_string(obj, p, "tool", &a->tool, err) ||
         get_opt_string(obj, p, "tool_version", &a->tool_version, err) ||
-        get_opt_string(obj, p, "endpoint", &a->endpoint, err) || parse_recipients(obj, p, a, err))
+        get_opt_string(obj, p, "endpoint", &a->endpoint, err) ||
+        get_opt_string(obj, p, "mode", &a->mode, err) ||
+        get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
+        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_recipients(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */
@@ -765,6 +797,7 @@ static void artifact_free(manifest_artifact *a)
     free(a->tool);
     free(a->tool_version);
     free(a->endpoint);
+    free(a->mode);
     for (size_t i = 0; i < a->n_recipients; i++)
         free(a->recipients[i]);
     free(a->recipients);

@@ -45,11 +45,15 @@ typedef struct manifest_artifact {
     uint64_t bytes_out; /* as stored */
     char sha256[65];    /* hex digest of the stored object; "" when failed */
     double duration_s;
-    char *server_version; /* "15.18", or NULL */
-    char *tool;           /* "pg_dump", or NULL */
-    char *tool_version;   /* "pg_dump (PostgreSQL) 15.18", or NULL */
-    char *endpoint;       /* source endpoint, e.g. "db:5432 user app" (never a password), or NULL */
-    char **recipients;    /* encryption recipients' fingerprints */
+    char *server_version;   /* "15.18", or NULL */
+    char *tool;             /* "pg_dump", or NULL */
+    char *tool_version;     /* "pg_dump (PostgreSQL) 15.18", or NULL */
+    char *endpoint;         /* source endpoint, e.g. "db:5432 user app" (never a password), or NULL */
+    char *mode;             /* how the data was taken, e.g. "sync" (Redis); NULL: not recorded */
+    int64_t format_version; /* version of the artifact's format (RDB version); 0: not recorded */
+    int64_t items;          /* keys (Redis) the server reported, when has_items */
+    bool has_items;
+    char **recipients; /* encryption recipients' fingerprints */
     size_t n_recipients;
 } manifest_artifact;
 

@@ -35,6 +35,7 @@ void source_free(source *s)
         free(s->artifacts[i].key);
         free(s->artifacts[i].format);
         free(s->artifacts[i].error);
+        free(s->artifacts[i].mode);
     }
     free(s->artifacts);
     free(s->info.server_version);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "pipeline/stream.h"
@@ -29,6 +30,13 @@ typedef struct source_artifact {
     /* Useful only beside the others (PostgreSQL's globals): a set in which
      * only auxiliary artifacts succeeded is not committed. */
     bool auxiliary;
+    /* Recorded in the manifest when set (by prepare or dump): how the data
+     * was taken ("sync"), the version of the artifact's own format (the RDB
+     * version), and the number of keys or rows the server reported. */
+    char *mode;
+    int64_t format_version; /* 0: none */
+    int64_t items;          /* when has_items */
+    bool has_items;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */

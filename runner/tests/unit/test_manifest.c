@@ -81,6 +81,10 @@ static void assert_artifact_equal(const manifest_artifact *a, const manifest_art
     assert_str_eq_or_null(a->tool, b->tool);
     assert_str_eq_or_null(a->tool_version, b->tool_version);
     assert_str_eq_or_null(a->endpoint, b->endpoint);
+    assert_str_eq_or_null(a->mode, b->mode);
+    assert_true(a->format_version == b->format_version);
+    assert_int_equal(a->has_items, b->has_items);
+    assert_true(a->items == b->items);
     assert_int_equal(a->n_recipients, b->n_recipients);
     for (size_t i = 0; i < a->n_recipients; i++)
         assert_string_equal(a->recipients[i], b->recipients[i]);
@@ -139,6 +143,51 @@ static void test_null_optionals_round_trip(void **state)
     assert_null(back.hostname);
     assert_int_equal(back.n_artifacts, 0);
     assert_int_equal(back.status, SET_OK);
+    manifest_free(&back);
+    manifest_free(&m);
+    free(json);
+}
+
+/* What a source learns beyond sizes (Redis: mode, RDB version, keys) is
+ * written only when known: other artifacts keep their layout. */
+static void test_source_details_round_trip(void **state)
+{
+    (void)state;
+    manifest m;
+    fill(&m);
+    manifest_artifact *a = manifest_add(&m);
+    a->ok = true;
+    a->kind = xstrdup("redis");
+    a->name = xstrdup("cache");
+    a->key = xstrdup("redis/cache.rdb.zst");
+    a->format = xstrdup("redis-rdb");
+    a->compression = xstrdup("zstd");
+    memcpy(a->sha256, SHA_A, 65);
+    a->mode = xstrdup("sync");
+    a->format_version = 10;
+    a->items = 0; /* an empty Redis: zero keys is a fact, not an absence */
+    a->has_items = true;
+    manifest_update_status(&m);
+    char *json = manifest_to_json(&m);
+    json_t *root = json_loads(json, 0, NULL);
+    json_t *pg = json_array_get(json_object_get(root, "artifacts"), 0);
+    json_t *rd = json_array_get(json_object_get(root, "artifacts"), 2);
+    assert_null(json_object_get(pg, "mode"));
+    assert_null(json_object_get(pg, "format_version"));
+    assert_null(json_object_get(pg, "items"));
+    assert_string_equal(json_string_value(json_object_get(rd, "mode")), "sync");
+    assert_int_equal(json_integer_value(json_object_get(rd, "format_version")), 10);
+    assert_true(json_is_integer(json_object_get(rd, "items")));
+    assert_int_equal(json_integer_value(json_object_get(rd, "items")), 0);
+    json_decref(root);
+
+    manifest back;
+    sv_error err = {0};
+    assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), 0);
+    assert_int_equal(back.n_artifacts, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_artifact_equal(&m.artifacts[i], &back.artifacts[i]);
+    assert_false(back.artifacts[0].has_items);
     manifest_free(&back);
     manifest_free(&m);
     free(json);
@@ -304,6 +353,18 @@ static void edit_bytes_string(json_t *r)
 {
     json_object_set_new(art(r, 0), "bytes_out", json_string("5000000000"));
 }
+static void edit_mode_number(json_t *r)
+{
+    json_object_set_new(art(r, 0), "mode", json_integer(1));
+}
+static void edit_items_negative(json_t *r)
+{
+    json_object_set_new(art(r, 0), "items", json_integer(-3));
+}
+static void edit_format_version_string(json_t *r)
+{
+    json_object_set_new(art(r, 0), "format_version", json_string("10"));
+}
 static void edit_bytes_negative(json_t *r)
 {
     json_object_set_new(art(r, 0), "bytes_in", json_integer(-1));
@@ -396,6 +457,9 @@ static void test_invalid(void **state)
     expect_invalid(edit_format_string, "field format", "a string");
     expect_invalid(edit_bytes_string, "artifacts[0].bytes_out", "integer");
     expect_invalid(edit_bytes_negative, "artifacts[0].bytes_in", "negative");
+    expect_invalid(edit_mode_number, "artifacts[0].mode", "a string or null");
+    expect_invalid(edit_items_negative, "artifacts[0].items", "negative");
+    expect_invalid(edit_format_version_string, "artifacts[0].format_version", "integer");
     expect_invalid(edit_name_number, "field name", "an integer");
     expect_invalid(edit_artifacts_object, "field artifacts", "an array");
     expect_invalid(edit_unknown_status, "field status", "great");
@@ -551,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_null_optionals_round_trip),
         cmocka_unit_test(test_json_shape),
+        cmocka_unit_test(test_source_details_round_trip),
         cmocka_unit_test(test_status_derivation),
         cmocka_unit_test(test_status_written_from_artifacts),
         cmocka_unit_test(test_invalid),

@@ -1,0 +1,195 @@
+/*
+ * Redis: a point-in-time RDB taken the way a replica takes it. sauve
+ * connects (TCP, or TLS with verification), authenticates, asks for a full
+ * resynchronisation and streams the RDB the server sends into the pipeline,
+ * checking it on the way (magic, version, end opcode, CRC-64).
+ *
+ *   redis_proto.c   the bytes: CRC-64, the RDB checker, RESP replies and
+ *                   the framing of the payload after SYNC/PSYNC (no I/O)
+ *   redis_conn.c    the URL, the connection (plain or TLS), commands
+ *   redis_backup.c  the source behind sources/source.h
+ */
+#ifndef SAUVE_SOURCES_REDIS_H
+#define SAUVE_SOURCES_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "sources/source.h"
+
+/* ---- CRC-64 and the RDB checker (redis_proto.c) ------------------------- */
+
+/* CRC-64 as Redis computes it over an RDB ("Jones" coefficients
+ * 0xad93d23594c935a9, reflected input and output, initial value 0, no final
+ * xor): crc64(0, "123456789", 9) is 0xe9c6d914c4b8d9ca. Feed chunks by
+ * passing the previous result as crc. */
+uint64_t redis_crc64(uint64_t crc, const void *buf, size_t len);
+
+/*
+ * Checks an RDB as it streams past, in chunks of any size: the magic
+ * "REDIS" and 4-digit version (checked as soon as the 9 bytes are there),
+ * and at the end that the byte before the last 8 is the end opcode 0xFF and
+ * that the last 8 (little-endian) are the CRC-64 of everything before them.
+ * The structure in between is not parsed: the checksum covers it.
+ */
+typedef struct redis_rdb_check {
+    uint64_t crc;   /* over every byte but the last 8 seen so far */
+    uint64_t bytes; /* bytes seen */
+    unsigned char head[9];
+    unsigned char tail[8]; /* the last min(bytes, 8) bytes, oldest first */
+    size_t tail_len;
+    unsigned char last_crc_byte; /* the newest byte that went into crc */
+    int version;                 /* RDB version once the header was seen, else 0 */
+    bool failed;
+    bool unchecksummed; /* after finish: the server wrote 0 (rdbchecksum no) */
+    char error[160];
+} redis_rdb_check;
+
+void redis_rdb_check_init(redis_rdb_check *c);
+/* Returns 0, or -1 once the header is known to be wrong (c->error says why);
+ * after a failure every call fails. */
+int redis_rdb_check_update(redis_rdb_check *c, const void *buf, size_t len);
+/* At the end of the stream: 0 when the RDB is whole, else -1 with c->error. */
+int redis_rdb_check_finish(redis_rdb_check *c);
+
+/* ---- RESP replies (redis_proto.c) -------------------------------------- */
+
+enum redis_reply_type {
+    REDIS_REPLY_STATUS,
+    REDIS_REPLY_ERROR,
+    REDIS_REPLY_INTEGER,
+    REDIS_REPLY_BULK,
+    REDIS_REPLY_NIL,
+    REDIS_REPLY_ARRAY
+};
+
+/* One reply. Arrays are read whole but their elements are dropped: sauve
+ * never needs them, only to know the reply ended. */
+typedef struct redis_reply {
+    enum redis_reply_type type;
+    char *str; /* status, error or bulk text, NUL-terminated; NULL otherwise */
+    size_t len;
+    long long integer; /* INTEGER; ARRAY: the element count */
+} redis_reply;
+
+/* The largest reply accepted (INFO is a few KB): a peer that announces more
+ * is not a Redis to talk to. */
+#define REDIS_REPLY_MAX (16u << 20)
+
+/*
+ * Parses one reply from the start of buf. Returns 1 with *out filled and
+ * *used set to its length, 0 when buf holds only part of one (read more),
+ * or -1 on a protocol error (err set). Free *out with redis_reply_free.
+ */
+int redis_reply_parse(const char *buf, size_t len, redis_reply *out, size_t *used, sv_error *err);
+void redis_reply_free(redis_reply *r);
+
+/* ---- the reply to SYNC / PSYNC (redis_proto.c) ------------------------- */
+
+/*
+ * The server's answer to SYNC or PSYNC ? -1, fed in chunks as read:
+ * optional "+FULLRESYNC <replid> <offset>", bare "\n" keep-alives while
+ * the server forks and writes, then the payload in one of two framings:
+ * "$<length>\r\n" and that many bytes, or "$EOF:<40-byte mark>\r\n" and the
+ * bytes up to the same mark. Payload bytes go to emit; what follows the
+ * payload (the replication stream) is not consumed.
+ */
+enum redis_sync_state { REDIS_SYNC_HEADER, REDIS_SYNC_PAYLOAD, REDIS_SYNC_DONE, REDIS_SYNC_REFUSED };
+
+#define REDIS_EOF_MARK_LEN 40
+
+typedef struct redis_sync {
+    enum redis_sync_state state;
+    char line[256]; /* the header line being read */
+    size_t line_len;
+    bool eof_framing;
+    uint64_t length;  /* $<length> framing: payload size announced */
+    uint64_t payload; /* payload bytes emitted */
+    char mark[REDIS_EOF_MARK_LEN];
+    unsigned char hold[REDIS_EOF_MARK_LEN]; /* EOF framing: bytes that may be the start of the mark */
+    size_t hold_len;
+    uint64_t keepalives;
+    char fullresync[128]; /* "+FULLRESYNC ..." when the server sent it */
+    char refusal[256];    /* REFUSED: the server's error line, without '-' */
+} redis_sync;
+
+typedef int (*redis_emit_fn)(void *ctx, const void *buf, size_t len, sv_error *err);
+
+void redis_sync_init(redis_sync *s);
+/*
+ * Consumes from buf until the payload ended or buf is used up. Returns the
+ * bytes consumed (fewer than len only once DONE or REFUSED), or -1 on a
+ * protocol error or when emit failed (err set). A server error line ("-ERR
+ * ...") before the payload makes the state REFUSED, with the line in
+ * refusal, and is not an error here: the caller names the cause.
+ */
+ssize_t redis_sync_feed(redis_sync *s, const void *buf, size_t len, redis_emit_fn emit, void *ctx,
+                        sv_error *err);
+
+/* ---- connection (redis_conn.c) ----------------------------------------- */
+
+struct redis_url {
+    char *host;
+    int port;
+    bool tls;       /* rediss:// */
+    char *user;     /* NULL: the default user */
+    char *password; /* NULL: none in the URL */
+};
+
+/* Parses redis://[user[:password]@]host[:port][/db] and rediss://...
+ * (percent-escapes decoded in user and password, [v6] hosts). A password
+ * found is registered with log_add_secret before anything can print it.
+ * Errors never quote the URL. */
+int redis_url_parse(const char *url, struct redis_url *out, sv_error *err);
+void redis_url_free(struct redis_url *u);
+
+typedef struct redis_conn redis_conn;
+
+struct redis_conn_options {
+    const struct redis_url *url;
+    const char *password;             /* overrides none; used when the URL has none */
+    const char *ca_file;              /* TLS: trusted CAs; NULL: the system's */
+    const char *cert_file, *key_file; /* TLS client certificate */
+    int timeout_s;                    /* connect, and silence while reading */
+};
+
+/*
+ * Connects and authenticates (AUTH [user] password when there is a
+ * password). TLS verifies the chain and the host name (SNI from the URL's
+ * host). Returns NULL with err: SV_EXIT_TEMPFAIL when the server cannot be
+ * reached, SV_EXIT_CONFIG for a TLS or authentication failure, naming the
+ * setting to check.
+ */
+redis_conn *redis_connect(const struct redis_conn_options *o, sv_error *err);
+
+/* Sends a command without reading its reply (the reply to PSYNC is read
+ * with redis_conn_read). -1 with err on I/O failure. */
+int redis_send(redis_conn *c, sv_error *err, int argc, const char *const *argv);
+
+/* Sends a command and reads its reply into *reply (errors from the server
+ * are replies of type ERROR, not failures). -1 with err on I/O failure. */
+int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, const char *const *argv);
+
+/* Reads what the server sends next (buffered bytes first), at most len.
+ * Returns the count, 0 when the server closed the connection, or -1 with
+ * err (timeout, I/O error, stop requested). */
+ssize_t redis_conn_read(redis_conn *c, void *buf, size_t len, sv_error *err);
+
+/* "host:port as user" (no password), for messages and the manifest. */
+const char *redis_conn_endpoint(const redis_conn *c);
+
+void redis_close(redis_conn *c);
+
+/* ---- the source (redis_backup.c) --------------------------------------- */
+
+/* True when Redis is to be backed up: redis.url is set. */
+bool redis_configured(const sv_config *cfg);
+
+/* The Redis source of the configured instance (cfg kept by reference). */
+source *redis_source_new(const sv_config *cfg);
+
+#endif

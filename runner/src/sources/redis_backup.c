@@ -1,0 +1,393 @@
+/* The Redis source: a point-in-time RDB taken as a replica takes it (PSYNC
+ * ? -1 after REPLCONF capa eof and rdb-only), checked while it streams into
+ * the pipeline. Nothing touches local disk. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/signals.h"
+#include "manifest/manifest.h"
+#include "sources/redis.h"
+
+/* The payload is read in large chunks so that the server's socket buffer
+ * drains as fast as the pipeline takes it. */
+#define SYNC_READ_CHUNK (256 * 1024)
+
+/* What a user must allow for sauve to take the RDB (README: Redis). */
+#define REDIS_MINIMAL_ACL "+psync +replconf +info"
+
+struct redis_source {
+    const sv_config *cfg;
+    struct redis_url url;
+    int major; /* from INFO server; 0 when INFO was not allowed */
+};
+
+bool redis_configured(const sv_config *cfg)
+{
+    return cfg->redis_url && *cfg->redis_url;
+}
+
+static redis_conn *connect_configured(struct redis_source *rs, sv_error *err)
+{
+    const sv_config *cfg = rs->cfg;
+    struct redis_conn_options o = {.url = &rs->url,
+                                   .password = cfg->redis_password,
+                                   .ca_file = cfg->redis_tls_ca_file,
+                                   .cert_file = cfg->redis_tls_cert_file,
+                                   .key_file = cfg->redis_tls_key_file,
+                                   .timeout_s = (int)cfg->redis_timeout};
+    if (!rs->url.tls && (cfg->redis_tls_ca_file || cfg->redis_tls_cert_file || cfg->redis_tls_key_file))
+        log_warn("SAUVE_REDIS_TLS_* is set but SAUVE_REDIS_URL is redis://, without TLS: write rediss:// "
+                 "to use TLS");
+    return redis_connect(&o, err);
+}
+
+/* The value of "name:" in an INFO section, newly allocated, or NULL. */
+static char *info_field(const char *info, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *l = info; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, name, n) == 0 && l[n] == ':')
+            return xstrndup(l + n + 1, strcspn(l + n + 1, "\r\n"));
+    }
+    return NULL;
+}
+
+/* Sum of keys= over the db lines of INFO keyspace ("db0:keys=3,expires=0,..."). */
+static int64_t keyspace_keys(const char *info)
+{
+    int64_t total = 0;
+    for (const char *l = info; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, "db", 2) != 0)
+            continue;
+        const char *k = strstr(l, ":keys=");
+        const char *eol = strchr(l, '\n');
+        if (k && (!eol || k < eol))
+            total += strtoll(k + 6, NULL, 10);
+    }
+    return total;
+}
+
+/* Runs INFO section; NULL (and a warning) when the user may not: a user
+ * may be allowed to sync but not to INFO, and the backup works without it,
+ * only with less in the manifest. *failed is set, with err, when the
+ * connection failed or the server wants a password sauve was not given. */
+static char *info(redis_conn *c, const char *section, sv_error *err, bool *failed)
+{
+    const char *argv[] = {"INFO", section};
+    redis_reply r;
+    *failed = false;
+    if (redis_command(c, &r, err, 2, argv) != 0) {
+        *failed = true;
+        return NULL;
+    }
+    char *out = NULL;
+    if (r.type == REDIS_REPLY_BULK) {
+        out = xstrdup(r.str);
+    } else if (r.type == REDIS_REPLY_ERROR && strncmp(r.str, "NOAUTH", 6) == 0) {
+        sv_error_set(err, SV_EXIT_CONFIG, "redis at %s requires a password, and none is configured",
+                     redis_conn_endpoint(c));
+        sv_error_hint(
+            err, "set SAUVE_REDIS_PASSWORD (or SAUVE_REDIS_PASSWORD_FILE), or put it in SAUVE_REDIS_URL");
+        *failed = true;
+    } else {
+        log_warn("redis at %s: INFO %s refused (%.120s): the manifest will lack what it tells; allow +info",
+                 redis_conn_endpoint(c), section, r.str ? r.str : "unexpected reply");
+    }
+    redis_reply_free(&r);
+    return out;
+}
+
+/* True for the error a server gives for a command it does not have: one
+ * renamed or disabled by its operator, as managed services do with SYNC. */
+static bool unknown_command(const char *reply)
+{
+    return strncmp(reply, "ERR unknown command", 19) == 0 || strstr(reply, "unknown command");
+}
+
+static int refused_sync(redis_conn *c, const char *reply, sv_error *err)
+{
+    sv_error_set(err, SV_EXIT_CONFIG,
+                 "redis at %s does not allow replication (PSYNC/SYNC are disabled or renamed: %.100s), so no "
+                 "point-in-time RDB can be taken over the network",
+                 redis_conn_endpoint(c), reply);
+    return sv_error_hint(err, "managed services (ElastiCache, Memorystore, Azure Cache) refuse SYNC: use the "
+                              "service's own snapshots, or back up a self-managed replica of it");
+}
+
+static int noperm(redis_conn *c, const char *command, const char *reply, sv_error *err)
+{
+    sv_error_set(err, SV_EXIT_CONFIG, "redis at %s: the user may not run %s (%.120s)", redis_conn_endpoint(c),
+                 command, reply);
+    return sv_error_hint(err, "allow it in the user's ACL, e.g. ACL SETUSER <user> %s", REDIS_MINIMAL_ACL);
+}
+
+/*
+ * Probes PSYNC without starting a sync: an argument count the command
+ * cannot take is refused with "wrong number of arguments" when the command
+ * exists, and with "unknown command" when the operator renamed or disabled
+ * it (managed services). The server checks the arity before the ACL, so a
+ * missing permission shows only at the real PSYNC.
+ */
+static int probe_psync(redis_conn *c, sv_error *err)
+{
+    const char *argv[] = {"PSYNC"};
+    redis_reply r;
+    if (redis_command(c, &r, err, 1, argv) != 0)
+        return -1;
+    int rc = 0;
+    if (r.type == REDIS_REPLY_ERROR && unknown_command(r.str)) {
+        /* an old server without PSYNC still has SYNC */
+        const char *sync_argv[] = {"SYNC", "x"};
+        redis_reply s;
+        if (redis_command(c, &s, err, 2, sync_argv) != 0) {
+            redis_reply_free(&r);
+            return -1;
+        }
+        if (s.type == REDIS_REPLY_ERROR && unknown_command(s.str))
+            rc = refused_sync(c, r.str, err);
+        redis_reply_free(&s);
+    }
+    redis_reply_free(&r);
+    return rc;
+}
+
+static int redis_prepare(source *s, sv_error *err)
+{
+    struct redis_source *rs = s->impl;
+    const sv_config *cfg = rs->cfg;
+    if (redis_url_parse(cfg->redis_url, &rs->url, err) != 0)
+        return -1;
+    char *key = xasprintf("redis/%s.rdb", cfg->redis_name);
+    char *stored = xasprintf("%s.zst.age", key);
+    source_artifact *a = source_add_artifact(s, "redis", cfg->redis_name, key, "redis-rdb");
+    bool storable = *cfg->redis_name && !strchr(cfg->redis_name, '/') && cfg->redis_name[0] != '.' &&
+                    manifest_key_is_safe(stored);
+    free(key);
+    free(stored);
+    if (!storable) {
+        /* the name becomes a storage key: refuse one a reader would not accept */
+        sv_error e = {0};
+        sv_error_set(
+            &e, SV_EXIT_CONFIG,
+            "SAUVE_REDIS_NAME '%s' cannot be stored under sauve's layout (it is empty, contains '/', "
+            "'\\', a control character or invalid UTF-8, or starts with '.')",
+            cfg->redis_name);
+        source_artifact_fail(a, &e);
+        return 0;
+    }
+    a->mode = xstrdup(cfg->redis_mode);
+
+    redis_conn *c = connect_configured(rs, err);
+    if (!c)
+        return -1;
+    s->info.endpoint = xstrdup(redis_conn_endpoint(c));
+    s->info.tool = xstrdup("redis-replication");
+    int rc = -1;
+    bool io_failed;
+    char *server = info(c, "server", err, &io_failed);
+    if (io_failed)
+        goto out;
+    char *keyspace = info(c, "keyspace", err, &io_failed);
+    if (io_failed) {
+        free(server);
+        goto out;
+    }
+    if (server) {
+        s->info.server_version = info_field(server, "redis_version");
+        if (s->info.server_version)
+            rs->major = atoi(s->info.server_version);
+    }
+    if (keyspace) {
+        a->items = keyspace_keys(keyspace);
+        a->has_items = true;
+    }
+    free(server);
+    free(keyspace);
+
+    sv_error perr = {0};
+    if (probe_psync(c, &perr) != 0) {
+        if (perr.code != SV_EXIT_CONFIG) {
+            *err = perr;
+            goto out;
+        }
+        source_artifact_fail(a, &perr);
+    }
+    char keys[32] = "an unknown number of";
+    if (a->has_items)
+        snprintf(keys, sizeof keys, "%lld", (long long)a->items);
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("source", "redis"), LOG_STR("name", a->name),
+                        LOG_STR("server_version", s->info.server_version ? s->info.server_version : ""),
+                        LOG_NUM("keys", a->has_items ? a->items : -1)),
+             "redis %s at %s: %s key(s), mode %s",
+             s->info.server_version ? s->info.server_version : "(version unknown)", s->info.endpoint, keys,
+             cfg->redis_mode);
+    rc = 0;
+out:
+    redis_close(c);
+    return rc;
+}
+
+struct sync_sink {
+    stream *out;
+    redis_rdb_check check;
+};
+
+static int emit_payload(void *ctx, const void *buf, size_t len, sv_error *err)
+{
+    struct sync_sink *k = ctx;
+    if (redis_rdb_check_update(&k->check, buf, len) != 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "%s", k->check.error);
+    return stream_write(k->out, buf, len, err);
+}
+
+/* REPLCONF what value: 0, or -1 with err on I/O failure or NOPERM. Other
+ * errors are ignored: an older server that does not know the capability
+ * still sends the RDB, in the framing it knows. */
+static int replconf(redis_conn *c, const char *what, const char *value, sv_error *err)
+{
+    const char *argv[] = {"REPLCONF", what, value};
+    redis_reply r;
+    if (redis_command(c, &r, err, 3, argv) != 0)
+        return -1;
+    int rc = 0;
+    if (r.type == REDIS_REPLY_ERROR) {
+        if (strncmp(r.str, "NOPERM", 6) == 0)
+            rc = noperm(c, "REPLCONF", r.str, err);
+        else
+            log_debug("redis at %s: REPLCONF %s %s: %s (ignored)", redis_conn_endpoint(c), what, value,
+                      r.str);
+    }
+    redis_reply_free(&r);
+    return rc;
+}
+
+/* Why the server closed the connection during a sync, as an error. */
+static int closed_during_sync(redis_conn *c, const redis_sync *sy, sv_error *err)
+{
+    if (sy->state == REDIS_SYNC_HEADER) {
+        sv_error_set(err, SV_EXIT_FAILED, "redis at %s closed the connection before sending the RDB",
+                     redis_conn_endpoint(c));
+        return sv_error_hint(err, "the server's log says why (a failed BGSAVE: disk full, or fork refused "
+                                  "for lack of memory; or the server was stopped)");
+    }
+    char done[32], total[32];
+    log_human_bytes(sy->payload, done, sizeof done);
+    if (sy->eof_framing)
+        snprintf(total, sizeof total, "an unannounced size");
+    else
+        log_human_bytes(sy->length, total, sizeof total);
+    sv_error_set(err, SV_EXIT_FAILED, "redis at %s closed the connection after %s of %s of the RDB",
+                 redis_conn_endpoint(c), done, total);
+    return sv_error_hint(
+        err, "a server drops a replica whose output buffer outgrows client-output-buffer-limit "
+             "replica (default 256mb 64mb 60): raise it, e.g. CONFIG SET client-output-buffer-limit "
+             "\"replica 1gb 512mb 120\", or the server stopped; its log says which");
+}
+
+static int redis_dump(source *s, size_t i, stream *out, sv_error *err)
+{
+    struct redis_source *rs = s->impl;
+    source_artifact *a = &s->artifacts[i];
+    redis_conn *c = connect_configured(rs, err);
+    if (!c)
+        return -1;
+    int rc = -1;
+    unsigned char *buf = NULL;
+    /* capa eof lets a diskless server stream without knowing the size;
+     * rdb-only (7.0+) tells it not to keep a replication stream for us */
+    if (replconf(c, "capa", "eof", err) != 0)
+        goto out;
+    if ((rs->major == 0 || rs->major >= 7) && replconf(c, "rdb-only", "1", err) != 0)
+        goto out;
+    const char *argv[] = {"PSYNC", "?", "-1"};
+    if (redis_send(c, err, 3, argv) != 0)
+        goto out;
+
+    struct sync_sink sink = {.out = out};
+    redis_rdb_check_init(&sink.check);
+    redis_sync sy;
+    redis_sync_init(&sy);
+    buf = xmalloc(SYNC_READ_CHUNK);
+    while (sy.state == REDIS_SYNC_HEADER || sy.state == REDIS_SYNC_PAYLOAD) {
+        /* a server that never pauses never makes a read wait: ask here too */
+        if (signals_check(err) != 0)
+            goto out;
+        ssize_t n = redis_conn_read(c, buf, SYNC_READ_CHUNK, err);
+        if (n < 0)
+            goto out;
+        if (n == 0) {
+            closed_during_sync(c, &sy, err);
+            goto out;
+        }
+        if (redis_sync_feed(&sy, buf, (size_t)n, emit_payload, &sink, err) < 0) {
+            if (!sink.check.failed)
+                sv_error_wrap(err, "redis at %s", redis_conn_endpoint(c));
+            else
+                sv_error_wrap(err, "redis at %s sent a bad RDB", redis_conn_endpoint(c));
+            goto out;
+        }
+    }
+    if (sy.state == REDIS_SYNC_REFUSED) {
+        if (strncmp(sy.refusal, "NOPERM", 6) == 0)
+            noperm(c, "PSYNC", sy.refusal, err);
+        else if (unknown_command(sy.refusal))
+            refused_sync(c, sy.refusal, err);
+        else
+            sv_error_set(err, SV_EXIT_FAILED, "redis at %s refused the sync: %.200s", redis_conn_endpoint(c),
+                         sy.refusal);
+        goto out;
+    }
+    if (redis_rdb_check_finish(&sink.check) != 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "redis at %s sent a bad RDB: %s", redis_conn_endpoint(c),
+                     sink.check.error);
+        goto out;
+    }
+    if (sink.check.unchecksummed)
+        log_warn("redis at %s writes RDBs without a checksum (rdbchecksum no): only the header and end of "
+                 "this one could be checked",
+                 redis_conn_endpoint(c));
+    a->format_version = sink.check.version;
+    char size[32];
+    log_with(LOG_INFO,
+             LOG_FIELDS(LOG_STR("source", "redis"), LOG_STR("name", a->name),
+                        LOG_NUM("rdb_version", sink.check.version), LOG_NUM("rdb_bytes", sy.payload),
+                        LOG_STR("framing", sy.eof_framing ? "eof-mark" : "length")),
+             "redis:%s: RDB version %d, %s, checksum %s (%s framing, %llu keep-alive(s))", a->name,
+             sink.check.version, log_human_bytes(sy.payload, size, sizeof size),
+             sink.check.unchecksummed ? "absent" : "ok", sy.eof_framing ? "diskless" : "disk-based",
+             (unsigned long long)sy.keepalives);
+    rc = 0;
+out:
+    free(buf);
+    /* closing ends our replica session: the server forgets us at once */
+    redis_close(c);
+    return rc;
+}
+
+static void redis_destroy(source *s)
+{
+    struct redis_source *rs = s->impl;
+    redis_url_free(&rs->url);
+    free(rs);
+}
+
+static const struct source_ops redis_source_ops = {
+    .kind = "redis",
+    .prepare = redis_prepare,
+    .dump = redis_dump,
+    .destroy = redis_destroy,
+};
+
+source *redis_source_new(const sv_config *cfg)
+{
+    struct redis_source *rs = xcalloc(1, sizeof *rs);
+    rs->cfg = cfg;
+    source *s = xcalloc(1, sizeof *s);
+    s->ops = &redis_source_ops;
+    s->impl = rs;
+    return s;
+}
