@@ -3,6 +3,7 @@ over the replication protocol, stored through the pipeline, is read back
 by independent tools (zstd, redis-check-rdb, a plain redis-server started
 on it) and compared with the source by DEBUG DIGEST and key counts."""
 
+import hashlib
 import json
 import os
 import select
@@ -406,3 +407,33 @@ def test_check_reaches_redis_and_names_a_refusal(servers, rsauve, storage):
     assert not items["redis:default"]["ok"]
     assert "does not allow replication" in items["redis:default"]["detail"]
     assert all_files(storage) == []
+
+
+def test_verify_reads_the_rdb_whole_and_catches_a_forged_one(servers, rsauve, storage, workdir):
+    """sauve verify checks a Redis artifact's RDB (magic, version, end opcode,
+    CRC-64) after its size and SHA-256; a forged object with a manifest that
+    matches it (an RDB with one byte changed) is caught by the CRC-64."""
+    src = servers()
+    fill_dataset(src)
+    env = redis_env(src)
+    assert rsauve.run("backup", env=env).code == 0
+    r = rsauve.run("verify", "--json", env=env)
+    assert r.code == 0, r.describe()
+    (a,) = json.loads(r.stdout)["sets"][0]["artifacts"]
+    assert a["checked"] == "content" and "CRC-64 matches" in a["detail"], a
+    set_dir, m = only_manifest(storage)
+    rdb = bytearray(open(stored_rdb(set_dir, workdir), "rb").read())
+    rdb[len(rdb) // 2] ^= 0x01
+    data = subprocess.run(["zstd", "-q", "-c"], input=bytes(rdb), capture_output=True, check=True).stdout
+    art = m["artifacts"][0]
+    with open(os.path.join(set_dir, art["key"]), "wb") as f:
+        f.write(data)
+    m["totals"]["bytes_out"] += len(data) - art["bytes_out"]
+    art["bytes_out"] = len(data)
+    art["sha256"] = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    r = rsauve.run("verify", "--json", env=env)
+    assert r.code == 4, r.describe()
+    (a,) = json.loads(r.stdout)["sets"][0]["artifacts"]
+    assert not a["ok"] and "checksum does not match" in a["detail"], a

@@ -21,8 +21,8 @@
  *   finish    after the last byte (ok) or a failure (!ok): completes the
  *             restore, or undoes what start did
  *
- * and, for `sauve verify`, verify_start and verify_finish, which read an
- * artifact the way a restore would but load it nowhere.
+ * (`sauve verify` reads an artifact the way a restore would but loads it
+ * nowhere: that is each kind's checker, sources/checker.h.)
  *
  * then loader_free. The sink must not let the target commit anything
  * before restore/ finishes it: restore/ verifies the artifact's size and
@@ -86,20 +86,6 @@ struct loader_ops {
      */
     int (*finish)(loader *l, bool ok, sv_error *err);
     void (*destroy)(loader *l);
-
-    /*
-     * Verify, with no target at all: *sink receives artifact a's
-     * decompressed bytes and checks that they are what its format promises,
-     * read whole (a custom dump walked by pg_restore, ...). verify_finish,
-     * after the sink was finished (ok) or aborted (!ok), says what it
-     * found: 0 with *detail (newly allocated, for the report), or -1 with
-     * err when the content is not what it should be (when !ok, only if the
-     * checker failed first: otherwise the caller reports the artifact's
-     * error). Frees ctx either way.
-     */
-    int (*verify_start)(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
-                        sv_error *err);
-    int (*verify_finish)(void *ctx, bool ok, char **detail, sv_error *err);
 };
 
 struct loader {

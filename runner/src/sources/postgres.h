@@ -181,13 +181,4 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
  */
 bool pg_loader_transactional(int tools_major, int server_major);
 
-/* ---- verification without a server (postgres_verify.c) ---------------- */
-
-/* The loader's verify_start and verify_finish (sources/loader.h): a custom
- * dump is walked whole by pg_restore into /dev/null; pg_dumpall's SQL must
- * end with the line pg_dumpall writes when it completes. */
-int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
-                    sv_error *err);
-int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err);
-
 #endif

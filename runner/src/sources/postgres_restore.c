@@ -746,6 +746,4 @@ const struct loader_ops postgres_loader = {
     .start = pg_start,
     .finish = pg_finish,
     .destroy = pg_destroy,
-    .verify_start = pg_verify_start,
-    .verify_finish = pg_verify_finish,
 };

@@ -11,6 +11,7 @@
 
 #include "common/mem.h"
 #include "common/proc.h"
+#include "sources/checker.h"
 #include "sources/postgres.h"
 
 #define GLOBALS_END "-- PostgreSQL database cluster dump complete\n"
@@ -83,10 +84,10 @@ static bool ends_complete(const struct pg_verify *v)
     return false;
 }
 
-/* ---- the loader's verify_start / verify_finish ------------------------- */
+/* ---- the checker (sources/checker.h) ---------------------------------- */
 
-int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
-                    sv_error *err)
+static int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
+                           sv_error *err)
 {
     struct pg_verify *v = xcalloc(1, sizeof *v);
     if (strcmp(a->format, "pg_dumpall-globals-sql") == 0) {
@@ -137,7 +138,7 @@ int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx
     return 0;
 }
 
-int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err)
+static int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err)
 {
     struct pg_verify *v = ctx;
     int rc = 0;
@@ -176,3 +177,9 @@ int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err)
     free(v);
     return rc;
 }
+
+const struct checker_ops postgres_checker = {
+    .kind = "postgres",
+    .start = pg_verify_start,
+    .finish = pg_verify_finish,
+};

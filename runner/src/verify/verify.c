@@ -7,7 +7,7 @@
 #include "common/mem.h"
 #include "pipeline/stream.h"
 #include "restore/restore.h"
-#include "sources/loader.h"
+#include "sources/checker.h"
 
 static struct verify_artifact *add(struct verify_set *vs, const manifest_artifact *a)
 {
@@ -26,18 +26,18 @@ static int check_stored(const sv_config *cfg, storage *st, const catalog_set *se
     return restore_read_artifact(st, cfg, set, a, ARTIFACT_STORED, null_sink(), err);
 }
 
-/* Read whole and checked by the loader of its kind; *detail on success. */
+/* Read whole and checked by the checker of its kind; *detail on success. */
 static int check_content(const sv_config *cfg, storage *st, const catalog_set *set,
-                         const manifest_artifact *a, const struct loader_ops *ops, char **detail,
+                         const manifest_artifact *a, const struct checker_ops *ops, char **detail,
                          sv_error *err)
 {
     void *ctx = NULL;
     stream *sink = NULL;
-    if (ops->verify_start(cfg, a, &ctx, &sink, err) != 0)
+    if (ops->start(cfg, a, &ctx, &sink, err) != 0)
         return -1;
     int rc = restore_read_artifact(st, cfg, set, a, ARTIFACT_CONTENT, sink, err);
     sv_error ferr = {0};
-    int frc = ops->verify_finish(ctx, rc == 0, detail, &ferr);
+    int frc = ops->finish(ctx, rc == 0, detail, &ferr);
     if (frc != 0 && (rc == 0 || ferr.msg[0])) {
         *err = ferr; /* the content is wrong, or the checker gave up first */
         return -1;
@@ -55,9 +55,9 @@ static void verify_artifact(const sv_config *cfg, storage *st, const catalog_set
         va->detail = xstrdup(set->damage);
         return;
     }
-    const struct loader_ops *ops = loader_find(a->kind, strlen(a->kind));
+    const struct checker_ops *ops = checker_find(a->kind);
     sv_error why_not = {0};
-    bool openable = ops && ops->verify_start && restore_check_identity(cfg, set, a, &why_not) == 0;
+    bool openable = ops && restore_check_identity(cfg, set, a, &why_not) == 0;
     if (openable) {
         char *detail = NULL;
         va->ok = check_content(cfg, st, set, a, ops, &detail, &err) == 0;
@@ -80,8 +80,8 @@ static void verify_artifact(const sv_config *cfg, storage *st, const catalog_set
     if (!va->ok)
         va->detail = xstrdup(err.msg);
     else if (!ops)
-        va->detail =
-            xasprintf("size and SHA-256 match; content not checked: this sauve knows no kind '%s'", a->kind);
+        va->detail = xasprintf(
+            "size and SHA-256 match; content not checked: this sauve has no checker for kind '%s'", a->kind);
     else
         va->detail = xasprintf("size and SHA-256 match; content not checked: %s", why_not.msg);
 }

@@ -4,8 +4,9 @@
  * object's presence and size in the listing (the catalog's damage), its
  * size and SHA-256 against the manifest; then, when it can be opened
  * (unencrypted, or SAUVE_AGE_IDENTITY_FILE holds one of its recipients'
- * identities), decrypted, decompressed and checked by its kind's loader
- * (sources/loader.h: a custom dump walked whole by pg_restore, ...).
+ * identities), decrypted, decompressed and checked by its kind's checker
+ * (sources/checker.h: a custom dump walked whole by pg_restore, an RDB's
+ * CRC-64, ...).
  * Without a key, an encrypted artifact is checked for integrity only, and
  * the report says so.
  */
