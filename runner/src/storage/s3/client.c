@@ -1104,6 +1104,7 @@ int s3_request(s3_conn *conn, const struct s3_request *req, struct s3_response *
     for (;;) {
         rt.attempt++;
         enum s3_outcome o = s3_attempt(conn, req, resp, err);
+        resp->attempts = rt.attempt;
         if (o == S3_OK)
             return 0;
         if (o == S3_FAIL) {

@@ -185,6 +185,7 @@ struct s3_response {
     char message[512];      /* S3 error message, "" when none */
     int curl_code;          /* CURLcode of the transfer */
     bool sink_failed;       /* on_data failed: err is the sink's */
+    int attempts;           /* s3_request: the attempts it made (the last one's answer is the above) */
 };
 
 void s3_response_reset(struct s3_response *r);

@@ -326,26 +326,10 @@ static int create_upload(struct s3_writer *w, sv_error *err)
                              .headers = h,
                              .nheaders = nh};
     struct s3_response resp = {0};
-    /* A retried create may leave the store with the upload of an attempt
-     * whose answer was lost: remembered, so that finish removes it. */
-    struct s3_retry rt = {.attempt = 0};
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    rt.started = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-    int rc;
-    for (;;) {
-        rt.attempt++;
-        enum s3_outcome o = s3_attempt(w->conn, &req, &resp, err);
-        if (o == S3_OK) {
-            rc = 0;
-            break;
-        }
-        if (o == S3_FAIL || s3_retry_wait(s->client, &req, &rt, err) < 0) {
-            rc = -1;
-            break;
-        }
-    }
-    w->create_retried = rt.attempt > 1;
+    int rc = s3_request(w->conn, &req, &resp, err);
+    /* a retried create may have left the store the upload of an attempt
+     * whose answer was lost: remembered, so that finish removes it */
+    w->create_retried = resp.attempts > 1;
     if (rc == 0 && s3_xml_upload_id(resp.body, resp.body_len, &w->upload_id) < 0)
         rc = sv_error_set(err, SV_EXIT_FAILED,
                           "s3 CreateMultipartUpload s3://%s/%s at %s: the answer has no UploadId", s->bucket,
