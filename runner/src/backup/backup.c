@@ -40,13 +40,14 @@ static int any_entry(void *ctx, const storage_entry *e)
  * uploads complete. An id already in use (a broken random generator) is
  * still refused, and another suffix drawn.
  */
-static int choose_set_id(storage *st, const char *name, time_t started, char out[SET_ID_LEN + 1],
-                         sv_error *err)
+/* started: one reading of the clock for the seconds and the milliseconds
+ * alike (two readings could straddle a second, and a later run's id sort
+ * before an earlier one's). */
+static int choose_set_id(storage *st, const char *name, const struct timespec *started,
+                         char out[SET_ID_LEN + 1], sv_error *err)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     for (int tries = 0; tries < 8; tries++) {
-        set_id_new(started, (int)(now.tv_nsec / 1000000), out);
+        set_id_new(started->tv_sec, (int)(started->tv_nsec / 1000000), out);
         char *prefix = xasprintf("%s/%s/", name, out);
         bool used = false;
         int rc = storage_list(st, prefix, false, any_entry, &used, err);
@@ -427,8 +428,10 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         goto out;
     }
 
-    m.started = time(NULL);
-    if (choose_set_id(st, cfg->name, m.started, m.id, err) != 0) {
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
+    m.started = started.tv_sec;
+    if (choose_set_id(st, cfg->name, &started, m.id, err) != 0) {
         code = err->code; /* nothing written yet: storage unreachable is temporary */
         goto out;
     }
