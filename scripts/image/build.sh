@@ -15,8 +15,10 @@
 # Cache: buildah's layer cache (--layers) in the project's store (lib.sh):
 # the builder's static libraries and PostgreSQL tools (about 8 minutes) are
 # built again only when scripts/static/ or the base changes; a change to the
-# runner rebuilds sauve and the final stage only. Images the build no longer
-# needs (the previous build's) are removed from the store.
+# runner rebuilds sauve and the final stage only. The final stage itself is
+# always built again (seconds), so that it carries this build's timestamp
+# (lib.sh, drop_final_cache). Images the build no longer needs (the
+# previous build's) are removed from the store.
 #
 # Multi-arch: only the host's architecture is built. When an arm64 build
 # exists (issue 12), build each ARCH with --platform linux/ARCH into
@@ -49,6 +51,7 @@ ARCH=$(go_arch)
 TAG=$IMAGE_NAME:$VERSION
 img_say "building $TAG for linux/$ARCH, timestamps $(date -u -d "@$EPOCH" +%FT%TZ) ($EPOCH)"
 t=$(now_s)
+drop_final_cache "$TAG"
 build_image "$REPO" "$EPOCH" "$TAG" --layers
 t_build=$(($(now_s) - t))
 
@@ -72,7 +75,7 @@ write_index
 t=$(now_s)
 build_image "$REPO" "$EPOCH" "$IMAGE_NAME-builder:cache" --layers --target builder >"$OUT/builder-tag.log" 2>&1 ||
     { tail -20 "$OUT/builder-tag.log" >&2; img_die "could not tag the builder stage"; }
-bh rmi --prune >/dev/null 2>&1 || true
+prune_dangling
 img_say "store: $(du -sh "$STORE" 2>/dev/null | cut -f1) in $STORE (kept the cache in $(($(now_s) - t)) s)"
 
 python3 "$REPO/scripts/image/oci.py" report "$ARCHIVE" --json "$OUT/report.json" | tee "$OUT/report.txt"

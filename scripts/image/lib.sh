@@ -142,3 +142,25 @@ build_image() {
     bh bud --pull=never --isolation chroot --force-rm --timestamp "$epoch" --identity-label=false \
         --build-arg VERSION="${SAUVE_VERSION:-0.1.0}" -f "$repo/Dockerfile" -t "$tag" "$@" "$repo"
 }
+
+# prune_dangling: removes the images no tag keeps and no other image is
+# built on (again, until none is left: removing one can leave its parent so).
+prune_dangling() {
+    local i removed
+    for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
+        removed=$(bh rmi --prune 2>/dev/null | grep -c . || true)
+        [ "$removed" -gt 0 ] || return 0
+    done
+}
+
+# drop_final_cache TAG: forgets the previous build's final stage, so that it
+# is built again (a few seconds: one COPY) and carries this build's
+# timestamp. buildah's layer cache does not look at --timestamp: a final
+# stage taken from the cache would keep the time of the commit it was first
+# built at, and the image would depend on what the cache held. The builder
+# stage stays cached (kept by the tag build.sh puts on it); its files get
+# the timestamp when the final stage copies them.
+drop_final_cache() {
+    bh rmi "$1" >/dev/null 2>&1 || true
+    prune_dangling
+}
