@@ -9,8 +9,9 @@
 # The builder stage's debian:bookworm cannot be pulled here: it is made from
 # a debootstrap root (scripts/image/lib.sh, import_base) and the build runs
 # with --pull=never. Every timestamp in the image (files, config, history) is
-# the commit time of HEAD (SOURCE_DATE_EPOCH when set), so that two builds of
-# a commit give the same digests (make image-repro checks it).
+# the commit time of the newest commit that changed what the image is made
+# from (lib.sh, source_date_epoch; SOURCE_DATE_EPOCH when set), so that two
+# builds of a commit give the same digests (make image-repro checks it).
 #
 # Cache: buildah's layer cache (--layers) in the project's store (lib.sh):
 # the builder's static libraries and PostgreSQL tools (about 8 minutes) are

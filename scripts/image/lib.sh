@@ -50,15 +50,24 @@ store_setup() {
 }
 bh() { buildah --root "$STORE" --runroot "$RUNROOT" --storage-driver "$DRIVER" "$@"; }
 
-# The commit time of HEAD, to which every timestamp of the image is clamped
-# (SOURCE_DATE_EPOCH when given: a source tree without git).
+# What the image is made from: the build context (.dockerignore lets in the
+# Makefile, runner/ and scripts/static/), the Dockerfile, and how it is built.
+IMAGE_INPUTS=(Dockerfile .dockerignore Makefile runner scripts/static scripts/image scripts/fresh-root.sh)
+
+# source_date_epoch REPO: the time every timestamp of the image is clamped
+# to: the commit time of the newest commit that changed IMAGE_INPUTS, so
+# that a commit that changes nothing the image is made from (documentation,
+# tests) gives the same image, digests included; SOURCE_DATE_EPOCH when set
+# (a source tree without git).
 source_date_epoch() {
     if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
         echo "$SOURCE_DATE_EPOCH"
-    else
-        git -C "$1" log -1 --format=%ct 2>/dev/null ||
-            img_die "$1 is no git checkout: set SOURCE_DATE_EPOCH (the time every file of the image gets)"
+        return 0
     fi
+    local t
+    t=$(git -C "$1" log -1 --format=%ct -- "${IMAGE_INPUTS[@]}" 2>/dev/null) && [ -n "$t" ] ||
+        img_die "$1 is no git checkout: set SOURCE_DATE_EPOCH (the time every file of the image gets)"
+    echo "$t"
 }
 
 # import_base: the builder stage's debian:bookworm, which no registry can

@@ -10,7 +10,8 @@
 
 extern char **environ;
 
-static void try_write(const char *dir) {
+static void try_write(const char *dir)
+{
     char path[256];
     snprintf(path, sizeof path, "%s/.sauve-probe", dir);
     int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
@@ -23,7 +24,8 @@ static void try_write(const char *dir) {
     }
 }
 
-static void status_line(const char *key) {
+static void status_line(const char *key)
+{
     char buf[8192];
     int fd = open("/proc/self/status", O_RDONLY);
     if (fd < 0)
@@ -36,7 +38,8 @@ static void status_line(const char *key) {
         printf("status %.*s\n", (int)strcspn(p, "\n"), p);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     printf("uid %d euid %d gid %d egid %d\n", (int)getuid(), (int)geteuid(), (int)getgid(), (int)getegid());
     for (char **e = environ; *e; e++)
         printf("env %s\n", *e);
