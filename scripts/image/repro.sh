@@ -49,6 +49,7 @@ second_base=$(cut -d' ' -f1 "$STORE/sauve-base")
     img_die "the base root changed since make image ($first_base, now $second_base): run make image again first"
 
 EPOCH=$(source_date_epoch "$REPO")
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "the tree")
 t=$(now_s)
 # --layers as make image builds: a build without it commits each stage as
 # one layer, another image (nothing is cached in an empty store anyway).
@@ -59,7 +60,7 @@ img_say "second build: $(($(now_s) - t)) s"
 
 if python3 "$REPO/scripts/image/oci.py" compare "$FIRST" "$SECOND"; then
     rm -rf "$REPO/build/image/repro"
-    img_say "reproducible: two builds of $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo the tree) give the same image ($(($(now_s) - T0)) s)"
+    img_say "reproducible: two builds of $COMMIT give the same image ($(($(now_s) - T0)) s)"
 else
     mkdir -p "$REPO/build/image/repro"
     mv "$SECOND" "$REPO/build/image/repro/"
