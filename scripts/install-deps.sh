@@ -52,6 +52,9 @@ tests=(
     # make pg-server: PostgreSQL 18 built from Debian's source for the tests
     # (its parsers are generated since 17; OpenSSL's headers are in build).
     bison flex
+    # make image / test-image: buildah builds the Dockerfile and runs the image
+    # (as root, chroot isolation: no container runtime or daemon).
+    buildah
 )
 
 case "$group" in

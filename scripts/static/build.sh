@@ -107,6 +107,17 @@ fetch() {
 }
 
 done_already() { [ -f "$STAMPS/$1" ]; }
+
+# source_date TREE: the date of the source package's newest changelog entry
+# becomes SOURCE_DATE_EPOCH, as dpkg-buildpackage sets it, so that what a
+# build embeds (OpenSSL's "built on" line, which libcurl's version string
+# links into sauve) depends on the source, not on the day of the build:
+# two builds of the image give the same bytes (docs/image.md).
+source_date() {
+    SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$1/debian/changelog" -STimestamp) ||
+        die "no changelog date in $1/debian/changelog"
+    export SOURCE_DATE_EPOCH
+}
 # mark_done NAME TREE WHAT: records which source package, version and suite
 # NAME was built from (rootfs.sh writes them into the image).
 mark_done() {
@@ -152,6 +163,7 @@ EOF
 build_zlib() {
     done_already zlib && return 0
     local t; t=$(fetch zlib "$LIB_SUITES")
+    source_date "$t"
     (cd "$t" && ./configure --static --prefix="$PREFIX" && make -j"$JOBS" libz.a && make install) >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "zlib failed"; }
     mark_done zlib "$t" "libz"
@@ -160,6 +172,7 @@ build_zlib() {
 build_zstd() {
     done_already zstd && return 0
     local t; t=$(fetch libzstd "$LIB_SUITES")
+    source_date "$t"
     # libzstd.a is single-threaded by default; sauve compresses with workers.
     (cd "$t/lib" && make -j"$JOBS" libzstd.a-mt CC="$CC") >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "zstd failed"; }
@@ -190,6 +203,7 @@ EOF
 build_yaml() {
     done_already yaml && return 0
     local t; t=$(fetch libyaml "$LIB_SUITES")
+    source_date "$t"
     # Debian's libyaml source has no configure: compile the library directly.
     local v; v=$(sed -E 's/-.*//' "$t/.version")
     local maj min pat
@@ -217,6 +231,7 @@ cmake_static() { # SRC_DIR BUILD_DIR ARGS...
 build_jansson() {
     done_already jansson && return 0
     local t; t=$(fetch jansson "$LIB_SUITES")
+    source_date "$t"
     cmake_static "$t" "$t/_build" -DJANSSON_BUILD_SHARED_LIBS=OFF -DJANSSON_BUILD_DOCS=OFF \
         -DJANSSON_WITHOUT_TESTS=ON -DJANSSON_EXAMPLES=OFF >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "jansson failed"; }
@@ -226,6 +241,7 @@ build_jansson() {
 build_expat() {
     done_already expat && return 0
     local t; t=$(fetch expat "$LIB_SUITES")
+    source_date "$t"
     # Debian's security backports test "#if XML_DTD == 1", as the autotools
     # configuration defines it; CMake's template defines it empty.
     sed -i -E 's/^#cmakedefine (XML_DTD|XML_NS)$/#cmakedefine \1 1/' "$t/expat/expat_config.h.cmake"
@@ -239,6 +255,7 @@ build_expat() {
 build_openssl() {
     done_already openssl && return 0
     local t; t=$(fetch openssl "$LIB_SUITES")
+    source_date "$t"
     # The CA bundle path sauve's image has is /etc/ssl/certs/ca-certificates.crt
     # (given to libcurl); openssldir only sets where openssl.cnf would be.
     (cd "$t" && ./Configure "$OPENSSL_TARGET" no-shared no-tests no-afalgeng no-module \
@@ -251,6 +268,7 @@ build_openssl() {
 build_curl() {
     done_already curl && return 0
     local t; t=$(fetch curl "$LIB_SUITES")
+    source_date "$t"
     # HTTP(S) only (S3, webhooks, Pushgateway), OpenSSL, no other optional library.
     (cd "$t" && ./configure --prefix="$PREFIX" --disable-shared --enable-static \
         --with-openssl="$PREFIX" --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path \
@@ -304,6 +322,7 @@ pg_make_libs() { # TREE
 build_libpq() {
     done_already libpq && return 0
     local t; t=$(pg_configure "$LIBPQ_MAJOR")
+    source_date "$t"
     pg_make_libs "$t"
     install -m 644 "$t/src/interfaces/libpq/libpq.a" "$PREFIX/lib/"
     # libpq's own helpers (as libpq.so links them; Debian's patch would
@@ -320,6 +339,7 @@ build_pg_tools() { # MAJOR
     local major=$1 dest=$OUT/pg/$1/bin
     [ -f "$dest/.version" ] && return 0
     local t; t=$(pg_configure "$major")
+    source_date "$t"
     pg_make_libs "$t"
     # The programs link libpq.a, so after it come the helpers libpq.so would
     # carry (the *_shlib archives: libpq calls pg_encoding_to_char, which

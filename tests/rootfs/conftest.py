@@ -38,7 +38,7 @@ _dspec.loader.exec_module(_deploy)
 renderer = _deploy.renderer
 helm = _deploy.helm
 
-from container import ROOTFS, make_workdir  # noqa: E402
+from container import ROOTFS, ROOTFS_RUNTIME, make_workdir  # noqa: E402
 
 
 def pytest_sessionstart(session):
@@ -53,3 +53,10 @@ def workdir():
     d = make_workdir()
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def runtime():
+    """The rootfs in jail.py (container.py)."""
+    return ROOTFS_RUNTIME
+

@@ -104,13 +104,15 @@ KUBELET_ENV = {
 }
 
 
-def run_pod(spec, workdir, timeout=600):
-    """Runs the container a podrun.RunSpec describes (from a rendered
-    manifest) with the rootfs as its image, as the kubelet would: its argv
-    and environment, its ConfigMap and Secret files (owner root, group
-    fsGroup, their modes) mounted read-only at their mountPaths, a fresh
-    emptyDir for each emptyDir mount, its user, group and fsGroup, its
-    read-only root and its termination log. Returns a sauvecli.Result."""
+def prepare_pod(spec, workdir):
+    """What the kubelet prepares for the container a podrun.RunSpec
+    describes (from a rendered manifest): its ConfigMap and Secret files
+    (owner root, group fsGroup, their modes) to mount read-only at their
+    mountPaths, a fresh emptyDir for each emptyDir mount, the termination
+    log, the user, groups and environment. Returns a dict: run_dir (remove
+    it after the run), ro and rw ({path in container: host dir}), term (the
+    termination log's host file), env (the kubelet's variables and the
+    pod's; not CONTAINER_ENV), uid, gid, groups."""
     from podrun import materialize
 
     if spec.run_as_non_root and not spec.user:
@@ -120,8 +122,6 @@ def run_pod(spec, workdir, timeout=600):
             raise ValueError(f"mount {m.path}: {m.kind} {m.sub_path} is not modelled here")
     run_dir = tempfile.mkdtemp(prefix="pod-", dir=workdir)
     os.chmod(run_dir, 0o755)
-    mnt = os.path.join(run_dir, "root")
-    os.mkdir(mnt)
     fs_group = spec.fs_group if spec.fs_group is not None else spec.group
     dirs = materialize(spec, os.path.join(run_dir, "volumes"), uid=0, gid=fs_group)
     ro, rw = {}, {}
@@ -139,14 +139,27 @@ def run_pod(spec, workdir, timeout=600):
     os.chown(term, spec.user, fs_group)
     # Kubernetes adds the fsGroup to the container's supplementary groups.
     groups = [spec.fs_group] if spec.fs_group is not None else []
-    env = {**CONTAINER_ENV, **KUBELET_ENV, **spec.environ}
-    p, termination = run_jail(run_dir, {
-        "rootfs": ROOTFS, "mnt": mnt, "rw": rw, "ro": ro,
-        "termination": term, "termination_path": spec.termination_message_path,
-        "argv": spec.argv, "env": env, "uid": spec.user,
-        "gid": spec.group if spec.group is not None else 0, "groups": groups,
+    return {"run_dir": run_dir, "ro": ro, "rw": rw, "term": term,
+            "env": {**KUBELET_ENV, **spec.environ}, "uid": spec.user,
+            "gid": spec.group if spec.group is not None else 0, "groups": groups}
+
+
+def run_pod(spec, workdir, timeout=600):
+    """Runs the container a podrun.RunSpec describes (from a rendered
+    manifest) with the rootfs as its image, as the kubelet would
+    (prepare_pod): its argv and environment, its volumes, its user, group
+    and fsGroup, its read-only root and its termination log. Returns a
+    sauvecli.Result."""
+    pod = prepare_pod(spec, workdir)
+    mnt = os.path.join(pod["run_dir"], "root")
+    os.mkdir(mnt)
+    p, termination = run_jail(pod["run_dir"], {
+        "rootfs": ROOTFS, "mnt": mnt, "rw": pod["rw"], "ro": pod["ro"],
+        "termination": pod["term"], "termination_path": spec.termination_message_path,
+        "argv": spec.argv, "env": {**CONTAINER_ENV, **pod["env"]}, "uid": pod["uid"],
+        "gid": pod["gid"], "groups": pod["groups"],
         "read_only_root": spec.read_only_root}, timeout)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(pod["run_dir"], ignore_errors=True)
     r = Result(spec.argv[1:], p.returncode, p.stdout.decode("utf-8", "replace"),
                p.stderr.decode("utf-8", "replace"), termination)
     trace(r)
@@ -157,3 +170,16 @@ def make_workdir():
     d = tempfile.mkdtemp(prefix="sauve-rootfs-")
     os.chmod(d, 0o755)
     return d
+
+
+class Runtime:
+    """What runs the image's programs in a test (the fixture `runtime`):
+    root, a directory holding exactly the image's files; Container and
+    run_pod, as above. tests/image gives the same for the built image."""
+
+    def __init__(self, name, root, container, run_pod):
+        self.name, self.root, self.Container, self.run_pod = name, root, container, run_pod
+
+
+ROOTFS_RUNTIME = Runtime("rootfs", ROOTFS, Container, run_pod)
+

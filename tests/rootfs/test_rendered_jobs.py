@@ -3,7 +3,8 @@
 RADOS Gateway; the container of each rendered pod (its command, args,
 environment, ConfigMap and Secret files, user, fsGroup, read-only root,
 termination log: podrun.run_spec) runs the image's rootfs
-(container.run_pod). Nothing of the run is taken from anywhere but the
+(container.run_pod; tests/image runs the built image instead, through the
+fixture `runtime`). Nothing of the run is taken from anywhere but the
 rendered manifest."""
 
 import json
@@ -11,7 +12,6 @@ import json
 import pytest
 import yaml
 
-from container import run_pod
 from pgdata import assert_same_state, db_state
 from podrun import index_objects, run_spec
 
@@ -82,14 +82,14 @@ def committed_sets(bucket):
     return [k for k in bucket.keys() if k.endswith("/manifest.json")]
 
 
-def run_backup_job(docs, objects, workdir, bucket):
+def run_backup_job(runtime, docs, objects, workdir, bucket):
     cronjob = one(docs, "CronJob")
     spec = run_spec(cronjob, objects)
     # What is about to run is the hardened pod of the manifest.
     assert spec.argv == ["/usr/local/bin/sauve", "backup"]
     assert spec.read_only_root and spec.user == 65532 and spec.capabilities_dropped == ["ALL"]
     assert "PGPASSWORD_FILE" in spec.environ and "PGPASSWORD" not in spec.environ
-    r = run_pod(spec, workdir)
+    r = runtime.run_pod(spec, workdir)
     assert r.code == 0, r.describe()
     r.check_log_contract()
     sets = committed_sets(bucket)
@@ -99,29 +99,29 @@ def run_backup_job(docs, objects, workdir, bucket):
     return r
 
 
-def test_backup_job_and_check_pod(pg, source_db, bucket, render, workdir):
+def test_backup_job_and_check_pod(runtime, pg, source_db, bucket, render, workdir):
     docs, objects = render(chart_values(pg, bucket, source_db))
     assert not [d for d in docs if d["kind"] == "Job"]
-    r = run_backup_job(docs, objects, workdir, bucket)
+    r = run_backup_job(runtime, docs, objects, workdir, bucket)
     # TZ came from the manifest (timeZone) and the image has the zone.
     assert r.any_line("names no time zone") is None, r.describe()
     assert r.any_line("error") is None, r.describe()
     # The helm test pod: sauve check reaches both servers, changes nothing.
     before = bucket.keys()
-    check = run_pod(run_spec(one(docs, "Pod"), objects), workdir)
+    check = runtime.run_pod(run_spec(one(docs, "Pod"), objects), workdir)
     assert check.code == 0, check.describe()
     assert bucket.keys() == before
 
 
-def test_backup_job_then_restore_job(pg, dbs, source_db, bucket, render, workdir):
+def test_backup_job_then_restore_job(runtime, pg, dbs, source_db, bucket, render, workdir):
     target = dbs.expect(dbs.name("restored"))
     docs, objects = render(chart_values(
         pg, bucket, source_db, **{"restore.enabled": True, "restore.source": f"postgres:{source_db}",
                                   "restore.target": target}))
-    run_backup_job(docs, objects, workdir, bucket)
+    run_backup_job(runtime, docs, objects, workdir, bucket)
     spec = run_spec(one(docs, "Job"), objects)
     assert spec.argv[1:3] == ["restore", f"postgres:{source_db}"] and "--yes" in spec.argv
-    r = run_pod(spec, workdir)
+    r = runtime.run_pod(spec, workdir)
     assert r.code == 0, r.describe()
     r.check_log_contract()
     assert_same_state(db_state(pg, source_db), db_state(pg, target), f"restore Job into {target}")
@@ -131,12 +131,12 @@ def test_backup_job_then_restore_job(pg, dbs, source_db, bucket, render, workdir
     {"config.storage": ""},                 # required, accepted by the schema
     {"config.zstd.level": 99},              # sauve refuses it (1 to 19)
 ], ids=["no-storage", "zstd-99"])
-def test_broken_configuration_fails_the_job_at_once(pg, source_db, bucket, render, workdir, override):
+def test_broken_configuration_fails_the_job_at_once(runtime, pg, source_db, bucket, render, workdir, override):
     docs, objects = render(chart_values(pg, bucket, source_db, **override))
     cronjob = one(docs, "CronJob")
     fatal = fatal_exit_codes(cronjob["spec"]["jobTemplate"]["spec"])
     assert fatal, cronjob["spec"]["jobTemplate"]["spec"]
-    r = run_pod(run_spec(cronjob, objects), workdir)
+    r = runtime.run_pod(run_spec(cronjob, objects), workdir)
     print(f"broken configuration {override}: exit {r.code}, fatal {sorted(fatal)}")
     assert r.code in fatal, (sorted(fatal), r.describe())
     assert r.termination, r.describe()
