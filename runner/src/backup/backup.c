@@ -517,7 +517,11 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         goto out;
     }
 
-    m.finished = time(NULL);
+    /* the clock that gave started: time() reads a coarser one, which can
+     * still show the second before it */
+    struct timespec finished;
+    clock_gettime(CLOCK_REALTIME, &finished);
+    m.finished = finished.tv_sec;
     manifest_update_status(&m);
     bool foreign;
     if (commit_manifest(st, &m, set_prefix, &foreign, err) != 0) {
