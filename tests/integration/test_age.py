@@ -13,7 +13,7 @@ import pytest
 
 from pgdata import assert_same_state, db_state
 from pgserver import PG_BINDIR, _harness_env, pg_bin
-from sauvecli import Sauve, committed_sets
+from sauvecli import Sauve, committed_sets, forge_artifact
 
 AGE_CHUNK = 65536
 SEALED_CHUNK = AGE_CHUNK + 16
@@ -79,19 +79,6 @@ def restore_with_tools(pg, dump_zst, db):
                         "-U", "postgres", "-d", db], input=dump, capture_output=True,
                        env=_harness_env())
     assert p.returncode == 0, p.stderr.decode()
-
-
-def rewrite_object(set_dir, m, a, data):
-    """Replaces the stored object and makes the manifest agree with it: the
-    attacker here holds the bucket, manifests included, so only the
-    ciphertext's own authentication can stop the restore."""
-    with open(os.path.join(set_dir, a["key"]), "wb") as f:
-        f.write(data)
-    m["totals"]["bytes_out"] += len(data) - a["bytes_out"]
-    a["sha256"] = sha256(data)
-    a["bytes_out"] = len(data)
-    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
-        json.dump(m, f)
 
 
 def test_encrypted_artifact_is_a_standard_age_file(pg, dbs, small_template, sauve, storage, keys):
@@ -183,7 +170,7 @@ def test_sauve_reads_what_age_wrote(pg, dbs, small_template, sauve, storage, key
     by_age = subprocess.run(["age", "-r", keys["other"][1]], input=plain, capture_output=True,
                             check=True).stdout
     a["encryption"]["recipients"] = [keys["other"][1]]
-    rewrite_object(set_dir, m, a, by_age)
+    forge_artifact(set_dir, m, a, by_age)
     target = dbs.name("fromage")
     r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes",
                   env={"SAUVE_AGE_IDENTITY_FILE": keys["other"][0]})
@@ -219,7 +206,7 @@ def test_damaged_ciphertext_fails_before_anything_is_committed(pg, dbs, small_te
     set_dir, m, a = the_artifact(storage, db)
     with open(os.path.join(set_dir, a["key"]), "rb") as f:
         stored = f.read()
-    rewrite_object(set_dir, m, a, _damaged(stored, how))
+    forge_artifact(set_dir, m, a, _damaged(stored, how))
     # into a new database: it must not be left behind
     target = dbs.name("damaged")
     r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes",

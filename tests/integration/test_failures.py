@@ -2,7 +2,6 @@
 what failed, nothing half-written that claims to be a backup, and restores
 that refuse rather than damage a database."""
 
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import pytest
 from conftest import make_bindir
 from pgdata import assert_same_state, db_state
 from pgserver import _harness_env, free_port, pg_bin
-from sauvecli import (all_files, committed_sets, pid_alive, processes_matching,
+from sauvecli import (all_files, committed_sets, forge_artifact, pid_alive, processes_matching,
                       set_dirs, snapshot, wait_for)
 
 
@@ -339,23 +338,6 @@ def test_replaced_artifact_of_same_size_is_caught_by_checksum_before_touching_th
     assert pg.scalar(db, "select count(*) from pg_class where relname = 'intruder'") == "0"
 
 
-def _forge(set_dir, m, key, data, bytes_in=None):
-    """Replaces an artifact's object and rewrites the manifest to match it,
-    as someone with write access to the bucket can: only what the manifest
-    cannot be made to hide still protects the restore."""
-    with open(os.path.join(set_dir, key), "wb") as f:
-        f.write(data)
-    a = next(x for x in m["artifacts"] if x.get("key") == key)
-    m["totals"]["bytes_out"] += len(data) - a["bytes_out"]
-    a["bytes_out"] = len(data)
-    a["sha256"] = hashlib.sha256(data).hexdigest()
-    if bytes_in is not None:
-        m["totals"]["bytes_in"] += bytes_in - a["bytes_in"]
-        a["bytes_in"] = bytes_in
-    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
-        json.dump(m, f)
-
-
 def test_restore_stops_at_the_decompressed_size_the_manifest_recorded(pg, sauve, dbs, backed_up):
     """The manifest says the dump is 100 kB; the object (genuine, its digest
     matching) decompresses to several MB: a decompression bomb looks the
@@ -367,11 +349,12 @@ def test_restore_stops_at_the_decompressed_size_the_manifest_recorded(pg, sauve,
     with open(os.path.join(set_dir, key), "rb") as f:
         data = f.read()
     assert next(x for x in m["artifacts"] if x.get("key") == key)["bytes_in"] > 1_000_000
-    _forge(set_dir, m, key, data, bytes_in=100_000)
+    forge_artifact(set_dir, m, next(x for x in m["artifacts"] if x.get("key") == key), data,
+                   bytes_in=100_000)
     target = dbs.name("bomb")
     r = sauve.run("restore", f"postgres:{db}", "--into", target, "--yes")
     assert r.code == 1, r.describe()
-    assert r.any_line(f"more than the 100000 bytes the manifest recorded", key), r.describe()
+    assert r.any_line("more than the 100000 bytes the manifest recorded", key), r.describe()
     assert not pg.database_exists(target)
 
 
@@ -381,7 +364,6 @@ def test_object_longer_than_recorded_is_refused_at_the_first_extra_byte(pg, sauv
     path = os.path.join(set_dir, key)
     with open(path, "ab") as f:
         f.write(b"\0" * 4096)
-    a = next(x for x in m["artifacts"] if x.get("key") == key)
     target = dbs.name("longer")
     # the listing already shows the size: the set is damaged, nothing is read
     r = sauve.run("restore", f"postgres:{db}", "--set", m["id"], "--into", target, "--yes")

@@ -3,7 +3,6 @@ over the replication protocol, stored through the pipeline, is read back
 by independent tools (zstd, redis-check-rdb, a plain redis-server started
 on it) and compared with the source by DEBUG DIGEST and key counts."""
 
-import hashlib
 import json
 import os
 import select
@@ -14,9 +13,9 @@ import threading
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, connections_of, fill_bulk, fill_dataset,
+from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_bulk, fill_dataset,
                          load_rdb)
-from sauvecli import Sauve, all_files, committed_sets, wait_for
+from sauvecli import Sauve, all_files, committed_sets, forge_artifact, wait_for
 from pgserver import free_port
 
 
@@ -425,14 +424,7 @@ def test_verify_reads_the_rdb_whole_and_catches_a_forged_one(servers, rsauve, st
     rdb = bytearray(open(stored_rdb(set_dir, workdir), "rb").read())
     rdb[len(rdb) // 2] ^= 0x01
     data = subprocess.run(["zstd", "-q", "-c"], input=bytes(rdb), capture_output=True, check=True).stdout
-    art = m["artifacts"][0]
-    with open(os.path.join(set_dir, art["key"]), "wb") as f:
-        f.write(data)
-    m["totals"]["bytes_out"] += len(data) - art["bytes_out"]
-    art["bytes_out"] = len(data)
-    art["sha256"] = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
-        json.dump(m, f)
+    forge_artifact(set_dir, m, m["artifacts"][0], data)
     r = rsauve.run("verify", "--json", env=env)
     assert r.code == 4, r.describe()
     (a,) = json.loads(r.stdout)["sets"][0]["artifacts"]

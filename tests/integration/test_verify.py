@@ -4,7 +4,6 @@ SHA-256, then decrypted, decompressed and read whole by pg_restore), a set
 made damaged in each way named with the artifact and what is wrong, exit 4
 when anything does not verify."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import make_bindir
-from sauvecli import committed_sets
+from sauvecli import committed_sets, forge_artifact
 
 
 def only_set(storage):
@@ -22,19 +21,6 @@ def only_set(storage):
 
 def artifact(m, name):
     return next(a for a in m["artifacts"] if a["name"] == name)
-
-
-def forge(set_dir, m, a, data):
-    """Replaces an object and rewrites the manifest to match it (size,
-    SHA-256, totals): what someone with write access to the bucket can do,
-    which only a check of the content itself can catch."""
-    with open(os.path.join(set_dir, a["key"]), "wb") as f:
-        f.write(data)
-    m["totals"]["bytes_out"] += len(data) - a["bytes_out"]
-    a["bytes_out"] = len(data)
-    a["sha256"] = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
-        json.dump(m, f)
 
 
 def zstd(data):
@@ -97,14 +83,14 @@ def _damage(how, set_dir, m, db, workdir):
             f.write(bytes([b[0] ^ 0x20]))
         return a, "checksum mismatch"
     if how == "not a dump, manifest forged":
-        forge(set_dir, m, a, zstd(os.urandom(1 << 20)))
+        forge_artifact(set_dir, m, a, zstd(os.urandom(1 << 20)))
         return a, "could not read the archive"
     if how == "dump cut short, manifest forged":
-        forge(set_dir, m, a, zstd(unzstd(path)[: a["bytes_in"] // 2]))
+        forge_artifact(set_dir, m, a, zstd(unzstd(path)[: a["bytes_in"] // 2]))
         return a, "could not read the archive"
     if how == "globals cut short, manifest forged":
         g = artifact(m, "globals")
-        forge(set_dir, m, g, zstd(unzstd(os.path.join(set_dir, g["key"]))[:-60]))
+        forge_artifact(set_dir, m, g, zstd(unzstd(os.path.join(set_dir, g["key"]))[:-60]))
         return g, "does not end with pg_dumpall's"
     raise AssertionError(how)
 
@@ -160,7 +146,7 @@ def test_encrypted_sets_integrity_without_the_identity_content_with_it(sauve, db
     with open(os.path.join(set_dir, a["key"]), "rb") as f:
         data = bytearray(f.read())
     data[len(data) // 2] ^= 1
-    forge(set_dir, m, a, bytes(data))
+    forge_artifact(set_dir, m, a, bytes(data))
     r, report = verify(sauve, env)
     assert r.code == 0, r.describe()  # integrity holds: the forger fixed the digest
     r, report = verify(sauve, with_id)
