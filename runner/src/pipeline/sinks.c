@@ -232,3 +232,29 @@ stream *null_sink(void)
     *s = (stream){.ops = &null_ops, .next = NULL, .name = "null"};
     return s;
 }
+
+/* ---- callback sink --------------------------------------------------- */
+
+struct callback_sink {
+    stream base;
+    int (*on_data)(void *ctx, const void *buf, size_t len, sv_error *err);
+    void *ctx;
+};
+
+static int cb_write(stream *s, const void *buf, size_t len, sv_error *err)
+{
+    struct callback_sink *c = (struct callback_sink *)s;
+    return c->on_data(c->ctx, buf, len, err);
+}
+
+static const struct stream_ops callback_ops = {cb_write, buf_finish, buf_abort, NULL};
+
+stream *callback_sink(int (*on_data)(void *ctx, const void *buf, size_t len, sv_error *err), void *ctx,
+                      const char *name)
+{
+    struct callback_sink *c = xcalloc(1, sizeof *c);
+    c->base = (stream){.ops = &callback_ops, .next = NULL, .name = name};
+    c->on_data = on_data;
+    c->ctx = ctx;
+    return &c->base;
+}

@@ -140,4 +140,10 @@ const void *buffer_sink_data(const stream *s, size_t *len);
 /* Sink that discards everything (verify, benchmarks). */
 stream *null_sink(void);
 
+/* Sink that hands every write to on_data (a checker watching a stream go
+ * by); finish and abort do nothing. ctx outlives the sink, which the chain
+ * frees, so that what on_data gathered can be read afterwards. */
+stream *callback_sink(int (*on_data)(void *ctx, const void *buf, size_t len, sv_error *err), void *ctx,
+                      const char *name);
+
 #endif

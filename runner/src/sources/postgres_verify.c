@@ -22,24 +22,17 @@ struct pg_verify {
     proc *p; /* pg_restore (custom dump) */
     bool stopped_reading;
     char *tools; /* "pg_restore 18.1 from DIR", for the detail */
-    /* globals: the last bytes seen, and how many in all (kept here: the
-     * sink that fills them is freed with the chain before the verdict) */
+    /* globals: the last bytes seen, and how many in all */
     char buf[TAIL_KEEP];
     size_t len;
     uint64_t total;
 };
 
-/* ---- a sink that keeps the end of a text ------------------------------ */
-
-struct tail_sink {
-    stream base;
-    struct pg_verify *t;
-};
-
-static int tail_write(stream *s, const void *data, size_t len, sv_error *err)
+/* Keeps the end of a text as it goes by. */
+static int keep_tail(void *ctx, const void *data, size_t len, sv_error *err)
 {
     (void)err;
-    struct pg_verify *t = ((struct tail_sink *)s)->t;
+    struct pg_verify *t = ctx;
     t->total += len;
     if (len >= TAIL_KEEP) {
         memcpy(t->buf, (const char *)data + len - TAIL_KEEP, TAIL_KEEP);
@@ -52,20 +45,6 @@ static int tail_write(stream *s, const void *data, size_t len, sv_error *err)
     t->len = keep + len;
     return 0;
 }
-
-static int tail_finish(stream *s, sv_error *err)
-{
-    (void)s;
-    (void)err;
-    return 0;
-}
-
-static void tail_abort(stream *s)
-{
-    (void)s;
-}
-
-static const struct stream_ops tail_ops = {tail_write, tail_finish, tail_abort, NULL};
 
 /* Whether the text ends with pg_dumpall's completion line, then nothing but
  * the comment dashes and blank lines it puts after it. */
@@ -92,10 +71,7 @@ static int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, voi
     struct pg_verify *v = xcalloc(1, sizeof *v);
     if (strcmp(a->format, "pg_dumpall-globals-sql") == 0) {
         v->globals = true;
-        struct tail_sink *t = xcalloc(1, sizeof *t);
-        t->base = (stream){.ops = &tail_ops, .name = "globals end"};
-        t->t = v;
-        *sink = &t->base;
+        *sink = callback_sink(keep_tail, v, "globals end");
         *ctx = v;
         return 0;
     }

@@ -12,35 +12,16 @@
 #include "sources/redis.h"
 
 struct rdb_verify {
-    redis_rdb_check check; /* kept here: the sink is freed with the chain before the verdict */
+    redis_rdb_check check;
 };
 
-struct rdb_sink {
-    stream base;
-    struct rdb_verify *v;
-};
-
-static int rdb_write(stream *s, const void *buf, size_t len, sv_error *err)
+static int check_rdb(void *ctx, const void *buf, size_t len, sv_error *err)
 {
-    struct rdb_verify *v = ((struct rdb_sink *)s)->v;
+    struct rdb_verify *v = ctx;
     if (redis_rdb_check_update(&v->check, buf, len) != 0)
         return sv_error_set(err, SV_EXIT_FAILED, "not an RDB: %s", v->check.error);
     return 0;
 }
-
-static int rdb_finish(stream *s, sv_error *err)
-{
-    (void)s;
-    (void)err;
-    return 0;
-}
-
-static void rdb_abort(stream *s)
-{
-    (void)s;
-}
-
-static const struct stream_ops rdb_ops = {rdb_write, rdb_finish, rdb_abort, NULL};
 
 static int rdb_verify_start(const sv_config *cfg, const manifest_artifact *a, void **ctx, stream **sink,
                             sv_error *err)
@@ -50,10 +31,7 @@ static int rdb_verify_start(const sv_config *cfg, const manifest_artifact *a, vo
         return sv_error_set(err, SV_EXIT_FAILED, "artifact format %s is not one sauve can verify", a->format);
     struct rdb_verify *v = xcalloc(1, sizeof *v);
     redis_rdb_check_init(&v->check);
-    struct rdb_sink *k = xcalloc(1, sizeof *k);
-    k->base = (stream){.ops = &rdb_ops, .name = "rdb check"};
-    k->v = v;
-    *sink = &k->base;
+    *sink = callback_sink(check_rdb, v, "rdb check");
     *ctx = v;
     return 0;
 }

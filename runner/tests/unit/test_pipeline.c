@@ -172,6 +172,30 @@ static void test_limit(void **state)
     stream_free(l);
 }
 
+static int count_calls(void *ctx, const void *buf, size_t len, sv_error *err)
+{
+    size_t *seen = ctx;
+    if (len && ((const char *)buf)[0] == '!')
+        return sv_error_set(err, SV_EXIT_FAILED, "refused");
+    *seen += len;
+    return 0;
+}
+
+static void test_callback_sink(void **state)
+{
+    (void)state;
+    size_t seen = 0;
+    sv_error err = {0};
+    stream *s = callback_sink(count_calls, &seen, "counter");
+    assert_int_equal(stream_write(s, "abc", 3, &err), 0);
+    assert_int_equal(stream_write(s, "de", 2, &err), 0);
+    assert_int_equal(stream_write(s, "!", 1, &err), -1); /* the callback's failure is the write's */
+    assert_string_equal(err.msg, "refused");
+    stream_abort(s);
+    stream_free(s);
+    assert_int_equal(seen, 5); /* ctx outlives the sink */
+}
+
 static void test_buffer_sink_limit(void **state)
 {
     (void)state;
@@ -518,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_count),
         cmocka_unit_test(test_sha256_expect),
         cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_callback_sink),
         cmocka_unit_test(test_buffer_sink_limit),
         cmocka_unit_test(test_zstd_roundtrip_single_thread),
         cmocka_unit_test(test_zstd_roundtrip_multithread),
