@@ -3,12 +3,13 @@ Job beside a slow one): each commits its own complete set, and each set
 restores. The two runs are started, both held at the same point by a lock
 the test holds in PostgreSQL, and released together.
 
-To make them start "in the same second" for certain, time() is frozen for
-both with a small LD_PRELOAD library built here: what is under test is
-how sauve names a set, and two runs of one second are exactly the case
-where a name made of the start time alone is shared. Everything else (the
-servers, pg_dump, the storage) is real; the monotonic clock, which every
-timeout uses, is not touched."""
+To make them start "in the same second" for certain, the wall clock
+(time() and clock_gettime(CLOCK_REALTIME)) is frozen for both with a small
+LD_PRELOAD library built here: what is under test is how sauve names a set,
+and two runs of one second are exactly the case where a name made of the
+start time alone is shared. Everything else (the servers, pg_dump, the
+storage) is real; the monotonic clock, which every timeout uses, is not
+touched."""
 
 import os
 import subprocess
@@ -22,17 +23,36 @@ from pgserver import PG_BINDIR
 from sauvecli import Sauve, committed_sets, wait_for
 
 FROZEN_TIME_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <time.h>
-/* time(), frozen at $SAUVE_IT_FROZEN_TIME (unix seconds) */
-time_t time(time_t *out)
+/* The wall clock, frozen at $SAUVE_IT_FROZEN_TIME (unix seconds), through
+   both ways a program reads it; every other clock is the real one. */
+static time_t frozen(void)
 {
     static time_t fixed;
     if (!fixed)
         fixed = (time_t)strtoll(getenv("SAUVE_IT_FROZEN_TIME"), NULL, 10);
-    if (out)
-        *out = fixed;
     return fixed;
+}
+time_t time(time_t *out)
+{
+    if (out)
+        *out = frozen();
+    return frozen();
+}
+int clock_gettime(clockid_t clock, struct timespec *ts)
+{
+    static int (*real)(clockid_t, struct timespec *);
+    if (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE) {
+        ts->tv_sec = frozen();
+        ts->tv_nsec = 0;
+        return 0;
+    }
+    if (!real)
+        real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    return real(clock, ts);
 }
 """
 
@@ -42,7 +62,7 @@ def frozen_time_lib(tmp_path_factory):
     d = tmp_path_factory.mktemp("frozen-time")
     src, lib = d / "frozen_time.c", d / "frozen_time.so"
     src.write_text(FROZEN_TIME_C)
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(lib), str(src)], check=True)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(lib), str(src), "-ldl"], check=True)
     return str(lib)
 
 
