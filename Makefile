@@ -6,7 +6,7 @@
 VERSION := 0.1.0
 BUILD ?= build
 CC ?= cc
-PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl expat
+PKGS := libpq libzstd yaml-0.1 jansson libcurl openssl expat libarchive
 
 # What pkg-config says about the libraries is asked when a compile or link
 # first needs it, never while this file is parsed: on a fresh machine `make

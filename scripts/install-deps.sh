@@ -14,6 +14,7 @@ group=${1:-test}
 build=(
     build-essential pkg-config ca-certificates
     libpq-dev libzstd-dev libyaml-dev libjansson-dev libssl-dev libcurl4-openssl-dev libexpat1-dev
+    libarchive-dev
     # make demo: a throwaway PostgreSQL 15 (runuser is in util-linux, which
     # every Debian has), zstd to read what sauve wrote, python3 for a free port.
     postgresql-15 postgresql-client-15 zstd python3

@@ -14,6 +14,7 @@
 #include "pipeline/progress.h"
 #include "pipeline/stream.h"
 #include "sources/postgres.h"
+#include "sources/files.h"
 #include "sources/redis.h"
 #include "sources/source.h"
 
@@ -379,10 +380,13 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
         if (redis_configured(cfg))
             sources[nsources++] = redis_source_new(cfg);
+        if (files_configured(cfg))
+            sources[nsources++] = files_source_new(cfg);
     }
     if (nsources == 0) {
         sv_error_set(err, SV_EXIT_CONFIG, "nothing to back up: no source is configured");
-        sv_error_hint(err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, or SAUVE_REDIS_URL");
+        sv_error_hint(
+            err, "set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, SAUVE_REDIS_URL or SAUVE_FILES");
         age_recipients_free(&rcpt);
         return err->code;
     }
@@ -476,6 +480,10 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             ma->format_version = a->format_version;
             ma->items = a->items;
             ma->has_items = a->has_items;
+            for (size_t k = 0; k < a->n_warnings; k++) {
+                ma->warnings = xrealloc(ma->warnings, (k + 1) * sizeof *ma->warnings);
+                ma->warnings[ma->n_warnings++] = xstrdup(a->warnings[k]);
+            }
             if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;

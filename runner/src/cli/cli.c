@@ -35,6 +35,7 @@ static const struct command_flag command_flags[] = {
     BOOL_FLAG("version", version, 0),
     VALUE_FLAG("set", set, CLI_SET),
     VALUE_FLAG("into", into, CLI_INTO),
+    VALUE_FLAG("to", to, CLI_TO),
     VALUE_FLAG("config", config_file, 0),
 };
 
@@ -148,9 +149,11 @@ void cli_print_help(void)
           "commands:\n"
           "  backup            back up every configured source as one backup set, then prune\n"
           "                      (unless SAUVE_PRUNE=false)\n"
-          "  restore SOURCE    restore one source of a set: postgres:DB or postgres:globals\n"
+          "  restore SOURCE    restore one source of a set: postgres:DB, postgres:globals or files:NAME\n"
           "                      --set ID|latest     which set (default latest complete)\n"
           "                      --into NAME         target database (default: the source's name)\n"
+          "                      --to DIR            files:NAME: the directory restored into (default: the "
+          "tree's path in SAUVE_FILES)\n"
           "                      --clean             replace a non-empty target (a safety backup is taken "
           "first)\n"
           "                      --no-safety-backup  with --clean, skip the safety backup\n"

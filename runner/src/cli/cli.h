@@ -25,6 +25,7 @@ enum cli_flag {
     CLI_NO_OWNER = 1 << 5,
     CLI_SET = 1 << 6,
     CLI_INTO = 1 << 7,
+    CLI_TO = 1 << 8,
 };
 
 struct cli_args {
@@ -34,6 +35,7 @@ struct cli_args {
     const char *config_file; /* --config */
     const char *set;         /* --set ID|latest */
     const char *into;        /* --into NAME */
+    const char *to;          /* --to DIR */
     bool json, yes, dry_run, clean, no_safety_backup, no_owner, help, version;
     unsigned given;              /* enum cli_flag bits of the command flags present */
     struct config_flag *options; /* option flags for config_load */

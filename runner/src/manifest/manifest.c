@@ -33,6 +33,9 @@
  *       "mode": "sync", "format_version": 10, "items": 1234,   optional, only when
  *                                            known: how the data was taken, the
  *                                            version of the format (RDB), keys
+ *       "warnings": ["...", ...],            optional, only when there is one: what
+ *                                            went wrong without failing the artifact
+ *                                            (a file that changed while read)
  *       "encryption": {"recipients": ["<fingerprint>", ...]}   or null
  *     }
  *   ]
@@ -308,6 +311,13 @@ static json_t *artifact_to_json(const manifest_artifact *a)
         jset(o, "format_version", jint((uint64_t)a->format_version));
     if (a->has_items)
         jset(o, "items", jint((uint64_t)a->items));
+    if (a->n_warnings) {
+        json_t *ws = jcheck(json_array());
+        for (size_t i = 0; i < a->n_warnings; i++)
+            if (json_array_append_new(ws, jstr(a->warnings[i])) != 0)
+                json_oom();
+        jset(o, "warnings", ws);
+    }
     if (a->n_recipients) {
         json_t *enc = jcheck(json_object());
         json_t *rs = jcheck(json_array());
@@ -553,6 +563,27 @@ static int parse_recipients(json_t *obj, const char *prefix, manifest_artifact *
     return 0;
 }
 
+static int parse_warnings(json_t *obj, const char *prefix, manifest_artifact *a, sv_error *err)
+{
+    json_t *ws = json_object_get(obj, "warnings");
+    fieldname f = field(prefix, "warnings");
+    if (!ws)
+        return 0;
+    if (!json_is_array(ws))
+        return bad_type(err, f.path, "an array", ws);
+    a->warnings = xcalloc(json_array_size(ws) + 1, sizeof *a->warnings);
+    for (size_t i = 0; i < json_array_size(ws); i++) {
+        json_t *w = json_array_get(ws, i);
+        if (!json_is_string(w)) {
+            char p[sizeof f.path + 24];
+            snprintf(p, sizeof p, "%s[%zu]", f.path, i);
+            return bad_type(err, p, "a string", w);
+        }
+        a->warnings[a->n_warnings++] = xstrdup(json_string_value(w));
+    }
+    return 0;
+}
+
 static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_error *err)
 {
     char p[32];
@@ -625,7 +656,8 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "endpoint", &a->endpoint, err) ||
         get_opt_string(obj, p, "mode", &a->mode, err) ||
         get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
-        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_recipients(obj, p, a, err))
+        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_warnings(obj, p, a, err) ||
+        parse_recipients(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */
@@ -798,6 +830,9 @@ static void artifact_free(manifest_artifact *a)
     free(a->tool_version);
     free(a->endpoint);
     free(a->mode);
+    for (size_t i = 0; i < a->n_warnings; i++)
+        free(a->warnings[i]);
+    free(a->warnings);
     for (size_t i = 0; i < a->n_recipients; i++)
         free(a->recipients[i]);
     free(a->recipients);

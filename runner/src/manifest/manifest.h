@@ -53,6 +53,10 @@ typedef struct manifest_artifact {
     int64_t format_version; /* version of the artifact's format (RDB version); 0: not recorded */
     int64_t items;          /* keys (Redis) the server reported, when has_items */
     bool has_items;
+    /* what went wrong without failing an ok artifact (files that changed
+     * while they were read); written only when there is one */
+    char **warnings;
+    size_t n_warnings;
     char **recipients; /* encryption recipients' fingerprints */
     size_t n_recipients;
 } manifest_artifact;

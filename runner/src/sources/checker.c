@@ -6,7 +6,8 @@
  * sources/KIND_verify.c. */
 extern const struct checker_ops postgres_checker;
 extern const struct checker_ops redis_checker;
-static const struct checker_ops *const checkers[] = {&postgres_checker, &redis_checker};
+extern const struct checker_ops files_checker;
+static const struct checker_ops *const checkers[] = {&postgres_checker, &redis_checker, &files_checker};
 
 const struct checker_ops *checker_find(const char *kind)
 {

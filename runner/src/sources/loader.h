@@ -45,6 +45,7 @@ struct loader_options {
     const char *into; /* --into: another target than NAME; NULL when not given */
     bool clean;       /* --clean: a target that holds data may be replaced */
     bool no_owner;    /* --no-owner (PostgreSQL: objects owned by the restoring user) */
+    const char *to;   /* --to DIR (files): the directory restored into; NULL when not given */
 };
 
 typedef struct loader loader;

@@ -572,6 +572,9 @@ struct pg_restore {
 
 static int pg_check(const char *name, const struct loader_options *o, sv_error *err)
 {
+    if (o->to)
+        return sv_error_set(err, SV_EXIT_USAGE, "--to does not apply to postgres:%s (it names a directory)",
+                            name);
     if (o->into && strcmp(name, "globals") == 0)
         return sv_error_set(err, SV_EXIT_USAGE,
                             "--into does not apply to postgres:globals (roles are cluster-wide)");

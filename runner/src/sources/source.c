@@ -18,6 +18,12 @@ source_artifact *source_add_artifact(source *s, const char *kind, const char *na
     return a;
 }
 
+void source_artifact_warn(source_artifact *a, const char *warning)
+{
+    a->warnings = xrealloc(a->warnings, (a->n_warnings + 1) * sizeof *a->warnings);
+    a->warnings[a->n_warnings++] = xstrdup(warning);
+}
+
 void source_artifact_fail(source_artifact *a, const sv_error *err)
 {
     free(a->error);
@@ -36,6 +42,9 @@ void source_free(source *s)
         free(s->artifacts[i].format);
         free(s->artifacts[i].error);
         free(s->artifacts[i].mode);
+        for (size_t w = 0; w < s->artifacts[i].n_warnings; w++)
+            free(s->artifacts[i].warnings[w]);
+        free(s->artifacts[i].warnings);
     }
     free(s->artifacts);
     free(s->info.server_version);

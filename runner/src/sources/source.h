@@ -37,6 +37,10 @@ typedef struct source_artifact {
     int64_t format_version; /* 0: none */
     int64_t items;          /* when has_items */
     bool has_items;
+    /* What went wrong without failing the artifact (a file that changed
+     * while it was read): recorded in the manifest, the artifact ok. */
+    char **warnings;
+    size_t n_warnings;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */
@@ -72,6 +76,9 @@ void source_free(source *s);
 /* Appends an artifact (strings copied) and returns it (owned by s). */
 source_artifact *source_add_artifact(source *s, const char *kind, const char *name, const char *key,
                                      const char *format);
+
+/* Appends a warning (copied) to a. */
+void source_artifact_warn(source_artifact *a, const char *warning);
 
 /* Marks an artifact as failed before any dump, from err. */
 void source_artifact_fail(source_artifact *a, const sv_error *err);

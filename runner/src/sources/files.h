@@ -1,0 +1,89 @@
+/*
+ * Directory trees (upload volumes): each configured tree is stored as one
+ * POSIX pax archive, written with libarchive while the tree is walked, so
+ * that `zstd -dc NAME.tar.zst | tar -x` restores it without sauve.
+ *
+ *   files_conf.c     the trees and exclude patterns of the configuration (pure)
+ *   files_backup.c   the dumper behind sources/source.h
+ *   files_tar.c      a tar read from a push stream (libarchive on a thread)
+ *   files_verify.c   the checker behind sources/checker.h
+ *   files_restore.c  the loader behind sources/loader.h
+ */
+#ifndef SAUVE_SOURCES_FILES_H
+#define SAUVE_SOURCES_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "config/config.h"
+#include "pipeline/stream.h"
+#include "sources/source.h"
+
+/* The artifact format, in the manifest. */
+#define FILES_FORMAT "tar-pax"
+
+/* ---- configuration (files_conf.c) -------------------------------------- */
+
+struct files_tree {
+    char *name;      /* NAME of NAME=/path: files/NAME.tar, files:NAME */
+    char *path;      /* absolute */
+    char **excludes; /* patterns of this tree: files.exclude's global ones and its NAME:PATTERN ones */
+    size_t n_excludes;
+};
+
+/* True when files.trees (SAUVE_FILES) names at least one tree. */
+bool files_configured(const sv_config *cfg);
+
+/*
+ * The trees of files.trees with their files.exclude patterns, newly
+ * allocated into *trees (free with files_trees_free). Fails with 78 naming
+ * the setting when an item is not NAME=/absolute/path, a NAME is not a safe
+ * artifact name or repeats, or a pattern is empty.
+ */
+int files_trees_parse(const sv_config *cfg, struct files_tree **trees, size_t *n, sv_error *err);
+void files_trees_free(struct files_tree *trees, size_t n);
+
+/* True when NAME can name a tree: 1..100 of [A-Za-z0-9._-], not starting with '.'. */
+bool files_name_is_valid(const char *name);
+
+/*
+ * Pure: does pattern exclude the entry at rel (its path from the tree's
+ * top, "a/b/c") whose last component is base? A pattern without '/' is
+ * matched against base (at any depth); one with a '/' before its end
+ * against rel (a leading '/' anchors it at the top, and is dropped); a
+ * trailing '/' matches directories only. Globs are fnmatch(3)'s, '*' not
+ * crossing '/' in a path pattern.
+ */
+bool files_exclude_match(const char *pattern, const char *rel, const char *base, bool is_dir);
+
+/* The patterns of an exclude file's text: one per line, '#' comments and
+ * blank lines skipped, surrounding spaces trimmed. Appended to *list. */
+void files_exclude_parse_lines(const char *text, size_t len, char ***list, size_t *n);
+
+/* ---- the dumper (files_backup.c) ---------------------------------------- */
+
+/* The source of every configured tree: one artifact files/NAME.tar each. */
+source *files_source_new(const sv_config *cfg);
+
+/* The source of one tree at path, named name, with the configuration's
+ * other settings (the safety backup of a restore --clean). */
+source *files_source_for(const sv_config *cfg, const char *name, const char *path);
+
+/* ---- a tar read from a push stream (files_tar.c) ------------------------- */
+
+struct archive;
+
+/*
+ * Runs consume(a, ctx, err) on a thread, with a (a libarchive reader of
+ * tar formats only, no compression filter) reading the bytes written into
+ * the returned sink. The sink's finish waits for consume and fails with
+ * its error when it failed; abort makes a's reads fail and waits for it.
+ * Trailing bytes after the end of the archive are read and discarded.
+ * Memory: two buffers of 1 MiB.
+ */
+stream *files_tar_sink(int (*consume)(struct archive *a, void *ctx, sv_error *err), void *ctx,
+                       const char *name);
+
+#endif

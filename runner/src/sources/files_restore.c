@@ -1,0 +1,650 @@
+/*
+ * How a files artifact is restored: `sauve restore files:NAME --to DIR`.
+ *
+ * The archive is extracted into a new directory beside DIR (or, when DIR
+ * is a mount point, which cannot be renamed, inside it), and moved into
+ * place by rename only once restore/ finished the sink with ok, i.e. the
+ * whole artifact verified; a failure removes it and leaves DIR as it was.
+ *
+ * Anyone who can write to the bucket can forge an archive, so extraction
+ * trusts none of it: every entry is created relative to the extraction
+ * directory's descriptor, each directory on the way opened with O_NOFOLLOW
+ * (never through a symbolic link, never above the top: the equivalent of
+ * openat2's RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); absolute names and ".."
+ * are refused, as are device nodes, FIFOs, sockets and setuid (and setgid,
+ * but on directories) bits; a file is created with O_EXCL after removing
+ * what held its name, so no write goes through a link planted earlier.
+ * Ownership is restored only when running as root, by numeric id.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "common/log.h"
+#include "common/mem.h"
+#include "sources/files.h"
+#include "sources/loader.h"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static const char *const files_forms[] = {"files:NAME", NULL};
+
+enum files_route {
+    ROUTE_BESIDE, /* extracted into DIR's sibling, swapped in by rename */
+    ROUTE_INSIDE, /* DIR is a mount point: extracted into DIR/.sauve-restore-*, entries moved up */
+};
+
+struct dir_meta {
+    char *path;
+    mode_t mode;
+    struct timespec mtime;
+    uid_t uid;
+    gid_t gid;
+};
+
+struct files_restore {
+    const sv_config *cfg;
+    char *name;
+    bool clean;
+    enum files_route route;
+    bool exists;   /* DIR exists (empty, or replaced with --clean) */
+    int parent_fd; /* DIR's parent (BESIDE) or DIR (INSIDE): where the temp directory is */
+    char *base;    /* DIR's last component (BESIDE) */
+    char *tmp;     /* the temp directory's name in parent_fd */
+    int root;      /* the temp directory, where entries are extracted */
+    bool as_root;
+    /* the extraction, on the tar sink's thread */
+    struct dir_meta *dirs;
+    size_t n_dirs;
+    int64_t entries;
+    uint64_t bytes;
+};
+
+static int files_check(const char *name, const struct loader_options *o, sv_error *err)
+{
+    if (!files_name_is_valid(name))
+        return sv_error_set(err, SV_EXIT_USAGE, "files:%s: not a tree name (letters, digits, '.', '_', '-')",
+                            name);
+    if (o->into)
+        return sv_error_set(err, SV_EXIT_USAGE,
+                            "--into does not apply to files:%s: give the directory as --to DIR", name);
+    if (o->no_owner)
+        return sv_error_set(
+            err, SV_EXIT_USAGE,
+            "--no-owner does not apply to files:%s: ownership is restored only when sauve runs "
+            "as root",
+            name);
+    if (o->to && !*o->to)
+        return sv_error_set(err, SV_EXIT_USAGE, "--to needs a directory");
+    return 0;
+}
+
+extern const struct loader_ops files_loader;
+
+/* The directory of tree name in the configuration, or NULL. */
+static char *configured_path(const sv_config *cfg, const char *name)
+{
+    struct files_tree *t = NULL;
+    size_t n = 0;
+    sv_error ignored = {0};
+    char *path = NULL;
+    if (files_trees_parse(cfg, &t, &n, &ignored) != 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            path = xstrdup(t[i].path);
+    files_trees_free(t, n);
+    return path;
+}
+
+static loader *files_open(const sv_config *cfg, const char *name, const struct loader_options *o)
+{
+    struct files_restore *r = xcalloc(1, sizeof *r);
+    r->cfg = cfg;
+    r->name = xstrdup(name);
+    r->clean = o->clean;
+    r->parent_fd = -1;
+    r->root = -1;
+    r->as_root = geteuid() == 0;
+    loader *l = xcalloc(1, sizeof *l);
+    l->ops = &files_loader;
+    l->impl = r;
+    char *dir = o->to ? xstrdup(o->to) : configured_path(cfg, name);
+    /* "/data/x/" is /data/x */
+    size_t len = dir ? strlen(dir) : 0;
+    while (len > 1 && dir[len - 1] == '/')
+        dir[--len] = '\0';
+    l->target = dir ? dir : xstrdup("");
+    l->what = xasprintf("directory %s", l->target);
+    l->changes = xstrdup(l->what);
+    return l;
+}
+
+static bool dir_is_empty(int fd)
+{
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR *dp = d >= 0 ? fdopendir(d) : NULL;
+    if (!dp) {
+        if (d >= 0)
+            close(d);
+        return false;
+    }
+    bool empty = true;
+    struct dirent *de;
+    while (empty && (de = readdir(dp)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = false;
+    closedir(dp);
+    return empty;
+}
+
+static int files_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_error *err)
+{
+    struct files_restore *r = l->impl;
+    *replaces = false;
+    if (strcmp(a->format, FILES_FORMAT) != 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "files:%s has format %s, which this sauve cannot restore",
+                            r->name, a->format);
+    if (!*l->target)
+        return sv_error_set(err, SV_EXIT_USAGE, "files:%s: no directory to restore into: give --to DIR",
+                            r->name);
+    char *slash = strrchr(l->target, '/');
+    char *parent = !slash               ? xstrdup(".")
+                   : slash == l->target ? xstrdup("/")
+                                        : xstrndup(l->target, (size_t)(slash - l->target));
+    r->base = xstrdup(slash ? slash + 1 : l->target);
+    r->parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r->parent_fd < 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "cannot restore into %s: its parent %s: %s", l->target, parent,
+                     strerror(errno));
+        free(parent);
+        return -1;
+    }
+    free(parent);
+    if (!*r->base || strcmp(r->base, ".") == 0 || strcmp(r->base, "..") == 0)
+        return sv_error_set(err, SV_EXIT_USAGE, "--to %s: name the directory itself, not . or ..", l->target);
+    struct stat st, pst;
+    if (fstatat(r->parent_fd, r->base, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT)
+            return sv_error_set(err, SV_EXIT_FAILED, "cannot restore into %s: %s", l->target,
+                                strerror(errno));
+        r->route = ROUTE_BESIDE;
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sv_error_set(err, SV_EXIT_FAILED, "%s exists and is not a directory, nothing was changed",
+                            l->target);
+    r->exists = true;
+    int fd = openat(r->parent_fd, r->base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "cannot open %s: %s", l->target, strerror(errno));
+    bool empty = dir_is_empty(fd);
+    fstat(r->parent_fd, &pst);
+    /* a mount point (a Kubernetes volume) cannot be renamed: extract inside it */
+    if (st.st_dev != pst.st_dev) {
+        r->route = ROUTE_INSIDE;
+        close(r->parent_fd);
+        r->parent_fd = fd;
+    } else {
+        r->route = ROUTE_BESIDE;
+        close(fd);
+    }
+    if (!empty && !r->clean) {
+        sv_error_set(err, SV_EXIT_FAILED, "directory %s is not empty, nothing was changed", l->target);
+        return sv_error_hint(err, "use --clean to replace it (a safety backup is taken first), or --to a new "
+                                  "or empty directory");
+    }
+    *replaces = !empty;
+    return 0;
+}
+
+static source *files_safety_source(loader *l)
+{
+    struct files_restore *r = l->impl;
+    return files_source_for(r->cfg, r->name, l->target);
+}
+
+/* ---- removing a tree, never following a link ------------------------------ */
+
+static int rm_tree(int dirfd, const char *name)
+{
+    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -1;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR *dp = d >= 0 ? fdopendir(d) : NULL;
+    int rc = 0;
+    if (!dp) {
+        if (d >= 0)
+            close(d);
+        close(fd);
+        return -1;
+    }
+    /* a directory restored without write permission must be emptied */
+    fchmod(fd, 0700);
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && rm_tree(fd, de->d_name) != 0)
+            rc = -1;
+    closedir(dp);
+    close(fd);
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* ---- extraction ------------------------------------------------------------ */
+
+/*
+ * Checks an entry's name (refused: absolute, "..", empty) and opens the
+ * directory that holds its last component beneath root, creating missing
+ * directories (0700, until their own entry sets them) and refusing any
+ * component that is a symbolic link or not a directory. *base points into
+ * name. Returns the descriptor, or -1 with err.
+ */
+static int open_parent(int root, const char *name, const char **base, bool create, sv_error *err)
+{
+    if (name[0] == '/')
+        return sv_error_set(err, SV_EXIT_FAILED, "the archive holds an absolute name (%.200s): refused",
+                            name);
+    char *copy = xstrdup(name);
+    size_t len = strlen(copy);
+    while (len > 0 && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    char *comps[4096];
+    size_t n = 0;
+    for (char *save = NULL, *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, "..") == 0) {
+            free(copy);
+            return sv_error_set(err, SV_EXIT_FAILED, "the archive holds a name with '..' (%.200s): refused",
+                                name);
+        }
+        if (strcmp(c, ".") == 0)
+            continue;
+        if (n == sizeof comps / sizeof *comps) {
+            free(copy);
+            return sv_error_set(err, SV_EXIT_FAILED, "the archive holds a name too deep (%.100s...)", name);
+        }
+        comps[n++] = c;
+    }
+    if (n == 0) {
+        free(copy);
+        *base = NULL; /* the top itself */
+        return fcntl(root, F_DUPFD_CLOEXEC, 0);
+    }
+    int fd = fcntl(root, F_DUPFD_CLOEXEC, 0);
+    for (size_t i = 0; i + 1 < n && fd >= 0; i++) {
+        int next = openat(fd, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create && mkdirat(fd, comps[i], 0700) == 0)
+            next = openat(fd, comps[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            int e = errno;
+            close(fd);
+            fd = -1;
+            if (e == ELOOP || e == ENOTDIR)
+                sv_error_set(
+                    err, SV_EXIT_FAILED,
+                    "the archive's entry %.200s would be written through %s, a symbolic link or not a "
+                    "directory: refused",
+                    name, comps[i]);
+            else
+                sv_error_set(err, SV_EXIT_FAILED, "cannot create the directories of %.200s: %s", name,
+                             strerror(e));
+        } else {
+            close(fd);
+            fd = next;
+        }
+    }
+    /* base must point into name, not the copy: find its last component there */
+    if (fd >= 0) {
+        const char *last = comps[n - 1];
+        *base = name + (last - copy);
+    }
+    free(copy);
+    return fd;
+}
+
+/* Removes what holds base in fd (a file, a link, an empty directory), so
+ * that the entry is created anew: never written through a link. */
+static void clear_name(int fd, const char *base)
+{
+    if (unlinkat(fd, base, 0) != 0 && (errno == EISDIR || errno == EPERM))
+        unlinkat(fd, base, AT_REMOVEDIR);
+}
+
+static int set_meta(struct files_restore *r, int fd, const char *base, struct archive_entry *e, bool is_link)
+{
+    if (r->as_root && fchownat(fd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
+                               AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                             {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)}};
+    if (is_link) {
+        ts[0].tv_nsec = UTIME_OMIT;
+        return utimensat(fd, base, ts, AT_SYMLINK_NOFOLLOW);
+    }
+    return utimensat(fd, base, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int extract_file(struct files_restore *r, struct archive *a, int pfd, const char *base,
+                        struct archive_entry *e, const char *name, sv_error *err)
+{
+    clear_name(pfd, base);
+    int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "cannot create %.200s: %s", name, strerror(errno));
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    int rc = 0, ar;
+    while ((ar = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+        const char *p = buf;
+        while (len > 0) {
+            ssize_t w = pwrite(fd, p, len, (off_t)off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = sv_error_set(err, SV_EXIT_FAILED, "cannot write %.200s: %s", name, strerror(errno));
+                goto out;
+            }
+            p += w;
+            len -= (size_t)w;
+            off += w;
+            r->bytes += (uint64_t)w;
+        }
+    }
+    if (ar != ARCHIVE_EOF) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's entry %.200s is cut short or damaged: %s", name,
+                          archive_error_string(a));
+        goto out;
+    }
+    /* a sparse file's last hole */
+    if (ftruncate(fd, (off_t)archive_entry_size(e)) != 0 ||
+        (r->as_root && fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) != 0) ||
+        fchmod(fd, archive_entry_perm(e) & 01777) != 0) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot set the size, owner or mode of %.200s: %s", name,
+                          strerror(errno));
+        goto out;
+    }
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                             {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)}};
+    if (futimens(fd, ts) != 0)
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot set the time of %.200s: %s", name, strerror(errno));
+out:
+    close(fd);
+    return rc;
+}
+
+static int extract_entry(struct files_restore *r, struct archive *a, struct archive_entry *e, sv_error *err)
+{
+    const char *name = archive_entry_pathname(e);
+    if (!name)
+        return sv_error_set(err, SV_EXIT_FAILED, "entry %lld of the archive has a name that cannot be read",
+                            (long long)r->entries + 1);
+    mode_t type = archive_entry_filetype(e);
+    mode_t perm = archive_entry_perm(e);
+    const char *hardlink = archive_entry_hardlink(e);
+    if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO || type == AE_IFSOCK))
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "the archive holds %.200s, a %s: sauve restores no device node, FIFO or socket",
+                            name,
+                            type == AE_IFIFO    ? "FIFO"
+                            : type == AE_IFSOCK ? "socket"
+                                                : "device node");
+    if ((perm & S_ISUID) || ((perm & S_ISGID) && type != AE_IFDIR))
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "the archive holds %.200s with the set%s bit: sauve restores no such file "
+                            "(a forged archive?)",
+                            name, (perm & S_ISUID) ? "uid" : "gid");
+    const char *base;
+    int pfd = open_parent(r->root, name, &base, true, err);
+    if (pfd < 0)
+        return -1;
+    int rc = 0;
+    r->entries++;
+    if (!base) {
+        /* the top itself ("." or "./"): its mode and time, at the end */
+        if (type == AE_IFDIR)
+            base = ".";
+        else
+            rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's top entry %.200s is not a directory", name);
+    }
+    if (rc == 0 && hardlink) {
+        const char *tbase;
+        int tfd = open_parent(r->root, hardlink, &tbase, false, err);
+        if (tfd < 0) {
+            rc = -1;
+        } else {
+            if (!tbase)
+                rc = sv_error_set(err, SV_EXIT_FAILED, "the archive links %.200s to its top: refused", name);
+            clear_name(pfd, base);
+            /* flags 0: a link to a symbolic link links the link itself */
+            if (rc == 0 && linkat(tfd, tbase, pfd, base, 0) != 0)
+                rc = sv_error_set(err, SV_EXIT_FAILED, "cannot link %.200s to %.200s: %s", name, hardlink,
+                                  strerror(errno));
+            close(tfd);
+        }
+    } else if (rc == 0 && type == AE_IFDIR) {
+        struct stat st;
+        if (strcmp(base, ".") != 0 && mkdirat(pfd, base, 0700) != 0 &&
+            !(errno == EEXIST && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)))
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create directory %.200s: %s", name,
+                              errno == EEXIST ? "something else holds its name" : strerror(errno));
+        if (rc == 0) {
+            r->dirs = xrealloc(r->dirs, (r->n_dirs + 1) * sizeof *r->dirs);
+            r->dirs[r->n_dirs++] = (struct dir_meta){
+                .path = xstrdup(name),
+                .mode = perm & 03777,
+                .mtime = {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
+                .uid = (uid_t)archive_entry_uid(e),
+                .gid = (gid_t)archive_entry_gid(e)};
+        }
+    } else if (rc == 0 && type == AE_IFLNK) {
+        const char *target = archive_entry_symlink(e);
+        clear_name(pfd, base);
+        /* a link's target is only text: nothing is ever written through it */
+        if (!target || symlinkat(target, pfd, base) != 0 || set_meta(r, pfd, base, e, true) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create symbolic link %.200s: %s", name,
+                              target ? strerror(errno) : "no target");
+    } else if (rc == 0 && type == AE_IFREG) {
+        rc = extract_file(r, a, pfd, base, e, name, err);
+    } else if (rc == 0) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's entry %.200s has an unknown type", name);
+    }
+    close(pfd);
+    return rc;
+}
+
+/* Directories get their mode and time last, deepest first: creating what
+ * is inside them changed both. */
+static int finish_dirs(struct files_restore *r, sv_error *err)
+{
+    for (size_t i = r->n_dirs; i-- > 0;) {
+        const struct dir_meta *d = &r->dirs[i];
+        const char *base;
+        int pfd = open_parent(r->root, d->path, &base, false, err);
+        if (pfd < 0)
+            return -1;
+        if (!base)
+            base = ".";
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
+        int rc = 0;
+        if ((r->as_root && fchownat(pfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0) ||
+            fchmodat(pfd, base, d->mode, 0) != 0 || utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED,
+                              "cannot set the owner, mode or time of directory %.200s: %s", d->path,
+                              strerror(errno));
+        close(pfd);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int extract(struct archive *a, void *ctx, sv_error *err)
+{
+    struct files_restore *r = ctx;
+    struct archive_entry *e;
+    for (;;) {
+        int ar = archive_read_next_header(a, &e);
+        if (ar == ARCHIVE_EOF)
+            break;
+        if (ar < ARCHIVE_WARN)
+            return sv_error_set(err, SV_EXIT_FAILED, "not a readable tar archive after %lld entries: %s",
+                                (long long)r->entries, archive_error_string(a));
+        if (extract_entry(r, a, e, err) != 0)
+            return -1;
+    }
+    return finish_dirs(r, err);
+}
+
+static int files_start(loader *l, stream **sink, sv_error *err)
+{
+    struct files_restore *r = l->impl;
+    r->tmp = r->route == ROUTE_BESIDE
+                 ? xasprintf(".%s.sauve-restore-%ld-%d", r->base, (long)time(NULL), (int)getpid())
+                 : xasprintf(".sauve-restore-%ld-%d", (long)time(NULL), (int)getpid());
+    if (mkdirat(r->parent_fd, r->tmp, 0700) != 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "cannot create %s beside %s to restore into: %s", r->tmp,
+                            l->target, strerror(errno));
+    r->root = openat(r->parent_fd, r->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r->root < 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "cannot open %s: %s", r->tmp, strerror(errno));
+        rm_tree(r->parent_fd, r->tmp);
+        return -1;
+    }
+    log_info("files:%s: extracting into %s/%s, moved into place once the artifact verified", r->name,
+             r->route == ROUTE_BESIDE ? "its parent" : l->target, r->tmp);
+    *sink = files_tar_sink(extract, r, "tar extraction");
+    return 0;
+}
+
+/* Moves every entry of the temp directory into DIR (a mount point), the
+ * old ones first into a directory that is then removed. */
+static int move_inside(loader *l, sv_error *err)
+{
+    struct files_restore *r = l->impl;
+    char *old = xasprintf(".sauve-old-%ld-%d", (long)time(NULL), (int)getpid());
+    int rc = 0;
+    if (mkdirat(r->parent_fd, old, 0700) != 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "cannot create %s in %s: %s", old, l->target, strerror(errno));
+        free(old);
+        return -1;
+    }
+    int ofd = openat(r->parent_fd, old, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int pd = fcntl(r->parent_fd, F_DUPFD_CLOEXEC, 0);
+    DIR *dp = pd >= 0 ? fdopendir(pd) : NULL;
+    struct dirent *de;
+    while (dp && ofd >= 0 && rc == 0 && (de = readdir(dp)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && strcmp(de->d_name, old) != 0 &&
+            strcmp(de->d_name, r->tmp) != 0 && renameat(r->parent_fd, de->d_name, ofd, de->d_name) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s/%s aside: %s", l->target, de->d_name,
+                              strerror(errno));
+    if (dp)
+        closedir(dp);
+    int td = fcntl(r->root, F_DUPFD_CLOEXEC, 0);
+    dp = rc == 0 && td >= 0 ? fdopendir(td) : NULL;
+    while (dp && rc == 0 && (de = readdir(dp)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            renameat(r->root, de->d_name, r->parent_fd, de->d_name) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s into %s: %s", de->d_name, l->target,
+                              strerror(errno));
+    if (dp)
+        closedir(dp);
+    if (ofd >= 0)
+        close(ofd);
+    if (rc == 0) {
+        rm_tree(r->parent_fd, old);
+        /* the top's own mode and time, as the archive recorded them */
+        struct stat st;
+        if (fstat(r->root, &st) == 0) {
+            fchmod(r->parent_fd, st.st_mode & 03777);
+            struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, st.st_mtim};
+            futimens(r->parent_fd, ts);
+        }
+    } else {
+        log_error("files:%s: the restore stopped half-way: the previous content is in %s/%s", r->name,
+                  l->target, old);
+    }
+    free(old);
+    return rc;
+}
+
+static int files_finish(loader *l, bool ok, sv_error *err)
+{
+    struct files_restore *r = l->impl;
+    int rc = 0;
+    if (ok) {
+        if (r->route == ROUTE_INSIDE) {
+            rc = move_inside(l, err);
+        } else if (!r->exists) {
+            /* a directory made meanwhile is not replaced */
+            if (renameat(r->parent_fd, r->tmp, r->parent_fd, r->base) != 0)
+                rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move the restored tree to %s: %s", l->target,
+                                  strerror(errno));
+        } else if (syscall(SYS_renameat2, r->parent_fd, r->tmp, r->parent_fd, r->base, RENAME_EXCHANGE) !=
+                   0) {
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot swap the restored tree with %s: %s", l->target,
+                              strerror(errno));
+        }
+        /* after the swap, tmp holds the previous tree */
+    } else {
+        rc = -1;
+    }
+    if (r->root >= 0) {
+        close(r->root);
+        r->root = -1;
+    }
+    if (rm_tree(r->parent_fd, r->tmp) != 0)
+        log_warn("files:%s: could not remove %s: %s", r->name, r->tmp, strerror(errno));
+    if (rc == 0) {
+        char human[32];
+        log_info("files:%s: %lld entries (%s of file data) restored into %s", r->name, (long long)r->entries,
+                 log_human_bytes(r->bytes, human, sizeof human), l->target);
+    }
+    return rc;
+}
+
+static void files_destroy(loader *l)
+{
+    struct files_restore *r = l->impl;
+    if (r->root >= 0)
+        close(r->root);
+    if (r->parent_fd >= 0)
+        close(r->parent_fd);
+    for (size_t i = 0; i < r->n_dirs; i++)
+        free(r->dirs[i].path);
+    free(r->dirs);
+    free(r->name);
+    free(r->base);
+    free(r->tmp);
+    free(r);
+}
+
+const struct loader_ops files_loader = {
+    .kind = "files",
+    .forms = files_forms,
+    .check = files_check,
+    .open = files_open,
+    .inspect = files_inspect,
+    .safety_source = files_safety_source,
+    .start = files_start,
+    .finish = files_finish,
+    .destroy = files_destroy,
+};
