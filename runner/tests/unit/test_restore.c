@@ -50,7 +50,8 @@ static void test_no_spec_is_a_usage_error_listing_the_forms(void **state)
     for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
         assert_int_equal(parse(none[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
-        assert_string_equal(err.msg, "restore needs one spec: postgres:DATABASE or postgres:globals");
+        assert_string_equal(err.msg,
+                            "restore needs one spec: postgres:DATABASE, postgres:globals or files:NAME");
         assert_null(spec.ops);
     }
 }
@@ -65,8 +66,8 @@ static void test_an_unknown_kind_or_empty_name_is_a_usage_error(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(parse(bad[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
-        char *want =
-            xasprintf("cannot restore '%s': sources are postgres:DATABASE or postgres:globals", bad[i]);
+        char *want = xasprintf(
+            "cannot restore '%s': sources are postgres:DATABASE, postgres:globals or files:NAME", bad[i]);
         assert_string_equal(err.msg, want);
         free(want);
     }
@@ -81,6 +82,18 @@ static void test_the_kind_checks_its_name_and_options(void **state)
     assert_int_equal(err.code, SV_EXIT_USAGE);
     assert_non_null(strstr(err.msg, "--into does not apply to postgres:globals"));
     assert_int_equal(parse("postgres:app", "elsewhere", &spec, &err), 0);
+
+    /* --into names a database, --to a directory */
+    sv_error e2 = {0};
+    const struct loader_ops *files = loader_find("files", 5);
+    const struct loader_ops *pg = loader_find("postgres", 8);
+    assert_int_equal(files->check("up", &(struct loader_options){.into = "x"}, &e2), -1);
+    assert_int_equal(e2.code, SV_EXIT_USAGE);
+    assert_non_null(strstr(e2.msg, "--into does not apply to files:up"));
+    assert_int_equal(pg->check("app", &(struct loader_options){.to = "/x"}, &e2), -1);
+    assert_non_null(strstr(e2.msg, "--to does not apply to postgres:app"));
+    assert_int_equal(files->check("../x", &(struct loader_options){.to = "/x"}, &e2), -1);
+    assert_int_equal(files->check("up", &(struct loader_options){.to = "/x"}, &e2), 0);
 }
 
 /* ---- the registry ----------------------------------------------------- */
@@ -104,7 +117,10 @@ static void test_the_registry_knows_this_builds_kinds_only(void **state)
     assert_null(loader_find("redis", 5));
     assert_null(loader_find("", 0));
     char *forms = loader_forms();
-    assert_string_equal(forms, "postgres:DATABASE or postgres:globals");
+    assert_string_equal(forms, "postgres:DATABASE, postgres:globals or files:NAME");
+    const struct loader_ops *files = loader_find("files", 5);
+    assert_non_null(files);
+    assert_string_equal(files->kind, "files");
     free(forms);
 }
 
