@@ -202,6 +202,56 @@ static void remember_link(struct walk *w, const struct stat *st, const char *rel
     w->links[w->n_links++] = (struct link){st->st_dev, st->st_ino, xstrdup(rel)};
 }
 
+struct region {
+    uint64_t off, len;
+};
+
+/* The data regions of a file with holes (SEEK_DATA/SEEK_HOLE), into *map;
+ * 0 for a file without holes, or when the file system cannot say, or has
+ * too many regions to be worth a map: the file is then stored whole. */
+static size_t sparse_map(int fd, const struct stat *st, struct region **map)
+{
+    *map = NULL;
+    if (st->st_size < 64 * 1024 || (uint64_t)st->st_blocks * 512 >= (uint64_t)st->st_size)
+        return 0;
+    size_t n = 0, cap = 0;
+    off_t off = 0;
+    while (off < st->st_size) {
+        off_t data = lseek(fd, off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break; /* only a hole is left */
+        if (data < 0 || data >= st->st_size)
+            break;
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0) {
+            n = 0;
+            break;
+        }
+        if (hole > st->st_size)
+            hole = st->st_size;
+        if (n == 4096) {
+            n = 0;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *map = xrealloc(*map, cap * sizeof **map);
+        }
+        (*map)[n++] = (struct region){(uint64_t)data, (uint64_t)(hole - data)};
+        off = hole;
+    }
+    if (n == 0 && off == 0 && lseek(fd, 0, SEEK_DATA) < 0 && errno == ENXIO) {
+        /* all hole: one empty region at the end says so */
+        *map = xrealloc(*map, sizeof **map);
+        (*map)[n++] = (struct region){(uint64_t)st->st_size, 0};
+    }
+    if (n == 0) {
+        free(*map);
+        *map = NULL;
+    }
+    return n;
+}
+
 /* A regular file: opened without following a link, its size fixed by
  * fstat, exactly that many bytes archived. */
 static void archive_file(struct walk *w, int dirfd, const char *name, const char *rel, const struct stat *lst)
@@ -234,8 +284,13 @@ static void archive_file(struct walk *w, int dirfd, const char *name, const char
         return;
     }
     struct archive_entry *e = entry_for(w, rel, &st);
+    struct region *map = NULL;
+    size_t n_map = sparse_map(fd, &st, &map);
+    for (size_t i = 0; i < n_map; i++)
+        archive_entry_sparse_add_entry(e, (la_int64_t)map[i].off, (la_int64_t)map[i].len);
     if (!write_header(w, e, rel)) {
         archive_entry_free(e);
+        free(map);
         close(fd);
         return;
     }
@@ -243,9 +298,23 @@ static void archive_file(struct walk *w, int dirfd, const char *name, const char
     uint64_t want = (uint64_t)st.st_size, done = 0;
     bool shrank = false;
     int read_errno = 0;
+    size_t next = 0; /* the first data region not behind done */
     while (done < want) {
         size_t n = want - done < READ_CHUNK ? (size_t)(want - done) : READ_CHUNK;
-        ssize_t got = shrank ? 0 : read(fd, w->buf, n);
+        bool hole = false;
+        if (n_map) {
+            while (next < n_map && map[next].off + map[next].len <= done)
+                next++;
+            if (next == n_map || map[next].off > done) {
+                /* a hole: libarchive counts its bytes and stores none */
+                uint64_t end = next == n_map ? want : map[next].off;
+                hole = true;
+                n = end - done < READ_CHUNK ? (size_t)(end - done) : READ_CHUNK;
+            } else if (map[next].off + map[next].len - done < n) {
+                n = (size_t)(map[next].off + map[next].len - done);
+            }
+        }
+        ssize_t got = shrank || hole ? 0 : pread(fd, w->buf, n, (off_t)done);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
@@ -254,18 +323,21 @@ static void archive_file(struct walk *w, int dirfd, const char *name, const char
             got = 0;
         }
         if (got == 0) {
-            /* the header promised want bytes: zeros keep the archive whole */
-            shrank = true;
+            /* a hole, or the header promised bytes the file no longer has:
+             * zeros keep the archive whole */
+            shrank = shrank || !hole;
             memset(w->buf, 0, n);
             got = (ssize_t)n;
         }
         if (archive_write_data(w->ar, w->buf, (size_t)got) < 0) {
             w->fatal = true;
+            free(map);
             close(fd);
             return;
         }
         done += (uint64_t)got;
     }
+    free(map);
     struct stat after;
     bool changed = fstat(fd, &after) != 0 || after.st_size != st.st_size ||
                    after.st_mtim.tv_sec != st.st_mtim.tv_sec || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec;

@@ -1,0 +1,382 @@
+"""Directory trees (SAUVE_FILES): what sauve archives is compared with the
+source by an independent walk (os.lstat, sha256, readlink), after a restore
+by sauve and after an extraction by GNU tar (zstd -dc | tar -x) that never
+met sauve; hostile archives written by Python's tarfile (an independent
+writer) are forged into a set and must extract nothing outside the target."""
+
+import hashlib
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from sauvecli import Sauve, committed_sets, forge_artifact, wait_for
+
+NS = 1_000_000_000
+
+
+def make_tree(root, outside, large=0):
+    """A tree with what archives get wrong: long and non-UTF-8 names, hard
+    links, a sparse file, links out of the tree, odd modes and owners,
+    nanosecond times. large: size of a sparse file with data at both ends."""
+    os.makedirs(root)
+    b = os.fsencode(root)
+
+    def write(rel, data, mode=0o644):
+        p = os.path.join(b, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.chmod(p, mode)
+        return p
+
+    write(b"plain.txt", b"hello\n")
+    write(b"caf\xc3\xa9.txt", "é".encode() * 100)             # UTF-8
+    write(b"latin1-\xe9t\xe9.bin", os.urandom(3000))           # not UTF-8
+    write(b"x" * 255, b"longest name")                         # NAME_MAX
+    deep = b"/".join([b"d" * 200] * 6)                        # path over 1200 bytes
+    write(deep + b"/f", b"deep")
+    write(b"private/secret", b"s", mode=0o600)
+    os.chmod(os.path.join(b, b"private"), 0o700)
+    write(b"bin/tool", b"#!/bin/sh\n", mode=0o755)
+    os.chmod(os.path.join(b, b"bin"), 0o2775)                   # setgid directory (fsGroup volumes)
+    p = write(b"owned", b"o")
+    os.chown(p, 1234, 5678)                                    # ids with no name
+    first = write(b"links/first", b"linked content")
+    os.link(first, os.path.join(b, b"links/second"))
+    os.link(first, os.path.join(b, b"z-third"))
+    os.symlink(os.path.join(outside, "victim"), os.path.join(b, b"links/abs-out"))
+    os.symlink(b"../../outside", os.path.join(b, b"links/rel-out"))
+    os.symlink(b"nowhere", os.path.join(b, b"links/dangling"))
+    with open(os.path.join(b, b"sparse"), "wb") as f:
+        f.write(b"start")
+        f.seek(50 << 20)
+        f.write(b"end")
+    if large:
+        with open(os.path.join(b, b"large"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+            f.seek(large - (1 << 20))
+            f.write(os.urandom(1 << 20))
+    os.mkdir(os.path.join(b, b"empty-dir"))
+    # nanosecond mtimes, set last (creating entries changes a directory's)
+    t = 1_700_000_000 * NS + 123_456_789
+    for dirpath, dirnames, filenames in os.walk(b, topdown=False):
+        for n in filenames + dirnames:
+            os.utime(os.path.join(dirpath, n), ns=(t, t), follow_symlinks=False)
+            t += 1_000_001
+    os.utime(b, ns=(t, t))
+
+
+def walk(root):
+    """Every entry under root by lstat: {relpath bytes: facts}; hard links
+    are reported as the sorted group of names sharing an inode."""
+    out, inodes = {}, {}
+    b = os.fsencode(root)
+    st = os.lstat(b)
+    out[b"."] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_uid, st.st_gid)
+    for dirpath, dirnames, filenames in os.walk(b):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, b)
+            st = os.lstat(p)
+            common = (stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_uid, st.st_gid)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p)) + common[2:]   # a link's mode is not stored
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir",) + common
+            elif stat.S_ISREG(st.st_mode):
+                # a file over 64 MiB is compared by cmp (compare_large): hashing
+                # it here would cost seconds per walk
+                h = hashlib.sha256()
+                if st.st_size <= 64 << 20:
+                    with open(p, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                out[rel] = ("file", st.st_size, h.hexdigest()) + common
+                inodes.setdefault(st.st_ino, []).append(rel)
+            else:
+                out[rel] = ("other", stat.S_IFMT(st.st_mode))
+    groups = sorted(sorted(g) for g in inodes.values() if len(g) > 1)
+    return out, groups
+
+
+def assert_same_tree(a, b):
+    wa, ga = walk(a)
+    wb, gb = walk(b)
+    assert sorted(wa) == sorted(wb), set(wa) ^ set(wb)
+    for k in wa:
+        assert wa[k] == wb[k], (k, wa[k], wb[k])
+        if wa[k][0] == "file" and wa[k][1] > 64 << 20:
+            subprocess.run(["cmp", os.path.join(os.fsencode(a), k), os.path.join(os.fsencode(b), k)],
+                           check=True)
+    assert ga == gb
+
+
+@pytest.fixture
+def outside(workdir):
+    """A directory beside the tree that nothing may touch, with a victim file."""
+    d = os.path.join(workdir, "outside")
+    os.mkdir(d)
+    with open(os.path.join(d, "victim"), "w") as f:
+        f.write("untouched")
+    return d
+
+
+def outside_state(d):
+    return sorted((p, open(os.path.join(d, p), "rb").read() if os.path.isfile(os.path.join(d, p))
+                   else None) for p in os.listdir(d))
+
+
+def manifest_of(sauve_or_bucket_sets):
+    assert len(sauve_or_bucket_sets) == 1, sauve_or_bucket_sets
+    return sauve_or_bucket_sets[0]
+
+
+def test_tree_round_trip_through_s3_restored_by_sauve_and_by_gnu_tar(workdir, bucket, outside):
+    tree = os.path.join(workdir, "tree")
+    make_tree(tree, outside, large=1 << 30)
+    s = Sauve(workdir, {**bucket.env, "SAUVE_FILES": f"uploads={tree}"})
+    t0 = time.monotonic()
+    r = s.run("backup")
+    backup_s = time.monotonic() - t0
+    assert r.code == 0, r.stderr
+    key = [k for k in bucket.keys() if k.endswith("files/uploads.tar.zst")]
+    assert len(key) == 1, bucket.keys()
+    manifest = json.loads(bucket.get(key[0].rsplit("/", 2)[0] + "/manifest.json"))
+    a = manifest["artifacts"][0]
+    assert (a["kind"], a["name"], a["format"], a["status"]) == ("files", "uploads", "tar-pax", "ok")
+    assert a["items"] == len(walk(tree)[0])
+    assert "warnings" not in a
+    # holes are stored as a map, not as zeros: 1 GiB of sparse file is 2 MiB of data
+    assert a["bytes_in"] < (4 << 20)
+
+    # GNU tar, never having met sauve, reads the object as stored
+    stored = os.path.join(workdir, "uploads.tar.zst")
+    with open(stored, "wb") as f:
+        f.write(bucket.get(key[0]))
+    gnu = os.path.join(workdir, "gnu")
+    os.mkdir(gnu)
+    subprocess.run(f"zstd -dc {stored} | tar -x --numeric-owner -C {gnu}", shell=True, check=True,
+                   stderr=subprocess.DEVNULL)
+    assert_same_tree(tree, gnu)
+
+    r = s.run("verify", json_stdout=True)
+    assert r.code == 0, r.stderr
+    assert "tar archive read whole" in r.stdout + r.stderr
+
+    target = os.path.join(workdir, "restored")
+    t0 = time.monotonic()
+    r = s.run("restore", "files:uploads", "--to", target, "--yes")
+    restore_s = time.monotonic() - t0
+    assert r.code == 0, r.stderr
+    assert_same_tree(tree, target)
+    assert outside_state(outside) == [("victim", b"untouched")]
+    assert not [n for n in os.listdir(workdir) if "sauve-restore" in n]
+    print(f"1 GiB sparse tree: backup {backup_s:.1f} s, restore {restore_s:.1f} s")
+
+
+def test_a_non_empty_target_is_refused_and_replaced_with_clean_after_a_safety_backup(workdir, storage,
+                                                                                      outside):
+    tree = os.path.join(workdir, "tree")
+    make_tree(tree, outside)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"uploads={tree}"})
+    assert s.run("backup").code == 0
+    target = os.path.join(workdir, "target")
+    os.mkdir(target)
+    with open(os.path.join(target, "old"), "w") as f:
+        f.write("old content")
+    r = s.run("restore", "files:uploads", "--to", target, "--yes")
+    assert r.code == 1
+    assert f"directory {target} is not empty, nothing was changed" in r.stderr
+    assert os.listdir(target) == ["old"]
+
+    r = s.run("restore", "files:uploads", "--to", target, "--clean", "--yes")
+    assert r.code == 0, r.stderr
+    assert_same_tree(tree, target)
+    sets = committed_sets(storage)
+    safety = [m for _, m in sets if m["reason"] == "safety"]
+    assert len(safety) == 1
+    # the safety set holds the replaced tree: restore it elsewhere to see
+    back = os.path.join(workdir, "back")
+    r = s.run("restore", "files:uploads", "--to", back, "--set", safety[0]["id"], "--yes")
+    assert r.code == 0, r.stderr
+    assert open(os.path.join(back, "old")).read() == "old content"
+    assert not [n for n in os.listdir(workdir) if "sauve-restore" in n]
+
+
+def test_excludes_exclude_file_and_cache_directories(workdir, storage):
+    tree = os.path.join(workdir, "tree")
+    for p in ["keep.txt", "a.tmp", "sub/b.tmp", "thumbs/t.jpg", "sub/thumbs/kept.jpg", "cache/CACHEDIR.TAG",
+              "cache/blob", "ignored/x", "sub/ignored-too"]:
+        os.makedirs(os.path.dirname(os.path.join(tree, p)), exist_ok=True)
+        with open(os.path.join(tree, p), "w") as f:
+            f.write("Signature: 8a477f597d28d172789f06886806bc55\n" if p.endswith("CACHEDIR.TAG") else p)
+    with open(os.path.join(tree, ".sauveignore"), "w") as f:
+        f.write("# ignored by the file at the top\n/ignored/\nignored-too\n")
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}",
+                        "SAUVE_FILES_EXCLUDE": "*.tmp,up:/thumbs/,other:keep.txt",
+                        "SAUVE_FILES_EXCLUDE_CACHES": "true"})
+    assert s.run("backup").code == 0
+    out = os.path.join(workdir, "out")
+    r = s.run("restore", "files:up", "--to", out, "--yes")
+    assert r.code == 0, r.stderr
+    got = sorted(os.path.relpath(os.path.join(d, n), out) for d, dirs, files in os.walk(out) for n in files)
+    assert got == [".sauveignore", "cache/CACHEDIR.TAG", "keep.txt", "sub/thumbs/kept.jpg"]
+
+
+def test_bad_trees_are_configuration_errors(workdir, storage):
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage})
+    r = s.run("backup", env={"SAUVE_FILES": "uploads=relative/path"})
+    assert r.code == 78
+    assert "SAUVE_FILES" in r.stderr and "is not absolute" in r.stderr
+    r = s.run("backup", env={"SAUVE_FILES": f"up={workdir}/missing"})
+    assert r.code == 78
+    assert f"files:up: {workdir}/missing: No such file or directory" in r.stderr
+    assert committed_sets(storage) == []
+
+
+def fds_of(pid):
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def test_a_file_growing_and_one_deleted_during_the_backup_are_warnings(workdir, storage):
+    """sauve is stopped (SIGSTOP) while it holds the large file open: the
+    test then grows it and deletes a file listed but not yet read, and lets
+    sauve go on. No timing decides the outcome: the stop makes the change
+    happen between sauve's fstat and the end of its reading."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    grow = os.path.join(tree, "grow")
+    size = 4 << 20
+    with open(grow, "wb") as f:
+        f.write(os.urandom(size))       # no hole to skip, and slow to compress at level 19
+    gone = os.path.join(tree, "zz-gone")
+    with open(gone, "w") as f:
+        f.write("soon gone")
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"live={tree}",
+                        "SAUVE_LOG_FORMAT": "json", "SAUVE_ZSTD_LEVEL": "19"})
+    p = s.start("backup")
+    stopped = False
+    try:
+        wait_for(lambda: p.poll() is not None or grow in fds_of(p.pid), 60, "sauve to open the large file",
+                 interval=0.001)
+        assert p.poll() is None, "sauve ended before the test saw it read the large file"
+        os.kill(p.pid, signal.SIGSTOP)
+        stopped = True
+        assert grow in fds_of(p.pid), "sauve read the whole large file before it could be stopped"
+        with open(grow, "ab") as f:
+            f.write(b"appended while read")
+        os.unlink(gone)
+    finally:
+        if stopped:
+            os.kill(p.pid, signal.SIGCONT)
+    r = s.finish(p, 300)
+    assert r.code == 0, r.stderr
+    (_, m), = committed_sets(storage)
+    a = m["artifacts"][0]
+    assert a["status"] == "ok"
+    assert a["warnings"] == ["grow changed while it was read: archived as read, possibly inconsistent",
+                             "zz-gone vanished before it was read: left out"]
+    assert "files:live: grow changed while it was read" in r.stderr
+    # exactly the size fstat gave before reading was archived
+    set_dir = os.path.join(storage, "default", m["id"])
+    listing = subprocess.run(f"zstd -dc {set_dir}/files/live.tar.zst | tar -tv", shell=True, check=True,
+                             capture_output=True, text=True).stdout
+    assert [ln.split()[2] for ln in listing.splitlines() if ln.endswith(" grow")] == [str(size)]
+
+
+def hostile(members):
+    """A tar written by Python's tarfile: members are (TarInfo, data or None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for ti, data in members:
+            t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def info(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, linkname=""):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.mode = mode
+    ti.linkname = linkname
+    ti.size = len(data) if kind == tarfile.REGTYPE else 0
+    return (ti, data if kind == tarfile.REGTYPE else None)
+
+
+def attacks(outside):
+    return {
+        "absolute": ([info(os.path.join(outside, "abs"), data=b"pwned")], "absolute name"),
+        "dotdot": ([info("ok/../../outside/dotdot", data=b"pwned")], "'..'"),
+        "through-symlink": ([info("ln", tarfile.SYMTYPE, linkname=outside),
+                             info("ln/through", data=b"pwned")], "through ln, a symbolic link"),
+        "hardlink-out": ([info("hl", tarfile.LNKTYPE, linkname=os.path.join(outside, "victim")),
+                          info("hl", data=b"pwned")], "absolute name"),
+        "hardlink-dotdot": ([info("hl", tarfile.LNKTYPE, linkname="../outside/victim")], "'..'"),
+        "hardlink-via-symlink": ([info("ln", tarfile.SYMTYPE, linkname=outside),
+                                  info("hl", tarfile.LNKTYPE, linkname="ln/victim"),
+                                  info("hl", data=b"pwned")], "through ln, a symbolic link"),
+        "device": ([info("null", tarfile.CHRTYPE)], "a device node"),
+        "fifo": ([info("fifo", tarfile.FIFOTYPE)], "a FIFO"),
+        "setuid": ([info("suid", data=b"#!/bin/sh\n", mode=0o4755)], "setuid bit"),
+        "setgid-file": ([info("sgid", data=b"x", mode=0o2755)], "setgid bit"),
+    }
+
+
+@pytest.mark.parametrize("attack", sorted(attacks("/x")))
+def test_a_hostile_archive_extracts_nothing_outside_and_fails_clearly(workdir, storage, outside, attack):
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    with open(os.path.join(tree, "f"), "w") as f:
+        f.write("f")
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    (set_dir, m), = committed_sets(storage)
+    members, phrase = attacks(outside)[attack]
+    data = hostile([info("first-ok", data=b"fine")] + members)
+    forged = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, m["artifacts"][0], forged, bytes_in=len(data))
+    parent = os.path.join(workdir, "restore-parent")
+    os.mkdir(parent)
+    target = os.path.join(parent, "target")
+    r = s.run("restore", "files:up", "--to", target, "--yes")
+    assert r.code == 1, r.stderr
+    assert phrase in r.stderr, r.stderr
+    assert outside_state(outside) == [("victim", b"untouched")]
+    assert os.listdir(parent) == []          # neither the target nor the temp directory
+    # verify reads it whole: a tar it is, only restore refuses its content
+    # (except a name libarchive itself refuses)
+
+
+def test_a_damaged_archive_is_named_by_verify_and_restores_nothing(workdir, storage):
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    with open(os.path.join(tree, "f"), "wb") as f:
+        f.write(os.urandom(100_000))
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    (set_dir, m), = committed_sets(storage)
+    data = hostile([info("a", data=os.urandom(50_000))])[:20_000]        # cut inside the data
+    data = data + b"\x01" * 1000
+    forged = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, m["artifacts"][0], forged, bytes_in=len(data))
+    r = s.run("verify", json_stdout=True)
+    assert r.code == 4, r.stderr
+    assert "files:up" in r.stdout + r.stderr
+    assert "cut short" in r.stdout + r.stderr or "not a readable tar archive" in r.stdout + r.stderr
+    target = os.path.join(workdir, "target")
+    r = s.run("restore", "files:up", "--to", target, "--yes")
+    assert r.code == 1
+    assert not os.path.exists(target)
+    assert not [n for n in os.listdir(workdir) if "sauve-restore" in n]
