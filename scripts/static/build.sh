@@ -284,6 +284,31 @@ build_curl() {
     mark_done curl "$t" "libcurl"
 }
 
+build_libarchive() {
+    done_already libarchive && return 0
+    local t; t=$(fetch libarchive "$LIB_SUITES")
+    source_date "$t"
+    # The tar reader and writer only: sauve compresses and encrypts with its
+    # own stages, so no compression, crypto, XML or ACL library is linked in
+    # (each ENABLE_* left on would be found on the host and leak in). Only
+    # the static archive is built: the shared one is of no use here.
+    local b=$t/_build
+    (cmake -S "$t" -B "$b" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release \
+        -DENABLE_ZLIB=OFF -DENABLE_BZip2=OFF -DENABLE_LZMA=OFF -DENABLE_LZ4=OFF -DENABLE_ZSTD=OFF \
+        -DENABLE_LIBB2=OFF -DENABLE_OPENSSL=OFF -DENABLE_MBEDTLS=OFF -DENABLE_NETTLE=OFF -DENABLE_CNG=OFF \
+        -DENABLE_LIBXML2=OFF -DENABLE_EXPAT=OFF -DENABLE_PCREPOSIX=OFF -DENABLE_PCRE2POSIX=OFF \
+        -DENABLE_LibGCC=OFF -DENABLE_ACL=OFF -DENABLE_XATTR=OFF -DENABLE_ICONV=OFF -DENABLE_WERROR=OFF \
+        -DENABLE_TAR=OFF -DENABLE_CPIO=OFF -DENABLE_CAT=OFF -DENABLE_UNZIP=OFF -DENABLE_TEST=OFF \
+        -DENABLE_INSTALL=OFF &&
+        cmake --build "$b" -j"$JOBS" --target archive_static) >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "libarchive failed"; }
+    install -m 644 "$b/libarchive/libarchive.a" "$PREFIX/lib/"
+    install -m 644 "$t/libarchive/archive.h" "$t/libarchive/archive_entry.h" "$PREFIX/include/"
+    local v; v=$(sed -E 's/-.*//' "$t/.version")
+    write_pc libarchive "$v" "library that can create and read several streaming archive formats" "-larchive" "" ""
+    mark_done libarchive "$t" "libarchive (tar only)"
+}
+
 # ---- PostgreSQL: libpq for sauve, and the client tools ----------------------
 
 pg_configure() { # MAJOR -> prints the configured tree
@@ -395,6 +420,7 @@ build_jansson
 build_expat
 build_openssl
 build_curl
+build_libarchive
 build_libpq
 for m in $PG_MAJORS; do
     build_pg_tools "$m"

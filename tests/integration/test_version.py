@@ -28,7 +28,7 @@ SOURCES = {
          "built": "libssl libcrypto"},
     ],
 }
-LIBRARIES = {"openssl", "libcurl", "zstd", "libpq", "jansson", "libyaml", "expat"}
+LIBRARIES = {"openssl", "libcurl", "zstd", "libpq", "jansson", "libyaml", "expat", "libarchive"}
 
 
 def fake_pg_dump(root, major, version_line):

@@ -87,7 +87,7 @@ def test_the_image_records_the_exact_sources_it_was_built_from(runtime, workdir)
     for s in record["sources"]:
         assert s["version"] and s["suite"] and s["built"], s
     # Every library linked into sauve is named.
-    for package in ("openssl", "curl", "libzstd", "libyaml", "jansson", "expat", "zlib", "postgresql-15"):
+    for package in ("openssl", "curl", "libzstd", "libyaml", "jansson", "expat", "zlib", "libarchive", "postgresql-15"):
         assert package in by_package, (package, sorted(by_package))
     # Each major's record is the version its pg_dump reports ("18.6-3" built
     # pg_dump 18.6), and its suite carries that major.

@@ -3,6 +3,7 @@
  * Diagnosis, not a check: it always exits 0, whatever it finds. */
 #include "cli/version.h"
 
+#include <archive.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <expat.h>
@@ -134,6 +135,11 @@ json_t *version_libraries(void)
     if (strncmp(expat, "expat_", 6) == 0)
         expat += 6;
     json_object_set_new(o, "expat", json_string(expat));
+    /* "libarchive 3.6.2": the number alone */
+    const char *la = archive_version_string();
+    if (strncmp(la, "libarchive ", 11) == 0)
+        la += 11;
+    json_object_set_new(o, "libarchive", json_string(la));
     return o;
 }
 
@@ -230,7 +236,7 @@ static void print_text(json_t *root)
     json_t *v;
     json_object_foreach(json_object_get(root, "libraries"), name, v)
     {
-        printf("  %-8s %s\n", name, json_string_value(v));
+        printf("  %-10s %s\n", name, json_string_value(v));
     }
 
     const char *file = json_string_value(json_object_get(root, "sources_file"));

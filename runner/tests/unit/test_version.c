@@ -143,7 +143,8 @@ static void test_libraries_all_answer(void **state)
 {
     (void)state;
     json_t *libs = version_libraries();
-    static const char *const names[] = {"openssl", "libcurl", "zstd", "libpq", "jansson", "libyaml", "expat"};
+    static const char *const names[] = {"openssl", "libcurl", "zstd",  "libpq",
+                                        "jansson", "libyaml", "expat", "libarchive"};
     assert_int_equal(json_object_size(libs), sizeof names / sizeof *names);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *v = json_string_value(json_object_get(libs, names[i]));
