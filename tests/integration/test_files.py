@@ -240,6 +240,10 @@ def test_bad_trees_are_configuration_errors(workdir, storage):
     assert r.code == 78
     assert f"files:up: {workdir}/missing: No such file or directory" in r.stderr
     assert committed_sets(storage) == []
+    r = s.run("check", env={"SAUVE_FILES": f"up={workdir}/missing,here={storage}"}, json_stdout=True)
+    assert r.code == 78
+    assert f"files:up: {workdir}/missing: No such file or directory" in r.stdout
+    assert "files:here" in r.stdout
 
 
 def fds_of(pid):

@@ -12,6 +12,7 @@
 #include "common/text.h"
 #include "crypto/age.h"
 #include "sources/postgres.h"
+#include "sources/files.h"
 #include "sources/redis.h"
 #include "storage/storage.h"
 
@@ -71,10 +72,10 @@ static void check_storage(struct check_state *cs, const sv_config *cfg)
 static void check_postgres(struct check_state *cs, const sv_config *cfg)
 {
     if (!pg_configured(cfg)) {
-        if (!redis_configured(cfg))
+        if (!redis_configured(cfg) && !files_configured(cfg))
             report(cs, "postgres", false, SV_EXIT_CONFIG,
-                   "nothing to back up: set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, or "
-                   "SAUVE_REDIS_URL");
+                   "nothing to back up: set SAUVE_PG_DATABASES (a list, or 'all') or PGDATABASE, "
+                   "SAUVE_REDIS_URL or SAUVE_FILES");
         return;
     }
     sv_error err = {0};
@@ -145,6 +146,27 @@ static void check_redis(struct check_state *cs, const sv_config *cfg)
     source_free(src);
 }
 
+/* The trees parse, and each top is a directory sauve can list. */
+static void check_files(struct check_state *cs, const sv_config *cfg)
+{
+    if (!files_configured(cfg))
+        return;
+    sv_error err = {0};
+    source *src = files_source_new(cfg);
+    if (src->ops->prepare(src, &err) != 0) {
+        report_error(cs, "files", &err);
+        source_free(src);
+        return;
+    }
+    for (size_t i = 0; i < src->n_artifacts; i++) {
+        const source_artifact *a = &src->artifacts[i];
+        char *what = xasprintf("files:%s", a->name);
+        report(cs, what, a->error == NULL, a->err_code, a->error ? a->error : "a directory");
+        free(what);
+    }
+    source_free(src);
+}
+
 /* Recipients parse; an identity file, when this Job has one, opens. */
 static void check_encryption(struct check_state *cs, const sv_config *cfg)
 {
@@ -186,6 +208,7 @@ void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome
     check_storage(&cs, cfg);
     check_postgres(&cs, cfg);
     check_redis(&cs, cfg);
+    check_files(&cs, cfg);
     check_encryption(&cs, cfg);
     if (args->json) {
         json_t *root = json_object();
