@@ -385,3 +385,80 @@ def test_a_damaged_archive_is_named_by_verify_and_restores_nothing(workdir, stor
     assert r.code == 1
     assert not os.path.exists(target)
     assert not [n for n in os.listdir(workdir) if "sauve-restore" in n]
+
+
+def as_nobody(workdir, storage, monkeypatch):
+    """sauve run as uid/gid 65534 (root reads everything): a wrapper that
+    setpriv's to it, and the test's directories made its own."""
+    wrapper = os.path.join(workdir, "sauve-as-nobody")
+    with open(wrapper, "w") as f:
+        f.write(f"#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups "
+                f"{os.path.abspath(os.environ['SAUVE_BIN'])} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    monkeypatch.setenv("SAUVE_BIN", wrapper)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage})
+    for d in (workdir, storage, s.home):
+        os.chown(d, 65534, 65534)
+    return s
+
+
+def unreadable_tree(workdir):
+    tree = os.path.join(workdir, "tree")
+    for p, mode in [("ok.txt", 0o644), ("secret-a", 0o600), ("dir-b/secret-b", 0o600), ("dir-b/fine", 0o644),
+                    ("locked/inside", 0o644)]:
+        os.makedirs(os.path.dirname(os.path.join(tree, p)), exist_ok=True)
+        with open(os.path.join(tree, p), "w") as f:
+            f.write(p)
+        os.chmod(os.path.join(tree, p), mode)
+    os.chmod(os.path.join(tree, "locked"), 0o700)
+    return tree
+
+
+def test_unreadable_files_fail_the_tree_naming_each_unless_warned(workdir, storage, monkeypatch):
+    tree = unreadable_tree(workdir)
+    s = as_nobody(workdir, storage, monkeypatch)
+    r = s.run("backup", env={"SAUVE_FILES": f"up={tree}"})
+    assert r.code == 1, r.stderr
+    assert "files:up: 3 files under" in r.stderr
+    for name in ("dir-b/secret-b (Permission denied)", "locked (Permission denied)",
+                 "secret-a (Permission denied)"):
+        assert name in r.stderr, name
+    assert "SAUVE_FILES_UNREADABLE=warn" in r.stderr
+    assert committed_sets(storage) == []
+
+    r = s.run("backup", env={"SAUVE_FILES": f"up={tree}", "SAUVE_FILES_UNREADABLE": "warn"})
+    assert r.code == 0, r.stderr
+    (_, m), = committed_sets(storage)
+    assert m["artifacts"][0]["warnings"] == [
+        "dir-b/secret-b (Permission denied) could not be read: left out",
+        "locked (Permission denied) could not be read: left out",
+        "secret-a (Permission denied) could not be read: left out"]
+    out = os.path.join(workdir, "out")
+    r = s.run("restore", "files:up", "--to", out, "--yes")
+    assert r.code == 0, r.stderr
+    got = sorted(os.path.relpath(os.path.join(d, n), out) for d, dirs, files in os.walk(out) for n in files)
+    assert got == ["dir-b/fine", "ok.txt"]
+
+
+def test_a_mount_point_is_restored_in_place_by_moving_entries(workdir, storage, outside):
+    """A Kubernetes volume is a mount point: it cannot be renamed, so the
+    tree is extracted inside it and its entries moved up once verified."""
+    tree = os.path.join(workdir, "tree")
+    make_tree(tree, outside)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    mnt = os.path.join(workdir, "volume")
+    os.mkdir(mnt)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "sauve-test", mnt], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        with open(os.path.join(mnt, "stale"), "w") as f:
+            f.write("stale")
+        r = s.run("restore", "files:up", "--to", mnt, "--clean", "--yes")
+        assert r.code == 0, r.stderr
+        assert_same_tree(tree, mnt)
+        assert not os.path.exists(os.path.join(mnt, "stale"))
+    finally:
+        subprocess.run(["umount", mnt], check=True)

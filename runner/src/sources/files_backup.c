@@ -185,21 +185,41 @@ static bool write_header(struct walk *w, struct archive_entry *e, const char *re
     return false;
 }
 
+/* The hard links seen: an open-addressing table on (dev, ino), so that a
+ * tree of many linked files is not a quadratic walk. */
+static size_t link_slot(const struct walk *w, dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)ino * 0x9e3779b97f4a7c15u) ^ ((uint64_t)dev * 0xc2b2ae3d27d4eb4fu);
+    size_t i = (size_t)(h ^ (h >> 29)) & (w->cap_links - 1);
+    while (w->links[i].path && !(w->links[i].ino == ino && w->links[i].dev == dev))
+        i = (i + 1) & (w->cap_links - 1);
+    return i;
+}
+
 static const char *find_link(const struct walk *w, const struct stat *st)
 {
-    for (size_t i = 0; i < w->n_links; i++)
-        if (w->links[i].ino == st->st_ino && w->links[i].dev == st->st_dev)
-            return w->links[i].path;
-    return NULL;
+    if (!w->cap_links)
+        return NULL;
+    return w->links[link_slot(w, st->st_dev, st->st_ino)].path;
 }
 
 static void remember_link(struct walk *w, const struct stat *st, const char *rel)
 {
-    if (w->n_links == w->cap_links) {
-        w->cap_links = w->cap_links ? 2 * w->cap_links : 64;
-        w->links = xrealloc(w->links, w->cap_links * sizeof *w->links);
+    if (2 * (w->n_links + 1) > w->cap_links) {
+        struct link *old = w->links;
+        size_t old_cap = w->cap_links;
+        w->cap_links = old_cap ? 2 * old_cap : 64;
+        w->links = xcalloc(w->cap_links, sizeof *w->links);
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].path)
+                w->links[link_slot(w, old[i].dev, old[i].ino)] = old[i];
+        free(old);
     }
-    w->links[w->n_links++] = (struct link){st->st_dev, st->st_ino, xstrdup(rel)};
+    size_t i = link_slot(w, st->st_dev, st->st_ino);
+    if (w->links[i].path)
+        return;
+    w->links[i] = (struct link){st->st_dev, st->st_ino, xstrdup(rel)};
+    w->n_links++;
 }
 
 struct region {
@@ -399,6 +419,9 @@ static char **list_dir(int fd, size_t *n)
 {
     int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    /* the dup shares fd's offset: start from the first entry whatever it is */
+    if (d)
+        rewinddir(d);
     if (!d) {
         int e = errno;
         if (dup_fd >= 0)
@@ -652,7 +675,7 @@ out:
     archive_write_free(w.ar);
     close(root);
     free(w.buf);
-    for (size_t i = 0; i < w.n_links; i++)
+    for (size_t i = 0; i < w.cap_links; i++)
         free(w.links[i].path);
     free(w.links);
     free_list(w.excludes, w.n_excludes);

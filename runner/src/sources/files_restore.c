@@ -132,22 +132,44 @@ static loader *files_open(const sv_config *cfg, const char *name, const struct l
     return l;
 }
 
-static bool dir_is_empty(int fd)
+/* The names in directory fd, read whole before anything renames or
+ * removes them (an entry moved during readdir may be skipped), through a
+ * descriptor of its own (a dup would share, and move, fd's offset). NULL
+ * when it cannot be read. */
+static char **names_of(int fd, size_t *n)
 {
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    *n = 0;
+    int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *dp = d >= 0 ? fdopendir(d) : NULL;
     if (!dp) {
         if (d >= 0)
             close(d);
-        return false;
+        return NULL;
     }
-    bool empty = true;
+    char **names = xcalloc(1, sizeof *names);
     struct dirent *de;
-    while (empty && (de = readdir(dp)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            empty = false;
+    while ((de = readdir(dp)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            names = xrealloc(names, (*n + 2) * sizeof *names);
+            names[(*n)++] = xstrdup(de->d_name);
+        }
     closedir(dp);
-    return empty;
+    return names;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static bool dir_is_empty(int fd)
+{
+    size_t n;
+    char **names = names_of(fd, &n);
+    free_names(names, n);
+    return names && n == 0;
 }
 
 static int files_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_error *err)
@@ -227,22 +249,15 @@ static int rm_tree(int dirfd, const char *name)
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    DIR *dp = d >= 0 ? fdopendir(d) : NULL;
-    int rc = 0;
-    if (!dp) {
-        if (d >= 0)
-            close(d);
-        close(fd);
-        return -1;
-    }
     /* a directory restored without write permission must be emptied */
     fchmod(fd, 0700);
-    struct dirent *de;
-    while ((de = readdir(dp)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && rm_tree(fd, de->d_name) != 0)
+    size_t n;
+    char **names = names_of(fd, &n);
+    int rc = names ? 0 : -1;
+    for (size_t i = 0; i < n; i++)
+        if (rm_tree(fd, names[i]) != 0)
             rc = -1;
-    closedir(dp);
+    free_names(names, n);
     close(fd);
     if (unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
         rc = -1;
@@ -540,6 +555,10 @@ static int files_start(loader *l, stream **sink, sv_error *err)
 static int move_inside(loader *l, sv_error *err)
 {
     struct files_restore *r = l->impl;
+    /* the top's mode and time as the archive set them, before moving its
+     * entries out changes the time */
+    struct stat top;
+    bool have_top = fstat(r->root, &top) == 0;
     char *old = xasprintf(".sauve-old-%ld-%d", (long)time(NULL), (int)getpid());
     int rc = 0;
     if (mkdirat(r->parent_fd, old, 0700) != 0) {
@@ -548,34 +567,34 @@ static int move_inside(loader *l, sv_error *err)
         return -1;
     }
     int ofd = openat(r->parent_fd, old, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int pd = fcntl(r->parent_fd, F_DUPFD_CLOEXEC, 0);
-    DIR *dp = pd >= 0 ? fdopendir(pd) : NULL;
-    struct dirent *de;
-    while (dp && ofd >= 0 && rc == 0 && (de = readdir(dp)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && strcmp(de->d_name, old) != 0 &&
-            strcmp(de->d_name, r->tmp) != 0 && renameat(r->parent_fd, de->d_name, ofd, de->d_name) != 0)
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s/%s aside: %s", l->target, de->d_name,
+    size_t n = 0;
+    char **names = ofd >= 0 ? names_of(r->parent_fd, &n) : NULL;
+    if (!names)
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot list %s: %s", l->target, strerror(errno));
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (strcmp(names[i], old) != 0 && strcmp(names[i], r->tmp) != 0 &&
+            renameat(r->parent_fd, names[i], ofd, names[i]) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s/%s aside: %s", l->target, names[i],
                               strerror(errno));
-    if (dp)
-        closedir(dp);
-    int td = fcntl(r->root, F_DUPFD_CLOEXEC, 0);
-    dp = rc == 0 && td >= 0 ? fdopendir(td) : NULL;
-    while (dp && rc == 0 && (de = readdir(dp)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-            renameat(r->root, de->d_name, r->parent_fd, de->d_name) != 0)
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s into %s: %s", de->d_name, l->target,
+    free_names(names, n);
+    n = 0;
+    names = rc == 0 ? names_of(r->root, &n) : NULL;
+    if (rc == 0 && !names)
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot list %s: %s", r->tmp, strerror(errno));
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (renameat(r->root, names[i], r->parent_fd, names[i]) != 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s into %s: %s", names[i], l->target,
                               strerror(errno));
-    if (dp)
-        closedir(dp);
+    free_names(names, n);
     if (ofd >= 0)
         close(ofd);
     if (rc == 0) {
         rm_tree(r->parent_fd, old);
-        /* the top's own mode and time, as the archive recorded them */
-        struct stat st;
-        if (fstat(r->root, &st) == 0) {
-            fchmod(r->parent_fd, st.st_mode & 03777);
-            struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, st.st_mtim};
+        /* emptied: removed now, or its removal would change the time set below */
+        unlinkat(r->parent_fd, r->tmp, AT_REMOVEDIR);
+        if (have_top) {
+            fchmod(r->parent_fd, top.st_mode & 03777);
+            struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, top.st_mtim};
             futimens(r->parent_fd, ts);
         }
     } else {
