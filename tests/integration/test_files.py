@@ -462,3 +462,33 @@ def test_a_mount_point_is_restored_in_place_by_moving_entries(workdir, storage, 
         assert not os.path.exists(os.path.join(mnt, "stale"))
     finally:
         subprocess.run(["umount", mnt], check=True)
+
+
+def test_a_database_and_a_tree_in_one_set_each_restored(sauve, pg, dbs, small_template, workdir, storage,
+                                                         outside):
+    """One `sauve backup` of a PostgreSQL database and an upload directory:
+    one set, both artifacts, listed; a missing tree beside them makes the
+    set partial (exit 2), not lost."""
+    db = dbs.clone(small_template)
+    tree = os.path.join(workdir, "tree")
+    make_tree(tree, outside)
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_FILES": f"uploads={tree}"}
+    r = sauve.run("backup", env=env)
+    assert r.code == 0, r.stderr
+    (set_dir, m), = committed_sets(storage)
+    assert sorted((a["kind"], a["name"], a["status"]) for a in m["artifacts"]) == [
+        ("files", "uploads", "ok"), ("postgres", db, "ok")]
+    r = sauve.run("list", "--json", env=env)
+    assert r.code == 0
+    assert "files:uploads" in r.stdout or '"files"' in r.stdout
+    out = os.path.join(workdir, "out")
+    r = sauve.run("restore", "files:uploads", "--to", out, "--yes", env=env)
+    assert r.code == 0, r.stderr
+    assert_same_tree(tree, out)
+
+    r = sauve.run("backup", env={**env, "SAUVE_FILES": f"uploads={tree},gone={workdir}/not-mounted"})
+    assert r.code == 2, r.stderr
+    m = committed_sets(storage)[-1][1]
+    failed = [a for a in m["artifacts"] if a["status"] == "failed"]
+    assert [(a["kind"], a["name"]) for a in failed] == [("files", "gone")]
+    assert "not-mounted: No such file or directory" in failed[0]["error"]
