@@ -492,3 +492,34 @@ def test_a_database_and_a_tree_in_one_set_each_restored(sauve, pg, dbs, small_te
     failed = [a for a in m["artifacts"] if a["status"] == "failed"]
     assert [(a["kind"], a["name"]) for a in failed] == [("files", "gone")]
     assert "not-mounted: No such file or directory" in failed[0]["error"]
+
+
+def test_a_file_over_8_gib_keeps_its_size(workdir, storage):
+    """ustar's size field stops at 8 GiB; pax carries more. The file is
+    sparse (its holes are neither read nor stored), with data at both ends."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    size = 9 << 30
+    head, tail = os.urandom(4096), os.urandom(4096)
+    with open(os.path.join(tree, "huge"), "wb") as f:
+        f.write(head)
+        f.seek(size - len(tail))
+        f.write(tail)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    (set_dir, _m), = committed_sets(storage)
+    listing = subprocess.run(f"zstd -dc {set_dir}/files/up.tar.zst | tar -tv", shell=True, check=True,
+                             capture_output=True, text=True).stdout
+    assert [ln.split()[2] for ln in listing.splitlines() if ln.endswith(" huge")] == [str(size)]
+    out = os.path.join(workdir, "out")
+    r = s.run("restore", "files:up", "--to", out, "--yes")
+    assert r.code == 0, r.stderr
+    p = os.path.join(out, "huge")
+    assert os.stat(p).st_size == size
+    with open(p, "rb") as f:
+        assert f.read(len(head)) == head
+        f.seek(size - len(tail))
+        assert f.read() == tail
+        f.seek(5 << 30)
+        assert f.read(1 << 20) == bytes(1 << 20)
+    assert os.stat(p).st_blocks * 512 < (1 << 20)      # restored with its holes
