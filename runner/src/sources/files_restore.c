@@ -605,6 +605,31 @@ static int move_inside(loader *l, sv_error *err)
     return rc;
 }
 
+/* Where renameat2's exchange is not supported (NFS, some FUSE): the old
+ * tree aside, the new one in its place, the old one where the new one
+ * was (so that what follows removes it); the old one back on failure. */
+static int swap_in_two_steps(loader *l, sv_error *err)
+{
+    struct files_restore *r = l->impl;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return sv_error_set(err, SV_EXIT_FAILED, "cannot swap the restored tree with %s: %s", l->target,
+                            strerror(errno));
+    char *aside = xasprintf(".%s.sauve-old-%ld-%d", r->base, (long)time(NULL), (int)getpid());
+    int rc = 0;
+    if (renameat(r->parent_fd, r->base, r->parent_fd, aside) != 0) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s aside: %s", l->target, strerror(errno));
+    } else if (renameat(r->parent_fd, r->tmp, r->parent_fd, r->base) != 0) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move the restored tree to %s: %s", l->target,
+                          strerror(errno));
+        if (renameat(r->parent_fd, aside, r->parent_fd, r->base) != 0)
+            log_error("files:%s: the previous tree is in %s beside %s", r->name, aside, l->target);
+    } else if (renameat(r->parent_fd, aside, r->parent_fd, r->tmp) != 0) {
+        rm_tree(r->parent_fd, aside);
+    }
+    free(aside);
+    return rc;
+}
+
 static int files_finish(loader *l, bool ok, sv_error *err)
 {
     struct files_restore *r = l->impl;
@@ -619,8 +644,7 @@ static int files_finish(loader *l, bool ok, sv_error *err)
                                   strerror(errno));
         } else if (syscall(SYS_renameat2, r->parent_fd, r->tmp, r->parent_fd, r->base, RENAME_EXCHANGE) !=
                    0) {
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot swap the restored tree with %s: %s", l->target,
-                              strerror(errno));
+            rc = swap_in_two_steps(l, err);
         }
         /* after the swap, tmp holds the previous tree */
     } else {
