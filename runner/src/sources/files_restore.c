@@ -634,6 +634,10 @@ static int files_finish(loader *l, bool ok, sv_error *err)
 {
     struct files_restore *r = l->impl;
     int rc = 0;
+    /* the restored tree on disk before it replaces anything: one syncfs,
+     * not an fsync per file */
+    if (ok && syncfs(r->root) != 0)
+        log_warn("files:%s: syncfs of the restored tree failed: %s", r->name, strerror(errno));
     if (ok) {
         if (r->route == ROUTE_INSIDE) {
             rc = move_inside(l, err);

@@ -167,8 +167,14 @@ stream *files_tar_sink(int (*consume)(struct archive *a, void *ctx, sv_error *er
     t->rbuf = xmalloc(BRIDGE_BUF);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
-    if (pthread_create(&t->thread, NULL, run, t) != 0)
+    /* musl gives a thread 128 KiB of stack: libarchive and an extraction
+     * want more, whichever libc runs them */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 2u << 20);
+    if (pthread_create(&t->thread, &attr, run, t) != 0)
         abort(); /* no thread: as out of memory, the policy is to abort */
+    pthread_attr_destroy(&attr);
     t->running = true;
     return &t->s;
 }
