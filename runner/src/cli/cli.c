@@ -31,10 +31,12 @@ static const struct command_flag command_flags[] = {
     BOOL_FLAG("clean", clean, CLI_CLEAN),
     BOOL_FLAG("no-safety-backup", no_safety_backup, CLI_NO_SAFETY_BACKUP),
     BOOL_FLAG("no-owner", no_owner, CLI_NO_OWNER),
+    BOOL_FLAG("online", online, CLI_ONLINE),
     BOOL_FLAG("help", help, 0),
     BOOL_FLAG("version", version, 0),
     VALUE_FLAG("set", set, CLI_SET),
     VALUE_FLAG("into", into, CLI_INTO),
+    VALUE_FLAG("to-file", to_file, CLI_TO_FILE),
     VALUE_FLAG("config", config_file, 0),
 };
 
@@ -148,9 +150,13 @@ void cli_print_help(void)
           "commands:\n"
           "  backup            back up every configured source as one backup set, then prune\n"
           "                      (unless SAUVE_PRUNE=false)\n"
-          "  restore SOURCE    restore one source of a set: postgres:DB or postgres:globals\n"
+          "  restore SOURCE    restore one source of a set: postgres:DB, postgres:globals or redis:NAME\n"
           "                      --set ID|latest     which set (default latest complete)\n"
-          "                      --into NAME         target database (default: the source's name)\n"
+          "                      --into NAME         target database (default: the source's name); with\n"
+          "                                          --online, a redis:// URL without password (default:\n"
+          "                                          SAUVE_REDIS_URL)\n"
+          "                      --to-file PATH      redis: write the RDB file of a stopped server\n"
+          "                      --online            redis: replay into a running server (RESTORE)\n"
           "                      --clean             replace a non-empty target (a safety backup is taken "
           "first)\n"
           "                      --no-safety-backup  with --clean, skip the safety backup\n"

@@ -24,7 +24,7 @@
 struct restore_request {
     const char *spec;           /* "postgres:app"; NULL when not exactly one was given */
     const char *set;            /* --set: an id, a time or "latest"; NULL is latest */
-    struct loader_options load; /* --into, --clean, --no-owner */
+    struct loader_options load; /* --into, --clean, --no-owner, --to-file, --online */
     bool no_safety_backup;      /* --no-safety-backup */
     bool yes;                   /* --yes: no confirmation (Jobs) */
 };

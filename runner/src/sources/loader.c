@@ -8,7 +8,8 @@
 /* The registry. Each kind's loader is defined beside its dumper, in
  * sources/KIND_restore.c; a kind is restorable once it is listed here. */
 extern const struct loader_ops postgres_loader;
-static const struct loader_ops *const loaders[] = {&postgres_loader};
+extern const struct loader_ops redis_loader;
+static const struct loader_ops *const loaders[] = {&postgres_loader, &redis_loader};
 #define N_LOADERS (sizeof loaders / sizeof *loaders)
 
 void loader_free(loader *l)

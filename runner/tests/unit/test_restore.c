@@ -50,7 +50,8 @@ static void test_no_spec_is_a_usage_error_listing_the_forms(void **state)
     for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
         assert_int_equal(parse(none[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
-        assert_string_equal(err.msg, "restore needs one spec: postgres:DATABASE or postgres:globals");
+        assert_string_equal(err.msg,
+                            "restore needs one spec: postgres:DATABASE, postgres:globals or redis:NAME");
         assert_null(spec.ops);
     }
 }
@@ -60,13 +61,13 @@ static void test_an_unknown_kind_or_empty_name_is_a_usage_error(void **state)
     (void)state;
     struct restore_spec spec;
     sv_error err;
-    const char *bad[] = {
-        "mysql:app", "redis:cache", ":app", "postgres:", "Postgres:app", "postgresql:app", "postgre:app"};
+    const char *bad[] = {"mysql:app", "files:up",     ":app",           "postgres:",
+                         "redis:",    "Postgres:app", "postgresql:app", "postgre:app"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(parse(bad[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
-        char *want =
-            xasprintf("cannot restore '%s': sources are postgres:DATABASE or postgres:globals", bad[i]);
+        char *want = xasprintf(
+            "cannot restore '%s': sources are postgres:DATABASE, postgres:globals or redis:NAME", bad[i]);
         assert_string_equal(err.msg, want);
         free(want);
     }
@@ -81,6 +82,10 @@ static void test_the_kind_checks_its_name_and_options(void **state)
     assert_int_equal(err.code, SV_EXIT_USAGE);
     assert_non_null(strstr(err.msg, "--into does not apply to postgres:globals"));
     assert_int_equal(parse("postgres:app", "elsewhere", &spec, &err), 0);
+    /* redis:NAME goes either to a file or online, never both or neither */
+    assert_int_equal(parse("redis:cache", NULL, &spec, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "redis:cache needs --to-file PATH or --online"));
 }
 
 /* ---- the registry ----------------------------------------------------- */
@@ -101,10 +106,13 @@ static void test_the_registry_knows_this_builds_kinds_only(void **state)
     assert_ptr_equal(loader_find("postgres:app", 8), pg);
     assert_null(loader_find("postgres", 7));
     assert_null(loader_find("postgresx", 9));
-    assert_null(loader_find("redis", 5));
+    const struct loader_ops *redis = loader_find("redis", 5);
+    assert_non_null(redis);
+    assert_string_equal(redis->kind, "redis");
+    assert_null(loader_find("files", 5));
     assert_null(loader_find("", 0));
     char *forms = loader_forms();
-    assert_string_equal(forms, "postgres:DATABASE or postgres:globals");
+    assert_string_equal(forms, "postgres:DATABASE, postgres:globals or redis:NAME");
     free(forms);
 }
 
@@ -514,7 +522,7 @@ static void test_without_yes_and_a_terminal_nothing_is_touched(void **state)
     close(saved);
     assert_int_equal(rc, -1);
     assert_int_equal(f->err.code, SV_EXIT_USAGE);
-    assert_string_equal(f->err.msg, "restore changes a database and needs confirmation");
+    assert_string_equal(f->err.msg, "restore changes memory app and needs confirmation");
     assert_int_equal(mem.inspected, 0);
 }
 
