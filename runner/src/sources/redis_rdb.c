@@ -674,8 +674,12 @@ int redis_rdb_walker_next(redis_rdb_walker *w, redis_rdb_item *it, bool at_end)
     if (!at_end && (avail < w->need || avail < w->tried + w->tried / 2))
         return 0;
     char msg[sizeof w->error];
-    struct cur c = {
-        .b = w->buf + w->off, .end = avail, .limit = w->max_item, .err = msg, .errlen = sizeof msg};
+    static const unsigned char none[1];
+    struct cur c = {.b = w->buf ? w->buf + w->off : none,
+                    .end = avail,
+                    .limit = w->max_item,
+                    .err = msg,
+                    .errlen = sizeof msg};
     bool header = w->version == 0;
     int r = header ? parse_header(w, &c) : parse_item(w, &c, it);
     if (r == BAD) {
