@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, RedisServer, fill_dataset, load_rdb, resp)
+from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_dataset, load_rdb, resp)
 from sauvecli import Sauve, committed_sets, forge_artifact
 
 
@@ -280,4 +280,79 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="weak"), "--yes", env=e)
     assert r.code == 1, r.describe()
     assert r.any_line("NOPERM", "+restore"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def crc64_jones(data, crc=0):
+    """Redis's CRC-64 (reflected Jones polynomial), for forging an RDB."""
+    table = crc64_jones.table
+    if table is None:
+        table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x95AC9329AC4BC9B5 if c & 1 else c >> 1
+            table.append(c)
+        crc64_jones.table = table
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+crc64_jones.table = None
+
+
+def test_online_skips_keys_already_expired_as_a_loading_server_does(servers, rsauve, storage, workdir):
+    """The RDB is forged so that str:ttl expired in 2001: a plain server
+    loading the file drops it, and the online restore does not send it; both
+    end with the same data."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                         check=True).stdout
+    key = b"\x00\x07str:ttl"
+    at = raw.index(key)
+    assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
+    past = (1_000_000_000_000).to_bytes(8, "little")
+    body = raw[:at - 8] + past + raw[at:-8]
+    forged = body + crc64_jones(body).to_bytes(8, "little")
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+
+    rdb = os.path.join(workdir, "forged.rdb")
+    with open(rdb, "wb") as f:
+        f.write(forged)
+    loaded = load_rdb(rdb)
+    try:
+        assert loaded.cli("EXISTS", "str:ttl").strip() == "0"
+        dst = servers()
+        r = online(rsauve, dst)
+        assert r.code == 0, r.describe()
+        assert r.any_line("1 already expired"), r.describe()
+        assert dst.cli("EXISTS", "str:ttl").strip() == "0"
+        assert dst.digest() == loaded.digest()
+    finally:
+        loaded.stop()
+
+
+def test_online_over_tls_into_the_configured_server(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    ca = ThrowawayCA(os.path.join(workdir, "ca"))
+    dst = servers(tls=ca)
+    r = rsauve.run("restore", "redis:cache", "--online", "--yes",
+                   env={"SAUVE_REDIS_URL": dst.url(host="localhost"), "SAUVE_REDIS_PASSWORD": dst.password,
+                        "SAUVE_REDIS_TLS_CA_FILE": ca.ca_crt})
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+    # without the CA, the server is not trusted and nothing is changed
+    dst.cli("FLUSHALL")
+    r = rsauve.run("restore", "redis:cache", "--online", "--yes",
+                   env={"SAUVE_REDIS_URL": dst.url(host="localhost"), "SAUVE_REDIS_PASSWORD": dst.password})
+    assert r.code == 78, r.describe()
+    assert r.any_line("not trusted"), r.describe()
     assert dst.key_counts() == {}
