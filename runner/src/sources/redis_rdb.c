@@ -478,6 +478,11 @@ int redis_rdb_walker_feed(redis_rdb_walker *w, const void *buf, size_t len)
         memmove(w->buf, w->buf + w->off, w->len - w->off);
         w->len -= w->off;
         w->off = 0;
+        /* a large value is gone: give its memory back */
+        if (w->cap > (4u << 20) && w->len + len < w->cap / 8) {
+            w->cap /= 4;
+            w->buf = xrealloc(w->buf, w->cap);
+        }
     }
     if (w->cap - w->len < len) {
         size_t cap = w->cap ? w->cap : 65536;

@@ -430,6 +430,7 @@ static void test_every_encoding_and_type(void **state)
     struct walked t = walk(b.p, b.n, 64, 1 << 20);
     assert_int_equal(t.rc, -1);
     assert_non_null(strstr(t.error, "after the end"));
+    free(t.text);
     free(b.p);
 }
 
