@@ -26,7 +26,9 @@
  *
  * then loader_free. The sink must not let the target commit anything
  * before restore/ finishes it: restore/ verifies the artifact's size and
- * SHA-256 only at its end.
+ * SHA-256 only at its end. (The one exception, a Redis restored online,
+ * which no transaction can hold back, says in redis_restore.c how finish
+ * undoes what landed.)
  */
 #ifndef SAUVE_SOURCES_LOADER_H
 #define SAUVE_SOURCES_LOADER_H

@@ -102,7 +102,6 @@ struct redis_restore {
 
 static int redis_check(const char *name, const struct loader_options *o, sv_error *err)
 {
-    (void)name;
     if (o->no_owner)
         return sv_error_set(err, SV_EXIT_USAGE, "--no-owner does not apply to redis:%s", name);
     if (!o->to_file == !o->online) {
