@@ -356,3 +356,35 @@ def test_online_over_tls_into_the_configured_server(servers, rsauve, storage, wo
     assert r.code == 78, r.describe()
     assert r.any_line("not trusted"), r.describe()
     assert dst.key_counts() == {}
+
+
+def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(servers, rsauve, storage,
+                                                                                workdir):
+    """One character of a string value changed, the manifest made to agree:
+    every value still parses, so only the RDB's CRC-64 at its very end can
+    tell. The file is not renamed into place; online, what landed is
+    flushed again."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = bytearray(subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                                   check=True).stdout)
+    at = raw.index(b"hello")
+    raw[at] = ord("j")
+    data = subprocess.run(["zstd", "-q", "-c"], input=bytes(raw), capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(raw))
+
+    target = os.path.join(workdir, "dump.rdb")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line("checksum does not match", "was not changed"), r.describe()
+    assert not os.path.exists(target)
+    assert not [f for f in os.listdir(workdir) if f.startswith(".dump.rdb")]
+
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("emptied again"), r.describe()
+    assert dst.key_counts() == {}
