@@ -388,3 +388,30 @@ def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(s
     assert r.code == 1, r.describe()
     assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
+
+
+def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers, rsauve, storage):
+    """An RDB of version 11 whose manifest records no version (nothing to
+    check ahead): the 7.0 server refuses the first payload, sauve says the
+    server is older than the RDB and leaves it empty."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                         check=True).stdout
+    assert raw[:9] == b"REDIS0010"
+    body = b"REDIS0011" + raw[9:-8]
+    forged = body + crc64_jones(body).to_bytes(8, "little")
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+    del m["artifacts"][0]["format_version"]
+    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("payload version", "older than the RDB (version 11)"), r.describe()
+    assert r.any_line("emptied again"), r.describe()
+    assert dst.key_counts() == {}

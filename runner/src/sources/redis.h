@@ -61,7 +61,7 @@ int redis_rdb_check_finish(redis_rdb_check *c);
 
 /* ---- the RDB walker (redis_rdb.c) ---------------------------------------- */
 
-/* The newest RDB version the walker knows (Redis 7.4 and 8 write 12). */
+/* The newest RDB version the walker knows (Redis 7.4 writes 12). */
 #define REDIS_RDB_VERSION_MAX 12
 
 enum redis_rdb_item_kind {
@@ -139,7 +139,7 @@ const char *redis_rdb_type_name(int type);
 size_t redis_dump_trailer(int type, const void *value, size_t len, int version, unsigned char out[10]);
 
 /* The newest RDB version a server of this redis_version (INFO server)
- * reads: "7.0.15" is 10. 0 when unknown. */
+ * reads: "7.0.15" is 10. 0 when unknown (Redis 8 and later). */
 int redis_rdb_version_of(const char *redis_version);
 
 /* ---- RESP replies (redis_proto.c) -------------------------------------- */

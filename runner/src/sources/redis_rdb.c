@@ -745,12 +745,13 @@ int redis_rdb_version_of(const char *redis_version)
     int major = 0, minor = 0;
     if (!redis_version || sscanf(redis_version, "%d.%d", &major, &minor) < 1)
         return 0;
-    /* the RDB_VERSION each release line writes and reads at most */
+    /* the RDB_VERSION each release line writes and reads at most; later
+     * lines (8 and on) raise it in minor releases: unknown, not guessed */
     static const struct {
         int major, minor, rdb;
     } table[] = {{7, 4, 12}, {7, 2, 11}, {7, 0, 10}, {5, 0, 9}, {4, 0, 8}, {3, 2, 7}, {2, 6, 6}, {0, 0, 0}};
     if (major >= 8)
-        return REDIS_RDB_VERSION_MAX;
+        return 0;
     for (size_t i = 0; table[i].rdb; i++)
         if (major > table[i].major || (major == table[i].major && minor >= table[i].minor))
             return table[i].rdb;

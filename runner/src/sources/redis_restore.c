@@ -401,7 +401,11 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
         return -1;
     }
     char *version = info_field(server, "redis_version");
-    int reads = redis_rdb_version_of(version);
+    char *valkey = info_field(server, "valkey_version");
+    /* Valkey reports a fixed redis_version for clients' sake: its own
+     * RDB versions do not follow Redis's, so they are not guessed */
+    int reads = valkey ? 0 : redis_rdb_version_of(version);
+    free(valkey);
     int rc = 0;
     if (r->a->format_version > 0 && reads > 0 && r->a->format_version > reads) {
         sv_error_set(
