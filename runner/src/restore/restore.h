@@ -8,7 +8,8 @@
  * is inspected, changed and undone is its loader's.
  *
  * The target is changed only once the whole artifact verified: the loader
- * sees the end of the stream only then.
+ * sees the end of the stream only then (a loader that cannot hold its
+ * target back undoes what landed instead: sources/loader.h).
  */
 #ifndef SAUVE_RESTORE_RESTORE_H
 #define SAUVE_RESTORE_RESTORE_H
