@@ -415,3 +415,17 @@ def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers
     assert r.any_line("payload version", "older than the RDB (version 11)"), r.describe()
     assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
+
+
+def test_online_restores_function_libraries(servers, rsauve, storage):
+    src = servers()
+    src.cli("FUNCTION", "LOAD", "#!lua name=sauvelib\nredis.register_function('sauve_one', function() return 1 end)")
+    src.cli("SET", "k", "v")
+    backup(rsauve, src)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 0, r.describe()
+    assert r.any_line("1 function library"), r.describe()
+    assert "sauvelib" in dst.cli("FUNCTION", "LIST")
+    assert dst.cli("FCALL", "sauve_one", "0").strip() == "1"
+    assert dst.digest() == src.digest()
