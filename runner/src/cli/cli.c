@@ -31,10 +31,12 @@ static const struct command_flag command_flags[] = {
     BOOL_FLAG("clean", clean, CLI_CLEAN),
     BOOL_FLAG("no-safety-backup", no_safety_backup, CLI_NO_SAFETY_BACKUP),
     BOOL_FLAG("no-owner", no_owner, CLI_NO_OWNER),
+    BOOL_FLAG("online", online, CLI_ONLINE),
     BOOL_FLAG("help", help, 0),
     BOOL_FLAG("version", version, 0),
     VALUE_FLAG("set", set, CLI_SET),
     VALUE_FLAG("into", into, CLI_INTO),
+    VALUE_FLAG("to-file", to_file, CLI_TO_FILE),
     VALUE_FLAG("to", to, CLI_TO),
     VALUE_FLAG("config", config_file, 0),
 };
@@ -149,10 +151,15 @@ void cli_print_help(void)
           "commands:\n"
           "  backup            back up every configured source as one backup set, then prune\n"
           "                      (unless SAUVE_PRUNE=false)\n"
-          "  restore SOURCE    restore one source of a set: postgres:DB, postgres:globals or files:NAME\n"
+          "  restore SOURCE    restore one source of a set: postgres:DB, postgres:globals, redis:NAME or\n"
+          "                      files:NAME\n"
           "                      --set ID|latest     which set (default latest complete)\n"
-          "                      --into NAME         target database (default: the source's name)\n"
-          "                      --to DIR            files:NAME: the directory restored into (default: the "
+          "                      --into NAME         target database (default: the source's name); with\n"
+          "                                          --online, a redis:// URL without password (default:\n"
+          "                                          SAUVE_REDIS_URL)\n"
+          "                      --to-file PATH      redis: write the RDB file of a stopped server\n"
+          "                      --online            redis: replay into a running server (RESTORE)\n"
+          "                      --to DIR            files: the directory restored into (default: the "
           "tree's path in SAUVE_FILES)\n"
           "                      --clean             replace a non-empty target (a safety backup is taken "
           "first)\n"

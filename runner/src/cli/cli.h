@@ -25,7 +25,9 @@ enum cli_flag {
     CLI_NO_OWNER = 1 << 5,
     CLI_SET = 1 << 6,
     CLI_INTO = 1 << 7,
-    CLI_TO = 1 << 8,
+    CLI_TO_FILE = 1 << 8,
+    CLI_ONLINE = 1 << 9,
+    CLI_TO = 1 << 10,
 };
 
 struct cli_args {
@@ -35,8 +37,9 @@ struct cli_args {
     const char *config_file; /* --config */
     const char *set;         /* --set ID|latest */
     const char *into;        /* --into NAME */
+    const char *to_file;     /* --to-file PATH */
     const char *to;          /* --to DIR */
-    bool json, yes, dry_run, clean, no_safety_backup, no_owner, help, version;
+    bool json, yes, dry_run, clean, no_safety_backup, no_owner, online, help, version;
     unsigned given;              /* enum cli_flag bits of the command flags present */
     struct config_flag *options; /* option flags for config_load */
     size_t noptions;

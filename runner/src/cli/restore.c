@@ -10,7 +10,12 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
     struct restore_request req = {
         .spec = args->nargs == 1 ? args->args[0] : NULL,
         .set = args->set,
-        .load = {.into = args->into, .clean = args->clean, .no_owner = args->no_owner, .to = args->to},
+        .load = {.into = args->into,
+                 .clean = args->clean,
+                 .no_owner = args->no_owner,
+                 .to_file = args->to_file,
+                 .online = args->online,
+                 .to = args->to},
         .no_safety_backup = args->no_safety_backup,
         .yes = args->yes,
     };

@@ -143,12 +143,12 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
     return restore_read_artifact(st, cfg, set, a, ARTIFACT_CONTENT, sink, err);
 }
 
-static int confirm(bool yes, const char *what, sv_error *err)
+static int confirm(bool yes, const char *changes, const char *what, sv_error *err)
 {
     if (yes)
         return 0;
     if (!isatty(STDIN_FILENO)) {
-        sv_error_set(err, SV_EXIT_USAGE, "restore changes a database and needs confirmation");
+        sv_error_set(err, SV_EXIT_USAGE, "restore changes %s and needs confirmation", changes);
         return sv_error_hint(err, "add --yes when running non-interactively (e.g. in a Job)");
     }
     fprintf(stderr, "%s\nType 'yes' to continue: ", what);
@@ -277,7 +277,7 @@ int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *sp
     l = spec->ops->open(cfg, spec->name, &req->load);
     char *question =
         xasprintf("About to restore %s from set %s/%s into %s.", spec->text, cfg->name, set->id, l->changes);
-    int crc = confirm(req->yes, question, err);
+    int crc = confirm(req->yes, l->changes, question, err);
     free(question);
     if (crc != 0)
         goto out;

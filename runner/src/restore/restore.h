@@ -8,7 +8,8 @@
  * is inspected, changed and undone is its loader's.
  *
  * The target is changed only once the whole artifact verified: the loader
- * sees the end of the stream only then.
+ * sees the end of the stream only then (a loader that cannot hold its
+ * target back undoes what landed instead: sources/loader.h).
  */
 #ifndef SAUVE_RESTORE_RESTORE_H
 #define SAUVE_RESTORE_RESTORE_H
@@ -24,7 +25,7 @@
 struct restore_request {
     const char *spec;           /* "postgres:app"; NULL when not exactly one was given */
     const char *set;            /* --set: an id, a time or "latest"; NULL is latest */
-    struct loader_options load; /* --into, --clean, --no-owner */
+    struct loader_options load; /* --into, --clean, --no-owner, --to-file, --online */
     bool no_safety_backup;      /* --no-safety-backup */
     bool yes;                   /* --yes: no confirmation (Jobs) */
 };

@@ -86,6 +86,11 @@ static int files_check(const char *name, const struct loader_options *o, sv_erro
             "--no-owner does not apply to files:%s: ownership is restored only when sauve runs "
             "as root",
             name);
+    if (o->to_file || o->online)
+        return sv_error_set(err, SV_EXIT_USAGE,
+                            "--%s does not apply to files:%s (it is for redis:NAME): give "
+                            "the directory as --to DIR",
+                            o->to_file ? "to-file" : "online", name);
     if (o->to && !*o->to)
         return sv_error_set(err, SV_EXIT_USAGE, "--to needs a directory");
     return 0;

@@ -8,8 +8,9 @@
 /* The registry. Each kind's loader is defined beside its dumper, in
  * sources/KIND_restore.c; a kind is restorable once it is listed here. */
 extern const struct loader_ops postgres_loader;
+extern const struct loader_ops redis_loader;
 extern const struct loader_ops files_loader;
-static const struct loader_ops *const loaders[] = {&postgres_loader, &files_loader};
+static const struct loader_ops *const loaders[] = {&postgres_loader, &redis_loader, &files_loader};
 #define N_LOADERS (sizeof loaders / sizeof *loaders)
 
 void loader_free(loader *l)

@@ -1,6 +1,6 @@
 /*
- * A loader: how one kind of source is restored (PostgreSQL now; Redis and
- * directories later), the counterpart of the dumper behind source.h and
+ * A loader: how one kind of source is restored (PostgreSQL, Redis; directories
+ * later), the counterpart of the dumper behind source.h and
  * defined beside it, in sources/KIND_restore.c. `sauve restore KIND:NAME`
  * restores artifact NAME of kind KIND through the loader of that kind.
  *
@@ -26,7 +26,9 @@
  *
  * then loader_free. The sink must not let the target commit anything
  * before restore/ finishes it: restore/ verifies the artifact's size and
- * SHA-256 only at its end.
+ * SHA-256 only at its end. (The one exception, a Redis restored online,
+ * which no transaction can hold back, says in redis_restore.c how finish
+ * undoes what landed.)
  */
 #ifndef SAUVE_SOURCES_LOADER_H
 #define SAUVE_SOURCES_LOADER_H
@@ -42,10 +44,12 @@
 
 /* The restore command's options that reach the loader. */
 struct loader_options {
-    const char *into; /* --into: another target than NAME; NULL when not given */
-    bool clean;       /* --clean: a target that holds data may be replaced */
-    bool no_owner;    /* --no-owner (PostgreSQL: objects owned by the restoring user) */
-    const char *to;   /* --to DIR (files): the directory restored into; NULL when not given */
+    const char *into;    /* --into: another target than NAME; NULL when not given */
+    bool clean;          /* --clean: a target that holds data may be replaced */
+    bool no_owner;       /* --no-owner (PostgreSQL: objects owned by the restoring user) */
+    const char *to_file; /* --to-file PATH (Redis: an RDB file for a stopped server); NULL when not given */
+    bool online;         /* --online (Redis: replayed into a running server) */
+    const char *to;      /* --to DIR (files: the directory restored into); NULL when not given */
 };
 
 typedef struct loader loader;

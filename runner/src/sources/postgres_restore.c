@@ -572,6 +572,9 @@ struct pg_restore {
 
 static int pg_check(const char *name, const struct loader_options *o, sv_error *err)
 {
+    if (o->to_file || o->online)
+        return sv_error_set(err, SV_EXIT_USAGE, "--%s does not apply to postgres:%s (it is for redis:NAME)",
+                            o->to_file ? "to-file" : "online", name);
     if (o->to)
         return sv_error_set(err, SV_EXIT_USAGE, "--to does not apply to postgres:%s (it names a directory)",
                             name);

@@ -8,6 +8,9 @@
  *                   the framing of the payload after SYNC/PSYNC (no I/O)
  *   redis_conn.c    the URL, the connection (plain or TLS), commands
  *   redis_backup.c  the source behind sources/source.h
+ *   redis_rdb.c     the RDB walker: an RDB cut into its items, each value
+ *                   as the bytes a DUMP payload carries (no I/O)
+ *   redis_restore.c the loader behind sources/loader.h
  */
 #ifndef SAUVE_SOURCES_REDIS_H
 #define SAUVE_SOURCES_REDIS_H
@@ -55,6 +58,89 @@ void redis_rdb_check_init(redis_rdb_check *c);
 int redis_rdb_check_update(redis_rdb_check *c, const void *buf, size_t len);
 /* At the end of the stream: 0 when the RDB is whole, else -1 with c->error. */
 int redis_rdb_check_finish(redis_rdb_check *c);
+
+/* ---- the RDB walker (redis_rdb.c) ---------------------------------------- */
+
+/* The newest RDB version the walker knows (Redis 7.4 writes 12). */
+#define REDIS_RDB_VERSION_MAX 12
+
+enum redis_rdb_item_kind {
+    RDB_ITEM_KEY,        /* a key and its value */
+    RDB_ITEM_SELECTDB,   /* the keys that follow are in database db */
+    RDB_ITEM_AUX,        /* an aux field: key = name, value = its value */
+    RDB_ITEM_FUNCTION,   /* a function library: value = its code */
+    RDB_ITEM_MODULE_AUX, /* a module's global data, skipped: module names it */
+    RDB_ITEM_HINT,       /* RESIZEDB, SLOT_INFO: sizes, nothing to restore */
+    RDB_ITEM_EOF,        /* the end opcode */
+};
+
+/* One item. The pointers are valid until the next call on the walker. */
+typedef struct redis_rdb_item {
+    enum redis_rdb_item_kind kind;
+    uint64_t db;              /* the database the item is in */
+    int type;                 /* KEY: the value's type byte */
+    const unsigned char *key; /* KEY: the key, decoded (NUL-terminated too); AUX: the name */
+    size_t key_len;
+    const unsigned char *value; /* KEY: the value's bytes as stored (a DUMP payload's middle);
+                                 * AUX, FUNCTION: decoded */
+    size_t value_len;
+    int64_t expire_ms;  /* KEY: absolute Unix time in ms, -1 when none */
+    int64_t idle;       /* KEY: LRU idle seconds, -1 when absent */
+    int freq;           /* KEY: LFU counter, -1 when absent */
+    uint64_t module_id; /* MODULE_AUX */
+    char module[10];    /* MODULE_AUX: the module's 9-character name */
+    uint64_t offset;    /* where the item starts in the RDB */
+} redis_rdb_item;
+
+/*
+ * Cuts an RDB into items as it streams in, in chunks of any size: feed the
+ * bytes, then take the items they complete with next. An item is held whole
+ * in memory (a DUMP payload needs the whole value), up to max_item bytes;
+ * while one is incomplete the walker holds at most about 1.5 times it. The
+ * whole stream also goes through the RDB checker (version, end, CRC-64),
+ * whose verdict only finish gives. Module values, hashes with field
+ * expiration and unknown types fail, naming what they are.
+ */
+typedef struct redis_rdb_walker {
+    unsigned char *buf;
+    size_t off, len, cap; /* buf[off..len): bytes not yet handed out as items */
+    size_t need, tried;   /* when to try again: bytes the item needs, bytes at the last try */
+    size_t max_item;
+    unsigned char *key, *aux; /* decoded strings of the last item */
+    uint64_t db;
+    uint64_t bytes; /* fed */
+    int version;    /* once the header was read, else 0 */
+    bool eof;       /* the end opcode was read */
+    bool failed;
+    redis_rdb_check check;
+    char error[200];
+} redis_rdb_walker;
+
+void redis_rdb_walker_init(redis_rdb_walker *w, size_t max_item);
+/* Appends bytes; -1 once the stream is known to be bad (w->error). */
+int redis_rdb_walker_feed(redis_rdb_walker *w, const void *buf, size_t len);
+/* The next complete item into *it: 1, 0 when more bytes are needed (or
+ * after the end), -1 on a malformed or unsupported RDB (w->error names the
+ * byte). at_end: nothing more will be fed (an incomplete item is then
+ * an error). */
+int redis_rdb_walker_next(redis_rdb_walker *w, redis_rdb_item *it, bool at_end);
+/* After the last item: 0 when the RDB ended with its end opcode and a
+ * matching checksum, else -1 with w->error. */
+int redis_rdb_walker_finish(redis_rdb_walker *w);
+void redis_rdb_walker_free(redis_rdb_walker *w);
+
+/* "hash", "stream", ...: the kind of value of an RDB type byte, NULL for a
+ * type the format does not have. */
+const char *redis_rdb_type_name(int type);
+
+/* The 10 bytes that end a DUMP payload of value (type byte, then the
+ * value's bytes): the RDB version (2 bytes, little-endian) and the CRC-64
+ * of everything before (8 bytes, little-endian). Returns 10. */
+size_t redis_dump_trailer(int type, const void *value, size_t len, int version, unsigned char out[10]);
+
+/* The newest RDB version a server of this redis_version (INFO server)
+ * reads: "7.0.15" is 10. 0 when unknown (Redis 8 and later). */
+int redis_rdb_version_of(const char *redis_version);
 
 /* ---- RESP replies (redis_proto.c) -------------------------------------- */
 
@@ -174,6 +260,15 @@ int redis_send(redis_conn *c, sv_error *err, int argc, const char *const *argv);
  * are replies of type ERROR, not failures). -1 with err on I/O failure. */
 int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, const char *const *argv);
 
+/* Writes bytes as they are (commands already in RESP, pipelined). -1 with
+ * err on I/O failure. */
+int redis_write(redis_conn *c, const void *buf, size_t len, sv_error *err);
+
+/* Reads the next reply (of a command sent before; after names it for the
+ * error when the server closes the connection). -1 with err on I/O
+ * failure; a server error is a reply of type ERROR. */
+int redis_read_reply(redis_conn *c, redis_reply *reply, const char *after, sv_error *err);
+
 /* Reads what the server sends next (buffered bytes first), at most len.
  * Returns the count, 0 when the server closed the connection, or -1 with
  * err (timeout, I/O error, stop requested). */
@@ -191,5 +286,10 @@ bool redis_configured(const sv_config *cfg);
 
 /* The Redis source of the configured instance (cfg kept by reference). */
 source *redis_source_new(const sv_config *cfg);
+
+/* The Redis source of the server at url (the configured password and TLS
+ * settings), stored as artifact redis:name: a restore's safety backup of
+ * its target. url and name are copied. */
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name);
 
 #endif

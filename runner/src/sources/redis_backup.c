@@ -20,6 +20,9 @@
 
 struct redis_source {
     const sv_config *cfg;
+    const char *url_text; /* SAUVE_REDIS_URL, or the target of a restore */
+    const char *name;     /* the artifact's name: SAUVE_REDIS_NAME, or the restore's */
+    char *owned_url, *owned_name;
     struct redis_url url;
     int major; /* from INFO server; 0 when INFO was not allowed */
 };
@@ -158,13 +161,13 @@ static int redis_prepare(source *s, sv_error *err)
 {
     struct redis_source *rs = s->impl;
     const sv_config *cfg = rs->cfg;
-    if (redis_url_parse(cfg->redis_url, &rs->url, err) != 0)
+    if (redis_url_parse(rs->url_text, &rs->url, err) != 0)
         return -1;
-    char *key = xasprintf("redis/%s.rdb", cfg->redis_name);
+    const char *name = rs->name;
+    char *key = xasprintf("redis/%s.rdb", name);
     char *stored = xasprintf("%s.zst.age", key);
-    source_artifact *a = source_add_artifact(s, "redis", cfg->redis_name, key, "redis-rdb");
-    bool storable = *cfg->redis_name && !strchr(cfg->redis_name, '/') && cfg->redis_name[0] != '.' &&
-                    manifest_key_is_safe(stored);
+    source_artifact *a = source_add_artifact(s, "redis", name, key, "redis-rdb");
+    bool storable = *name && !strchr(name, '/') && name[0] != '.' && manifest_key_is_safe(stored);
     free(key);
     free(stored);
     if (!storable) {
@@ -174,7 +177,7 @@ static int redis_prepare(source *s, sv_error *err)
             &e, SV_EXIT_CONFIG,
             "SAUVE_REDIS_NAME '%s' cannot be stored under sauve's layout (it is empty, contains '/', "
             "'\\', a control character or invalid UTF-8, or starts with '.')",
-            cfg->redis_name);
+            name);
         source_artifact_fail(a, &e);
         return 0;
     }
@@ -372,6 +375,8 @@ static void redis_destroy(source *s)
 {
     struct redis_source *rs = s->impl;
     redis_url_free(&rs->url);
+    free_secret(rs->owned_url);
+    free(rs->owned_name);
     free(rs);
 }
 
@@ -386,8 +391,19 @@ source *redis_source_new(const sv_config *cfg)
 {
     struct redis_source *rs = xcalloc(1, sizeof *rs);
     rs->cfg = cfg;
+    rs->url_text = cfg->redis_url;
+    rs->name = cfg->redis_name;
     source *s = xcalloc(1, sizeof *s);
     s->ops = &redis_source_ops;
     s->impl = rs;
+    return s;
+}
+
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name)
+{
+    source *s = redis_source_new(cfg);
+    struct redis_source *rs = s->impl;
+    rs->url_text = rs->owned_url = xstrdup(url);
+    rs->name = rs->owned_name = xstrdup(name);
     return s;
 }

@@ -444,11 +444,14 @@ int redis_send(redis_conn *c, sv_error *err, int argc, const char *const *argv)
     return rc;
 }
 
-int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, const char *const *argv)
+int redis_write(redis_conn *c, const void *buf, size_t len, sv_error *err)
+{
+    return conn_write(c, buf, len, err);
+}
+
+int redis_read_reply(redis_conn *c, redis_reply *reply, const char *after, sv_error *err)
 {
     memset(reply, 0, sizeof *reply);
-    if (redis_send(c, err, argc, argv) != 0)
-        return -1;
     for (;;) {
         size_t used = 0;
         int r = c->len ? redis_reply_parse(c->buf, c->len, reply, &used, err) : 0;
@@ -471,13 +474,21 @@ int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, co
             return -1;
         if (got == 0) {
             sv_error_set(err, SV_EXIT_TEMPFAIL, "redis at %s closed the connection after %s", c->endpoint,
-                         argv[0]);
+                         after);
             if (c->ssl == NULL)
                 sv_error_hint(err, "if the server wants TLS, use a rediss:// URL");
             return -1;
         }
         c->len += (size_t)got;
     }
+}
+
+int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, const char *const *argv)
+{
+    memset(reply, 0, sizeof *reply);
+    if (redis_send(c, err, argc, argv) != 0)
+        return -1;
+    return redis_read_reply(c, reply, argv[0], err);
 }
 
 const char *redis_conn_endpoint(const redis_conn *c)

@@ -50,8 +50,8 @@ static void test_no_spec_is_a_usage_error_listing_the_forms(void **state)
     for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
         assert_int_equal(parse(none[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
-        assert_string_equal(err.msg,
-                            "restore needs one spec: postgres:DATABASE, postgres:globals or files:NAME");
+        assert_string_equal(
+            err.msg, "restore needs one spec: postgres:DATABASE, postgres:globals, redis:NAME or files:NAME");
         assert_null(spec.ops);
     }
 }
@@ -61,13 +61,14 @@ static void test_an_unknown_kind_or_empty_name_is_a_usage_error(void **state)
     (void)state;
     struct restore_spec spec;
     sv_error err;
-    const char *bad[] = {
-        "mysql:app", "redis:cache", ":app", "postgres:", "Postgres:app", "postgresql:app", "postgre:app"};
+    const char *bad[] = {"mysql:app", "mongo:up",     ":app",           "postgres:",
+                         "redis:",    "Postgres:app", "postgresql:app", "postgre:app"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_int_equal(parse(bad[i], NULL, &spec, &err), -1);
         assert_int_equal(err.code, SV_EXIT_USAGE);
         char *want = xasprintf(
-            "cannot restore '%s': sources are postgres:DATABASE, postgres:globals or files:NAME", bad[i]);
+            "cannot restore '%s': sources are postgres:DATABASE, postgres:globals, redis:NAME or files:NAME",
+            bad[i]);
         assert_string_equal(err.msg, want);
         free(want);
     }
@@ -82,6 +83,10 @@ static void test_the_kind_checks_its_name_and_options(void **state)
     assert_int_equal(err.code, SV_EXIT_USAGE);
     assert_non_null(strstr(err.msg, "--into does not apply to postgres:globals"));
     assert_int_equal(parse("postgres:app", "elsewhere", &spec, &err), 0);
+    /* redis:NAME goes either to a file or online, never both or neither */
+    assert_int_equal(parse("redis:cache", NULL, &spec, &err), -1);
+    assert_int_equal(err.code, SV_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "redis:cache needs --to-file PATH or --online"));
 
     /* --into names a database, --to a directory */
     sv_error e2 = {0};
@@ -92,6 +97,11 @@ static void test_the_kind_checks_its_name_and_options(void **state)
     assert_non_null(strstr(e2.msg, "--into does not apply to files:up"));
     assert_int_equal(pg->check("app", &(struct loader_options){.to = "/x"}, &e2), -1);
     assert_non_null(strstr(e2.msg, "--to does not apply to postgres:app"));
+    assert_int_equal(files->check("up", &(struct loader_options){.to_file = "/x"}, &e2), -1);
+    assert_non_null(strstr(e2.msg, "--to-file does not apply to files:up"));
+    const struct loader_ops *redis = loader_find("redis", 5);
+    assert_int_equal(redis->check("c", &(struct loader_options){.to = "/x", .online = true}, &e2), -1);
+    assert_non_null(strstr(e2.msg, "--to does not apply to redis:c"));
     assert_int_equal(files->check("../x", &(struct loader_options){.to = "/x"}, &e2), -1);
     assert_int_equal(files->check("up", &(struct loader_options){.to = "/x"}, &e2), 0);
 }
@@ -114,10 +124,12 @@ static void test_the_registry_knows_this_builds_kinds_only(void **state)
     assert_ptr_equal(loader_find("postgres:app", 8), pg);
     assert_null(loader_find("postgres", 7));
     assert_null(loader_find("postgresx", 9));
-    assert_null(loader_find("redis", 5));
+    const struct loader_ops *redis = loader_find("redis", 5);
+    assert_non_null(redis);
+    assert_string_equal(redis->kind, "redis");
     assert_null(loader_find("", 0));
     char *forms = loader_forms();
-    assert_string_equal(forms, "postgres:DATABASE, postgres:globals or files:NAME");
+    assert_string_equal(forms, "postgres:DATABASE, postgres:globals, redis:NAME or files:NAME");
     const struct loader_ops *files = loader_find("files", 5);
     assert_non_null(files);
     assert_string_equal(files->kind, "files");
@@ -530,7 +542,7 @@ static void test_without_yes_and_a_terminal_nothing_is_touched(void **state)
     close(saved);
     assert_int_equal(rc, -1);
     assert_int_equal(f->err.code, SV_EXIT_USAGE);
-    assert_string_equal(f->err.msg, "restore changes a database and needs confirmation");
+    assert_string_equal(f->err.msg, "restore changes memory app and needs confirmation");
     assert_int_equal(mem.inspected, 0);
 }
 

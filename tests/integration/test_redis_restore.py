@@ -1,0 +1,431 @@
+"""Redis restore against real redis-server 7 (Debian): a backup taken by
+sauve is restored as an RDB file (--to-file) that a plain redis-server
+loads and redis-check-rdb accepts, and replayed into a running server
+(--online) as RESTORE commands; both compared with the source by DEBUG
+DIGEST and key counts. Failure paths leave the file or the server as it
+was (or, online, emptied again), and say so."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_dataset, load_rdb, resp)
+from sauvecli import Sauve, committed_sets, forge_artifact
+
+
+@pytest.fixture
+def servers():
+    started = []
+
+    def make(*args, **kwargs):
+        s = RedisServer(*args, **kwargs)
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def rsauve(workdir, storage):
+    return Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage})
+
+
+def fill_more(server):
+    """What fill_dataset lacks: a small set of strings, a big list of long
+    elements, a stream with several consumers and pending entries, LFU-less
+    idle keys, a key in db 1 with a TTL, an int-encoded and an LZF-friendly
+    long key."""
+    cmds = [resp("SELECT", 0), resp("SADD", "set:small", "a", "b", "c")]
+    cmds.append(resp("RPUSH", "list:big", *[os.urandom(200).hex() for _ in range(2000)]))
+    for i in range(30):
+        cmds.append(resp("XADD", "stream:b", "*", "i", i))
+    cmds.append(resp("XGROUP", "CREATE", "stream:b", "g1", "0"))
+    cmds.append(resp("XGROUP", "CREATE", "stream:b", "g2", "$"))
+    cmds.append(resp("XREADGROUP", "GROUP", "g1", "alice", "COUNT", 5, "STREAMS", "stream:b", ">"))
+    cmds.append(resp("XREADGROUP", "GROUP", "g1", "bob", "COUNT", 7, "STREAMS", "stream:b", ">"))
+    cmds.append(resp("SET", "a" * 200, "key compressible by LZF"))
+    cmds.append(resp("SET", "123456", "a key that is an integer"))
+    cmds.append(resp("SELECT", 1))
+    cmds.append(resp("SET", "db1:ttl", "x", "EX", 500_000))
+    server.pipe(b"".join(cmds))
+
+
+def backup(rsauve, src, name="cache"):
+    r = rsauve.run("backup", env={"SAUVE_REDIS_URL": src.url(), "SAUVE_REDIS_PASSWORD": src.password,
+                                  "SAUVE_REDIS_NAME": name})
+    assert r.code == 0, r.describe()
+
+
+def the_set(storage):
+    sets = [s for s in committed_sets(storage) if s[1].get("reason", "backup") == "backup"]
+    assert len(sets) == 1, sets
+    return sets[0]
+
+
+def assert_rdb_holds(source, rdb):
+    check = subprocess.run([REDIS_CHECK_RDB, rdb], capture_output=True, text=True)
+    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
+    copy = load_rdb(rdb)
+    try:
+        assert copy.digest() == source.digest()
+        assert copy.key_counts() == source.key_counts()
+    finally:
+        copy.stop()
+
+
+def leftovers(d, name):
+    return [f for f in os.listdir(d) if f != name]
+
+
+def truncated_artifact(storage, cut=0.6):
+    """The set's RDB cut short, recompressed, and the manifest made to agree:
+    only the RDB's own end marker and checksum can tell."""
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                         check=True).stdout
+    short = raw[:int(len(raw) * cut)]
+    data = subprocess.run(["zstd", "-q", "-c"], input=short, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(short))
+
+
+# ---- --to-file ----------------------------------------------------------------
+
+
+def test_to_file_writes_an_rdb_a_plain_server_loads(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    fill_more(src)
+    backup(rsauve, src)
+    out_dir = os.path.join(workdir, "volume")
+    os.makedirs(out_dir)
+    target = os.path.join(out_dir, "dump.rdb")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 0, r.describe()
+    assert r.any_line("restore ok", "redis:cache", target), r.describe()
+    assert_rdb_holds(src, target)
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o644 & ~current_umask())
+    assert leftovers(out_dir, "dump.rdb") == []
+
+
+def current_umask():
+    u = os.umask(0)
+    os.umask(u)
+    return u
+
+
+def test_to_file_keeps_an_existing_file_without_clean_and_replaces_it_with(servers, rsauve, storage,
+                                                                          workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    target = os.path.join(workdir, "dump.rdb")
+    with open(target, "wb") as f:
+        f.write(b"the file of the stopped server")
+    os.chmod(target, 0o600)
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line("exists", "nothing was changed", "--clean"), r.describe()
+    with open(target, "rb") as f:
+        assert f.read() == b"the file of the stopped server"
+
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--yes")
+    assert r.code == 0, r.describe()
+    assert_rdb_holds(src, target)
+    # the mode of the file it replaced
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert leftovers(workdir, "dump.rdb") == [d for d in os.listdir(workdir) if d != "dump.rdb"
+                                              and not d.startswith(".dump.rdb")]
+
+
+def test_to_file_truncated_artifact_leaves_the_file_untouched(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    truncated_artifact(storage)
+    out_dir = os.path.join(workdir, "volume")
+    os.makedirs(out_dir)
+    target = os.path.join(out_dir, "dump.rdb")
+    with open(target, "wb") as f:
+        f.write(b"previous")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line("not a whole RDB", "was not changed"), r.describe()
+    with open(target, "rb") as f:
+        assert f.read() == b"previous"
+    assert leftovers(out_dir, "dump.rdb") == []
+
+
+def test_to_file_usage_errors(rsauve, workdir):
+    for args, needle in [((), "--to-file PATH or --online"),
+                         (("--to-file", "x", "--online"), "not both"),
+                         (("--to-file", "x", "--into", "redis://h:1"), "--into goes with --online"),
+                         (("--online", "--into", "redis://u:secret-in-argv@h:1"), "visible"),
+                         (("--to-file", "x", "--no-owner"), "--no-owner")]:
+        r = rsauve.run("restore", "redis:cache", *args, "--yes")
+        assert r.code == 64, r.describe()
+        assert r.any_line(needle), r.describe()
+        assert "secret-in-argv" not in r.all_output()
+    r = rsauve.run("restore", "postgres:app", "--to-file", "x", "--yes")
+    assert r.code == 64 and r.any_line("--to-file does not apply"), r.describe()
+
+
+# ---- --online -------------------------------------------------------------------
+
+
+def online(rsauve, target, *args, password=None, env=None):
+    e = {"SAUVE_REDIS_PASSWORD": password or target.password}
+    e.update(env or {})
+    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, "--yes", env=e)
+
+
+def test_online_restore_replays_every_type_into_an_empty_server(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    fill_more(src)
+    backup(rsauve, src)
+    dst = servers(password="target-pass-5d1e")
+    r = online(rsauve, dst)
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+    assert dst.key_counts() == src.key_counts()
+    # TTLs are absolute: still there, not reset
+    assert 0 < int(dst.cli("PTTL", "str:ttl")) <= 86_400_000
+    # streams keep their groups and pending entries
+    assert "alice" in dst.cli("XINFO", "CONSUMERS", "stream:b", "g1")
+    assert dst.cli("XPENDING", "stream:b", "g1").splitlines()[0] == "12"
+    assert r.any_line("restored", "key(s)"), r.describe()
+    assert dst.password not in r.all_output()
+
+
+def test_online_refuses_a_non_empty_target_and_replaces_it_with_clean(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    dst = servers()
+    dst.cli("SET", "precious", "data")
+    before = dst.digest()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("holds 1 key(s)", "nothing was changed"), r.describe()
+    assert dst.digest() == before
+
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+    safety = [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]
+    assert len(safety) == 1, safety
+    (a,) = safety[0]["artifacts"]
+    assert (a["kind"], a["name"], a["items"]) == ("redis", "cache", 1)
+
+
+def test_online_wrong_password_changes_nothing(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    dst = servers()
+    r = online(rsauve, dst, password="not-the-password-77")
+    assert r.code == 78, r.describe()
+    assert r.any_line("refused the password"), r.describe()
+    assert dst.key_counts() == {}
+    assert "not-the-password-77" not in r.all_output()
+
+
+def test_online_truncated_artifact_leaves_the_target_empty(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    fill_more(src)
+    backup(rsauve, src)
+    truncated_artifact(storage, cut=0.9)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("emptied again"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_online_refuses_a_target_older_than_the_rdb(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    m["artifacts"][0]["format_version"] = 11
+    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("reads RDB versions up to 10", "RDB version 11", "nothing was changed"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    dst = servers(extra=["user restorer on >restorer-pass-1 resetkeys ~* -@all +restore +select +info "
+                         "+flushall",
+                         "user weak on >weak-pass-2 ~* -@all +select +info +flushall"])
+    e = {"SAUVE_REDIS_PASSWORD": "restorer-pass-1"}
+    r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="restorer"), "--yes", env=e)
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+
+    dst.cli("FLUSHALL")
+    e = {"SAUVE_REDIS_PASSWORD": "weak-pass-2"}
+    r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="weak"), "--yes", env=e)
+    assert r.code == 1, r.describe()
+    assert r.any_line("NOPERM", "+restore"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def crc64_jones(data, crc=0):
+    """Redis's CRC-64 (reflected Jones polynomial), for forging an RDB."""
+    table = crc64_jones.table
+    if table is None:
+        table = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x95AC9329AC4BC9B5 if c & 1 else c >> 1
+            table.append(c)
+        crc64_jones.table = table
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+crc64_jones.table = None
+
+
+def test_online_skips_keys_already_expired_as_a_loading_server_does(servers, rsauve, storage, workdir):
+    """The RDB is forged so that str:ttl expired in 2001: a plain server
+    loading the file drops it, and the online restore does not send it; both
+    end with the same data."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                         check=True).stdout
+    key = b"\x00\x07str:ttl"
+    at = raw.index(key)
+    assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
+    past = (1_000_000_000_000).to_bytes(8, "little")
+    body = raw[:at - 8] + past + raw[at:-8]
+    forged = body + crc64_jones(body).to_bytes(8, "little")
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+
+    rdb = os.path.join(workdir, "forged.rdb")
+    with open(rdb, "wb") as f:
+        f.write(forged)
+    loaded = load_rdb(rdb)
+    try:
+        assert loaded.cli("EXISTS", "str:ttl").strip() == "0"
+        dst = servers()
+        r = online(rsauve, dst)
+        assert r.code == 0, r.describe()
+        assert r.any_line("1 already expired"), r.describe()
+        assert dst.cli("EXISTS", "str:ttl").strip() == "0"
+        assert dst.digest() == loaded.digest()
+    finally:
+        loaded.stop()
+
+
+def test_online_over_tls_into_the_configured_server(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    ca = ThrowawayCA(os.path.join(workdir, "ca"))
+    dst = servers(tls=ca)
+    r = rsauve.run("restore", "redis:cache", "--online", "--yes",
+                   env={"SAUVE_REDIS_URL": dst.url(host="localhost"), "SAUVE_REDIS_PASSWORD": dst.password,
+                        "SAUVE_REDIS_TLS_CA_FILE": ca.ca_crt})
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+    # without the CA, the server is not trusted and nothing is changed
+    dst.cli("FLUSHALL")
+    r = rsauve.run("restore", "redis:cache", "--online", "--yes",
+                   env={"SAUVE_REDIS_URL": dst.url(host="localhost"), "SAUVE_REDIS_PASSWORD": dst.password})
+    assert r.code == 78, r.describe()
+    assert r.any_line("not trusted"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(servers, rsauve, storage,
+                                                                                workdir):
+    """One character of a string value changed, the manifest made to agree:
+    every value still parses, so only the RDB's CRC-64 at its very end can
+    tell. The file is not renamed into place; online, what landed is
+    flushed again."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = bytearray(subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                                   check=True).stdout)
+    at = raw.index(b"hello")
+    raw[at] = ord("j")
+    data = subprocess.run(["zstd", "-q", "-c"], input=bytes(raw), capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(raw))
+
+    target = os.path.join(workdir, "dump.rdb")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 1, r.describe()
+    assert r.any_line("checksum does not match", "was not changed"), r.describe()
+    assert not os.path.exists(target)
+    assert not [f for f in os.listdir(workdir) if f.startswith(".dump.rdb")]
+
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("emptied again"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers, rsauve, storage):
+    """An RDB of version 11 whose manifest records no version (nothing to
+    check ahead): the 7.0 server refuses the first payload, sauve says the
+    server is older than the RDB and leaves it empty."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
+                         check=True).stdout
+    assert raw[:9] == b"REDIS0010"
+    body = b"REDIS0011" + raw[9:-8]
+    forged = body + crc64_jones(body).to_bytes(8, "little")
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+    del m["artifacts"][0]["format_version"]
+    with open(os.path.join(set_dir, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("payload version", "older than the RDB (version 11)"), r.describe()
+    assert r.any_line("emptied again"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_online_restores_function_libraries(servers, rsauve, storage):
+    src = servers()
+    src.cli("FUNCTION", "LOAD", "#!lua name=sauvelib\nredis.register_function('sauve_one', function() return 1 end)")
+    src.cli("SET", "k", "v")
+    backup(rsauve, src)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 0, r.describe()
+    assert r.any_line("1 function library"), r.describe()
+    assert "sauvelib" in dst.cli("FUNCTION", "LIST")
+    assert dst.cli("FCALL", "sauve_one", "0").strip() == "1"
+    assert dst.digest() == src.digest()
