@@ -37,6 +37,29 @@ Call with (dict "root" $ "suffix" "check").
 {{- printf "%s%s" (include "sauve.fullname" .root | trunc $max | trimSuffix "-") $suffix -}}
 {{- end -}}
 
+{{/*
+A name cut to .max characters that stays unique: a longer name keeps its
+first max-9 characters and gets "-" and 8 hex digits of its SHA-256, so two
+long names that differ only at the end stay two names.
+Call with (dict "name" NAME "max" N).
+*/}}
+{{- define "sauve.truncName" -}}
+{{- $max := int .max -}}
+{{- if gt (len .name) $max -}}
+{{- printf "%s-%s" (.name | trunc (sub $max 9 | int) | trimSuffix "-") (sha256sum .name | trunc 8) -}}
+{{- else -}}
+{{- .name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The CronJob's name: the full name, cut to 52 characters, the API server's
+limit for a CronJob (its Jobs are NAME-<11 digits>, at most 63).
+*/}}
+{{- define "sauve.cronJobName" -}}
+{{- include "sauve.truncName" (dict "name" (include "sauve.fullname" .) "max" 52) -}}
+{{- end -}}
+
 {{/* chart label value: NAME-VERSION, "+" is not allowed in a label. */}}
 {{- define "sauve.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
@@ -178,6 +201,11 @@ Recursive: call with a map.
 Checks of what the schema cannot say; `helm install` stops with the message.
 */}}
 {{- define "sauve.validate" -}}
+{{- range $k, $_ := .Values.podLabels -}}
+{{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component") -}}
+{{- fail (printf "podLabels sets %s, a label the chart selects its pods by (NetworkPolicy, kubectl -l): remove it" $k) -}}
+{{- end -}}
+{{- end -}}
 {{- $s := .Values.secret -}}
 {{- if $s.existingSecret -}}
 {{- range $name, $v := $s.values -}}

@@ -9,11 +9,10 @@ merged over podAnnotations.
 
 {{- define "sauve.podMetadata" -}}
 {{- $root := .root -}}
+{{- /* The chart's labels win over podLabels (sauve.validate refuses the
+selector ones there): a NetworkPolicy selects the pods by them. */}}
 labels:
-  {{- include "sauve.labels" (dict "root" $root "component" .component) | nindent 2 }}
-  {{- with $root.Values.podLabels }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
+  {{- merge (include "sauve.labels" (dict "root" $root "component" .component) | fromYaml) ($root.Values.podLabels | default dict) | toYaml | nindent 2 }}
 {{- with merge (dict) (.annotations | default dict) $root.Values.podAnnotations }}
 annotations:
   {{- toYaml . | nindent 2 }}
@@ -45,7 +44,7 @@ automountServiceAccountToken: false
 enableServiceLinks: false
 # Between SIGTERM (deadline, eviction, drain) and SIGKILL: room for sauve to
 # remove what an interrupted run stored, then notify.
-terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+terminationGracePeriodSeconds: {{ int64 $v.terminationGracePeriodSeconds }}
 {{- with $v.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
@@ -178,12 +177,12 @@ Call with (dict "root" $ "backoffLimit" N "activeDeadlineSeconds" N "ttl" N).
 */}}
 {{- define "sauve.jobPolicy" -}}
 {{- $pfp := .root.Values.podFailurePolicy -}}
-backoffLimit: {{ .backoffLimit }}
+backoffLimit: {{ int64 .backoffLimit }}
 {{- with .activeDeadlineSeconds }}
-activeDeadlineSeconds: {{ . }}
+activeDeadlineSeconds: {{ int64 . }}
 {{- end }}
 {{- if not (kindIs "invalid" .ttl) }}
-ttlSecondsAfterFinished: {{ .ttl }}
+ttlSecondsAfterFinished: {{ int64 .ttl }}
 {{- end }}
 {{- if or $pfp.failJobOnExitCodes $pfp.ignoreDisruptions }}
 # sauve's exit codes (README, "Exit codes"): fail at once on what a retry
@@ -199,13 +198,19 @@ podFailurePolicy:
           status: "True"
     {{- end }}
     {{- with $pfp.failJobOnExitCodes }}
+    {{- /* The API requires the values sorted and unique: sorted here as
+    zero-padded strings, whatever order the values give. */}}
+    {{- $codes := list }}
+    {{- range . }}
+    {{- $codes = append $codes (printf "%03d" (int .)) }}
+    {{- end }}
     - action: FailJob
       onExitCodes:
         containerName: sauve
         operator: In
         values:
-          {{- range . }}
-          - {{ . }}
+          {{- range $codes | uniq | sortAlpha }}
+          - {{ atoi . }}
           {{- end }}
     {{- end }}
 {{- end }}
