@@ -6,12 +6,14 @@ OpenAPI validation (validate.js) and the values schema. The checker itself
 is tested first: each rule refuses what the API server refuses."""
 
 import os
+import re
 
 import pytest
+import yaml
 
 from apirules import check, cron_errors
-from conftest import (CHART, EXAMPLES, HERE, KUSTOMIZE, example, k8s_tool, kustomize, load_docs, one, pods,
-                      write_values)
+from conftest import (CHART, EXAMPLES, HERE, KUSTOMIZE, example, fill_restore, k8s_tool, kustomize, load_docs, one,
+                      manual_job, pods, restore_jobs, write_values)
 from test_schema import errors as schema_errors
 
 ADVERSARIAL_DIR = os.path.join(HERE, "values")
@@ -20,6 +22,14 @@ OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
 # Helm refuses release names over 53 characters; the longest is the worst case.
 LONG_RELEASE = "a-release-name-of-fifty-three-characters-for-backupsx"
 assert len(LONG_RELEASE) == 53
+
+
+def manual_job_names(notes):
+    """{CronJob: the name of the manual backup Job} as NOTES.txt's commands
+    make it (its date filled in)."""
+    found = re.findall(r"job=(\S+)-\$\(date \+%Y%m%d%H%M%S\)\n\s+kubectl create job -n \S+ --from=cronjob/(\S+) ",
+                       notes)
+    return {cj: f"{prefix}-20261205023000" for prefix, cj in found}
 
 
 def adversarial(name):
@@ -124,12 +134,18 @@ def test_chart_renders_valid_objects(helm, validator, tmp_path, case, files, rel
     # valid values first: the schema accepts the file
     assert schema_errors(helm(*files, dump_values=True)) == []
     docs, text = helm(*files, name=release)
-    assert check(docs) == []
+    notes = helm(*files, name=release, notes=True)
+    # the Jobs a user makes with the commands of NOTES.txt: the restore
+    # template's (both, with the longest id) and a manual backup's
+    made = restore_jobs(docs) + restore_jobs(docs, clean=True, ID="a" * 18)
+    manual = manual_job_names(notes)
+    crons = [d for d in docs if d["kind"] == "CronJob"]
+    assert sorted(manual) == sorted(c["metadata"]["name"] for c in crons)
+    made += [manual_job(c, manual[c["metadata"]["name"]]) for c in crons]
+    assert check(docs + made) == []
     out = tmp_path / "rendered.yaml"
-    out.write_text(text)
+    out.write_text(text + "".join("---\n" + yaml.safe_dump(d) for d in made))
     assert validator(str(out))["errors"] == []
-    # NOTES.txt renders too (a failure there fails the install)
-    assert "kubectl create job" in helm(*files, name=release, notes=True)
 
 
 @pytest.mark.parametrize("values", ADVERSARIAL)
@@ -144,9 +160,14 @@ def test_real_helm_renders_the_adversarial_values(values):
 
 
 @pytest.mark.parametrize("overlay", ["base"] + [f"overlays/{o}" for o in OVERLAYS])
-def test_kustomize_renders_valid_objects(overlay):
-    docs, _ = kustomize(os.path.join(KUSTOMIZE, overlay))
-    assert check(docs) == []
+def test_kustomize_renders_valid_objects(validator, tmp_path, overlay):
+    # the restore overlays' placeholders filled in, as the user does
+    _, text = kustomize(os.path.join(KUSTOMIZE, overlay))
+    text = fill_restore(text)
+    assert check(load_docs(text)) == []
+    out = tmp_path / "rendered.yaml"
+    out.write_text(text)
+    assert validator(str(out))["errors"] == []
 
 
 # --- the five bugs, each fixed ---------------------------------------------------

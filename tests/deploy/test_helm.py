@@ -178,8 +178,10 @@ def test_credentials_are_files_behind_x_file(helm, case):
         for e in c.get("env", []):
             assert e["name"] not in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
                                      "SAUVE_NOTIFY_URL", "SAUVE_PUSHGATEWAY_URL", "SAUVE_HEALTHCHECK_URL")
-        # with a chart-made Secret, the files hold the values given
-        if case and "existing" not in case:
+        # with a chart-made Secret, the files hold the values given (the
+        # restore Job's password is the restore role's: test_restore.py)
+        is_restore = tmpl["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
+        if case and "existing" not in case and not (is_restore and "restore-role" in case):
             with open(example(case)) as f:
                 given = yaml.safe_load(f)["secret"]["values"]
             spec = run_spec(doc, objects)
@@ -262,31 +264,6 @@ def test_notify_on_key_reaches_sauve(helm):
     assert yaml.safe_load(text)["notify"] == {"on": "always"}
 
 
-def test_restore_job_only_when_enabled(helm):
-    docs, _ = helm()
-    assert not [d for d in docs if d["kind"] == "Job"]
-    docs, _ = helm(example("restore-values.yaml"))
-    job = one(docs, "Job")
-    assert job["metadata"]["name"] == "sauve-restore-1"
-    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
-    assert job["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    c = job["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"] == ["restore", "postgres:app", "--set", "20261122T020000Z", "--into", "app",
-                         "--clean", "--no-owner", "--yes"]
-    assert job["spec"]["backoffLimit"] == 1
-    # the same pod as the backups, apart from the arguments
-    cron = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    strip = lambda p: {**p, "containers": [{**p["containers"][0], "args": None}]}
-    assert strip(job["spec"]["template"]["spec"]) == strip(cron)
-
-
-def test_restore_minimal_arguments(helm, tmp_path):
-    v = write_values(tmp_path, "restore:\n  enabled: true\n  source: postgres:globals\n")
-    docs, _ = helm(v)
-    args = one(docs, "Job")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["restore", "postgres:globals", "--set", "latest", "--yes"]
-
-
 def test_network_policy_and_prometheus_rule(helm):
     docs, _ = helm()
     assert not [d for d in docs if d["kind"] in ("NetworkPolicy", "PrometheusRule")]
@@ -345,7 +322,7 @@ def test_names_and_labels(helm):
         assert labels["app.kubernetes.io/instance"] == "sauve"
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/version"] == "0.1.0"
-        assert labels["helm.sh/chart"] == "sauve-0.1.0"
+        assert labels["helm.sh/chart"] == "sauve-0.2.0"
     # Names too long for their kind: test_apirules.py (the CronJob's 52).
     docs, _ = helm(name="prod")
     assert one(docs, "CronJob")["metadata"]["name"] == "prod-sauve"
@@ -357,12 +334,13 @@ def test_notes(helm, tmp_path):
     assert "kubectl create job -n backups --from=cronjob/sauve" in notes
     assert 'kubectl logs -n backups -f "job/$job"' in notes
     assert "helm test sauve -n backups" in notes
-    assert "--set restore.enabled=true --set restore.source=postgres:DB" in notes
-    notes = helm(example("restore-values.yaml"), notes=True)
+    assert "kubectl get configmap -n backups sauve-restore -o jsonpath='{.data.restore}'" in notes
+    assert "-e 's/@SOURCE@/postgres:DB/g'" in notes
+    assert "restore.enabled" not in notes
+    notes = helm(example("restore-role-values.yaml"), notes=True)
     assert "WARNING" not in notes
-    assert "A RESTORE Job runs with this revision: sauve restore postgres:app --set 20261122T020000Z --into app --clean" in notes
+    assert "-e 's/@SOURCE@/postgres:app/g'" in notes and "-e 's/@TARGET@/app_check/g'" in notes
     assert "kubectl logs -n backups -f job/sauve-restore-1" in notes
-    assert "--set restore.enabled=false" in notes
 
 
 @pytest.mark.parametrize("values, message", [
@@ -372,7 +350,9 @@ def test_notes(helm, tmp_path):
     ("secret:\n  values: {awsAccessKeyId: AKIA}\n", "S3 static keys come in pairs"),
     ("secret:\n  values: {awsSessionToken: t}\n", "awsSessionToken goes with static keys"),
     ("secret:\n  values: {sseCustomerKey: k}\nconfig:\n  s3: {sse: AES256}\n", "excludes config.s3.sse"),
-    ("restore:\n  enabled: true\n", "restore.enabled needs restore.source"),
+    ("restore:\n  enabled: true\n", "restore.enabled was removed (chart 0.2.0): a release never runs a restore"),
+    ("restore:\n  secret: {existingSecret: r, pgPassword: x}\n",
+     "restore.secret.pgPassword is set together with restore.secret.existingSecret"),
     ("networkPolicy:\n  enabled: true\n", "networkPolicy.enabled needs networkPolicy.database.to"),
     ("config: {storage: 's3://b/p'}\nnetworkPolicy:\n  enabled: true\n  database:\n    to: [{podSelector: {}}]\n",
      "networkPolicy.s3.to"),

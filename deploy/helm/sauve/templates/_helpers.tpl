@@ -142,6 +142,52 @@ in secret.values (stored under their file name).
 {{- toYaml $used -}}
 {{- end -}}
 
+{{/*
+The Secret of the restore role's password: restore.secret.existingSecret, or
+the one the chart makes from restore.secret.pgPassword; "" when neither (the
+restore Job then uses the backup role's credentials).
+*/}}
+{{- define "sauve.restoreSecretName" -}}
+{{- $rs := .Values.restore.secret | default dict -}}
+{{- if $rs.existingSecret -}}
+{{- $rs.existingSecret -}}
+{{- else if $rs.pgPassword -}}
+{{- printf "%s-restore" (include "sauve.cronJobName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The key of the restore role's password in that Secret. */}}
+{{- define "sauve.restoreSecretKey" -}}
+{{- $rs := .Values.restore.secret | default dict -}}
+{{- if $rs.existingSecret -}}
+{{- default "pgpassword" $rs.key -}}
+{{- else -}}
+pgpassword
+{{- end -}}
+{{- end -}}
+
+{{/*
+The restore Job template's Job name: up to 36 characters of the CronJob's
+name, "-restore-" and the restore id the user gives (@ID@, at most 18
+characters: a Job name has at most 63).
+*/}}
+{{- define "sauve.restoreJobName" -}}
+{{- printf "%s-restore-@ID@" (include "sauve.truncName" (dict "name" (include "sauve.cronJobName" .) "max" 36)) -}}
+{{- end -}}
+
+{{/* The ConfigMap holding the restore Job template. */}}
+{{- define "sauve.restoreTemplateName" -}}
+{{- printf "%s-restore" (include "sauve.cronJobName" .) -}}
+{{- end -}}
+
+{{/*
+The manual backup Job's name prefix, for `kubectl create job --from=cronjob`:
+40 characters leave room for "-manual-" and a 14-digit date.
+*/}}
+{{- define "sauve.manualJobPrefix" -}}
+{{- include "sauve.truncName" (dict "name" (include "sauve.cronJobName" .) "max" 40) -}}-manual
+{{- end -}}
+
 {{- define "sauve.secretName" -}}
 {{- default (include "sauve.fullname" .) .Values.secret.existingSecret -}}
 {{- end -}}
@@ -232,7 +278,57 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- fail "extraEnv sets SAUVE_AGE_IDENTITY_FILE, which would reach every pod, the backups and helm test included: give the identity to restore Jobs only, with restore.ageIdentity.existingSecret" -}}
 {{- end -}}
 {{- end -}}
+{{- $r := .Values.restore | default dict -}}
+{{- if $r.enabled -}}
+{{- fail "restore.enabled was removed (chart 0.2.0): a release never runs a restore. Unset it (helm upgrade without --reuse-values, or --set restore.enabled=false), then restore with the Job template the release ships: helm get notes RELEASE prints the kubectl command" -}}
+{{- end -}}
+{{- $rs := $r.secret | default dict -}}
+{{- if and $rs.existingSecret $rs.pgPassword -}}
+{{- fail (printf "restore.secret.pgPassword is set together with restore.secret.existingSecret %q: put the password in that Secret (key restore.secret.key)" $rs.existingSecret) -}}
+{{- end -}}
 {{- if and (hasKey $used "sseCustomerKey") .Values.config.s3.sse_c_key_file -}}
 {{- fail "config.s3.sse_c_key_file and the sseCustomerKey credential are the same setting: use one" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+NOTES.txt's commands for a backup now and a restore, one kubectl command
+each: the manual backup is a Job made from the CronJob, the restore a Job
+made from the release's restore template with the id, source, set and target
+filled in. Nothing of the release runs either.
+*/}}
+{{- define "sauve.runCommands" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $cj := include "sauve.cronJobName" . -}}
+{{- $dbs := .Values.config.pg.databases | default list -}}
+{{- if kindIs "string" $dbs -}}
+{{- $dbs = compact (splitList "," ($dbs | nospace)) -}}
+{{- end -}}
+{{- $db := "DB" -}}
+{{- if and $dbs (ne (first $dbs) "all") -}}
+{{- $db = first $dbs -}}
+{{- end -}}
+{{- $identity := .Values.restore.ageIdentity | default dict -}}
+Run a backup now ({{ $cj }}), and follow it:
+  job={{ include "sauve.manualJobPrefix" . }}-$(date +%Y%m%d%H%M%S)
+  kubectl create job -n {{ $ns }} --from=cronjob/{{ $cj }} "$job"
+  kubectl logs -n {{ $ns }} -f "job/$job" --pod-running-timeout=5m
+
+{{ if and (include "sauve.ageEncrypted" .) (not $identity.existingSecret) -}}
+Restores of {{ $cj }}: the backups are encrypted with age, and the release
+has no restore template until it knows the identity's Secret:
+  kubectl create secret generic sauve-age-identity -n {{ $ns }} --from-file={{ default "identity.txt" $identity.key }}=PATH
+  helm upgrade {{ .Release.Name }} <chart> -n {{ $ns }} --reuse-values --set restore.ageIdentity.existingSecret=sauve-age-identity
+{{- else -}}
+Restore ({{ $cj }}): choose a restore id (a-z, 0-9 and '-', at most 18
+characters; the API server refuses a second Job of the same id), the source
+(postgres:DB or postgres:globals), the set (`sauve list`, or latest) and a
+target database; first restore into a new one to look at it:
+  kubectl get configmap -n {{ $ns }} {{ include "sauve.restoreTemplateName" . }} -o jsonpath='{.data.restore}' \
+    | sed -e 's/@ID@/1/g' -e 's/@SOURCE@/postgres:{{ $db }}/g' -e 's/@SET@/latest/g' -e 's/@TARGET@/{{ $db }}_check/g' \
+    | kubectl create -n {{ $ns }} -f -
+  kubectl logs -n {{ $ns }} -f job/{{ include "sauve.restoreJobName" . | replace "@ID@" "1" }} --pod-running-timeout=5m
+To replace a database that is not empty (after a safety backup of it), take
+'{.data.restore-clean}' instead of '{.data.restore}'.
+{{- end }}
 {{- end -}}

@@ -1,9 +1,11 @@
 {{/*
-The pod every sauve run uses: the CronJob's backups, the restore Job and the
-`helm test` check differ only in their arguments and component label, and the
-restore Job alone gets the age identity (restore.ageIdentity).
+The pod every sauve run uses: the CronJob's backups, the restore Job template
+and the `helm test` check differ only in their arguments and component label;
+the restore Job alone gets the age identity (restore.ageIdentity) and the
+restore role's credentials (restore.pgUser, restore.secret) in place of the
+backup role's password.
 Call with (dict "root" $ "args" (list "backup") "component" "backup"), plus
-"ageIdentity" true for the restore Job; podMetadata also takes "annotations",
+"restore" true for the restore Job; podMetadata also takes "annotations",
 merged over podAnnotations.
 */}}
 
@@ -29,8 +31,17 @@ annotations:
 {{- $identity := "" -}}
 {{- /* (absent from the values of a release made by an older chart, under --reuse-values) */ -}}
 {{- $ageIdentity := $v.restore.ageIdentity | default dict -}}
-{{- if .ageIdentity -}}
+{{- /* The restore role's password (restore.secret): the restore Job's only,
+replacing the backup role's. */ -}}
+{{- $restorePw := "" -}}
+{{- $restoreUser := "" -}}
+{{- if .restore -}}
 {{- $identity = $ageIdentity.existingSecret -}}
+{{- $restorePw = include "sauve.restoreSecretName" $root -}}
+{{- $restoreUser = $v.restore.pgUser -}}
+{{- if $restorePw -}}
+{{- $used = omit $used "pgPassword" -}}
+{{- end -}}
 {{- end -}}
 # A failed run is never restarted in place: the Job makes a new pod, and
 # podFailurePolicy (which requires Never) decides from the exit code.
@@ -86,6 +97,15 @@ containers:
       - name: {{ (index $table $name).env }}
         value: /run/secrets/sauve/{{ (index $table $name).file }}
       {{- end }}
+      {{- with $restoreUser }}
+      # The restore role (restore.pgUser), over config.pg.user.
+      - name: PGUSER
+        value: {{ . | quote }}
+      {{- end }}
+      {{- if $restorePw }}
+      - name: PGPASSWORD_FILE
+        value: /run/secrets/sauve-restore/pgpassword
+      {{- end }}
       {{- if $identity }}
       - name: SAUVE_AGE_IDENTITY_FILE
         value: /run/secrets/sauve-age/identity.txt
@@ -111,6 +131,11 @@ containers:
       {{- if $used }}
       - name: credentials
         mountPath: /run/secrets/sauve
+        readOnly: true
+      {{- end }}
+      {{- if $restorePw }}
+      - name: restore-credentials
+        mountPath: /run/secrets/sauve-restore
         readOnly: true
       {{- end }}
       {{- if $identity }}
@@ -143,6 +168,17 @@ volumes:
         - key: {{ $key | quote }}
           path: {{ (index $table $name).file }}
         {{- end }}
+  {{- end }}
+  {{- if $restorePw }}
+  # The restore role's password (restore.secret), in restore Jobs only.
+  - name: restore-credentials
+    secret:
+      secretName: {{ $restorePw }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        - key: {{ include "sauve.restoreSecretKey" $root | quote }}
+          path: pgpassword
   {{- end }}
   {{- if $identity }}
   # The age identity (restore.ageIdentity): a Secret created with kubectl,
@@ -214,4 +250,29 @@ podFailurePolicy:
           {{- end }}
     {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A restore Job, as the restore template holds it (restore-template.yaml).
+Call with (dict "root" $ "args" ARGS).
+*/}}
+{{- define "sauve.restoreJob" -}}
+{{- $root := .root -}}
+{{- $r := $root.Values.restore -}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  # @ID@: the restore id you choose; a second Job of one id is refused.
+  name: {{ include "sauve.restoreJobName" $root }}
+  labels:
+    {{- include "sauve.labels" (dict "root" $root "component" "restore") | nindent 4 }}
+    sauve/restore-id: "@ID@"
+spec:
+  {{- /* No ttlSecondsAfterFinished: the Job stays, and its id stays taken. */}}
+  {{- include "sauve.jobPolicy" (dict "root" $root "backoffLimit" $r.backoffLimit "activeDeadlineSeconds" $r.activeDeadlineSeconds "ttl" nil) | nindent 2 }}
+  template:
+    metadata:
+      {{- include "sauve.podMetadata" (dict "root" $root "component" "restore") | nindent 6 }}
+    spec:
+      {{- include "sauve.podSpec" (dict "root" $root "args" .args "component" "restore" "restore" true) | nindent 6 }}
 {{- end -}}
