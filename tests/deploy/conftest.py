@@ -160,6 +160,11 @@ def user_made_secret(name=AGE_IDENTITY_SECRET, data=None):
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
+def configs(docs):
+    """The ConfigMaps holding sauve's config.yaml: one per target."""
+    return [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in (d.get("data") or {})]
+
+
 def one(docs, kind, name=None):
     """The one document of that kind (and name). Without a name, a ConfigMap
     is the configuration: restore templates are left out."""

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from apirules import check, cron_errors
-from conftest import (CHART, EXAMPLES, HERE, KUSTOMIZE, example, fill_restore, k8s_tool, kustomize, load_docs, one,
+from conftest import (CHART, EXAMPLES, HERE, KUSTOMIZE, configs, example, fill_restore, k8s_tool, kustomize, load_docs, one,
                       manual_job, pods, restore_jobs, write_values)
 from test_schema import errors as schema_errors
 
@@ -230,12 +230,13 @@ def test_adversarial_config_is_accepted_by_sauve(helm, sauve_bin, tmp_path, valu
     import subprocess
 
     docs, _ = helm(adversarial(values))
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(one(docs, "ConfigMap")["data"]["config.yaml"])
-    store = tmp_path / "store"
-    store.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "SAUVE_STORAGE": f"file://{store}", "SAUVE_CONFIG": str(cfg),
-           "SAUVE_LOG_FORMAT": "text"}
-    r = subprocess.run([sauve_bin, "list"], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
-    assert "warn" not in r.stderr.lower(), r.stderr
+    for i, cm in enumerate(configs(docs)):  # one per target
+        cfg = tmp_path / f"config{i}.yaml"
+        cfg.write_text(cm["data"]["config.yaml"])
+        store = tmp_path / f"store{i}"
+        store.mkdir()
+        env = {"PATH": "/usr/bin:/bin", "SAUVE_STORAGE": f"file://{store}", "SAUVE_CONFIG": str(cfg),
+               "SAUVE_LOG_FORMAT": "text"}
+        r = subprocess.run([sauve_bin, "list"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "warn" not in r.stderr.lower(), r.stderr

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import (CHART, EXAMPLES, ROOT, RenderError, example, one, pods, user_made_secret, write_values)
+from conftest import (CHART, EXAMPLES, ROOT, RenderError, configs, example, one, pods, user_made_secret, write_values)
 from podrun import index_objects, run_spec
 
 CASES = [None] + EXAMPLES  # None: the chart's defaults
@@ -181,7 +181,7 @@ def test_credentials_are_files_behind_x_file(helm, case):
         # with a chart-made Secret, the files hold the values given (the
         # restore Job's password is the restore role's: test_restore.py)
         is_restore = tmpl["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
-        if case and "existing" not in case and not (is_restore and "restore-role" in case):
+        if case and "existing" not in case and "targets" not in case and not (is_restore and "restore-role" in case):
             with open(example(case)) as f:
                 given = yaml.safe_load(f)["secret"]["values"]
             spec = run_spec(doc, objects)
@@ -242,19 +242,19 @@ def test_config_is_accepted_by_sauve(helm, sauve_bin, tmp_path, case):
     """The ConfigMap's config.yaml is sauve's own format: `sauve list` reads it
     (storage swapped for an empty local directory) without complaint."""
     docs, _ = helm(*case_files(case))
-    cm = one(docs, "ConfigMap")
-    text = cm["data"]["config.yaml"]
-    cfg = yaml.safe_load(text)
-    assert True not in cfg.get("notify", {}), "a bare `on:` key became true"
-    cfg_file = tmp_path / "config.yaml"
-    cfg_file.write_text(text)
-    store = tmp_path / "store"
-    store.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "SAUVE_STORAGE": f"file://{store}", "SAUVE_CONFIG": str(cfg_file),
-           "SAUVE_LOG_FORMAT": "text"}
-    r = subprocess.run([sauve_bin, "list"], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
-    assert "unknown" not in r.stderr.lower() and "warn" not in r.stderr.lower(), r.stderr
+    for i, cm in enumerate(configs(docs)):  # one per target
+        text = cm["data"]["config.yaml"]
+        cfg = yaml.safe_load(text)
+        assert True not in cfg.get("notify", {}), "a bare `on:` key became true"
+        cfg_file = tmp_path / f"config{i}.yaml"
+        cfg_file.write_text(text)
+        store = tmp_path / f"store{i}"
+        store.mkdir()
+        env = {"PATH": "/usr/bin:/bin", "SAUVE_STORAGE": f"file://{store}", "SAUVE_CONFIG": str(cfg_file),
+               "SAUVE_LOG_FORMAT": "text"}
+        r = subprocess.run([sauve_bin, "list"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "unknown" not in r.stderr.lower() and "warn" not in r.stderr.lower(), r.stderr
 
 
 def test_notify_on_key_reaches_sauve(helm):

@@ -59,7 +59,7 @@ def chart_cronjob(helm):
 def test_same_defaults_and_hardening_as_the_chart(helm, target):
     chart = chart_cronjob(helm)
     docs, _ = render(target)
-    cj = one(docs, "CronJob")
+    cj = one(docs, "CronJob", "sauve")
     for key in ("concurrencyPolicy", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
                 "failedJobsHistoryLimit", "suspend"):
         assert cj["spec"][key] == chart["spec"][key], key

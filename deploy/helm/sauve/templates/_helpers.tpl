@@ -57,7 +57,65 @@ The CronJob's name: the full name, cut to 52 characters, the API server's
 limit for a CronJob (its Jobs are NAME-<11 digits>, at most 63).
 */}}
 {{- define "sauve.cronJobName" -}}
-{{- include "sauve.truncName" (dict "name" (include "sauve.fullname" .) "max" 52) -}}
+{{- $base := include "sauve.fullname" . -}}
+{{- with get . "Target" -}}
+{{- $base = printf "%s-%s" $base . -}}
+{{- end -}}
+{{- include "sauve.truncName" (dict "name" $base "max" 52) -}}
+{{- end -}}
+
+{{/*
+The names of the targets: the keys of .Values.targets, sorted, or [""] for
+the single target the top-level values describe. As YAML: fromYamlArray.
+*/}}
+{{- define "sauve.targetNames" -}}
+{{- if .Values.targets -}}
+{{- keys .Values.targets | sortAlpha | toYaml -}}
+{{- else -}}
+{{- list "" | toYaml -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The values of one target: the top-level values with the target's entry of
+.Values.targets merged over them (maps key by key, anything else replaced),
+its series named after it unless it names one. As YAML: fromYaml.
+Call with (dict "root" $ "name" NAME); NAME "" is the top-level values.
+*/}}
+{{- define "sauve.targetValues" -}}
+{{- if .name -}}
+{{- $over := index .root.Values.targets .name | default dict -}}
+{{- $v := include "sauve.deepMerge" (dict "base" (omit .root.Values "targets") "over" $over) | fromYaml -}}
+{{- if not (($over.config | default dict).name) -}}
+{{- $_ := set $v.config "name" .name -}}
+{{- end -}}
+{{- toYaml $v -}}
+{{- else -}}
+{{- toYaml .root.Values -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The context every per-target template renders with: the root's Release,
+Chart, Capabilities and Template, the target's values, and Target (its
+name, "" for the single target). Call with (dict "root" $ "name" NAME).
+As YAML would lose the Release object, callers build it themselves:
+  $ctx := dict "Values" (include "sauve.targetValues" ...) | fromYaml) "Release" $.Release ...
+sauve.forTargets does that once for every template that needs it.
+*/}}
+
+{{/* base with over merged in: maps recursively, anything else replaced. */}}
+{{- define "sauve.deepMerge" -}}
+{{- $out := deepCopy .base -}}
+{{- range $k, $v := .over -}}
+{{- $cur := index $out $k -}}
+{{- if and (kindIs "map" $v) (kindIs "map" $cur) -}}
+{{- $_ := set $out $k (include "sauve.deepMerge" (dict "base" $cur "over" $v) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
 {{- end -}}
 
 {{/* chart label value: NAME-VERSION, "+" is not allowed in a label. */}}
@@ -84,6 +142,9 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: sauve
 {{- with .component }}
 app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- with get $root "Target" }}
+sauve/target: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
@@ -189,7 +250,7 @@ The manual backup Job's name prefix, for `kubectl create job --from=cronjob`:
 {{- end -}}
 
 {{- define "sauve.secretName" -}}
-{{- default (include "sauve.fullname" .) .Values.secret.existingSecret -}}
+{{- default (include "sauve.cronJobName" .) .Values.secret.existingSecret -}}
 {{- end -}}
 
 {{/*
@@ -246,12 +307,19 @@ Recursive: call with a map.
 {{/*
 Checks of what the schema cannot say; `helm install` stops with the message.
 */}}
-{{- define "sauve.validate" -}}
+{{- define "sauve.validateRelease" -}}
 {{- range $k, $_ := .Values.podLabels -}}
-{{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component") -}}
+{{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "sauve/target") -}}
 {{- fail (printf "podLabels sets %s, a label the chart selects its pods by (NetworkPolicy, kubectl -l): remove it" $k) -}}
 {{- end -}}
 {{- end -}}
+{{- if (.Values.restore | default dict).enabled -}}
+{{- fail "restore.enabled was removed (chart 0.2.0): a release never runs a restore. Unset it (helm upgrade without --reuse-values, or --set restore.enabled=null), then restore with the Job template the release ships: helm get notes RELEASE prints the kubectl command" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks of one target's values (its context). */}}
+{{- define "sauve.validate" -}}
 {{- $s := .Values.secret -}}
 {{- if $s.existingSecret -}}
 {{- range $name, $v := $s.values -}}
@@ -278,11 +346,7 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- fail "extraEnv sets SAUVE_AGE_IDENTITY_FILE, which would reach every pod, the backups and helm test included: give the identity to restore Jobs only, with restore.ageIdentity.existingSecret" -}}
 {{- end -}}
 {{- end -}}
-{{- $r := .Values.restore | default dict -}}
-{{- if $r.enabled -}}
-{{- fail "restore.enabled was removed (chart 0.2.0): a release never runs a restore. Unset it (helm upgrade without --reuse-values, or --set restore.enabled=false), then restore with the Job template the release ships: helm get notes RELEASE prints the kubectl command" -}}
-{{- end -}}
-{{- $rs := $r.secret | default dict -}}
+{{- $rs := (.Values.restore | default dict).secret | default dict -}}
 {{- if and $rs.existingSecret $rs.pgPassword -}}
 {{- fail (printf "restore.secret.pgPassword is set together with restore.secret.existingSecret %q: put the password in that Secret (key restore.secret.key)" $rs.existingSecret) -}}
 {{- end -}}

@@ -89,6 +89,11 @@ containers:
     env:
       - name: SAUVE_CONFIG
         value: /etc/sauve/config.yaml
+      {{- if get $root "Target" }}
+      # The target's own series (targets.NAME.config.name, else NAME).
+      - name: SAUVE_NAME
+        value: {{ $v.config.name | quote }}
+      {{- end }}
       {{- with $tz }}
       - name: TZ
         value: {{ . | quote }}
@@ -156,7 +161,7 @@ containers:
 volumes:
   - name: config
     configMap:
-      name: {{ include "sauve.fullname" $root }}
+      name: {{ include "sauve.cronJobName" $root }}
   {{- if $used }}
   - name: credentials
     secret:
