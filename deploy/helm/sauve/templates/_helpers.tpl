@@ -146,6 +146,21 @@ app.kubernetes.io/component: {{ . }}
 {{- with get $root "Target" }}
 sauve/target: {{ . | quote }}
 {{- end }}
+{{- range $k, $v := omit ($root.Values.commonLabels | default dict) "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "sauve/target" }}
+{{ $k }}: {{ $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The annotations block of an object's metadata: commonAnnotations, with
+"extra" (a dict) over them; nothing when both are empty.
+Call with (dict "root" $ "extra" DICT).
+*/}}
+{{- define "sauve.annotations" -}}
+{{- with merge (dict) (.extra | default dict) (.root.Values.commonAnnotations | default dict) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{- define "sauve.serviceAccountName" -}}
@@ -311,6 +326,11 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- range $k, $_ := .Values.podLabels -}}
 {{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "sauve/target") -}}
 {{- fail (printf "podLabels sets %s, a label the chart selects its pods by (NetworkPolicy, kubectl -l): remove it" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- range $k, $_ := merge (dict) (.Values.commonLabels | default dict) (.Values.cronJobLabels | default dict) -}}
+{{- if or (hasPrefix "app.kubernetes.io/" $k) (eq $k "helm.sh/chart" "sauve/target") -}}
+{{- fail (printf "commonLabels or cronJobLabels sets %s, a label of the chart's own: remove it" $k) -}}
 {{- end -}}
 {{- end -}}
 {{- if (.Values.restore | default dict).enabled -}}

@@ -15,7 +15,7 @@ merged over podAnnotations.
 selector ones there): a NetworkPolicy selects the pods by them. */}}
 labels:
   {{- merge (include "sauve.labels" (dict "root" $root "component" .component) | fromYaml) ($root.Values.podLabels | default dict) | toYaml | nindent 2 }}
-{{- with merge (dict) (.annotations | default dict) $root.Values.podAnnotations }}
+{{- with merge (dict) (.annotations | default dict) ($root.Values.podAnnotations | default dict) ($root.Values.commonAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -63,7 +63,9 @@ priorityClassName: {{ . }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $v.podSecurityContext }}
+{{- /* openshift: the restricted SCC assigns the uid, gid and fsGroup of
+the namespace's range and refuses fixed ones. */}}
+{{- with $v.openshift | ternary (omit ($v.podSecurityContext | default dict) "runAsUser" "runAsGroup" "fsGroup") $v.podSecurityContext }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -78,6 +80,19 @@ affinity:
 {{- with $v.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if or $v.sidecars $v.extraInitContainers }}
+initContainers:
+  {{- /* Sidecars (a cloud SQL proxy, ...) are native sidecars: init
+  containers that keep running (restartPolicy Always, Kubernetes 1.29+), so
+  the Job completes when sauve exits. They start first: the extra init
+  containers may use them. */}}
+  {{- range $v.sidecars }}
+  - {{ merge (dict "restartPolicy" "Always") . | toYaml | nindent 4 | trim }}
+  {{- end }}
+  {{- with $v.extraInitContainers }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 containers:
   - name: sauve
@@ -118,11 +133,16 @@ containers:
       {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
+    {{- with $v.extraEnvFrom }}
+    # extraEnvFrom: variables from whole ConfigMaps or Secrets; the env above wins.
+    envFrom:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     {{- with $v.resources }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with $v.securityContext }}
+    {{- with $v.openshift | ternary (omit ($v.securityContext | default dict) "runAsUser" "runAsGroup") $v.securityContext }}
     securityContext:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -156,7 +176,7 @@ containers:
         {{- with .subPath }}
         subPath: {{ . }}
         {{- end }}
-        readOnly: true
+        readOnly: {{ ne .readOnly false }}
       {{- end }}
 volumes:
   - name: config
@@ -205,7 +225,7 @@ volumes:
     {{- if .claimName }}
     persistentVolumeClaim:
       claimName: {{ .claimName }}
-      readOnly: true
+      readOnly: {{ ne .readOnly false }}
     {{- else }}
     {{- toYaml (required (printf "extraVolumes %s: set claimName or volume" .name) .volume) | nindent 4 }}
     {{- end }}
@@ -272,6 +292,7 @@ metadata:
   labels:
     {{- include "sauve.labels" (dict "root" $root "component" "restore") | nindent 4 }}
     sauve/restore-id: "@ID@"
+  {{- include "sauve.annotations" (dict "root" $root) | nindent 2 }}
 spec:
   {{- /* No ttlSecondsAfterFinished: the Job stays, and its id stays taken. */}}
   {{- include "sauve.jobPolicy" (dict "root" $root "backoffLimit" $r.backoffLimit "activeDeadlineSeconds" $r.activeDeadlineSeconds "ttl" nil) | nindent 2 }}
