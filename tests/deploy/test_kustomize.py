@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from apirules import check
-from conftest import KUSTOMIZE, fill_restore, k8s_tool, kustomize, load_docs, one, pods, user_made_secret
+from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret
 from podrun import index_objects, run_spec
 
 OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
