@@ -210,6 +210,11 @@ image-repro: image
 k8s-tools: deps-test
 	scripts/install-k8s-tools.sh
 
+## chart-docs: rewrite the parameter table of the chart's README from values.yaml and the schema
+.PHONY: chart-docs
+chart-docs:
+	/usr/bin/python3 scripts/chart-params.py
+
 ## test-deploy: render the Helm chart and the Kustomize overlays offline and validate every manifest (no cluster)
 test-deploy: k8s-tools
 	$(MAKE) all

@@ -117,11 +117,23 @@ def k8s_tool(name):
     return path
 
 
+_KUSTOMIZED = {}
+
+
 def kustomize(path):
-    r = _run([k8s_tool("kubectl"), "kustomize", path])
-    if r.returncode != 0:
-        raise RenderError(r.stderr.strip())
-    return load_docs(r.stdout), r.stdout
+    """(docs, text) of `kubectl kustomize path`. The tree's own targets are
+    built once per session (they do not change during it); temporary ones
+    every time."""
+    path = os.path.abspath(path)
+    cached = path.startswith(KUSTOMIZE + os.sep)
+    if not cached or path not in _KUSTOMIZED:
+        r = _run([k8s_tool("kubectl"), "kustomize", path])
+        if r.returncode != 0:
+            raise RenderError(r.stderr.strip())
+        if not cached:
+            return load_docs(r.stdout), r.stdout
+        _KUSTOMIZED[path] = r.stdout
+    return load_docs(_KUSTOMIZED[path]), _KUSTOMIZED[path]
 
 
 def example(name):
@@ -148,16 +160,74 @@ def user_made_secret(name=AGE_IDENTITY_SECRET, data=None):
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
+def configs(docs):
+    """The ConfigMaps holding sauve's config.yaml: one per target."""
+    return [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in (d.get("data") or {})]
+
+
 def one(docs, kind, name=None):
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    """The one document of that kind (and name). Without a name, a ConfigMap
+    is the configuration: restore templates are left out."""
+    templates = [] if name else restore_templates(docs)
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+             and not any(d is t for t in templates)]
     assert len(found) == 1, f"want one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
     return found[0]
 
 
+# What a user fills the restore Job template with (NOTES.txt's example).
+RESTORE_FILL = {"@ID@": "1", "@SOURCE@": "postgres:app", "@SET@": "latest", "@TARGET@": "app_check"}
+
+
+def fill_restore(text, **fill):
+    """The restore template's text with its placeholders replaced, as the
+    sed of NOTES.txt does (ID=, SOURCE=, SET=, TARGET= override the
+    defaults of RESTORE_FILL)."""
+    values = dict(RESTORE_FILL)
+    values.update({f"@{k}@": v for k, v in fill.items()})
+    for k, v in values.items():
+        text = text.replace(k, v)
+    assert "@" not in re.sub(r"[\w.+-]+@[\w.-]+", "", text), "a placeholder is left"
+    return text
+
+
+def restore_templates(docs):
+    """The ConfigMaps holding restore Job templates (component restore, key restore)."""
+    return [d for d in docs if d["kind"] == "ConfigMap" and "restore" in (d.get("data") or {})
+            and d["metadata"]["labels"].get("app.kubernetes.io/component") == "restore"]
+
+
+def restore_jobs(docs, clean=False, **fill):
+    """The Jobs the restore templates of docs make, filled in (fill_restore)."""
+    key = "restore-clean" if clean else "restore"
+    jobs = []
+    for cm in restore_templates(docs):
+        job = load_docs(fill_restore(cm["data"][key], **fill))
+        assert len(job) == 1 and job[0]["kind"] == "Job", job
+        jobs.append(job[0])
+    return jobs
+
+
+def manual_job(cronjob, name):
+    """The Job `kubectl create job NAME --from=cronjob/CRONJOB` makes: the
+    CronJob's job template under that name, marked manual, owned by it."""
+    jt = cronjob["spec"]["jobTemplate"]
+    meta = {"name": name, "labels": dict(jt.get("metadata", {}).get("labels") or {}),
+            "annotations": {**(jt.get("metadata", {}).get("annotations") or {}),
+                            "cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
+                                 "uid": "00000000-0000-0000-0000-000000000000", "controller": True}]}
+    if cronjob["metadata"].get("namespace"):
+        meta["namespace"] = cronjob["metadata"]["namespace"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": jt["spec"]}
+
+
 def pods(docs):
-    """(doc, pod template) of every CronJob, Job and Pod."""
+    """(doc, pod template) of every CronJob, Job and Pod, and of the Jobs
+    the restore templates make (filled in with RESTORE_FILL)."""
     from podrun import pod_template
 
+    docs = docs + restore_jobs(docs)
     return [(d, pod_template(d)) for d in docs if d["kind"] in ("CronJob", "Job", "Pod")]
 
 

@@ -140,8 +140,9 @@ def run_spec(doc, objects, container="sauve"):
     if not ctrs:
         raise KeyError(f"no container {container}")
     c = ctrs[0]
-    if pod.get("initContainers"):
-        raise Unsupported("initContainers")
+    # Init containers and native sidecars (extraInitContainers, sidecars)
+    # run beside sauve's container; what sauve's container gets is not
+    # changed by them, and is all this models.
 
     env = {}
     for src in c.get("envFrom") or []:

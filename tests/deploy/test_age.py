@@ -2,11 +2,12 @@
 
 The recipients are public: they reach config.yaml in the ConfigMap, and
 sauve itself reads them there. The identity is secret: a Secret the user
-creates with kubectl, mounted in the restore Job and in no other workload
-(the CronJob, the manual backup Job, the `helm test` Pod), never rendered.
-A restore Job of encrypted sets without it does not render, and the schema
-refuses an identity, or anything but an X25519 recipient, where a recipient
-goes."""
+creates with kubectl, mounted in the restore Job (the chart's restore
+template, Kustomize's restore overlay) and in no other workload (the
+CronJob, the manual backup Job, the `helm test` Pod), never rendered. A
+restore template of encrypted sets without it is not rendered, and the
+schema refuses an identity, or anything but an X25519 recipient, where a
+recipient goes."""
 
 import json
 import os
@@ -17,8 +18,8 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import (AGE_IDENTITY_SECRET, CHART, KUSTOMIZE, ROOT, RenderError, example, k8s_tool, kustomize, one,
-                      pods, user_made_secret, write_values)
+from conftest import (AGE_IDENTITY_SECRET, CHART, KUSTOMIZE, ROOT, RenderError, example, fill_restore, k8s_tool, kustomize, load_docs,
+                      one, pods, restore_jobs, restore_templates, user_made_secret, write_values)
 from podrun import index_objects, materialize, run_spec
 from test_schema import errors as schema_errors
 
@@ -29,11 +30,11 @@ OPS = "age1qayj5wprugcpgc845qmuqdh4f0pcg3gvtwlrkfq43jj9h2t2s5xqg68ske"
 GLASS = "age1rc343rwkvl7r4h9s87d6seum4cm526fpgct0mkxmjvd89s6vzqjs80n8fa"
 IDENTITY_DIR = "/run/secrets/sauve-age"
 IDENTITY_FILE = IDENTITY_DIR + "/identity.txt"
-NO_IDENTITY = "restore.enabled with age encryption (config.age recipients) needs restore.ageIdentity.existingSecret"
+NO_IDENTITY = "has no restore template until it knows the identity's Secret"
 SECRET_IN_RECIPIENTS = "is a secret key, not a recipient"
 # Shaped like an identity, and none: the tests never hold a real one in the tree.
 FAKE_IDENTITY = "AGE-SECRET-KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" + "Q" * 26
-RESTORE_ONLY = dict(restore={"enabled": True, "source": "postgres:app"})
+RESTORE_ONLY = dict(restore={"backoffLimit": 1})
 
 
 def chart(helm, *values):
@@ -71,9 +72,10 @@ def rendered(helm, target, tmp_path=None):
     """The documents of a target: "chart" (ci/age-values.yaml) or a Kustomize
     overlay; with tmp_path, that overlay with encryption turned on."""
     if target == "chart":
-        return chart(helm, example("age-values.yaml"))
-    docs, _ = kustomize(os.path.join(encrypted_kustomize(tmp_path) if tmp_path else KUSTOMIZE, target))
-    return docs
+        docs = chart(helm, example("age-values.yaml"))
+        return docs + restore_jobs(docs)
+    _, text = kustomize(os.path.join(encrypted_kustomize(tmp_path) if tmp_path else KUSTOMIZE, target))
+    return load_docs(fill_restore(text))
 
 
 def is_restore_job(doc):
@@ -180,7 +182,9 @@ def test_identity_is_mounted_in_the_restore_job_and_nowhere_else(helm, target, t
         assert [e for e in c["env"] if "AGE_IDENTITY" in e["name"]] == [
             {"name": "SAUVE_AGE_IDENTITY_FILE", "value": IDENTITY_FILE}]
     # every other document, the Secrets and ConfigMaps included, never names it
-    others = [d for d in docs if not any(d is r for r in restore)]
+    # (the chart's restore template is the restore Job's text: checked as that Job)
+    templates = restore_templates(docs)
+    others = [d for d in docs if not any(d is r for r in restore + templates)]
     assert {"CronJob", "ConfigMap"} <= {d["kind"] for d in others}
     if target == "chart":
         assert "Pod" in {d["kind"] for d in others}
@@ -192,17 +196,16 @@ def test_identity_is_mounted_in_the_restore_job_and_nowhere_else(helm, target, t
 
 def test_chart_identity_secret_name_and_key(helm, tmp_path):
     v = values_file(tmp_path, {"config": {"age": {"recipients": [OPS]}},
-                               "restore": {"enabled": True, "source": "postgres:app",
-                                           "ageIdentity": {"existingSecret": "ops-key", "key": "ops.txt"}}})
-    job = one(chart(helm, v), "Job")
+                               "restore": {"ageIdentity": {"existingSecret": "ops-key", "key": "ops.txt"}}})
+    job = restore_jobs(chart(helm, v))[0]
     vol = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "age-identity")
     assert vol["secret"] == {"secretName": "ops-key", "defaultMode": 0o440,
                              "items": [{"key": "ops.txt", "path": "identity.txt"}]}
 
 
 def test_chart_without_encryption_mounts_no_identity(helm):
-    # restore-values.yaml: no recipients, no identity: the backups' pod exactly
-    job = one(chart(helm, example("restore-values.yaml")), "Job")
+    # restore-role-values.yaml: no recipients, no identity
+    job = restore_jobs(chart(helm, example("restore-role-values.yaml")))[0]
     assert not identity_volumes(job)
     assert "AGE" not in yaml.safe_dump(job)
 
@@ -235,7 +238,7 @@ def test_kustomize_identity_component_needs_the_restore_job(tmp_path):
         "resources": [rel("overlays/production")],
         "components": [rel("components/restore"), rel("components/age-identity")]}))
     docs, _ = kustomize(str(tmp_path))
-    assert identity_volumes(one(docs, "Job", "sauve-restore"))
+    assert identity_volumes(one(docs, "Job", "sauve-restore-@ID@"))
 
 
 # --- a restore of encrypted sets needs the identity ---------------------------------
@@ -249,27 +252,27 @@ ENCRYPTED = {
 
 
 @pytest.mark.parametrize("how", sorted(ENCRYPTED))
-def test_restore_of_encrypted_sets_without_identity_does_not_render(helm, tmp_path, how):
-    # the backups alone need no identity
-    docs = chart(helm, values_file(tmp_path, ENCRYPTED[how], "backups.yaml"))
-    assert not [d for d in docs if d["kind"] == "Job"]
-    # a restore without it stops the render, naming the value to set
-    with pytest.raises(RenderError) as e:
-        helm(values_file(tmp_path, {**ENCRYPTED[how], **RESTORE_ONLY}))
-    assert NO_IDENTITY in str(e.value)
-    assert "kubectl create secret generic NAME --from-file=identity.txt=PATH" in str(e.value)
-    # with it, the Job renders
-    with_identity = {**ENCRYPTED[how], "restore": {**RESTORE_ONLY["restore"],
-                                                   "ageIdentity": {"existingSecret": AGE_IDENTITY_SECRET}}}
-    job = one(chart(helm, values_file(tmp_path, with_identity, "ok.yaml")), "Job")
-    assert identity_volumes(job)
+def test_restore_template_of_encrypted_sets_needs_the_identity(helm, tmp_path, how):
+    # the backups need no identity: they render, without a restore template
+    docs = chart(helm, values_file(tmp_path, {**ENCRYPTED[how], **RESTORE_ONLY}, "backups.yaml"))
+    assert {"CronJob", "ConfigMap"} <= {d["kind"] for d in docs}
+    assert restore_templates(docs) == []
+    # NOTES.txt says why, and how to get one
+    notes = helm(values_file(tmp_path, ENCRYPTED[how]), notes=True)
+    assert NO_IDENTITY in notes
+    assert "--set restore.ageIdentity.existingSecret=sauve-age-identity" in notes
+    # with it, the template renders, and its Job mounts the identity
+    with_identity = {**ENCRYPTED[how], "restore": {"ageIdentity": {"existingSecret": AGE_IDENTITY_SECRET}}}
+    jobs = restore_jobs(chart(helm, values_file(tmp_path, with_identity, "ok.yaml")))
+    assert len(jobs) == 1 and identity_volumes(jobs[0])
 
 
-def test_real_helm_refuses_a_restore_without_identity(tmp_path):
+def test_real_helm_renders_no_restore_template_without_identity(tmp_path):
     helm_bin = k8s_tool("helm")
-    v = values_file(tmp_path, {**ENCRYPTED["recipients"], **RESTORE_ONLY})
+    v = values_file(tmp_path, ENCRYPTED["recipients"])
     r = subprocess.run([helm_bin, "template", "sauve", CHART, "-f", v], capture_output=True, text=True)
-    assert r.returncode != 0 and NO_IDENTITY in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert restore_templates(load_docs(r.stdout)) == []
 
 
 def test_identity_in_extra_env_does_not_render(helm, tmp_path):
@@ -368,10 +371,9 @@ def test_values_of_an_older_release_without_the_age_keys(helm, tmp_path):
     restore.ageIdentity renders with the old values alone (null removes a
     key as the old values lack it): no nil-pointer error, and a restore still
     gets the identity check's own message."""
-    old = {"config": {"age": None}, "restore": {"enabled": True, "source": "postgres:app", "ageIdentity": None}}
+    old = {"config": {"age": None}, "restore": {"ageIdentity": None}}
     docs = chart(helm, values_file(tmp_path, old))
-    assert not identity_volumes(one(docs, "Job"))
+    assert not identity_volumes(restore_jobs(docs)[0])
     assert "Encrypted with age" not in helm(values_file(tmp_path, old), notes=True)
     old["extraEnv"] = [{"name": "SAUVE_AGE_RECIPIENTS", "value": OPS}]
-    with pytest.raises(RenderError, match=re.escape(NO_IDENTITY)):
-        helm(values_file(tmp_path, old, "encrypted.yaml"))
+    assert restore_templates(chart(helm, values_file(tmp_path, old, "encrypted.yaml"))) == []

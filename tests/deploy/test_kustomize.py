@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import KUSTOMIZE, kustomize, one, pods, user_made_secret
+from apirules import check
+from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret
 from podrun import index_objects, run_spec
 
 OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
@@ -20,8 +21,9 @@ def render(target):
 
 
 def test_the_overlays_the_issue_asks_for():
-    assert {"production", "manual-backup", "restore"} <= set(OVERLAYS)
-    assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == ["age-identity", "manual-backup", "restore"]
+    assert {"production", "manual-backup", "restore", "restore-clean"} <= set(OVERLAYS)
+    assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == [
+        "age-identity", "manual-backup", "restore", "restore-clean", "restore-role"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -57,7 +59,7 @@ def chart_cronjob(helm):
 def test_same_defaults_and_hardening_as_the_chart(helm, target):
     chart = chart_cronjob(helm)
     docs, _ = render(target)
-    cj = one(docs, "CronJob")
+    cj = one(docs, "CronJob", "sauve")
     for key in ("concurrencyPolicy", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
                 "failedJobsHistoryLimit", "suspend"):
         assert cj["spec"][key] == chart["spec"][key], key
@@ -65,7 +67,10 @@ def test_same_defaults_and_hardening_as_the_chart(helm, target):
         cjob = chart["spec"]["jobTemplate"]["spec"]
         assert job["podFailurePolicy"] == cjob["podFailurePolicy"]
         assert job["activeDeadlineSeconds"] == cjob["activeDeadlineSeconds"]
-        assert job["ttlSecondsAfterFinished"] == cjob["ttlSecondsAfterFinished"]
+        if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "restore":
+            assert "ttlSecondsAfterFinished" not in job  # its id stays taken
+        else:
+            assert job["ttlSecondsAfterFinished"] == cjob["ttlSecondsAfterFinished"]
         pod, cpod = job["template"]["spec"], cjob["template"]["spec"]
         for key in ("restartPolicy", "automountServiceAccountToken", "enableServiceLinks", "securityContext",
                     "terminationGracePeriodSeconds"):
@@ -90,8 +95,8 @@ def test_env_names_are_settings_sauve_knows(known_env, target):
 
 def test_production_secret_generator_and_files(tmp_path):
     docs, _ = render("overlays/production")
-    secret = one(docs, "Secret")
-    assert secret["metadata"]["name"].startswith("sauve-credentials-")
+    secret = one(docs, "Secret", next(d["metadata"]["name"] for d in docs if d["kind"] == "Secret"
+                                      and d["metadata"]["name"].startswith("sauve-credentials-")))
     assert secret["metadata"]["namespace"] == "backups"
     spec = run_spec(one(docs, "CronJob"), index_objects(docs))
     files = {k: v for k, v in spec.environ.items() if k.endswith("_FILE")}
@@ -116,34 +121,58 @@ def test_manual_backup_job_is_the_cronjobs_job():
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["backup"]
 
 
-def test_restore_job():
-    docs, _ = render("overlays/restore")
+@pytest.mark.parametrize("overlay, clean", [("restore", False), ("restore-clean", True)])
+def test_restore_job(overlay, clean):
+    """The restore overlays render a Job template: filled in as the README
+    says, it is the backups' pod with restore arguments, the restore role
+    and the age identity."""
+    docs, text = render(f"overlays/{overlay}")
     cj = one(docs, "CronJob")
-    job = one(docs, "Job", "sauve-restore")
+    job = one(load_docs(fill_restore(text, ID="r1", SET="20261122T020000Z")), "Job", "sauve-restore-r1")
     assert job["metadata"]["namespace"] == "backups"
+    assert job["metadata"]["labels"]["sauve/restore-id"] == "r1"
     c = job["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"] == ["restore", "postgres:app", "--set", "20261122T020000Z", "--clean", "--yes"]
+    assert c["args"] == ["restore", "postgres:app", "--set", "20261122T020000Z", "--into", "app_check", "--yes"] + (
+        ["--clean"] if clean else [])
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
     assert job["spec"]["backoffLimit"] == 1
+    # no TTL: the Job, and its id, stay until deleted
+    assert "ttlSecondsAfterFinished" not in job["spec"]
     # otherwise the backups' pod: image, env, credentials, hardening
     cpod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     pod = job["spec"]["template"]["spec"]
     strip = lambda p: {**p, "containers": [{**p["containers"][0], "args": None}]}
-    # ... and the age identity, the restore Job's alone (test_age.py)
-    c = pod["containers"][0]
-    assert {"name": "SAUVE_AGE_IDENTITY_FILE", "value": "/run/secrets/sauve-age/identity.txt"} in c["env"]
-    pod = {**pod, "volumes": [v for v in pod["volumes"] if v["name"] != "age-identity"],
-           "containers": [{**c, "env": [e for e in c["env"] if e["name"] != "SAUVE_AGE_IDENTITY_FILE"],
-                           "volumeMounts": [m for m in c["volumeMounts"] if m["name"] != "age-identity"]}]}
+    # ... and the age identity and the restore role, the restore Job's alone (test_age.py, test_restore.py)
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["SAUVE_AGE_IDENTITY_FILE"] == "/run/secrets/sauve-age/identity.txt"
+    assert env["PGUSER"] == "app_restore" and env["PGPASSWORD_FILE"] == "/run/secrets/sauve-restore/pgpassword"
+    own = ("age-identity", "restore-credentials")
+    cenv = {e["name"]: e["value"] for e in cpod["containers"][0]["env"]}
+    assert {**cenv, **env} == {**cenv, "SAUVE_AGE_IDENTITY_FILE": env["SAUVE_AGE_IDENTITY_FILE"],
+                               "PGUSER": "app_restore", "PGPASSWORD_FILE": env["PGPASSWORD_FILE"]}
+    assert env.keys() == cenv.keys() | {"SAUVE_AGE_IDENTITY_FILE", "PGUSER"}
+    pod = {**pod, "volumes": [v for v in pod["volumes"] if v["name"] not in own],
+           "containers": [{**c, "env": None,
+                           "volumeMounts": [m for m in c["volumeMounts"] if m["name"] not in own]}]}
+    cpod = {**cpod, "containers": [{**cpod["containers"][0], "env": None}]}
     assert strip(pod) == strip(cpod)
 
 
+def test_restore_template_unfilled_is_refused():
+    """Applied as it is (kubectl apply -k by mistake, or a GitOps tool), the
+    restore Job's name is no valid name: the API server refuses it."""
+    docs, _ = render("overlays/restore")
+    errs = check([one(docs, "Job")])
+    assert any("sauve-restore-@ID@" in e and "RFC 1123" in e for e in errs), errs
+
+
 def test_restore_component_default_is_harmless():
-    """Used alone, the component restores into a new database (app_check)."""
+    """The component's arguments restore into the target the user names,
+    never --clean (overlays/restore-clean adds it)."""
     with open(os.path.join(KUSTOMIZE, "components", "restore", "restore.yaml")) as f:
         patch = yaml.safe_load(yaml.safe_load(f)["patch"])
     args = next(p["value"] for p in patch if p["path"].endswith("/args"))
-    assert args[:2] == ["restore", "postgres:app"] and "--into" in args and "--clean" not in args
+    assert args[:2] == ["restore", "@SOURCE@"] and "--into" in args and "--clean" not in args
     assert args[-1] == "--yes"
 
 
@@ -162,3 +191,29 @@ def test_config_is_accepted_by_sauve(sauve_bin, tmp_path, target):
     r = subprocess.run([sauve_bin, "list"], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "warn" not in r.stderr.lower(), r.stderr
+
+
+def test_restore_command_of_the_readme_keeps_the_job_alone():
+    """The README's restore pipeline: the overlay rendered, the printed sed
+    run, then the -l selector `kubectl create` filters the documents by (the
+    resource builder's FilterByLabelSelector on file input; no offline
+    kubectl command applies it, so it is applied here): one Job, filled in,
+    and nothing of the production setup."""
+    import re
+    import shlex
+
+    with open(os.path.join(KUSTOMIZE, "README.md")) as f:
+        readme = f.read()
+    m = re.search(r"kubectl kustomize deploy/kustomize/overlays/restore \\\n\s+\| (sed [^\n]+) \\\n"
+                  r"\s+\| kubectl create -n backups -l (\S+)=(\S+) -f -\n", readme)
+    assert m, "the README's restore command"
+    sed, key, value = m.groups()
+    _, text = render("overlays/restore")
+    r = subprocess.run(shlex.split(sed), input=text, capture_output=True, text=True, check=True)
+    docs = load_docs(r.stdout)
+    chosen = [d for d in docs if (d["metadata"].get("labels") or {}).get(key) == value]
+    assert [(d["kind"], d["metadata"]["name"]) for d in chosen] == [("Job", "sauve-restore-1")]
+    assert check(chosen) == []
+    # and the selector is what the overlay's own comment says
+    with open(os.path.join(KUSTOMIZE, "overlays", "restore", "kustomization.yaml")) as f:
+        assert f"kubectl create -n backups -l {key}={value} -f -" in f.read()

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from conftest import example, one
+from conftest import example, one, restore_jobs
 from podrun import Unsupported, index_objects, materialize, run_spec
 
 
@@ -30,9 +30,9 @@ def test_run_spec_of_the_chart_cronjob(helm):
 
 
 def test_run_spec_of_the_restore_job_and_the_test_pod(helm):
-    docs, _ = helm(example("restore-values.yaml"))
+    docs, _ = helm(example("network-monitoring-values.yaml"))
     objects = index_objects(docs)
-    restore = run_spec(one(docs, "Job"), objects)
+    restore = run_spec(restore_jobs(docs)[0], objects)
     assert restore.argv[:3] == ["/usr/local/bin/sauve", "restore", "postgres:app"]
     check = run_spec(one(docs, "Pod"), objects)
     assert check.argv == ["/usr/local/bin/sauve", "check"]

@@ -37,6 +37,9 @@ _deploy = importlib.util.module_from_spec(_dspec)
 _dspec.loader.exec_module(_deploy)
 renderer = _deploy.renderer
 helm = _deploy.helm
+# What the user makes with kubectl: the manual backup and restore Jobs.
+manual_job = _deploy.manual_job
+restore_jobs = _deploy.restore_jobs
 
 from container import ROOTFS, ROOTFS_RUNTIME, make_workdir  # noqa: E402
 

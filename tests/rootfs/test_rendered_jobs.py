@@ -15,6 +15,9 @@ import yaml
 from pgdata import assert_same_state, db_state
 from podrun import index_objects, run_spec
 
+# tests/deploy's helpers, re-exported by conftest.py.
+from conftest import manual_job, restore_jobs  # noqa: E402
+
 
 def one(docs, kind):
     found = [d for d in docs if d["kind"] == kind]
@@ -113,13 +116,22 @@ def test_backup_job_and_check_pod(runtime, pg, source_db, bucket, render, workdi
     assert bucket.keys() == before
 
 
-def test_backup_job_then_restore_job(runtime, pg, dbs, source_db, bucket, render, workdir):
+def test_manual_backup_job_then_restore_job(runtime, pg, dbs, source_db, bucket, render, workdir):
+    """The two kubectl commands of NOTES.txt: a manual backup Job made from
+    the CronJob (`kubectl create job --from=cronjob/...`), then a restore
+    Job made from the release's restore template, filled in with sed; the
+    release itself holds no Job."""
     target = dbs.expect(dbs.name("restored"))
-    docs, objects = render(chart_values(
-        pg, bucket, source_db, **{"restore.enabled": True, "restore.source": f"postgres:{source_db}",
-                                  "restore.target": target}))
-    run_backup_job(runtime, docs, objects, workdir, bucket)
-    spec = run_spec(one(docs, "Job"), objects)
+    docs, objects = render(chart_values(pg, bucket, source_db))
+    assert not [d for d in docs if d["kind"] == "Job"]
+    cronjob = one(docs, "CronJob")
+    manual = manual_job(cronjob, "app-backup-sauve-manual-20261205023000")
+    r = runtime.run_pod(run_spec(manual, objects), workdir)
+    assert r.code == 0, r.describe()
+    assert len(committed_sets(bucket)) == 1, bucket.keys()
+    job = restore_jobs(docs, ID="r1", SOURCE=f"postgres:{source_db}", SET="latest", TARGET=target)[0]
+    assert job["metadata"]["name"] == "app-backup-sauve-restore-r1"
+    spec = run_spec(job, objects)
     assert spec.argv[1:3] == ["restore", f"postgres:{source_db}"] and "--yes" in spec.argv
     r = runtime.run_pod(spec, workdir)
     assert r.code == 0, r.describe()

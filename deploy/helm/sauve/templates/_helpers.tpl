@@ -37,6 +37,87 @@ Call with (dict "root" $ "suffix" "check").
 {{- printf "%s%s" (include "sauve.fullname" .root | trunc $max | trimSuffix "-") $suffix -}}
 {{- end -}}
 
+{{/*
+A name cut to .max characters that stays unique: a longer name keeps its
+first max-9 characters and gets "-" and 8 hex digits of its SHA-256, so two
+long names that differ only at the end stay two names.
+Call with (dict "name" NAME "max" N).
+*/}}
+{{- define "sauve.truncName" -}}
+{{- $max := int .max -}}
+{{- if gt (len .name) $max -}}
+{{- printf "%s-%s" (.name | trunc (sub $max 9 | int) | trimSuffix "-") (sha256sum .name | trunc 8) -}}
+{{- else -}}
+{{- .name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The CronJob's name: the full name, cut to 52 characters, the API server's
+limit for a CronJob (its Jobs are NAME-<11 digits>, at most 63).
+*/}}
+{{- define "sauve.cronJobName" -}}
+{{- $base := include "sauve.fullname" . -}}
+{{- with get . "Target" -}}
+{{- $base = printf "%s-%s" $base . -}}
+{{- end -}}
+{{- include "sauve.truncName" (dict "name" $base "max" 52) -}}
+{{- end -}}
+
+{{/*
+The names of the targets: the keys of .Values.targets, sorted, or [""] for
+the single target the top-level values describe. As YAML: fromYamlArray.
+*/}}
+{{- define "sauve.targetNames" -}}
+{{- if .Values.targets -}}
+{{- keys .Values.targets | sortAlpha | toYaml -}}
+{{- else -}}
+{{- list "" | toYaml -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The values of one target: the top-level values with the target's entry of
+.Values.targets merged over them (maps key by key, anything else replaced),
+its series named after it unless it names one. As YAML: fromYaml.
+Call with (dict "root" $ "name" NAME); NAME "" is the top-level values.
+*/}}
+{{- define "sauve.targetValues" -}}
+{{- if .name -}}
+{{- $over := index .root.Values.targets .name | default dict -}}
+{{- $v := include "sauve.deepMerge" (dict "base" (omit .root.Values "targets") "over" $over) | fromYaml -}}
+{{- if not (($over.config | default dict).name) -}}
+{{- $_ := set $v.config "name" .name -}}
+{{- end -}}
+{{- toYaml $v -}}
+{{- else -}}
+{{- toYaml .root.Values -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The context every per-target template renders with: the root's Release,
+Chart, Capabilities and Template, the target's values, and Target (its
+name, "" for the single target). Call with (dict "root" $ "name" NAME).
+As YAML would lose the Release object, callers build it themselves:
+  $ctx := dict "Values" (include "sauve.targetValues" ...) | fromYaml) "Release" $.Release ...
+sauve.forTargets does that once for every template that needs it.
+*/}}
+
+{{/* base with over merged in: maps recursively, anything else replaced. */}}
+{{- define "sauve.deepMerge" -}}
+{{- $out := deepCopy .base -}}
+{{- range $k, $v := .over -}}
+{{- $cur := index $out $k -}}
+{{- if and (kindIs "map" $v) (kindIs "map" $cur) -}}
+{{- $_ := set $out $k (include "sauve.deepMerge" (dict "base" $cur "over" $v) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
 {{/* chart label value: NAME-VERSION, "+" is not allowed in a label. */}}
 {{- define "sauve.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
@@ -61,6 +142,24 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: sauve
 {{- with .component }}
 app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- with get $root "Target" }}
+sauve/target: {{ . | quote }}
+{{- end }}
+{{- range $k, $v := omit ($root.Values.commonLabels | default dict) "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component" "sauve/target" }}
+{{ $k }}: {{ $v | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The annotations block of an object's metadata: commonAnnotations, with
+"extra" (a dict) over them; nothing when both are empty.
+Call with (dict "root" $ "extra" DICT).
+*/}}
+{{- define "sauve.annotations" -}}
+{{- with merge (dict) (.extra | default dict) (.root.Values.commonAnnotations | default dict) }}
+annotations:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
 
@@ -119,8 +218,54 @@ in secret.values (stored under their file name).
 {{- toYaml $used -}}
 {{- end -}}
 
+{{/*
+The Secret of the restore role's password: restore.secret.existingSecret, or
+the one the chart makes from restore.secret.pgPassword; "" when neither (the
+restore Job then uses the backup role's credentials).
+*/}}
+{{- define "sauve.restoreSecretName" -}}
+{{- $rs := .Values.restore.secret | default dict -}}
+{{- if $rs.existingSecret -}}
+{{- $rs.existingSecret -}}
+{{- else if $rs.pgPassword -}}
+{{- printf "%s-restore" (include "sauve.cronJobName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The key of the restore role's password in that Secret. */}}
+{{- define "sauve.restoreSecretKey" -}}
+{{- $rs := .Values.restore.secret | default dict -}}
+{{- if $rs.existingSecret -}}
+{{- default "pgpassword" $rs.key -}}
+{{- else -}}
+pgpassword
+{{- end -}}
+{{- end -}}
+
+{{/*
+The restore Job template's Job name: up to 36 characters of the CronJob's
+name, "-restore-" and the restore id the user gives (@ID@, at most 18
+characters: a Job name has at most 63).
+*/}}
+{{- define "sauve.restoreJobName" -}}
+{{- printf "%s-restore-@ID@" (include "sauve.truncName" (dict "name" (include "sauve.cronJobName" .) "max" 36)) -}}
+{{- end -}}
+
+{{/* The ConfigMap holding the restore Job template. */}}
+{{- define "sauve.restoreTemplateName" -}}
+{{- printf "%s-restore" (include "sauve.cronJobName" .) -}}
+{{- end -}}
+
+{{/*
+The manual backup Job's name prefix, for `kubectl create job --from=cronjob`:
+40 characters leave room for "-manual-" and a 14-digit date.
+*/}}
+{{- define "sauve.manualJobPrefix" -}}
+{{- include "sauve.truncName" (dict "name" (include "sauve.cronJobName" .) "max" 40) -}}-manual
+{{- end -}}
+
 {{- define "sauve.secretName" -}}
-{{- default (include "sauve.fullname" .) .Values.secret.existingSecret -}}
+{{- default (include "sauve.cronJobName" .) .Values.secret.existingSecret -}}
 {{- end -}}
 
 {{/*
@@ -177,6 +322,23 @@ Recursive: call with a map.
 {{/*
 Checks of what the schema cannot say; `helm install` stops with the message.
 */}}
+{{- define "sauve.validateRelease" -}}
+{{- range $k, $_ := .Values.podLabels -}}
+{{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "sauve/target") -}}
+{{- fail (printf "podLabels sets %s, a label the chart selects its pods by (NetworkPolicy, kubectl -l): remove it" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- range $k, $_ := merge (dict) (.Values.commonLabels | default dict) (.Values.cronJobLabels | default dict) -}}
+{{- if or (hasPrefix "app.kubernetes.io/" $k) (eq $k "helm.sh/chart" "sauve/target") -}}
+{{- fail (printf "commonLabels or cronJobLabels sets %s, a label of the chart's own: remove it" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if (.Values.restore | default dict).enabled -}}
+{{- fail "restore.enabled was removed (chart 0.2.0): a release never runs a restore. Unset it (helm upgrade without --reuse-values, or --set restore.enabled=null), then restore with the Job template the release ships: helm get notes RELEASE prints the kubectl command" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks of one target's values (its context). */}}
 {{- define "sauve.validate" -}}
 {{- $s := .Values.secret -}}
 {{- if $s.existingSecret -}}
@@ -204,7 +366,53 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- fail "extraEnv sets SAUVE_AGE_IDENTITY_FILE, which would reach every pod, the backups and helm test included: give the identity to restore Jobs only, with restore.ageIdentity.existingSecret" -}}
 {{- end -}}
 {{- end -}}
+{{- $rs := (.Values.restore | default dict).secret | default dict -}}
+{{- if and $rs.existingSecret $rs.pgPassword -}}
+{{- fail (printf "restore.secret.pgPassword is set together with restore.secret.existingSecret %q: put the password in that Secret (key restore.secret.key)" $rs.existingSecret) -}}
+{{- end -}}
 {{- if and (hasKey $used "sseCustomerKey") .Values.config.s3.sse_c_key_file -}}
 {{- fail "config.s3.sse_c_key_file and the sseCustomerKey credential are the same setting: use one" -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+NOTES.txt's commands for a backup now and a restore, one kubectl command
+each: the manual backup is a Job made from the CronJob, the restore a Job
+made from the release's restore template with the id, source, set and target
+filled in. Nothing of the release runs either.
+*/}}
+{{- define "sauve.runCommands" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $cj := include "sauve.cronJobName" . -}}
+{{- $dbs := .Values.config.pg.databases | default list -}}
+{{- if kindIs "string" $dbs -}}
+{{- $dbs = compact (splitList "," ($dbs | nospace)) -}}
+{{- end -}}
+{{- $db := "DB" -}}
+{{- if and $dbs (ne (first $dbs) "all") -}}
+{{- $db = first $dbs -}}
+{{- end -}}
+{{- $identity := .Values.restore.ageIdentity | default dict -}}
+Run a backup now ({{ $cj }}), and follow it:
+  job={{ include "sauve.manualJobPrefix" . }}-$(date +%Y%m%d%H%M%S)
+  kubectl create job -n {{ $ns }} --from=cronjob/{{ $cj }} "$job"
+  kubectl logs -n {{ $ns }} -f "job/$job" --pod-running-timeout=5m
+
+{{ if and (include "sauve.ageEncrypted" .) (not $identity.existingSecret) -}}
+Restores of {{ $cj }}: the backups are encrypted with age, and the release
+has no restore template until it knows the identity's Secret:
+  kubectl create secret generic sauve-age-identity -n {{ $ns }} --from-file={{ default "identity.txt" $identity.key }}=PATH
+  helm upgrade {{ .Release.Name }} <chart> -n {{ $ns }} --reuse-values --set restore.ageIdentity.existingSecret=sauve-age-identity
+{{- else -}}
+Restore ({{ $cj }}): choose a restore id (a-z, 0-9 and '-', at most 18
+characters; the API server refuses a second Job of the same id), the source
+(postgres:DB or postgres:globals), the set (`sauve list`, or latest) and a
+target database; first restore into a new one to look at it:
+  kubectl get configmap -n {{ $ns }} {{ include "sauve.restoreTemplateName" . }} -o jsonpath='{.data.restore}' \
+    | sed -e 's/@ID@/1/g' -e 's/@SOURCE@/postgres:{{ $db }}/g' -e 's/@SET@/latest/g' -e 's/@TARGET@/{{ $db }}_check/g' \
+    | kubectl create -n {{ $ns }} -f -
+  kubectl logs -n {{ $ns }} -f job/{{ include "sauve.restoreJobName" . | replace "@ID@" "1" }} --pod-running-timeout=5m
+To replace a database that is not empty (after a safety backup of it), take
+'{.data.restore-clean}' instead of '{.data.restore}'.
+{{- end }}
 {{- end -}}

@@ -1,20 +1,21 @@
 {{/*
-The pod every sauve run uses: the CronJob's backups, the restore Job and the
-`helm test` check differ only in their arguments and component label, and the
-restore Job alone gets the age identity (restore.ageIdentity).
+The pod every sauve run uses: the CronJob's backups, the restore Job template
+and the `helm test` check differ only in their arguments and component label;
+the restore Job alone gets the age identity (restore.ageIdentity) and the
+restore role's credentials (restore.pgUser, restore.secret) in place of the
+backup role's password.
 Call with (dict "root" $ "args" (list "backup") "component" "backup"), plus
-"ageIdentity" true for the restore Job; podMetadata also takes "annotations",
+"restore" true for the restore Job; podMetadata also takes "annotations",
 merged over podAnnotations.
 */}}
 
 {{- define "sauve.podMetadata" -}}
 {{- $root := .root -}}
+{{- /* The chart's labels win over podLabels (sauve.validate refuses the
+selector ones there): a NetworkPolicy selects the pods by them. */}}
 labels:
-  {{- include "sauve.labels" (dict "root" $root "component" .component) | nindent 2 }}
-  {{- with $root.Values.podLabels }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
-{{- with merge (dict) (.annotations | default dict) $root.Values.podAnnotations }}
+  {{- merge (include "sauve.labels" (dict "root" $root "component" .component) | fromYaml) ($root.Values.podLabels | default dict) | toYaml | nindent 2 }}
+{{- with merge (dict) (.annotations | default dict) ($root.Values.podAnnotations | default dict) ($root.Values.commonAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -30,8 +31,17 @@ annotations:
 {{- $identity := "" -}}
 {{- /* (absent from the values of a release made by an older chart, under --reuse-values) */ -}}
 {{- $ageIdentity := $v.restore.ageIdentity | default dict -}}
-{{- if .ageIdentity -}}
+{{- /* The restore role's password (restore.secret): the restore Job's only,
+replacing the backup role's. */ -}}
+{{- $restorePw := "" -}}
+{{- $restoreUser := "" -}}
+{{- if .restore -}}
 {{- $identity = $ageIdentity.existingSecret -}}
+{{- $restorePw = include "sauve.restoreSecretName" $root -}}
+{{- $restoreUser = $v.restore.pgUser -}}
+{{- if $restorePw -}}
+{{- $used = omit $used "pgPassword" -}}
+{{- end -}}
 {{- end -}}
 # A failed run is never restarted in place: the Job makes a new pod, and
 # podFailurePolicy (which requires Never) decides from the exit code.
@@ -45,7 +55,7 @@ automountServiceAccountToken: false
 enableServiceLinks: false
 # Between SIGTERM (deadline, eviction, drain) and SIGKILL: room for sauve to
 # remove what an interrupted run stored, then notify.
-terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+terminationGracePeriodSeconds: {{ int64 $v.terminationGracePeriodSeconds }}
 {{- with $v.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
@@ -53,7 +63,9 @@ priorityClassName: {{ . }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $v.podSecurityContext }}
+{{- /* openshift: the restricted SCC assigns the uid, gid and fsGroup of
+the namespace's range and refuses fixed ones. */}}
+{{- with $v.openshift | ternary (omit ($v.podSecurityContext | default dict) "runAsUser" "runAsGroup" "fsGroup") $v.podSecurityContext }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -69,6 +81,19 @@ affinity:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- if or $v.sidecars $v.extraInitContainers }}
+initContainers:
+  {{- /* Sidecars (a cloud SQL proxy, ...) are native sidecars: init
+  containers that keep running (restartPolicy Always, Kubernetes 1.29+), so
+  the Job completes when sauve exits. They start first: the extra init
+  containers may use them. */}}
+  {{- range $v.sidecars }}
+  - {{ merge (dict "restartPolicy" "Always") . | toYaml | nindent 4 | trim }}
+  {{- end }}
+  {{- with $v.extraInitContainers }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
 containers:
   - name: sauve
     image: {{ include "sauve.image" $root | quote }}
@@ -79,6 +104,11 @@ containers:
     env:
       - name: SAUVE_CONFIG
         value: /etc/sauve/config.yaml
+      {{- if get $root "Target" }}
+      # The target's own series (targets.NAME.config.name, else NAME).
+      - name: SAUVE_NAME
+        value: {{ $v.config.name | quote }}
+      {{- end }}
       {{- with $tz }}
       - name: TZ
         value: {{ . | quote }}
@@ -87,6 +117,15 @@ containers:
       - name: {{ (index $table $name).env }}
         value: /run/secrets/sauve/{{ (index $table $name).file }}
       {{- end }}
+      {{- with $restoreUser }}
+      # The restore role (restore.pgUser), over config.pg.user.
+      - name: PGUSER
+        value: {{ . | quote }}
+      {{- end }}
+      {{- if $restorePw }}
+      - name: PGPASSWORD_FILE
+        value: /run/secrets/sauve-restore/pgpassword
+      {{- end }}
       {{- if $identity }}
       - name: SAUVE_AGE_IDENTITY_FILE
         value: /run/secrets/sauve-age/identity.txt
@@ -94,11 +133,16 @@ containers:
       {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
+    {{- with $v.extraEnvFrom }}
+    # extraEnvFrom: variables from whole ConfigMaps or Secrets; the env above wins.
+    envFrom:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     {{- with $v.resources }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with $v.securityContext }}
+    {{- with $v.openshift | ternary (omit ($v.securityContext | default dict) "runAsUser" "runAsGroup") $v.securityContext }}
     securityContext:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -114,6 +158,11 @@ containers:
         mountPath: /run/secrets/sauve
         readOnly: true
       {{- end }}
+      {{- if $restorePw }}
+      - name: restore-credentials
+        mountPath: /run/secrets/sauve-restore
+        readOnly: true
+      {{- end }}
       {{- if $identity }}
       - name: age-identity
         mountPath: /run/secrets/sauve-age
@@ -127,12 +176,12 @@ containers:
         {{- with .subPath }}
         subPath: {{ . }}
         {{- end }}
-        readOnly: true
+        readOnly: {{ ne .readOnly false }}
       {{- end }}
 volumes:
   - name: config
     configMap:
-      name: {{ include "sauve.fullname" $root }}
+      name: {{ include "sauve.cronJobName" $root }}
   {{- if $used }}
   - name: credentials
     secret:
@@ -144,6 +193,17 @@ volumes:
         - key: {{ $key | quote }}
           path: {{ (index $table $name).file }}
         {{- end }}
+  {{- end }}
+  {{- if $restorePw }}
+  # The restore role's password (restore.secret), in restore Jobs only.
+  - name: restore-credentials
+    secret:
+      secretName: {{ $restorePw }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        - key: {{ include "sauve.restoreSecretKey" $root | quote }}
+          path: pgpassword
   {{- end }}
   {{- if $identity }}
   # The age identity (restore.ageIdentity): a Secret created with kubectl,
@@ -165,7 +225,7 @@ volumes:
     {{- if .claimName }}
     persistentVolumeClaim:
       claimName: {{ .claimName }}
-      readOnly: true
+      readOnly: {{ ne .readOnly false }}
     {{- else }}
     {{- toYaml (required (printf "extraVolumes %s: set claimName or volume" .name) .volume) | nindent 4 }}
     {{- end }}
@@ -178,12 +238,12 @@ Call with (dict "root" $ "backoffLimit" N "activeDeadlineSeconds" N "ttl" N).
 */}}
 {{- define "sauve.jobPolicy" -}}
 {{- $pfp := .root.Values.podFailurePolicy -}}
-backoffLimit: {{ .backoffLimit }}
+backoffLimit: {{ int64 .backoffLimit }}
 {{- with .activeDeadlineSeconds }}
-activeDeadlineSeconds: {{ . }}
+activeDeadlineSeconds: {{ int64 . }}
 {{- end }}
 {{- if not (kindIs "invalid" .ttl) }}
-ttlSecondsAfterFinished: {{ .ttl }}
+ttlSecondsAfterFinished: {{ int64 .ttl }}
 {{- end }}
 {{- if or $pfp.failJobOnExitCodes $pfp.ignoreDisruptions }}
 # sauve's exit codes (README, "Exit codes"): fail at once on what a retry
@@ -199,14 +259,46 @@ podFailurePolicy:
           status: "True"
     {{- end }}
     {{- with $pfp.failJobOnExitCodes }}
+    {{- /* The API requires the values sorted and unique: sorted here as
+    zero-padded strings, whatever order the values give. */}}
+    {{- $codes := list }}
+    {{- range . }}
+    {{- $codes = append $codes (printf "%03d" (int .)) }}
+    {{- end }}
     - action: FailJob
       onExitCodes:
         containerName: sauve
         operator: In
         values:
-          {{- range . }}
-          - {{ . }}
+          {{- range $codes | uniq | sortAlpha }}
+          - {{ atoi . }}
           {{- end }}
     {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A restore Job, as the restore template holds it (restore-template.yaml).
+Call with (dict "root" $ "args" ARGS).
+*/}}
+{{- define "sauve.restoreJob" -}}
+{{- $root := .root -}}
+{{- $r := $root.Values.restore -}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  # @ID@: the restore id you choose; a second Job of one id is refused.
+  name: {{ include "sauve.restoreJobName" $root }}
+  labels:
+    {{- include "sauve.labels" (dict "root" $root "component" "restore") | nindent 4 }}
+    sauve/restore-id: "@ID@"
+  {{- include "sauve.annotations" (dict "root" $root) | nindent 2 }}
+spec:
+  {{- /* No ttlSecondsAfterFinished: the Job stays, and its id stays taken. */}}
+  {{- include "sauve.jobPolicy" (dict "root" $root "backoffLimit" $r.backoffLimit "activeDeadlineSeconds" $r.activeDeadlineSeconds "ttl" nil) | nindent 2 }}
+  template:
+    metadata:
+      {{- include "sauve.podMetadata" (dict "root" $root "component" "restore") | nindent 6 }}
+    spec:
+      {{- include "sauve.podSpec" (dict "root" $root "args" .args "component" "restore" "restore" true) | nindent 6 }}
 {{- end -}}
