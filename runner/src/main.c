@@ -24,7 +24,7 @@ static const struct command commands[] = {
     {"backup", cmd_backup, CLI_JSON},
     {"restore", cmd_restore,
      CLI_SET | CLI_INTO | CLI_CLEAN | CLI_NO_SAFETY_BACKUP | CLI_NO_OWNER | CLI_YES | CLI_TO_FILE |
-         CLI_ONLINE | CLI_TO},
+         CLI_ONLINE | CLI_TO | CLI_CONFIRM},
     {"list", cmd_list, CLI_JSON},
     {"verify", cmd_verify, CLI_SET | CLI_JSON},
     {"check", cmd_check, CLI_JSON},

@@ -216,7 +216,7 @@ def test_damaged_ciphertext_fails_before_anything_is_committed(pg, dbs, small_te
     assert pg.scalar("postgres", f"select count(*) from pg_database where datname = '{target}'") == "0"
     # over the live database with --clean: it stays as it was
     state = db_state(pg, db)
-    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--yes",
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--confirm", db,
                   env={"SAUVE_AGE_IDENTITY_FILE": keys["ops"][0]})
     assert r.code == 1, r.describe()
     assert_same_state(state, db_state(pg, db), f"{db} after the refused restore")

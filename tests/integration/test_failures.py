@@ -269,7 +269,7 @@ def test_truncated_artifact_fails_clean_restore_and_leaves_target_untouched(
         f.truncate(os.path.getsize(path) // 2)
     pg.psql(db, "delete from sales.events where id % 2 = 0")
     state = db_state(pg, db)
-    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--yes")
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--confirm", db)
     assert r.code == 1, r.describe()
     assert _corruption_message(r, key), "no message names the artifact as truncated\n" + r.describe()
     assert_same_state(state, db_state(pg, db), f"{db} after the failed restore")
@@ -286,7 +286,7 @@ def test_clean_restore_writes_a_safety_set_then_replaces_the_database(
                 # pg_restore recomputes materialized views; keep this one current
                 "refresh materialized view sales.daily_events;")
     changed = db_state(pg, db)
-    r = sauve.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--yes")
+    r = sauve.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--confirm", db)
     assert r.code == 0, r.describe()
     assert_same_state(original, db_state(pg, db), f"{db} after --clean restore")
 
@@ -330,7 +330,7 @@ def test_replaced_artifact_of_same_size_is_caught_by_checksum_before_touching_th
                           check=True).stdout == dump  # still a perfectly readable dump
 
     state = db_state(pg, db)
-    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--yes")
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--no-safety-backup", "--confirm", db)
     assert r.code == 1, r.describe()
     assert lines_matching(r, re.escape(key) + r".*(checksum|sha-?256|corrupt)"
                           r"|(checksum|sha-?256|corrupt).*" + re.escape(key)), r.describe()

@@ -197,7 +197,7 @@ def test_a_non_empty_target_is_refused_and_replaced_with_clean_after_a_safety_ba
     assert f"directory {target} is not empty, nothing was changed" in r.stderr
     assert os.listdir(target) == ["old"]
 
-    r = s.run("restore", "files:uploads", "--to", target, "--clean", "--yes")
+    r = s.run("restore", "files:uploads", "--to", target, "--clean", "--confirm", target)
     assert r.code == 0, r.stderr
     assert_same_tree(tree, target)
     sets = committed_sets(storage)
@@ -456,7 +456,7 @@ def test_a_mount_point_is_restored_in_place_by_moving_entries(workdir, storage, 
     try:
         with open(os.path.join(mnt, "stale"), "w") as f:
             f.write("stale")
-        r = s.run("restore", "files:up", "--to", mnt, "--clean", "--yes")
+        r = s.run("restore", "files:up", "--to", mnt, "--clean", "--confirm", mnt)
         assert r.code == 0, r.stderr
         assert_same_tree(tree, mnt)
         assert not os.path.exists(os.path.join(mnt, "stale"))

@@ -123,7 +123,7 @@ def test_clean_restore_on_18_takes_a_safety_backup_then_replaces_the_database(
                   "refresh materialized view sales.daily_events;")
     changed = db_state(pg18, db)
 
-    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--yes")
+    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--confirm", db)
     assert r.code == 0, r.describe()
     assert_same_state(original, db_state(pg18, db), f"{db} after --clean on PostgreSQL 18")
     assert scratch_databases(pg18) == []
@@ -205,7 +205,7 @@ def test_clean_restore_on_15_of_the_pg_dump_18_artifact(pg, dbs, dumped_by_18, w
                 "refresh materialized view sales.daily_events;")
     changed = db_state(pg, db)
 
-    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--yes")
+    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--confirm", db)
     assert r.code == 0, r.describe()
     assert r.any_line("pg_restore from " + BIN18), r.describe()
     assert_same_state(original, db_state(pg, db), f"{db} after --clean (pg_restore 18 into 15)")
@@ -256,7 +256,7 @@ def test_with_only_15_tools_the_pg_dump_18_artifact_is_refused_before_anything_c
 
     pg.psql(db, "insert into hr.employees (name) values ('after the backup')")
     state = db_state(pg, db)
-    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--yes")
+    r = sv.run("restore", f"postgres:{db}", "--set", m["id"], "--clean", "--confirm", db)
     assert r.code == 78, r.describe()
     assert "pg_dump 18" in r.summary["msg"], r.describe()
     # no safety backup, no scratch database, the database as it was
@@ -301,7 +301,7 @@ def test_clean_restore_on_18_keeps_the_builtin_locale_provider(pg18, dbs18, work
     r = sv.run("backup")
     assert r.code == 0, r.describe()
     pg18.psql(db, "delete from t")
-    r = sv.run("restore", f"postgres:{db}", "--clean", "--yes")
+    r = sv.run("restore", f"postgres:{db}", "--clean", "--confirm", db)
     assert r.code == 0, r.describe()
     assert pg18.rows("postgres", "select datlocprovider, datlocale from pg_database "
                                  f"where datname = '{db}'") == [["b", "C.UTF-8"]]

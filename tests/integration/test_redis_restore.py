@@ -133,7 +133,7 @@ def test_to_file_keeps_an_existing_file_without_clean_and_replaces_it_with(serve
     with open(target, "rb") as f:
         assert f.read() == b"the file of the stopped server"
 
-    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--yes")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--confirm", target)
     assert r.code == 0, r.describe()
     assert_rdb_holds(src, target)
     # the mode of the file it replaced
@@ -152,7 +152,7 @@ def test_to_file_truncated_artifact_leaves_the_file_untouched(servers, rsauve, s
     target = os.path.join(out_dir, "dump.rdb")
     with open(target, "wb") as f:
         f.write(b"previous")
-    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--yes")
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--confirm", target)
     assert r.code == 1, r.describe()
     assert r.any_line("not a whole RDB", "was not changed"), r.describe()
     with open(target, "rb") as f:
@@ -180,7 +180,9 @@ def test_to_file_usage_errors(rsauve, workdir):
 def online(rsauve, target, *args, password=None, env=None):
     e = {"SAUVE_REDIS_PASSWORD": password or target.password}
     e.update(env or {})
-    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, "--yes", env=e)
+    # --clean replaces data: the target named again, as restore requires
+    confirm = ("--confirm", f"127.0.0.1:{target.port}") if "--clean" in args else ("--yes",)
+    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, *confirm, env=e)
 
 
 def test_online_restore_replays_every_type_into_an_empty_server(servers, rsauve, storage):

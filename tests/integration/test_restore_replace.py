@@ -32,7 +32,7 @@ def test_clean_restore_keeps_access_rules_settings_and_comment(pg, sauve, dbs, s
     assert "app=c/postgres" in before[0] and "statement_timeout=5s" in before[1] and before[2], before
     r = sauve.run("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
     assert r.code == 0, r.describe()
-    r = sauve.run("restore", f"postgres:{db}", "--clean", "--yes",
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--confirm", db,
                   env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"})
     r.check_log_contract()
     assert r.code == 0, r.describe()
@@ -64,7 +64,7 @@ def test_the_postgres_database_itself_can_be_restored_with_clean(pg, sauve, stor
         r = sauve.run("backup", env={"SAUVE_PG_DATABASES": "postgres", "SAUVE_PG_GLOBALS": "false"})
         assert r.code == 0, r.describe()
         pg.psql("postgres", "update sauve_marker set v = 'changed later'")
-        r = sauve.run("restore", "postgres:postgres", "--clean", "--yes",
+        r = sauve.run("restore", "postgres:postgres", "--clean", "--confirm", "postgres",
                       env={"SAUVE_PG_DATABASES": "postgres", "SAUVE_PG_GLOBALS": "false"})
         r.check_log_contract()
         assert r.code == 0, r.describe()
@@ -187,3 +187,28 @@ def test_backup_json_output_agrees_with_the_manifest(sauve, dbs, storage):
     assert failed.code == 75, failed.describe()
     out = json.loads(failed.stdout)
     assert out["status"] == "failed" and out["exit_code"] == 75 and out["set"] is None
+
+
+def test_clean_needs_the_target_named_again_not_just_yes(pg, sauve, dbs, storage, small_template):
+    """--yes is what every restore Job carries; replacing a database takes
+    its name typed again, so a --yes copied from a restore into a scratch
+    database cannot wipe a live one."""
+    db = dbs.clone(small_template, "confirm")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false"}
+    r = sauve.run("backup", env=env)
+    assert r.code == 0, r.describe()
+    pg.psql(db, "create table written_after_the_backup (x int)")
+    for argv, says in ((("--clean", "--yes"), f"--confirm {db}"),
+                       (("--clean", "--confirm", db + "x"), f"--confirm {db}x does not name the target of this "
+                                                            f"restore, {db}"),
+                       (("--clean", "--yes", "--confirm", "other"), "does not name the target")):
+        r = sauve.run("restore", f"postgres:{db}", *argv, env=env)
+        r.check_log_contract()
+        assert r.code == 64, r.describe()
+        assert says in r.summary["msg"] + " " + r.stderr, r.describe()
+        assert pg.scalar(db, "select count(*) from pg_class where relname = 'written_after_the_backup'") == "1", \
+            f"{argv} changed the database"
+    assert len(committed_sets(storage)) == 1, "no safety backup may have been taken"
+    r = sauve.run("restore", f"postgres:{db}", "--clean", "--confirm", db, env=env)
+    assert r.code == 0, r.describe()
+    assert pg.scalar(db, "select count(*) from pg_class where relname = 'written_after_the_backup'") == "0"

@@ -38,6 +38,7 @@ static const struct command_flag command_flags[] = {
     VALUE_FLAG("into", into, CLI_INTO),
     VALUE_FLAG("to-file", to_file, CLI_TO_FILE),
     VALUE_FLAG("to", to, CLI_TO),
+    VALUE_FLAG("confirm", confirm, CLI_CONFIRM),
     VALUE_FLAG("config", config_file, 0),
 };
 
@@ -167,6 +168,8 @@ void cli_print_help(void)
           "                      --no-owner          do not restore object ownership\n"
           "                      --yes               do not ask for confirmation (required when not on a "
           "terminal)\n"
+          "                      --confirm TARGET    the target named again: what --clean needs when not\n"
+          "                                          on a terminal (--yes is not enough to replace data)\n"
           "  list              backup sets, newest first, with status, size, age and why each is kept\n"
           "  verify            read sets back from storage and check them: size, SHA-256, and (when it can\n"
           "                      open them) the content, decrypted, decompressed and read whole\n"

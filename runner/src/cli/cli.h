@@ -28,6 +28,7 @@ enum cli_flag {
     CLI_TO_FILE = 1 << 8,
     CLI_ONLINE = 1 << 9,
     CLI_TO = 1 << 10,
+    CLI_CONFIRM = 1 << 11,
 };
 
 struct cli_args {
@@ -39,6 +40,7 @@ struct cli_args {
     const char *into;        /* --into NAME */
     const char *to_file;     /* --to-file PATH */
     const char *to;          /* --to DIR */
+    const char *confirm;     /* --confirm TARGET */
     bool json, yes, dry_run, clean, no_safety_backup, no_owner, online, help, version;
     unsigned given;              /* enum cli_flag bits of the command flags present */
     struct config_flag *options; /* option flags for config_load */

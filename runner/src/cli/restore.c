@@ -18,6 +18,7 @@ void cmd_restore(const struct cli_args *args, const sv_config *cfg, struct outco
                  .to = args->to},
         .no_safety_backup = args->no_safety_backup,
         .yes = args->yes,
+        .confirm = args->confirm,
     };
     struct restore_spec spec;
     sv_error err = {0};

@@ -143,17 +143,47 @@ int restore_stream_artifact(storage *st, const sv_config *cfg, const catalog_set
     return restore_read_artifact(st, cfg, set, a, ARTIFACT_CONTENT, sink, err);
 }
 
-static int confirm(bool yes, const char *changes, const char *what, sv_error *err)
+/*
+ * Whoever runs a restore says so: by typing on a terminal, by a flag in a
+ * Job. Replacing data (--clean) takes more than a habit: the target named
+ * again (--confirm TARGET, or typed at the prompt), so that a `--yes` copied
+ * from a harmless restore into a new scratch database cannot wipe a live one.
+ */
+static int confirm(const struct restore_request *req, const loader *l, const char *question, sv_error *err)
 {
-    if (yes)
+    bool replaces = req->load.clean;
+    if (req->confirm) {
+        if (strcmp(req->confirm, l->target) == 0)
+            return 0;
+        sv_error_set(err, SV_EXIT_USAGE,
+                     "--confirm %s does not name the target of this restore, %s; nothing was changed",
+                     req->confirm, l->target);
+        return -1;
+    }
+    if (req->yes && !replaces)
         return 0;
     if (!isatty(STDIN_FILENO)) {
-        sv_error_set(err, SV_EXIT_USAGE, "restore changes %s and needs confirmation", changes);
+        if (replaces) {
+            sv_error_set(err, SV_EXIT_USAGE, "restore --clean replaces %s and needs its name typed again",
+                         l->changes);
+            return sv_error_hint(err, "add --confirm %s (--yes alone does not replace data)", l->target);
+        }
+        sv_error_set(err, SV_EXIT_USAGE, "restore changes %s and needs confirmation", l->changes);
         return sv_error_hint(err, "add --yes when running non-interactively (e.g. in a Job)");
     }
-    fprintf(stderr, "%s\nType 'yes' to continue: ", what);
-    char line[16] = "";
-    if (!fgets(line, sizeof line, stdin) || strcmp(line, "yes\n") != 0) {
+    const char *expected = replaces ? l->target : "yes";
+    if (replaces)
+        fprintf(stderr, "%s\nIts current content is replaced. Type its name (%s) to continue: ", question,
+                l->target);
+    else
+        fprintf(stderr, "%s\nType 'yes' to continue: ", question);
+    char line[1024] = "";
+    if (!fgets(line, sizeof line, stdin)) {
+        sv_error_set(err, SV_EXIT_FAILED, "restore cancelled, nothing was changed");
+        return -1;
+    }
+    line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, expected) != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "restore cancelled, nothing was changed");
         return -1;
     }
@@ -277,7 +307,7 @@ int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *sp
     l = spec->ops->open(cfg, spec->name, &req->load);
     char *question =
         xasprintf("About to restore %s from set %s/%s into %s.", spec->text, cfg->name, set->id, l->changes);
-    int crc = confirm(req->yes, l->changes, question, err);
+    int crc = confirm(req, l, question, err);
     free(question);
     if (crc != 0)
         goto out;

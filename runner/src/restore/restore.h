@@ -28,6 +28,7 @@ struct restore_request {
     struct loader_options load; /* --into, --clean, --no-owner, --to-file, --online */
     bool no_safety_backup;      /* --no-safety-backup */
     bool yes;                   /* --yes: no confirmation (Jobs) */
+    const char *confirm;        /* --confirm: the target typed again; NULL when not given */
 };
 
 /* A spec parsed against the loader registry. */
