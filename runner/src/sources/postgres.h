@@ -1,7 +1,8 @@
 /*
  * PostgreSQL: everything sauve does with a PostgreSQL server. libpq for what
- * sauve does itself (preflight, versions, database list, restore targets);
- * the real pg_dump / pg_dumpall / pg_restore / psql, of the major version
+ * sauve does itself (preflight, versions, database list, restore targets,
+ * the SQL of the globals);
+ * the real pg_dump / pg_dumpall / pg_restore, of the major version
  * matching the server, for the formats every PostgreSQL user can read.
  *
  * Connection settings come from the configuration (which reads libpq's own
@@ -155,7 +156,7 @@ const struct pg_tools *pg_source_tools(const source *s);
  * pure or nearly so, for tests. */
 
 /*
- * Pure: the major of the pg_restore (psql for globals) that loads an
+ * Pure: the major of the pg_restore that loads an
  * artifact written by tool_version (the manifest's "pg_dump (PostgreSQL)
  * 18.1") into a server of server_major: the newer of the two. pg_restore
  * cannot read the archive of a newer pg_dump (17 changed the format), and
