@@ -450,7 +450,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     for (size_t s = 0; s < nsources; s++) {
         source *src = sources[s];
         for (size_t i = 0; i < src->n_artifacts; i++) {
-            const source_artifact *a = &src->artifacts[i];
+            source_artifact *a = &src->artifacts[i];
             manifest_artifact *ma = manifest_add(&m);
             ma->kind = xstrdup(a->kind);
             ma->name = xstrdup(a->name);
@@ -476,6 +476,9 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             ma->format_version = a->format_version;
             ma->items = a->items;
             ma->has_items = a->has_items;
+            /* the row counts move over: they can be large */
+            ma->row_counts = a->row_counts;
+            memset(&a->row_counts, 0, sizeof a->row_counts);
             if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;

@@ -36,6 +36,7 @@ void source_free(source *s)
         free(s->artifacts[i].format);
         free(s->artifacts[i].error);
         free(s->artifacts[i].mode);
+        manifest_row_counts_free(&s->artifacts[i].row_counts);
     }
     free(s->artifacts);
     free(s->info.server_version);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "manifest/manifest.h"
 #include "pipeline/stream.h"
 
 typedef struct source source;
@@ -37,6 +38,9 @@ typedef struct source_artifact {
     int64_t format_version; /* 0: none */
     int64_t items;          /* when has_items */
     bool has_items;
+    /* The rows of every table, counted in the dump's own snapshot
+     * (PostgreSQL databases): set by dump, moved into the manifest. */
+    manifest_row_counts row_counts;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */
