@@ -116,18 +116,19 @@ struct pg_counter *pg_counter_start(const sv_config *cfg, const char *dbname, ma
     }
     c->snapshot = xstrdup(PQgetvalue(r, 0, 0));
     PQclear(r);
-    /* Counting must see what pg_dump sees: pg_dump turns row security off
-     * (and fails where a policy would hide rows); so does the count. */
-    r = PQexec(
-        c->conn,
-        "select n.nspname, c.relname, c.reltuples::float8, coalesce(pg_relation_size(c.oid), 0)::float8 "
-        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where c.relkind = 'r' and c.relpersistence <> 't' "
-        "and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_toast' "
-        "and (c.relpersistence = 'p' or not pg_is_in_recovery()) "
-        "and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass "
-        "                and d.objid = c.oid and d.deptype = 'e') "
-        "order by 1, 2");
+    /* The size is the catalog's (relpages, as of the last VACUUM or
+     * ANALYZE): pg_relation_size would take a lock on every table, and
+     * wait here, before pg_dump even started, behind any lock held on one. */
+    r = PQexec(c->conn,
+               "select n.nspname, c.relname, c.reltuples::float8, "
+               "c.relpages::float8 * current_setting('block_size')::float8 "
+               "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+               "where c.relkind = 'r' and c.relpersistence <> 't' "
+               "and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_toast' "
+               "and (c.relpersistence = 'p' or not pg_is_in_recovery()) "
+               "and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass "
+               "                and d.objid = c.oid and d.deptype = 'e') "
+               "order by 1, 2");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         skip(out, "cannot list the tables to count", c->conn);
@@ -146,8 +147,10 @@ struct pg_counter *pg_counter_start(const sv_config *cfg, const char *dbname, ma
         c->want |= t->exact;
     }
     PQclear(r);
-    /* One backend: a backup's side query takes no parallel workers from
-     * the server (nor the CPU pg_dump needs) */
+    /* Counting must see what pg_dump sees: pg_dump turns row security off
+     * (and fails where a policy would hide rows); so does the count. One
+     * backend: a backup's side query takes no parallel workers from the
+     * server (nor the CPU pg_dump needs). */
     r = PQexec(c->conn, "set local row_security = off; set local max_parallel_workers_per_gather = 0");
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
