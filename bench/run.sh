@@ -4,12 +4,15 @@
 #   bench/run.sh SAUVE_BIN        (what `make bench` runs)
 #
 # Builds a pgbench database with realistic filler on a throwaway PostgreSQL 15,
-# then measures, in interleaved rounds (a b c d e a b c d e ...):
-#   (a) sauve backup to local storage           (one database, no globals)
+# then measures, in interleaved rounds (a b c d e f g a b c d e f g ...):
+#   (a) sauve backup to local storage           (one database, no globals,
+#                                                row counts exact: the default)
 #   (b) pg_dump -Fc -Z0 DB > /dev/null           (the floor)
 #   (c) pg_dump -Fc -Z0 DB | zstd -3 -T0 > /dev/null   (the practical limit)
 #   (d) pg_dump DB | gzip > FILE                 (what users run today)
 #   (e) (a) with age encryption to two recipients (its cost)
+#   (f) (a) with SAUVE_PG_ROW_COUNTS=off        (what counting rows costs)
+#   (g) (a) with SAUVE_PG_ROW_COUNTS=estimate
 # each under GNU time (wall seconds, peak RSS, blocks written), and prints a
 # Markdown table of medians. Then runs sauve once on a smaller database to see
 # whether its memory stays flat. docs/benchmarks.md explains every figure.
@@ -199,6 +202,14 @@ run_one() { # CMD ROUND
             measure "$dir" "$dir/store" "$SAUVE_BIN" backup
         )
         ;;
+    f | g)
+        # (a) without row counts, and with the planner's estimates only
+        (
+            sauve_config "$dir/store" "$DB"
+            if [ "$cmd" = f ]; then export SAUVE_PG_ROW_COUNTS=off; else export SAUVE_PG_ROW_COUNTS=estimate; fi
+            measure "$dir" "$dir/store" "$SAUVE_BIN" backup
+        )
+        ;;
     esac
     read -r wall rss blocks <"$dir/time"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$cmd" "$wall" "$rss" "$((blocks * 512))" "$(cat "$dir/disk")" >>"$WORK/results.tsv"
@@ -224,7 +235,7 @@ AGE_RECIPIENTS="$(age-keygen -y "$WORK/age-ops.key"),$(age-keygen -y "$WORK/age-
 
 printf 'round\tcmd\twall_s\tpeak_rss_kib\twritten_bytes\tdisk_bytes\n' >"$WORK/results.tsv"
 for r in $(seq "$ROUNDS"); do
-    for cmd in a b c d e; do run_one "$cmd" "$r"; done
+    for cmd in a b c d e f g; do run_one "$cmd" "$r"; done
 done
 
 log "sauve backup of $SMALL_DB (scale $SMALL_SCALE), once"
@@ -261,9 +272,11 @@ declare -A label=(
     [c]="(c) \`pg_dump -Fc -Z0 \\| zstd -$ZSTD_LEVEL -T0 > /dev/null\` (practical limit)"
     [d]="(d) \`pg_dump \\| gzip > file\` (users today)"
     [e]="(e) \`sauve backup\` to file://, age-encrypted to 2 recipients"
+    [f]="(f) \`sauve backup\` to file://, \`SAUVE_PG_ROW_COUNTS=off\`"
+    [g]="(g) \`sauve backup\` to file://, \`SAUVE_PG_ROW_COUNTS=estimate\`"
 )
 declare -A wall rss written disk
-for c in a b c d e; do
+for c in a b c d e f g; do
     wall[$c]=$(median "$c" 3)
     rss[$c]=$(median "$c" 4)
     written[$c]=$(median "$c" 5)
@@ -274,6 +287,8 @@ verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "NOT met"; f
 sauve_floor=$(calc '%.2f' "${wall[a]} / ${wall[b]}")
 gzip_sauve=$(calc '%.2f' "${wall[d]} / ${wall[a]}")
 age_cost=$(calc '%.1f' "(${wall[e]} / ${wall[a]} - 1) * 100")
+counts_cost=$(calc '%.1f' "(${wall[a]} / ${wall[f]} - 1) * 100")
+estimate_cost=$(calc '%.1f' "(${wall[g]} / ${wall[f]} - 1) * 100")
 rss_big=$(calc '%.1f' "${rss[a]} / 1024")
 rss_small=$(calc '%.1f' "$SMALL_RSS / 1024")
 rss_diff=$((${rss[a]%.*} - SMALL_RSS))
@@ -286,11 +301,11 @@ report() {
     echo "- PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }'), $(zstd --version | grep -o 'v[0-9.]*' | head -n 1 | sed 's/^/zstd /'), $(gzip --version | head -n 1), sauve: $("$SAUVE_BIN" version 2>/dev/null | head -n 1 || echo '?')"
     echo "- database: pgbench scale $SCALE, $FILLER filler, $(psql_admin -At -c "SELECT pg_size_pretty(pg_database_size('$DB'))") on disk;" \
         "pg_dump -Fc -Z0 output $(group "$DUMP_BYTES") B, plain pg_dump output $(group "$PLAIN_BYTES") B"
-    echo "- $ROUNDS interleaved round(s) (a b c d e a b c d e ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
+    echo "- $ROUNDS interleaved round(s) (a b c d e f g a b c d e f g ...), medians; zstd level $ZSTD_LEVEL; all clients over TCP 127.0.0.1 with a password"
     echo
     echo "| command | median wall s | × floor | gzip ÷ this | median peak RSS MiB | bytes on disk | bytes written (%O×512) |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for c in a b c d e; do
+    for c in a b c d e f g; do
         printf '| %s | %.2f | %.2f | %.2f | %.1f | %s | %s |\n' "${label[$c]}" "${wall[$c]}" \
             "$(calc '%.4f' "${wall[$c]} / ${wall[b]}")" "$(calc '%.4f' "${wall[d]} / ${wall[$c]}")" \
             "$(calc '%.4f' "${rss[$c]} / 1024")" "$(group "${disk[$c]%.*}")" "$(group "${written[$c]%.*}")"
@@ -307,6 +322,8 @@ report() {
     echo "| sauve ≥ 2.5× faster than \`pg_dump \\| gzip\` | ${gzip_sauve}× | $(verdict "$gzip_sauve >= 2.5") |"
     echo "| sauve peak RSS < 64 MiB | $rss_big MiB | $(verdict "${rss[a]} < 65536") |"
     echo "| age encryption costs < 10 % of backup time ((e) vs (a)) | ${age_cost} % | $(verdict "$age_cost < 10") |"
+    echo "| exact row counts (the default) cost < 10 % of backup time ((a) vs (f)) | ${counts_cost} % | $(verdict "$counts_cost < 10") |"
+    echo "| estimated row counts cost < 10 % of backup time ((g) vs (f)) | ${estimate_cost} % | $(verdict "$estimate_cost < 10") |"
     echo "| peak RSS flat between scale $SMALL_SCALE and $SCALE (≤ 4 MiB or ≤ 10% apart) | $rss_small → $rss_big MiB | $(verdict "$flat_ok") |"
     echo
     echo "<details><summary>every run</summary>"

@@ -454,7 +454,7 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
     for (size_t s = 0; s < nsources; s++) {
         source *src = sources[s];
         for (size_t i = 0; i < src->n_artifacts; i++) {
-            const source_artifact *a = &src->artifacts[i];
+            source_artifact *a = &src->artifacts[i];
             manifest_artifact *ma = manifest_add(&m);
             ma->kind = xstrdup(a->kind);
             ma->name = xstrdup(a->name);
@@ -484,6 +484,9 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
                 ma->warnings = xrealloc(ma->warnings, (k + 1) * sizeof *ma->warnings);
                 ma->warnings[ma->n_warnings++] = xstrdup(a->warnings[k]);
             }
+            /* the row counts move over: they can be large */
+            ma->row_counts = a->row_counts;
+            memset(&a->row_counts, 0, sizeof a->row_counts);
             if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;

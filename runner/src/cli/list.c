@@ -96,6 +96,25 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
             json_object_set_new(ja, "key", json_string(a->key));
             json_object_set_new(ja, "bytes_out", json_integer((json_int_t)a->bytes_out));
             json_object_set_new(ja, "bytes_in", json_integer((json_int_t)a->bytes_in));
+            if (a->row_counts.present) {
+                /* the manifest has them table by table; here, how many */
+                json_t *rows = json_object();
+                if (a->row_counts.skipped) {
+                    json_object_set_new(rows, "skipped", json_string(a->row_counts.skipped));
+                } else {
+                    int64_t total = 0;
+                    size_t not_exact = 0;
+                    for (size_t t = 0; t < a->row_counts.n; t++) {
+                        total +=
+                            a->row_counts.tables[t].how == ROWS_UNKNOWN ? 0 : a->row_counts.tables[t].rows;
+                        not_exact += a->row_counts.tables[t].how != ROWS_EXACT;
+                    }
+                    json_object_set_new(rows, "tables", json_integer((json_int_t)a->row_counts.n));
+                    json_object_set_new(rows, "total", json_integer((json_int_t)total));
+                    json_object_set_new(rows, "not_exact", json_integer((json_int_t)not_exact));
+                }
+                json_object_set_new(ja, "rows", rows);
+            }
         } else {
             json_object_set_new(ja, "error", json_string(a->error));
         }

@@ -37,6 +37,13 @@
  *                                            went wrong without failing the artifact
  *                                            (a file that changed while read)
  *       "encryption": {"recipients": ["<fingerprint>", ...]}   or null
+ *       "row_counts": {"tables": [                optional (PostgreSQL databases):
+ *           {"schema": "public", "table": "t",    the rows of every table the
+ *            "rows": 12, "how": "exact"}, ...]}   dump holds, in its own snapshot;
+ *                                            how: exact (count(*)), estimate
+ *                                            (the planner's), unknown (no
+ *                                            estimate: rows absent); or
+ *                     {"skipped": "why"}     when they could not be counted
  *     }
  *   ]
  * }
@@ -318,6 +325,27 @@ static json_t *artifact_to_json(const manifest_artifact *a)
                 json_oom();
         jset(o, "warnings", ws);
     }
+    if (a->row_counts.present) {
+        json_t *rc = jcheck(json_object());
+        if (a->row_counts.skipped) {
+            jset(rc, "skipped", jstr(a->row_counts.skipped));
+        } else {
+            json_t *ts = jcheck(json_array());
+            for (size_t i = 0; i < a->row_counts.n; i++) {
+                const manifest_table_rows *t = &a->row_counts.tables[i];
+                json_t *to = jcheck(json_object());
+                jset(to, "schema", jstr(t->schema));
+                jset(to, "table", jstr(t->table));
+                if (t->how != ROWS_UNKNOWN)
+                    jset(to, "rows", jint((uint64_t)t->rows));
+                jset(to, "how", jstr(manifest_rows_how_name(t->how)));
+                if (json_array_append_new(ts, to) != 0)
+                    json_oom();
+            }
+            jset(rc, "tables", ts);
+        }
+        jset(o, "row_counts", rc);
+    }
     if (a->n_recipients) {
         json_t *enc = jcheck(json_object());
         json_t *rs = jcheck(json_array());
@@ -584,6 +612,74 @@ static int parse_warnings(json_t *obj, const char *prefix, manifest_artifact *a,
     return 0;
 }
 
+/* "row_counts": absent or null (older manifests, other kinds), else
+ * exactly one of "skipped" (why) and "tables"; each table named once. */
+static int parse_row_counts(json_t *obj, const char *prefix, manifest_artifact *a, sv_error *err)
+{
+    json_t *rc = json_object_get(obj, "row_counts");
+    fieldname f = field(prefix, "row_counts");
+    if (!rc || json_is_null(rc))
+        return 0;
+    if (!json_is_object(rc))
+        return bad_type(err, f.path, "an object or null", rc);
+    a->row_counts.present = true;
+    json_t *skipped = json_object_get(rc, "skipped");
+    json_t *tables = json_object_get(rc, "tables");
+    if (!skipped == !tables)
+        return sv_error_set(err, SV_EXIT_FAILED, "manifest field %s: needs either tables or skipped", f.path);
+    if (skipped)
+        return get_string(rc, f.path, "skipped", &a->row_counts.skipped, err);
+    fieldname ft = field(f.path, "tables");
+    if (!json_is_array(tables))
+        return bad_type(err, ft.path, "an array", tables);
+    size_t n = json_array_size(tables);
+    a->row_counts.tables = xcalloc(n ? n : 1, sizeof *a->row_counts.tables);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tables, i);
+        char p[sizeof ft.path + 24];
+        snprintf(p, sizeof p, "%s[%zu]", ft.path, i);
+        if (!json_is_object(t))
+            return bad_type(err, p, "an object", t);
+        manifest_table_rows *r = &a->row_counts.tables[a->row_counts.n++];
+        r->rows = -1;
+        char *how = NULL;
+        if (get_string(t, p, "schema", &r->schema, err) || get_string(t, p, "table", &r->table, err) ||
+            get_string(t, p, "how", &how, err))
+            return -1;
+        fieldname fh = field(p, "how");
+        if (strcmp(how, "exact") == 0)
+            r->how = ROWS_EXACT;
+        else if (strcmp(how, "estimate") == 0)
+            r->how = ROWS_ESTIMATE;
+        else if (strcmp(how, "unknown") == 0)
+            r->how = ROWS_UNKNOWN;
+        else {
+            sv_error_set(err, SV_EXIT_FAILED,
+                         "manifest field %s: unknown \"%.20s\" (exact, estimate or unknown)", fh.path, how);
+            free(how);
+            return -1;
+        }
+        free(how);
+        json_t *rows = json_object_get(t, "rows");
+        fieldname fr = field(p, "rows");
+        if (r->how == ROWS_UNKNOWN) {
+            if (rows && !json_is_null(rows))
+                return bad_type(err, fr.path, "nothing for an unknown count", rows);
+        } else {
+            uint64_t u;
+            if (get_u64(t, p, "rows", &u, err) != 0)
+                return -1;
+            r->rows = (int64_t)u;
+        }
+        for (size_t j = 0; j + 1 < a->row_counts.n; j++)
+            if (strcmp(a->row_counts.tables[j].schema, r->schema) == 0 &&
+                strcmp(a->row_counts.tables[j].table, r->table) == 0)
+                return sv_error_set(err, SV_EXIT_FAILED, "manifest field %s: table %s.%s repeats [%zu]", p,
+                                    r->schema, r->table, j);
+    }
+    return 0;
+}
+
 static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_error *err)
 {
     char p[32];
@@ -657,7 +753,7 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "mode", &a->mode, err) ||
         get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
         get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_warnings(obj, p, a, err) ||
-        parse_recipients(obj, p, a, err))
+        parse_recipients(obj, p, a, err) || parse_row_counts(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */
@@ -836,6 +932,34 @@ static void artifact_free(manifest_artifact *a)
     for (size_t i = 0; i < a->n_recipients; i++)
         free(a->recipients[i]);
     free(a->recipients);
+    manifest_row_counts_free(&a->row_counts);
+}
+
+const char *manifest_rows_how_name(enum manifest_rows_how how)
+{
+    return how == ROWS_EXACT ? "exact" : how == ROWS_ESTIMATE ? "estimate" : "unknown";
+}
+
+void manifest_row_counts_add(manifest_row_counts *rc, const char *schema, const char *table, int64_t rows,
+                             enum manifest_rows_how how)
+{
+    rc->present = true;
+    rc->tables = xrealloc(rc->tables, (rc->n + 1) * sizeof *rc->tables);
+    rc->tables[rc->n++] = (manifest_table_rows){.schema = xstrdup(schema),
+                                                .table = xstrdup(table),
+                                                .rows = how == ROWS_UNKNOWN ? -1 : rows,
+                                                .how = how};
+}
+
+void manifest_row_counts_free(manifest_row_counts *rc)
+{
+    for (size_t i = 0; i < rc->n; i++) {
+        free(rc->tables[i].schema);
+        free(rc->tables[i].table);
+    }
+    free(rc->tables);
+    free(rc->skipped);
+    memset(rc, 0, sizeof *rc);
 }
 
 void manifest_free(manifest *m)

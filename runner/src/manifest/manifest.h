@@ -33,6 +33,38 @@
 #define SET_ID_SUFFIX_MAX 16                                        /* what a reader accepts */
 #define SET_ID_LEN        (SET_ID_TIME_LEN + 1 + SET_ID_SUFFIX_MAX) /* the longest id */
 
+/* How a table's rows were counted. */
+enum manifest_rows_how {
+    ROWS_EXACT,    /* count(*) in the dump's own snapshot */
+    ROWS_ESTIMATE, /* the planner's estimate (pg_class.reltuples) as of the snapshot */
+    ROWS_UNKNOWN,  /* an estimate was asked for, and the planner has none (never analysed) */
+};
+
+/* The rows of one table of a dump. */
+typedef struct manifest_table_rows {
+    char *schema;
+    char *table;
+    int64_t rows; /* -1 when how is ROWS_UNKNOWN */
+    enum manifest_rows_how how;
+} manifest_table_rows;
+
+/* The rows of every table a dump holds, counted in the dump's own snapshot
+ * (PostgreSQL), or why they were not. */
+typedef struct manifest_row_counts {
+    bool present;  /* recorded (older manifests and other kinds have none) */
+    char *skipped; /* why there are no counts; NULL when counted */
+    manifest_table_rows *tables;
+    size_t n;
+} manifest_row_counts;
+
+/* "exact", "estimate", "unknown". */
+const char *manifest_rows_how_name(enum manifest_rows_how how);
+/* Appends a table (strings copied) and marks rc present. */
+void manifest_row_counts_add(manifest_row_counts *rc, const char *schema, const char *table, int64_t rows,
+                             enum manifest_rows_how how);
+/* Frees and zeroes. */
+void manifest_row_counts_free(manifest_row_counts *rc);
+
 typedef struct manifest_artifact {
     char *key;          /* relative to the set, e.g. "postgres/app.dump.zst"; NULL when failed */
     char *kind;         /* "postgres", later "redis", "files" */
@@ -59,6 +91,7 @@ typedef struct manifest_artifact {
     size_t n_warnings;
     char **recipients; /* encryption recipients' fingerprints */
     size_t n_recipients;
+    manifest_row_counts row_counts; /* PostgreSQL databases, when counted */
 } manifest_artifact;
 
 enum set_status { SET_OK, SET_PARTIAL };

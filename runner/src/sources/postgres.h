@@ -1,7 +1,8 @@
 /*
  * PostgreSQL: everything sauve does with a PostgreSQL server. libpq for what
- * sauve does itself (preflight, versions, database list, restore targets);
- * the real pg_dump / pg_dumpall / pg_restore / psql, of the major version
+ * sauve does itself (preflight, versions, database list, restore targets,
+ * the SQL of the globals);
+ * the real pg_dump / pg_dumpall / pg_restore, of the major version
  * matching the server, for the formats every PostgreSQL user can read.
  *
  * Connection settings come from the configuration (which reads libpq's own
@@ -137,7 +138,8 @@ const char *const *pg_child_env_keep(void);
 
 /*
  * A source producing postgres/globals.sql (pg_dumpall --globals-only, when
- * globals is set) and postgres/DB.dump (pg_dump -Fc -Z0) per database.
+ * globals is set) and postgres/DB.dump (pg_dump -Fc -Z0) per database,
+ * with the row counts of its tables in the dump's snapshot (pg.row_counts).
  * databases NULL means the configuration's list (or 'all'); a non-NULL list
  * is used as is (the safety backup before a restore).
  */
@@ -148,6 +150,31 @@ source *pg_source_new(const sv_config *cfg, const sv_strlist *databases, bool gl
  * by the source. */
 const struct pg_tools *pg_source_tools(const source *s);
 
+/* ---- row counts in the dump's snapshot (postgres_counts.c) ------------- */
+
+struct pg_counter;
+
+/*
+ * Connects to dbname, begins a REPEATABLE READ transaction, exports its
+ * snapshot (pg_counter_snapshot, for pg_dump --snapshot) and lists in it
+ * the tables whose data pg_dump dumps, each to be counted exactly or, with
+ * pg.row_counts=estimate or above pg.row_counts_exact_max_mb, estimated.
+ * NULL when any of it fails (a standby before PostgreSQL 10 exports no
+ * snapshot): out then says why (skipped), and the dump runs without a
+ * shared snapshot. Never fails the backup.
+ */
+struct pg_counter *pg_counter_start(const sv_config *cfg, const char *dbname, manifest_row_counts *out);
+const char *pg_counter_snapshot(const struct pg_counter *c);
+/* Sends the count query without waiting: the server counts while pg_dump
+ * runs. Call once pg_dump has started. */
+void pg_counter_send(struct pg_counter *c);
+/* After pg_dump ended: waits at most wait_s seconds for the counts (then
+ * cancels them), fills out with a count per table or the reason there are
+ * none, ends the transaction (releasing the snapshot) and frees c. */
+void pg_counter_finish(struct pg_counter *c, double wait_s, manifest_row_counts *out);
+/* The dump failed: cancels, ends the transaction, frees c. NULL allowed. */
+void pg_counter_abort(struct pg_counter *c);
+
 /* ---- restore (postgres_restore.c) -------------------------------------- */
 
 /* The loader of kind "postgres" (sources/loader.h, registered in
@@ -155,7 +182,7 @@ const struct pg_tools *pg_source_tools(const source *s);
  * pure or nearly so, for tests. */
 
 /*
- * Pure: the major of the pg_restore (psql for globals) that loads an
+ * Pure: the major of the pg_restore that loads an
  * artifact written by tool_version (the manifest's "pg_dump (PostgreSQL)
  * 18.1") into a server of server_major: the newer of the two. pg_restore
  * cannot read the archive of a newer pg_dump (17 changed the format), and

@@ -1,9 +1,12 @@
 /* The PostgreSQL source: preflight over libpq, then pg_dumpall for globals
- * and pg_dump -Fc -Z0 per database, their stdout streamed into the pipeline. */
+ * and pg_dump -Fc -Z0 per database, their stdout streamed into the pipeline.
+ * Each pg_dump runs in a snapshot sauve exported, in which the rows of its
+ * tables are counted for the manifest (postgres_counts.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -161,11 +164,29 @@ out:
     return rc;
 }
 
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
 {
     struct pg_source *ps = s->impl;
-    const source_artifact *a = &s->artifacts[i];
+    source_artifact *a = &s->artifacts[i];
     bool globals = strcmp(a->format, "pg_dumpall-globals-sql") == 0;
+    /* the rows of each table, counted in the snapshot pg_dump dumps */
+    struct pg_counter *counter = NULL;
+    char *snapshot_arg = NULL;
+    if (!globals && strcmp(ps->cfg->pg_row_counts, "off") != 0) {
+        counter = pg_counter_start(ps->cfg, a->name, &a->row_counts);
+        if (counter)
+            snapshot_arg = xasprintf("--snapshot=%s", pg_counter_snapshot(counter));
+        else
+            log_warn("database %s: rows not counted: %s", a->name, a->row_counts.skipped);
+    }
+    double t0 = monotonic_s();
     char *tool = pg_tool_path(&ps->tools, globals ? "pg_dumpall" : "pg_dump");
     char *conninfo = pg_dbname_conninfo(globals ? ps->maintenance_db : a->name);
     char *dbarg = xasprintf("--dbname=%s", conninfo);
@@ -186,6 +207,8 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
         argv[n++] = tool;
         argv[n++] = "--format=custom";
         argv[n++] = "--compress=0";
+        if (snapshot_arg)
+            argv[n++] = snapshot_arg;
     }
     argv[n++] = "--no-password";
     argv[n++] = dbarg;
@@ -203,6 +226,10 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
     pg_child_env_free(env);
     if (!p)
         goto out;
+    /* pg_dump imports the snapshot as it starts; the transaction that
+     * exported it stays open until pg_dump has ended */
+    if (counter)
+        pg_counter_send(counter);
     int64_t copied = stream_copy_fd(out, proc_stdout_fd(p), NULL, NULL, err);
     if (copied < 0) {
         /* The pipeline failed (storage, signal): stop the dump, report the pipeline's error. */
@@ -221,9 +248,19 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
                      a->name);
         goto out;
     }
+    if (counter) {
+        /* counting may go on after the dump, but not for long: 10 s and a
+         * quarter of the dump's own time */
+        pg_counter_finish(counter, 10 + (monotonic_s() - t0) / 4, &a->row_counts);
+        counter = NULL;
+    }
     rc = 0;
 out:
+    pg_counter_abort(counter);
+    if (rc != 0)
+        manifest_row_counts_free(&a->row_counts);
     proc_free(p);
+    free(snapshot_arg);
     free(tool);
     free(conninfo);
     free(dbarg);

@@ -2,9 +2,19 @@
  * How a PostgreSQL backup is restored: the loader of kind "postgres"
  * (sources/loader.h). postgres:DATABASE is a pg_dump archive that
  * pg_restore loads into a database; postgres:globals is the SQL of
- * pg_dumpall --globals-only (roles, tablespaces) that psql runs against
- * the cluster. The tools are of the server's major or the dump's, the
- * newer (pg_loader_tools).
+ * pg_dumpall --globals-only (roles, tablespaces) that sauve runs against
+ * the cluster itself. The tools are of the server's major or the dump's,
+ * the newer (pg_loader_tools).
+ *
+ * Globals are held in memory (at most GLOBALS_MAX) until the whole
+ * artifact verified, then checked (sources/postgres_script.h: no psql
+ * meta-command, no transaction control) and run statement by statement
+ * over libpq, which interprets no meta-command and no psql variable, in
+ * one transaction unless the script creates or drops a tablespace (which
+ * PostgreSQL cannot do in one). Each statement runs under a savepoint so
+ * that "already exists" (42710: the roles of the cluster the globals came
+ * from, starting with the restoring superuser) is passed over as psql
+ * would, and any other error rolls the whole script back.
  *
  * The target database is changed only when the whole artifact verified:
  * a new target is created and dropped again on failure; an empty one is
@@ -25,11 +35,17 @@
 #include "common/proc.h"
 #include "sources/loader.h"
 #include "sources/postgres.h"
+#include "sources/postgres_script.h"
 
 /* Bytes of the decompressed artifact held back from the loader until every
  * check has passed: far more than pg_restore needs to see the end of an
  * archive, so it cannot commit before sauve says the artifact is whole. */
 #define LOADER_HOLDBACK (1u << 20)
+
+/* The largest globals artifact (decompressed) a restore accepts: it is
+ * held in memory until verified. pg_dumpall -g writes a few hundred bytes
+ * per role; 64 MiB is a cluster of some 100 000 roles. */
+#define GLOBALS_MAX ((size_t)64 << 20)
 
 /* Cluster-level statements (CREATE/DROP/ALTER DATABASE) cannot run inside
  * a database they change: connect to postgres, or to template1 when postgres
@@ -325,10 +341,9 @@ static void pg_target_free(struct pg_target *t)
     memset(t, 0, sizeof *t);
 }
 
-/* A running pg_restore or psql. */
+/* A running pg_restore. */
 struct pg_load {
     proc *p;
-    bool globals;
     bool transactional;    /* pg_restore --single-transaction */
     int unexpected_errors; /* errors other than those expected (below) */
     int expected_errors;   /* pg_restore's rejected transaction_timeout */
@@ -336,21 +351,6 @@ struct pg_load {
     bool stopped_reading;  /* closed its input before the end of the stream */
     char first_error[512];
 };
-
-/* psql reports each failed statement as "psql:<stdin>:N: ERROR:  42710: ...".
- * Restoring globals into a cluster that already has the roles must succeed,
- * so duplicate_object (42710) is expected; anything else is a failure. */
-static void on_psql_stderr(void *ctx, const char *line)
-{
-    struct pg_load *l = ctx;
-    const char *e = strstr(line, "ERROR:");
-    if (!e)
-        return;
-    if (strstr(e, "42710"))
-        return;
-    if (l->unexpected_errors++ == 0)
-        snprintf(l->first_error, sizeof l->first_error, "%s", line);
-}
 
 /* Without --single-transaction (and so without --exit-on-error),
  * pg_restore goes on after an error and counts it. The only error expected
@@ -431,13 +431,11 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
 }
 
 /*
- * Starts the program of tools (pg_loader_tools) that loads an artifact into
- * a server of server_major: pg_restore into dbname (format pg_dump-custom),
- * in one transaction when pg_loader_transactional(), else committing as it
- * goes, the rejected transaction_timeout its only accepted error (load only
- * into a database to drop on failure, then); or psql for globals SQL
- * (dbname is the maintenance database; "already exists" errors are
- * accepted so that restoring globals twice succeeds). *sink receives the
+ * Starts the pg_restore of tools (pg_loader_tools) that loads an artifact
+ * into dbname on a server of server_major (format pg_dump-custom), in one
+ * transaction when pg_loader_transactional(), else committing as it goes,
+ * the rejected transaction_timeout its only accepted error (load only into
+ * a database to drop on failure, then). *sink receives the
  * artifact's decompressed bytes; it holds back the tail so that the loader
  * cannot finish (nor commit its one transaction) before the whole artifact
  * is verified.
@@ -447,33 +445,25 @@ static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, c
                                      stream **sink, sv_error *err)
 {
     struct pg_load *l = xcalloc(1, sizeof *l);
-    l->globals = strcmp(format, "pg_dumpall-globals-sql") == 0;
     l->transactional = pg_loader_transactional(tools->major, server_major);
     l->ignored_errors = -1;
-    if (!l->globals && strcmp(format, "pg_dump-custom") != 0) {
+    if (strcmp(format, "pg_dump-custom") != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "artifact format %s cannot be restored into postgres", format);
         free(l);
         return NULL;
     }
-    char *tool = pg_tool_path(tools, l->globals ? "psql" : "pg_restore");
+    char *tool = pg_tool_path(tools, "pg_restore");
     char *conninfo = pg_dbname_conninfo(dbname);
     char *dbarg = xasprintf("--dbname=%s", conninfo);
     const char *argv[10];
     size_t n = 0;
-    if (l->globals) {
-        argv[n++] = tool;
-        argv[n++] = "--no-psqlrc";
-        argv[n++] = "--quiet";
-        argv[n++] = "--set=VERBOSITY=verbose";
-    } else {
-        argv[n++] = tool;
-        /* one transaction: a failure anywhere leaves the target as it was
-         * (else the caller restores into a database it drops on failure) */
-        if (l->transactional)
-            argv[n++] = "--single-transaction";
-        if (no_owner)
-            argv[n++] = "--no-owner";
-    }
+    argv[n++] = tool;
+    /* one transaction: a failure anywhere leaves the target as it was
+     * (else the caller restores into a database it drops on failure) */
+    if (l->transactional)
+        argv[n++] = "--single-transaction";
+    if (no_owner)
+        argv[n++] = "--no-owner";
     argv[n++] = "--no-password";
     argv[n++] = dbarg;
     argv[n] = NULL;
@@ -483,10 +473,8 @@ static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, c
                               .env_set = (const char *const *)env,
                               .env_keep = pg_child_env_keep(),
                               .pipe_stdin = true,
-                              .log_name = l->globals ? "psql" : "pg_restore",
-                              .on_stderr_line = l->globals          ? on_psql_stderr
-                                                : !l->transactional ? on_pg_restore_stderr
-                                                                    : NULL,
+                              .log_name = "pg_restore",
+                              .on_stderr_line = !l->transactional ? on_pg_restore_stderr : NULL,
                               .on_stderr_ctx = l};
     l->p = proc_start(&po, err);
     pg_child_env_free(env);
@@ -530,16 +518,15 @@ static int pg_load_finish(struct pg_load *l, bool ok, sv_error *err)
         return rc;
     }
     int rc = proc_wait(l->p, err);
-    if (rc != 0 && !l->globals && !l->transactional && l->unexpected_errors == 0 && l->expected_errors > 0 &&
+    if (rc != 0 && !l->transactional && l->unexpected_errors == 0 && l->expected_errors > 0 &&
         l->ignored_errors == l->expected_errors) {
         /* exit status 1 for the rejected transaction_timeout alone */
         sv_error_clear(err);
         rc = 0;
     }
     if (l->unexpected_errors > 0) {
-        sv_error_set(err, SV_EXIT_FAILED, "%s reported %d error(s)%s, first: %s",
-                     l->globals ? "psql" : "pg_restore", l->unexpected_errors,
-                     l->globals ? " restoring globals" : "", l->first_error);
+        sv_error_set(err, SV_EXIT_FAILED, "pg_restore reported %d error(s), first: %s", l->unexpected_errors,
+                     l->first_error);
         rc = -1;
     }
     proc_free(l->p);
@@ -553,7 +540,7 @@ static const char *const postgres_forms[] = {"postgres:DATABASE", "postgres:glob
 
 /* Where the artifact goes, decided by inspect. */
 enum pg_route {
-    ROUTE_GLOBALS,  /* psql into the maintenance database: roles are cluster-wide */
+    ROUTE_GLOBALS,  /* run by sauve in the maintenance database: roles are cluster-wide */
     ROUTE_NEW,      /* the target does not exist: created, dropped again on failure */
     ROUTE_IN_PLACE, /* empty, loaded in one transaction: on failure it stays empty */
     ROUTE_SCRATCH,  /* into a scratch database, swapped in once complete */
@@ -568,6 +555,9 @@ struct pg_restore {
     enum pg_route route;
     char *db; /* where the program loads: the target, a scratch database, or postgres */
     struct pg_load *load;
+    /* globals: the artifact as it arrives, run only once it all verified */
+    char *script;
+    size_t script_len, script_cap;
 };
 
 static int pg_check(const char *name, const struct loader_options *o, sv_error *err)
@@ -614,10 +604,9 @@ static int choose_tools(struct pg_restore *r, sv_error *err)
              LOG_FIELDS(LOG_STR("tools", r->tools.dir), LOG_STR("tools_version", r->tools.dump_version),
                         LOG_STR("artifact_tool_version", a->tool_version ? a->tool_version : ""),
                         LOG_NUM("server_major", r->t.server_major)),
-             "%s from %s (PostgreSQL %d) loads %s:%s, written by %s, into a server of major %d",
-             strcmp(a->format, "pg_dumpall-globals-sql") == 0 ? "psql" : "pg_restore", r->tools.dir,
-             r->tools.major, a->kind, a->name, a->tool_version ? a->tool_version : "an unrecorded pg_dump",
-             r->t.server_major);
+             "pg_restore from %s (PostgreSQL %d) loads %s:%s, written by %s, into a server of major %d",
+             r->tools.dir, r->tools.major, a->kind, a->name,
+             a->tool_version ? a->tool_version : "an unrecorded pg_dump", r->t.server_major);
     return 0;
 }
 
@@ -627,10 +616,13 @@ static int pg_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_
     r->a = a;
     *replaces = false;
     if (r->globals) {
+        /* sauve runs the SQL itself: no tool to choose, but the server is
+         * reached before anything is read */
         r->route = ROUTE_GLOBALS;
-        if (pg_target_inspect(r->cfg, "postgres", &r->t, err) != 0)
-            return -1;
-        return choose_tools(r, err);
+        if (strcmp(a->format, "pg_dumpall-globals-sql") != 0)
+            return sv_error_set(err, SV_EXIT_FAILED,
+                                "artifact format %s cannot be restored as postgres:globals", a->format);
+        return pg_target_inspect(r->cfg, "postgres", &r->t, err);
     }
     if (pg_target_inspect(r->cfg, l->target, &r->t, err) != 0)
         return -1;
@@ -682,9 +674,173 @@ static void undo(loader *l)
         pg_drop_database(r->cfg, r->db, false, &derr);
 }
 
+/* ---- globals: verified whole, checked, then run ------------------------ */
+
+static int globals_collect(void *ctx, const void *buf, size_t len, sv_error *err)
+{
+    struct pg_restore *r = ctx;
+    if (len > GLOBALS_MAX - r->script_len) {
+        sv_error_set(
+            err, SV_EXIT_FAILED,
+            "postgres:globals is larger than the %zu MiB a restore holds in memory to verify it before "
+            "running any of it, nothing was changed",
+            GLOBALS_MAX >> 20);
+        return sv_error_hint(err,
+                             "check what the artifact holds (zstd -dc); pg_dumpall -g writes a few hundred "
+                             "bytes per role");
+    }
+    if (r->script_len + len > r->script_cap) {
+        size_t cap = r->script_cap ? r->script_cap : (size_t)64 << 10;
+        while (cap < r->script_len + len)
+            cap *= 2;
+        r->script_cap = cap < GLOBALS_MAX ? cap : GLOBALS_MAX;
+        r->script = xrealloc(r->script, r->script_cap);
+    }
+    memcpy(r->script + r->script_len, buf, len);
+    r->script_len += len;
+    return 0;
+}
+
+/* The server's notices (GRANT of a membership already held...) go to the
+ * log, not to stderr as libpq would print them. */
+static void globals_notice(void *ctx, const char *message)
+{
+    (void)ctx;
+    char *m = xstrdup(message);
+    for (char *p = m; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    log_info("postgres:globals: %s", m);
+    free(m);
+}
+
+static bool globals_exec(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok;
+}
+
+/* "create role", the first two words of st, for messages: never more, its
+ * arguments may hold a password hash. */
+static void stmt_words(const char *text, const struct pg_script_stmt *st, char *out, size_t size)
+{
+    size_t n = 0;
+    int words = 0;
+    for (size_t p = st->start; p < st->end && n + 1 < size && words < 2; p++) {
+        char ch = text[p];
+        if (ch == ' ' || ch == '\t' || ch == '\n') {
+            if (n && out[n - 1] != ' ' && ++words < 2)
+                out[n++] = ' ';
+            continue;
+        }
+        if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && ch != '_')
+            break;
+        out[n++] = ch;
+    }
+    while (n && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+/*
+ * Runs the verified globals script: refused whole when it holds what
+ * pg_dumpall does not write (postgres_script.h); else statement by
+ * statement, in one transaction when PostgreSQL allows it, passing over
+ * "already exists" (42710). 0, or -1 with err saying whether anything was
+ * committed.
+ */
+static int run_globals(struct pg_restore *r, sv_error *err)
+{
+    struct pg_script s;
+    if (pg_script_parse(r->script, r->script_len, &s, err) != 0) {
+        sv_error_hint(err,
+                      "the artifact is not what pg_dumpall -g writes: whoever could write to the storage may "
+                      "have forged it (the manifest too)");
+        return sv_error_wrap(err, "postgres:globals refused, nothing was run");
+    }
+    PGconn *c = pg_connect(r->cfg, r->db, err);
+    if (!c) {
+        pg_script_free(&s);
+        return -1;
+    }
+    PQsetNoticeProcessor(c, globals_notice, NULL);
+    bool tx = !s.needs_autocommit;
+    if (tx)
+        log_info("postgres:globals: running its %zu statements in one transaction", s.n);
+    else
+        log_warn(
+            "postgres:globals creates or drops a tablespace, which PostgreSQL cannot do in a transaction: "
+            "its %zu statements run one by one, and a failure leaves those before it committed",
+            s.n);
+    int rc = -1;
+    size_t passed_over = 0;
+    if (tx && !globals_exec(c, "begin")) {
+        sv_error_set(err, SV_EXIT_FAILED, "postgres:globals: cannot begin a transaction: %s",
+                     PQerrorMessage(c));
+        goto out;
+    }
+    for (size_t i = 0; i < s.n; i++) {
+        const struct pg_script_stmt *st = &s.stmts[i];
+        if (tx && !globals_exec(c, "savepoint sauve_statement")) {
+            sv_error_set(err, SV_EXIT_FAILED, "postgres:globals: cannot set a savepoint: %s",
+                         PQerrorMessage(c));
+            goto out;
+        }
+        char *sql = xstrndup(r->script + st->start, st->end - st->start);
+        PGresult *res = PQexec(c, sql);
+        free(sql);
+        ExecStatusType es = PQresultStatus(res);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        bool ok = es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK;
+        bool exists = es == PGRES_FATAL_ERROR && state && strcmp(state, "42710") == 0;
+        if (!ok && !exists) {
+            char words[64];
+            stmt_words(r->script, st, words, sizeof words);
+            char *msg = xstrdup(es == PGRES_FATAL_ERROR ? PQresultErrorMessage(res) : PQresStatus(es));
+            for (char *p = msg; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                    *p = ' ';
+            sv_error_set(err, SV_EXIT_FAILED, "postgres:globals line %u (%s): %s%s", st->line, words, msg,
+                         tx ? "; the transaction was rolled back, nothing was changed"
+                            : "; the statements before it were committed");
+            free(msg);
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+        if (exists)
+            passed_over++;
+        if (tx && !globals_exec(c, exists ? "rollback to savepoint sauve_statement"
+                                          : "release savepoint sauve_statement")) {
+            sv_error_set(err, SV_EXIT_FAILED, "postgres:globals: savepoint failed: %s", PQerrorMessage(c));
+            goto out;
+        }
+    }
+    if (tx && !globals_exec(c, "commit")) {
+        sv_error_set(err, SV_EXIT_FAILED, "postgres:globals: commit failed, nothing was changed: %s",
+                     PQerrorMessage(c));
+        goto out;
+    }
+    log_info("postgres:globals: %zu statements run, %zu of them passed over (already exists)", s.n,
+             passed_over);
+    rc = 0;
+out:
+    /* closing an open transaction rolls it back */
+    PQfinish(c);
+    pg_script_free(&s);
+    return rc;
+}
+
 static int pg_start(loader *l, stream **sink, sv_error *err)
 {
     struct pg_restore *r = l->impl;
+    if (r->route == ROUTE_GLOBALS) {
+        r->db = xstrdup("postgres");
+        *sink = callback_sink(globals_collect, r, "postgres:globals");
+        return 0;
+    }
     r->db = r->route == ROUTE_GLOBALS   ? xstrdup("postgres")
             : r->route == ROUTE_SCRATCH ? xasprintf("sauve_restore_%ld_%d", (long)time(NULL), (int)getpid())
                                         : xstrdup(l->target);
@@ -703,6 +859,14 @@ static int pg_start(loader *l, stream **sink, sv_error *err)
 static int pg_finish(loader *l, bool ok, sv_error *err)
 {
     struct pg_restore *r = l->impl;
+    if (r->route == ROUTE_GLOBALS) {
+        /* not verified: nothing of it ran */
+        int rc = ok ? run_globals(r, err) : -1;
+        free(r->script);
+        r->script = NULL;
+        r->script_len = r->script_cap = 0;
+        return rc;
+    }
     sv_error lerr = {0};
     int lrc = pg_load_finish(r->load, ok, &lerr);
     r->load = NULL;
@@ -738,6 +902,7 @@ static void pg_destroy(loader *l)
     }
     pg_tools_free(&r->tools);
     pg_target_free(&r->t);
+    free(r->script);
     free(r->db);
     free(r);
 }

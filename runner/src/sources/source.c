@@ -45,6 +45,7 @@ void source_free(source *s)
         for (size_t w = 0; w < s->artifacts[i].n_warnings; w++)
             free(s->artifacts[i].warnings[w]);
         free(s->artifacts[i].warnings);
+        manifest_row_counts_free(&s->artifacts[i].row_counts);
     }
     free(s->artifacts);
     free(s->info.server_version);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "manifest/manifest.h"
 #include "pipeline/stream.h"
 
 typedef struct source source;
@@ -41,6 +42,9 @@ typedef struct source_artifact {
      * while it was read): recorded in the manifest, the artifact ok. */
     char **warnings;
     size_t n_warnings;
+    /* The rows of every table, counted in the dump's own snapshot
+     * (PostgreSQL databases): set by dump, moved into the manifest. */
+    manifest_row_counts row_counts;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */

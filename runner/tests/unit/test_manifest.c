@@ -44,6 +44,10 @@ static void fill(manifest *m)
     a->recipients = xcalloc(2, sizeof *a->recipients);
     a->recipients[0] = xstrdup("age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq");
     a->recipients[1] = xstrdup("age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj");
+    manifest_row_counts_add(&a->row_counts, "public", "données", 5000000000LL, ROWS_EXACT);
+    manifest_row_counts_add(&a->row_counts, "sales", "We.ird \"name\"", 12, ROWS_ESTIMATE);
+    manifest_row_counts_add(&a->row_counts, "sales", "new", -1, ROWS_UNKNOWN);
+    manifest_row_counts_add(&a->row_counts, "sales", "empty", 0, ROWS_EXACT);
 
     a = manifest_add(m);
     a->ok = false;
@@ -88,6 +92,57 @@ static void assert_artifact_equal(const manifest_artifact *a, const manifest_art
     assert_int_equal(a->n_recipients, b->n_recipients);
     for (size_t i = 0; i < a->n_recipients; i++)
         assert_string_equal(a->recipients[i], b->recipients[i]);
+    assert_int_equal(a->row_counts.present, b->row_counts.present);
+    assert_str_eq_or_null(a->row_counts.skipped, b->row_counts.skipped);
+    assert_int_equal(a->row_counts.n, b->row_counts.n);
+    for (size_t i = 0; i < a->row_counts.n; i++) {
+        assert_string_equal(a->row_counts.tables[i].schema, b->row_counts.tables[i].schema);
+        assert_string_equal(a->row_counts.tables[i].table, b->row_counts.tables[i].table);
+        assert_true(a->row_counts.tables[i].rows == b->row_counts.tables[i].rows);
+        assert_int_equal(a->row_counts.tables[i].how, b->row_counts.tables[i].how);
+    }
+}
+
+/* Row counts: written only when recorded (older manifests and other kinds
+ * have none, and read as before), as tables or as the reason there are none. */
+static void test_row_counts_round_trip(void **state)
+{
+    (void)state;
+    manifest m;
+    fill(&m);
+    manifest_artifact *a = manifest_add(&m);
+    a->ok = true;
+    a->kind = xstrdup("postgres");
+    a->name = xstrdup("standby");
+    a->key = xstrdup("postgres/standby.dump.zst");
+    a->format = xstrdup("pg_dump-custom");
+    a->compression = xstrdup("zstd");
+    memcpy(a->sha256, SHA_A, 65);
+    a->row_counts.present = true;
+    a->row_counts.skipped = xstrdup("pg_export_snapshot() failed");
+    manifest_update_status(&m);
+    char *json = manifest_to_json(&m);
+    json_t *root = json_loads(json, 0, NULL);
+    json_t *arts = json_object_get(root, "artifacts");
+    json_t *t =
+        json_array_get(json_object_get(json_object_get(json_array_get(arts, 0), "row_counts"), "tables"), 2);
+    assert_string_equal(json_string_value(json_object_get(t, "how")), "unknown");
+    assert_null(json_object_get(t, "rows"));
+    assert_null(json_object_get(json_array_get(arts, 1), "row_counts"));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_array_get(arts, 2), "row_counts"), "skipped")),
+        "pg_export_snapshot() failed");
+    json_decref(root);
+    manifest back;
+    sv_error err = {0};
+    assert_int_equal(manifest_from_json(json, strlen(json), &back, &err), 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_artifact_equal(&m.artifacts[i], &back.artifacts[i]);
+    assert_false(back.artifacts[1].row_counts.present);
+    assert_true(back.artifacts[0].row_counts.tables[0].rows == 5000000000LL);
+    manifest_free(&back);
+    manifest_free(&m);
+    free(json);
 }
 
 static void test_round_trip(void **state)
@@ -441,6 +496,62 @@ static void edit_sizes_wrap(json_t *r)
     json_object_set_new(totals, "artifacts", json_integer(4));
 }
 
+static json_t *row_counts(json_t *r)
+{
+    return json_object_get(art(r, 0), "row_counts");
+}
+
+static json_t *counted_table(json_t *r, size_t i)
+{
+    return json_array_get(json_object_get(row_counts(r), "tables"), i);
+}
+
+static void edit_rows_negative(json_t *r)
+{
+    json_object_set_new(counted_table(r, 0), "rows", json_integer(-1));
+}
+
+static void edit_rows_how(json_t *r)
+{
+    json_object_set_new(counted_table(r, 1), "how", json_string("guessed"));
+}
+
+static void edit_rows_unknown_with_rows(json_t *r)
+{
+    json_object_set_new(counted_table(r, 2), "rows", json_integer(3));
+}
+
+static void edit_rows_missing(json_t *r)
+{
+    json_object_del(counted_table(r, 1), "rows");
+}
+
+static void edit_rows_both(json_t *r)
+{
+    json_object_set_new(row_counts(r), "skipped", json_string("no"));
+}
+
+static void edit_rows_neither(json_t *r)
+{
+    json_object_del(row_counts(r), "tables");
+}
+
+static void edit_rows_repeat(json_t *r)
+{
+    json_object_set_new(counted_table(r, 3), "table", json_string("données"));
+    json_object_set_new(counted_table(r, 3), "schema", json_string("public"));
+}
+
+static void edit_rows_not_object(json_t *r)
+{
+    json_object_set_new(art(r, 0), "row_counts", json_integer(3));
+}
+
+static void edit_rows_no_schema(json_t *r)
+{
+    json_object_del(counted_table(r, 0), "schema");
+}
+
 static void test_invalid(void **state)
 {
     (void)state;
@@ -473,6 +584,15 @@ static void test_invalid(void **state)
     expect_invalid(edit_recipient_number, "artifacts[0].encryption.recipients[1]", NULL);
     expect_invalid(edit_duplicate_artifact, "artifacts[1]", "repeats");
     expect_invalid(edit_sizes_wrap, "artifacts[3]", "2^64");
+    expect_invalid(edit_rows_negative, "artifacts[0].row_counts.tables[0].rows", "negative");
+    expect_invalid(edit_rows_how, "artifacts[0].row_counts.tables[1].how", "guessed");
+    expect_invalid(edit_rows_unknown_with_rows, "artifacts[0].row_counts.tables[2].rows", "unknown");
+    expect_invalid(edit_rows_missing, "artifacts[0].row_counts.tables[1].rows", "missing");
+    expect_invalid(edit_rows_both, "artifacts[0].row_counts", "either tables or skipped");
+    expect_invalid(edit_rows_neither, "artifacts[0].row_counts", "either tables or skipped");
+    expect_invalid(edit_rows_repeat, "artifacts[0].row_counts.tables[3]", "repeats [0]");
+    expect_invalid(edit_rows_not_object, "artifacts[0].row_counts", "an object or null");
+    expect_invalid(edit_rows_no_schema, "artifacts[0].row_counts.tables[0].schema", NULL);
 }
 
 static void test_not_json(void **state)
@@ -616,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_null_optionals_round_trip),
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_source_details_round_trip),
+        cmocka_unit_test(test_row_counts_round_trip),
         cmocka_unit_test(test_status_derivation),
         cmocka_unit_test(test_status_written_from_artifacts),
         cmocka_unit_test(test_invalid),
