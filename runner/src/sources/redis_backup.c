@@ -116,15 +116,19 @@ static int refused_sync(redis_conn *c, const char *reply, sv_error *err)
                  "redis at %s does not allow replication (PSYNC/SYNC are disabled or renamed: %.100s), so no "
                  "point-in-time RDB can be taken over the network",
                  redis_conn_endpoint(c), reply);
-    return sv_error_hint(err, "managed services (ElastiCache, Memorystore, Azure Cache) refuse SYNC: use the "
-                              "service's own snapshots, or back up a self-managed replica of it");
+    return sv_error_hint(err, "managed services (ElastiCache, Memorystore, Azure Cache) refuse SYNC: set "
+                              "SAUVE_REDIS_MODE=keys (SCAN + DUMP per key, not point-in-time), or use the "
+                              "service's own snapshots");
 }
 
 static int noperm(redis_conn *c, const char *command, const char *reply, sv_error *err)
 {
     sv_error_set(err, SV_EXIT_CONFIG, "redis at %s: the user may not run %s (%.120s)", redis_conn_endpoint(c),
                  command, reply);
-    return sv_error_hint(err, "allow it in the user's ACL, e.g. ACL SETUSER <user> %s", REDIS_MINIMAL_ACL);
+    return sv_error_hint(err,
+                         "allow it in the user's ACL, e.g. ACL SETUSER <user> %s; where replication cannot be "
+                         "allowed (a managed service), set SAUVE_REDIS_MODE=keys",
+                         REDIS_MINIMAL_ACL);
 }
 
 /*
