@@ -476,6 +476,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             ma->format_version = a->format_version;
             ma->items = a->items;
             ma->has_items = a->has_items;
+            ma->vanished = a->vanished;
+            ma->has_vanished = a->has_vanished;
             if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;

@@ -33,6 +33,8 @@
  *       "mode": "sync", "format_version": 10, "items": 1234,   optional, only when
  *                                            known: how the data was taken, the
  *                                            version of the format (RDB), keys
+ *       "vanished": 3,                       optional: Redis keys mode, keys SCAN
+ *                                            listed that were gone at DUMP
  *       "encryption": {"recipients": ["<fingerprint>", ...]}   or null
  *     }
  *   ]
@@ -308,6 +310,8 @@ static json_t *artifact_to_json(const manifest_artifact *a)
         jset(o, "format_version", jint((uint64_t)a->format_version));
     if (a->has_items)
         jset(o, "items", jint((uint64_t)a->items));
+    if (a->has_vanished)
+        jset(o, "vanished", jint((uint64_t)a->vanished));
     if (a->n_recipients) {
         json_t *enc = jcheck(json_object());
         json_t *rs = jcheck(json_array());
@@ -625,7 +629,8 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "endpoint", &a->endpoint, err) ||
         get_opt_string(obj, p, "mode", &a->mode, err) ||
         get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
-        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_recipients(obj, p, a, err))
+        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) ||
+        get_opt_count(obj, p, "vanished", &a->vanished, &a->has_vanished, err) || parse_recipients(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */

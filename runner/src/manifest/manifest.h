@@ -53,6 +53,8 @@ typedef struct manifest_artifact {
     int64_t format_version; /* version of the artifact's format (RDB version); 0: not recorded */
     int64_t items;          /* keys (Redis) the server reported, when has_items */
     bool has_items;
+    int64_t vanished; /* keys listed but gone when read (Redis keys mode), when has_vanished */
+    bool has_vanished;
     char **recipients; /* encryption recipients' fingerprints */
     size_t n_recipients;
 } manifest_artifact;

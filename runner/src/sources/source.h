@@ -37,6 +37,8 @@ typedef struct source_artifact {
     int64_t format_version; /* 0: none */
     int64_t items;          /* when has_items */
     bool has_items;
+    int64_t vanished; /* Redis keys mode: keys listed but gone when read, when has_vanished */
+    bool has_vanished;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */
