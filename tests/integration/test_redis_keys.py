@@ -193,3 +193,83 @@ def test_a_flipped_byte_inside_a_payload_is_caught_by_its_crc(servers, rsauve, s
     r = rsauve.run("verify", "--set", "latest", json_stdout=True)
     assert r.code != 0, r.describe()
     assert r.any_line("CRC-64"), r.describe()
+
+
+class DeletingProxy:
+    """A TCP proxy between sauve and the server that, when the first bytes
+    holding a DUMP command pass (SCAN has listed the keys by then), deletes
+    the victim keys on the server before forwarding them: keys that vanish
+    between SCAN and DUMP, deterministically."""
+
+    def __init__(self, server, victims):
+        import socket
+        import threading
+        self.server, self.victims, self.done = server, victims, False
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.threads = []
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.server.port))
+            for a, b, up in ((c, s, True), (s, c, False)):
+                t = threading.Thread(target=self._pump, args=(a, b, up), daemon=True)
+                t.start()
+
+    def _pump(self, a, b, up):
+        while True:
+            try:
+                data = a.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for x in (a, b):
+                    try:
+                        x.shutdown(2)
+                    except OSError:
+                        pass
+                return
+            if up and not self.done and b"DUMP" in data:
+                self.done = True
+                self.server.cli("DEL", *self.victims)
+            try:
+                b.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_keys_deleted_between_scan_and_dump_are_counted_not_errors(servers, rsauve, storage):
+    src = servers(extra=MANAGED)
+    for i in range(20):
+        src.cli("SET", f"k{i}", f"v{i}")
+    proxy = DeletingProxy(src, ["k3", "k11"])
+    try:
+        r = keys_backup(rsauve, src, url=f"redis://127.0.0.1:{proxy.port}")
+    finally:
+        proxy.close()
+    assert r.code == 0, r.describe()
+    assert proxy.done
+    assert r.any_line("18 key(s)", "2 key(s) vanished between SCAN and DUMP"), r.describe()
+    set_dir, m = the_set(storage)
+    (a,) = m["artifacts"]
+    assert (a["items"], a["vanished"]) == (18, 2)
+    recs, keys, vanished = parse_stream(raw_stream(set_dir, a))
+    assert (keys, vanished) == (18, 2)
+    assert {k for _, k, _, _ in recs} == {f"k{i}".encode() for i in range(20)} - {b"k3", b"k11"}
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
