@@ -370,15 +370,14 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         return err->code;
     }
 
-    source *sources[4];
+    source *sources[2 + SV_REDIS_INSTANCES_MAX];
     size_t nsources = 0;
     if (req->only)
         sources[nsources++] = req->only;
     else {
         if (pg_configured(cfg))
             sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
-        if (redis_configured(cfg))
-            sources[nsources++] = redis_source_new(cfg);
+        nsources += redis_sources_new(cfg, sources + nsources, sizeof sources / sizeof *sources - nsources);
     }
     if (nsources == 0) {
         sv_error_set(err, SV_EXIT_CONFIG, "nothing to back up: no source is configured");

@@ -379,15 +379,21 @@ void redis_close(redis_conn *c);
 
 /* ---- the source (redis_backup.c) --------------------------------------- */
 
-/* True when Redis is to be backed up: redis.url is set. */
+/* True when Redis is to be backed up: redis.url is set, or
+ * redis.instances lists any. */
 bool redis_configured(const sv_config *cfg);
 
-/* The Redis source of the configured instance (cfg kept by reference). */
-source *redis_source_new(const sv_config *cfg);
+/* The Redis sources of the configured instances (SAUVE_REDIS_URL's, then
+ * each of redis.instances), at most cap, into out; their count. cfg is
+ * kept by reference. */
+size_t redis_sources_new(const sv_config *cfg, source **out, size_t cap);
 
-/* The Redis source of the server at url (the configured password and TLS
- * settings), stored as artifact redis:name: a restore's safety backup of
- * its target. url and name are copied. */
-source *redis_source_at(const sv_config *cfg, const char *url, const char *name);
+/* The instance of redis.instances named name, or NULL. */
+const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *name);
+
+/* The Redis source of the server at url (password, else the configured
+ * one; the configured TLS settings), in sync mode, stored as artifact
+ * redis:name: a restore's safety backup of its target. Strings copied. */
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password);
 
 #endif

@@ -36,21 +36,23 @@ struct redis_source {
     const sv_config *cfg;
     const char *url_text; /* SAUVE_REDIS_URL, or the target of a restore */
     const char *name;     /* the artifact's name: SAUVE_REDIS_NAME, or the restore's */
-    char *owned_url, *owned_name;
+    const char *password; /* the instance's, else SAUVE_REDIS_PASSWORD's */
+    const char *mode;     /* "sync" or "keys" */
+    char *owned_url, *owned_name, *owned_password;
     struct redis_url url;
     int major; /* from INFO server; 0 when INFO was not allowed */
 };
 
 bool redis_configured(const sv_config *cfg)
 {
-    return cfg->redis_url && *cfg->redis_url;
+    return (cfg->redis_url && *cfg->redis_url) || cfg->n_redis_instances > 0;
 }
 
 static redis_conn *connect_configured(struct redis_source *rs, sv_error *err)
 {
     const sv_config *cfg = rs->cfg;
     struct redis_conn_options o = {.url = &rs->url,
-                                   .password = cfg->redis_password,
+                                   .password = rs->password,
                                    .ca_file = cfg->redis_tls_ca_file,
                                    .cert_file = cfg->redis_tls_cert_file,
                                    .key_file = cfg->redis_tls_key_file,
@@ -178,11 +180,10 @@ static int probe_psync(redis_conn *c, sv_error *err)
 static int redis_prepare(source *s, sv_error *err)
 {
     struct redis_source *rs = s->impl;
-    const sv_config *cfg = rs->cfg;
     if (redis_url_parse(rs->url_text, &rs->url, err) != 0)
         return -1;
     const char *name = rs->name;
-    bool keys_mode = strcmp(cfg->redis_mode, "keys") == 0;
+    bool keys_mode = strcmp(rs->mode, "keys") == 0;
     char *key = xasprintf(keys_mode ? "redis/%s.keys" : "redis/%s.rdb", name);
     char *stored = xasprintf("%s.zst.age", key);
     source_artifact *a =
@@ -195,13 +196,13 @@ static int redis_prepare(source *s, sv_error *err)
         sv_error e = {0};
         sv_error_set(
             &e, SV_EXIT_CONFIG,
-            "SAUVE_REDIS_NAME '%s' cannot be stored under sauve's layout (it is empty, contains '/', "
+            "redis instance name '%s' (SAUVE_REDIS_NAME or redis.instances) cannot be stored under sauve's layout (it is empty, contains '/', "
             "'\\', a control character or invalid UTF-8, or starts with '.')",
             name);
         source_artifact_fail(a, &e);
         return 0;
     }
-    a->mode = xstrdup(cfg->redis_mode);
+    a->mode = xstrdup(rs->mode);
 
     redis_conn *c = connect_configured(rs, err);
     if (!c)
@@ -247,7 +248,7 @@ static int redis_prepare(source *s, sv_error *err)
                         LOG_NUM("keys", a->has_items ? a->items : -1)),
              "redis %s at %s: %s key(s), mode %s%s",
              s->info.server_version ? s->info.server_version : "(version unknown)", s->info.endpoint, keys,
-             cfg->redis_mode, keys_mode ? " (each key read on its own: NOT a point-in-time copy)" : "");
+             rs->mode, keys_mode ? " (each key read on its own: NOT a point-in-time copy)" : "");
     rc = 0;
 out:
     redis_close(c);
@@ -669,7 +670,7 @@ out:
 static int redis_dump(source *s, size_t i, stream *out, sv_error *err)
 {
     struct redis_source *rs = s->impl;
-    if (strcmp(rs->cfg->redis_mode, "keys") == 0)
+    if (strcmp(rs->mode, "keys") == 0)
         return keys_dump(rs, &s->artifacts[i], out, err);
     return sync_dump(s, i, out, err);
 }
@@ -679,6 +680,7 @@ static void redis_destroy(source *s)
     struct redis_source *rs = s->impl;
     redis_url_free(&rs->url);
     free_secret(rs->owned_url);
+    free_secret(rs->owned_password);
     free(rs->owned_name);
     free(rs);
 }
@@ -690,23 +692,47 @@ static const struct source_ops redis_source_ops = {
     .destroy = redis_destroy,
 };
 
-source *redis_source_new(const sv_config *cfg)
+static source *source_of(const sv_config *cfg, const char *url, const char *name, const char *password,
+                         const char *mode)
 {
     struct redis_source *rs = xcalloc(1, sizeof *rs);
     rs->cfg = cfg;
-    rs->url_text = cfg->redis_url;
-    rs->name = cfg->redis_name;
+    rs->url_text = url;
+    rs->name = name;
+    rs->password = password;
+    rs->mode = mode;
     source *s = xcalloc(1, sizeof *s);
     s->ops = &redis_source_ops;
     s->impl = rs;
     return s;
 }
 
-source *redis_source_at(const sv_config *cfg, const char *url, const char *name)
+size_t redis_sources_new(const sv_config *cfg, source **out, size_t cap)
 {
-    source *s = redis_source_new(cfg);
+    size_t n = 0;
+    if (cfg->redis_url && *cfg->redis_url && n < cap)
+        out[n++] = source_of(cfg, cfg->redis_url, cfg->redis_name, cfg->redis_password, cfg->redis_mode);
+    for (size_t i = 0; i < cfg->n_redis_instances && n < cap; i++) {
+        const sv_redis_instance *ri = &cfg->redis_instances[i];
+        out[n++] = source_of(cfg, ri->url, ri->name, ri->password, ri->mode);
+    }
+    return n;
+}
+
+const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_redis_instances; i++)
+        if (strcmp(cfg->redis_instances[i].name, name) == 0)
+            return &cfg->redis_instances[i];
+    return NULL;
+}
+
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password)
+{
+    source *s = source_of(cfg, NULL, NULL, NULL, "sync");
     struct redis_source *rs = s->impl;
     rs->url_text = rs->owned_url = xstrdup(url);
     rs->name = rs->owned_name = xstrdup(name);
+    rs->password = password ? (rs->owned_password = xstrdup(password)) : cfg->redis_password;
     return s;
 }

@@ -83,7 +83,8 @@ struct redis_restore {
     char file_error[256];
 
     /* --online */
-    char *url; /* the target's URL (SAUVE_REDIS_URL's may hold a password) */
+    char *url;      /* the target's URL (SAUVE_REDIS_URL's may hold a password) */
+    char *password; /* the named instance's, else NULL: SAUVE_REDIS_PASSWORD's */
     struct redis_url u;
     redis_conn *c;
     bool flush_first;
@@ -169,8 +170,12 @@ static loader *redis_open(const sv_config *cfg, const char *name, const struct l
         l->target = xstrdup(r->path);
         l->what = xasprintf("file %s", r->path);
     } else {
-        const char *url = o->into ? o->into : cfg->redis_url;
+        /* without --into, the configured instance of that name: one of
+         * redis.instances, else SAUVE_REDIS_URL's */
+        const sv_redis_instance *ri = o->into ? NULL : redis_instance_named(cfg, name);
+        const char *url = o->into ? o->into : ri ? ri->url : cfg->redis_url;
         r->url = url ? xstrdup(url) : NULL;
+        r->password = ri && ri->password ? xstrdup(ri->password) : NULL;
         l->target = target_text(url);
         l->what = xasprintf("redis at %s", l->target);
     }
@@ -403,7 +408,7 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
     if (redis_url_parse(r->url, &r->u, err) != 0)
         return -1;
     struct redis_conn_options o = {.url = &r->u,
-                                   .password = cfg->redis_password,
+                                   .password = r->password ? r->password : cfg->redis_password,
                                    .ca_file = cfg->redis_tls_ca_file,
                                    .cert_file = cfg->redis_tls_cert_file,
                                    .key_file = cfg->redis_tls_key_file,
@@ -463,7 +468,7 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
 static source *redis_safety_source(loader *l)
 {
     struct redis_restore *r = l->impl;
-    return redis_source_at(r->cfg, r->url, r->name);
+    return redis_source_at(r->cfg, r->url, r->name, r->password);
 }
 
 /* Appends raw bytes to the commands to send. */
@@ -945,6 +950,7 @@ static void redis_destroy(loader *l)
     redis_keys_reader_free(&r->kr);
     free(r->out);
     free_secret(r->url);
+    free_secret(r->password);
     free(r->name);
     free(r);
 }
