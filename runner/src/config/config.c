@@ -787,11 +787,13 @@ int config_load(sv_config *cfg, const struct config_load_options *opts, sv_error
     if (cfg->redis_url && *cfg->redis_url)
         for (size_t i = 0; i < cfg->n_redis_instances; i++)
             if (strcmp(cfg->redis_instances[i].name, cfg->redis_name) == 0) {
-                sv_error_set(err, SV_EXIT_CONFIG,
-                             "redis instance name '%s' is used twice: by SAUVE_REDIS_URL (SAUVE_REDIS_NAME) and "
-                             "by redis.instances in config file %s line %d",
-                             cfg->redis_name, cfg->file, cfg->redis_instances[i].line);
-                sv_error_hint(err, "give SAUVE_REDIS_NAME another name, or list that server in redis.instances");
+                sv_error_set(
+                    err, SV_EXIT_CONFIG,
+                    "redis instance name '%s' is used twice: by SAUVE_REDIS_URL (SAUVE_REDIS_NAME) and "
+                    "by redis.instances in config file %s line %d",
+                    cfg->redis_name, cfg->file, cfg->redis_instances[i].line);
+                sv_error_hint(err,
+                              "give SAUVE_REDIS_NAME another name, or list that server in redis.instances");
                 goto fail;
             }
     return 0;

@@ -630,7 +630,8 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "mode", &a->mode, err) ||
         get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
         get_opt_count(obj, p, "items", &a->items, &a->has_items, err) ||
-        get_opt_count(obj, p, "vanished", &a->vanished, &a->has_vanished, err) || parse_recipients(obj, p, a, err))
+        get_opt_count(obj, p, "vanished", &a->vanished, &a->has_vanished, err) ||
+        parse_recipients(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */

@@ -244,7 +244,7 @@ typedef struct redis_reply {
     enum redis_reply_type type;
     char *str; /* status, error or bulk text, NUL-terminated; NULL otherwise */
     size_t len;
-    long long integer;         /* INTEGER; ARRAY: the element count */
+    long long integer;           /* INTEGER; ARRAY: the element count */
     struct redis_reply *element; /* ARRAY: its integer elements */
 } redis_reply;
 

@@ -141,10 +141,11 @@ static int noperm(redis_conn *c, const char *command, const char *reply, sv_erro
 {
     sv_error_set(err, SV_EXIT_CONFIG, "redis at %s: the user may not run %s (%.120s)", redis_conn_endpoint(c),
                  command, reply);
-    return sv_error_hint(err,
-                         "allow it in the user's ACL, e.g. ACL SETUSER <user> %s; where replication cannot be "
-                         "allowed (a managed service), set SAUVE_REDIS_MODE=keys",
-                         REDIS_MINIMAL_ACL);
+    return sv_error_hint(
+        err,
+        "allow it in the user's ACL, e.g. ACL SETUSER <user> %s; where replication cannot be "
+        "allowed (a managed service), set SAUVE_REDIS_MODE=keys",
+        REDIS_MINIMAL_ACL);
 }
 
 /*
@@ -194,11 +195,11 @@ static int redis_prepare(source *s, sv_error *err)
     if (!storable) {
         /* the name becomes a storage key: refuse one a reader would not accept */
         sv_error e = {0};
-        sv_error_set(
-            &e, SV_EXIT_CONFIG,
-            "redis instance name '%s' (SAUVE_REDIS_NAME or redis.instances) cannot be stored under sauve's layout (it is empty, contains '/', "
-            "'\\', a control character or invalid UTF-8, or starts with '.')",
-            name);
+        sv_error_set(&e, SV_EXIT_CONFIG,
+                     "redis instance name '%s' (SAUVE_REDIS_NAME or redis.instances) cannot be stored under "
+                     "sauve's layout (it is empty, contains '/', "
+                     "'\\', a control character or invalid UTF-8, or starts with '.')",
+                     name);
         source_artifact_fail(a, &e);
         return 0;
     }
@@ -510,7 +511,8 @@ static int keys_one(struct keys_run *k, uint32_t db, const redis_reply *key, sv_
     unsigned char head[REDIS_KEYS_RECORD_HEAD_LEN];
     int64_t expire = pttl >= 0 ? at + pttl : -1;
     redis_keys_record_head(&k->w, db, expire, (uint32_t)key->len, len, head);
-    if (keys_write(k, head, sizeof head, false, err) != 0 || keys_write(k, key->str, key->len, true, err) != 0)
+    if (keys_write(k, head, sizeof head, false, err) != 0 ||
+        keys_write(k, key->str, key->len, true, err) != 0)
         return -1;
     for (uint64_t left = len; left;) {
         size_t n = left < KEYS_CHUNK ? (size_t)left : KEYS_CHUNK;
@@ -541,7 +543,8 @@ static int keys_batch(struct keys_run *k, uint32_t db, const redis_reply *keys, 
         for (long long j = i; j < end; j++) {
             const redis_reply *key = &keys->element[j];
             if (key->type != REDIS_REPLY_BULK)
-                return sv_error_set(err, SV_EXIT_FAILED, "redis at %s: SCAN returned a key that is not a string",
+                return sv_error_set(err, SV_EXIT_FAILED,
+                                    "redis at %s: SCAN returned a key that is not a string",
                                     redis_conn_endpoint(k->c));
             cmd_key(k, "PTTL", key->str, key->len);
             cmd_key(k, "DUMP", key->str, key->len);
@@ -656,8 +659,8 @@ static int keys_dump(struct redis_source *rs, source_artifact *a, stream *out, s
                         LOG_NUM("databases", (int64_t)n_dbs)),
              "redis:%s: keys mode, NOT point-in-time: %llu key(s) from %zu database(s), %s of DUMP payloads; "
              "%llu key(s) vanished between SCAN and DUMP",
-             a->name, (unsigned long long)k.w.keys, n_dbs, log_human_bytes(k.payload_bytes, size, sizeof size),
-             (unsigned long long)k.vanished);
+             a->name, (unsigned long long)k.w.keys, n_dbs,
+             log_human_bytes(k.payload_bytes, size, sizeof size), (unsigned long long)k.vanished);
     rc = 0;
 out:
     free(dbs);

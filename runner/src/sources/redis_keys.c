@@ -187,10 +187,15 @@ int redis_keys_reader_next(redis_keys_reader *r, redis_keys_record *rec, bool at
     if (r->ended)
         return 0;
     size_t have = r->len - r->off;
+    if (!have)
+        return !at_end      ? 0
+               : r->version ? fail(r, "the stream ends without its end record (truncated)")
+                            : fail(r, "the stream ends inside its header");
     const unsigned char *p = r->buf + r->off;
     if (!r->version) {
         if (have < REDIS_KEYS_HEADER_LEN) {
-            if (have && memcmp(p, REDIS_KEYS_MAGIC, have < REDIS_KEYS_MAGIC_LEN ? have : REDIS_KEYS_MAGIC_LEN))
+            if (have &&
+                memcmp(p, REDIS_KEYS_MAGIC, have < REDIS_KEYS_MAGIC_LEN ? have : REDIS_KEYS_MAGIC_LEN))
                 return fail(r, "not a sauve keys-mode stream (no SAUVE-REDIS-KEYS magic)");
             return at_end ? fail(r, "the stream ends inside its header") : 0;
         }
@@ -214,8 +219,8 @@ int redis_keys_reader_next(redis_keys_reader *r, redis_keys_record *rec, bool at
         uint64_t crc = r->crc, stored = get64(r->buf + r->off);
         take(r, 8);
         if (keys != r->keys)
-            return fail(r, "the end record counts %llu key(s), the stream holds %llu", (unsigned long long)keys,
-                        (unsigned long long)r->keys);
+            return fail(r, "the end record counts %llu key(s), the stream holds %llu",
+                        (unsigned long long)keys, (unsigned long long)r->keys);
         if (crc != stored)
             return fail(r, "the stream's CRC-64 does not match its end record");
         r->ended = true;
