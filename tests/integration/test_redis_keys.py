@@ -273,3 +273,21 @@ def test_keys_deleted_between_scan_and_dump_are_counted_not_errors(servers, rsau
     r = online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
+
+
+def test_clean_restore_into_a_managed_target_takes_its_safety_backup_in_keys_mode(servers, rsauve, storage):
+    src = servers(extra=MANAGED)
+    fill_dataset(src, big_mb=1)
+    assert keys_backup(rsauve, src).code == 0
+    dst = servers(extra=MANAGED)
+    dst.cli("SET", "precious", "data")
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("holds 1 key(s)", "nothing was changed"), r.describe()
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+    safety = [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]
+    assert len(safety) == 1, safety
+    (a,) = safety[0]["artifacts"]
+    assert (a["name"], a["mode"], a["format"], a["items"]) == ("cache", "keys", "redis-keys", 1)

@@ -392,8 +392,10 @@ size_t redis_sources_new(const sv_config *cfg, source **out, size_t cap);
 const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *name);
 
 /* The Redis source of the server at url (password, else the configured
- * one; the configured TLS settings), in sync mode, stored as artifact
- * redis:name: a restore's safety backup of its target. Strings copied. */
-source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password);
+ * one; the configured TLS settings), in mode ("sync" or "keys"), stored as
+ * artifact redis:name: a restore's safety backup of its target. Strings
+ * copied. */
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password,
+                        const char *mode);
 
 #endif

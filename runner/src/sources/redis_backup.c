@@ -730,9 +730,10 @@ const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *
     return NULL;
 }
 
-source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password)
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password,
+                        const char *mode)
 {
-    source *s = source_of(cfg, NULL, NULL, NULL, "sync");
+    source *s = source_of(cfg, NULL, NULL, NULL, strcmp(mode, "keys") == 0 ? "keys" : "sync");
     struct redis_source *rs = s->impl;
     rs->url_text = rs->owned_url = xstrdup(url);
     rs->name = rs->owned_name = xstrdup(name);

@@ -468,7 +468,11 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
 static source *redis_safety_source(loader *l)
 {
     struct redis_restore *r = l->impl;
-    return redis_source_at(r->cfg, r->url, r->name, r->password);
+    /* a target restored from keys mode is likely a server that refuses
+     * replication: its safety backup is taken the same way */
+    const sv_redis_instance *ri = redis_instance_named(r->cfg, r->name);
+    const char *mode = ri && strcmp(ri->url, r->url) == 0 ? ri->mode : r->keys_format ? "keys" : "sync";
+    return redis_source_at(r->cfg, r->url, r->name, r->password, mode);
 }
 
 /* Appends raw bytes to the commands to send. */
