@@ -113,3 +113,15 @@ def test_env_instance_and_yaml_instance_may_not_share_a_name(workdir, storage):
     r = sauve.run("backup")
     assert r.code == 78, r.describe()
     assert r.any_line("'default' is used twice", "SAUVE_REDIS_NAME"), r.describe()
+
+
+def test_an_unreachable_instance_is_named(workdir, storage):
+    from pgserver import free_port
+    port = free_port()
+    conf = write_config(workdir, f"redis:\n  timeout: 5\n  instances:\n    - name: sessions\n"
+                                 f"      url: redis://127.0.0.1:{port}\n")
+    sauve = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_CONFIG": conf})
+    r = sauve.run("backup")
+    assert r.code == 75, r.describe()
+    assert r.any_line("redis instance 'sessions'", str(port)), r.describe()
+    assert committed_sets(storage) == []

@@ -38,6 +38,7 @@ struct redis_source {
     const char *name;     /* the artifact's name: SAUVE_REDIS_NAME, or the restore's */
     const char *password; /* the instance's, else SAUVE_REDIS_PASSWORD's */
     const char *mode;     /* "sync" or "keys" */
+    bool listed;          /* one of redis.instances: errors name it */
     char *owned_url, *owned_name, *owned_password;
     struct redis_url url;
     int major; /* from INFO server; 0 when INFO was not allowed */
@@ -178,7 +179,23 @@ static int probe_psync(redis_conn *c, sv_error *err)
     return rc;
 }
 
+static int prepare(source *s, sv_error *err);
+
+/* Errors about a server of redis.instances name it: the connection's
+ * messages speak of SAUVE_REDIS_URL, the one-instance setting. */
 static int redis_prepare(source *s, sv_error *err)
+{
+    struct redis_source *rs = s->impl;
+    if (prepare(s, err) == 0)
+        return 0;
+    if (rs->listed)
+        sv_error_wrap(err,
+                      "redis instance '%s' (redis.instances: its url or url_file stands for SAUVE_REDIS_URL)",
+                      rs->name);
+    return -1;
+}
+
+static int prepare(source *s, sv_error *err)
 {
     struct redis_source *rs = s->impl;
     if (redis_url_parse(rs->url_text, &rs->url, err) != 0)
@@ -717,7 +734,8 @@ size_t redis_sources_new(const sv_config *cfg, source **out, size_t cap)
         out[n++] = source_of(cfg, cfg->redis_url, cfg->redis_name, cfg->redis_password, cfg->redis_mode);
     for (size_t i = 0; i < cfg->n_redis_instances && n < cap; i++) {
         const sv_redis_instance *ri = &cfg->redis_instances[i];
-        out[n++] = source_of(cfg, ri->url, ri->name, ri->password, ri->mode);
+        out[n] = source_of(cfg, ri->url, ri->name, ri->password, ri->mode);
+        ((struct redis_source *)out[n++]->impl)->listed = true;
     }
     return n;
 }
