@@ -291,3 +291,26 @@ def test_clean_restore_into_a_managed_target_takes_its_safety_backup_in_keys_mod
     assert len(safety) == 1, safety
     (a,) = safety[0]["artifacts"]
     assert (a["name"], a["mode"], a["format"], a["items"]) == ("cache", "keys", "redis-keys", 1)
+
+
+def test_a_value_larger_than_any_reply_sauve_buffers_is_streamed(servers, rsauve, storage):
+    """40 MB in one key: more than the 16 MB sauve accepts for a reply it
+    holds whole (REDIS_REPLY_MAX), so the DUMP reply must stream."""
+    src = servers(extra=MANAGED)
+    src.pipe(resp("SET", "huge", os.urandom(40 * 1024 * 1024)) + resp("SET", "small", "x"))
+    r = keys_backup(rsauve, src)
+    assert r.code == 0, r.describe()
+    (a,) = the_set(storage)[1]["artifacts"]
+    assert a["items"] == 2 and a["bytes_in"] > 40 * 1024 * 1024
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 0, r.describe()
+    assert dst.digest() == src.digest()
+
+
+def test_check_reports_keys_mode(servers, rsauve):
+    src = servers(extra=MANAGED)
+    r = rsauve.run("check", env={"SAUVE_REDIS_URL": src.url(), "SAUVE_REDIS_PASSWORD": src.password,
+                                 "SAUVE_REDIS_MODE": "keys"}, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert "keys mode (NOT point-in-time" in r.all_output(), r.describe()
