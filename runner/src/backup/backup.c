@@ -371,15 +371,15 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         return err->code;
     }
 
-    source *sources[4];
+    /* PostgreSQL, SAUVE_REDIS_URL's and each named Redis, the directories */
+    source *sources[1 + 1 + SV_REDIS_INSTANCES_MAX + 1];
     size_t nsources = 0;
     if (req->only)
         sources[nsources++] = req->only;
     else {
         if (pg_configured(cfg))
             sources[nsources++] = pg_source_new(cfg, NULL, cfg->pg_globals);
-        if (redis_configured(cfg))
-            sources[nsources++] = redis_source_new(cfg);
+        nsources += redis_sources_new(cfg, sources + nsources, sizeof sources / sizeof *sources - nsources);
         if (files_configured(cfg))
             sources[nsources++] = files_source_new(cfg);
     }
@@ -487,6 +487,8 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
             /* the row counts move over: they can be large */
             ma->row_counts = a->row_counts;
             memset(&a->row_counts, 0, sizeof a->row_counts);
+            ma->vanished = a->vanished;
+            ma->has_vanished = a->has_vanished;
             if (stored == 0) {
                 ma->ok = true;
                 res->n_ok++;

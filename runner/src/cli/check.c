@@ -118,32 +118,39 @@ static void check_postgres(struct check_state *cs, const sv_config *cfg)
  * without starting a sync), without taking the RDB. */
 static void check_redis(struct check_state *cs, const sv_config *cfg)
 {
-    if (!redis_configured(cfg))
-        return;
-    sv_error err = {0};
-    source *src = redis_source_new(cfg);
-    if (src->ops->prepare(src, &err) != 0) {
-        report_error(cs, "redis", &err);
+    source *srcs[1 + SV_REDIS_INSTANCES_MAX];
+    size_t n = redis_sources_new(cfg, srcs, sizeof srcs / sizeof *srcs);
+    for (size_t k = 0; k < n; k++) {
+        source *src = srcs[k];
+        sv_error err = {0};
+        if (src->ops->prepare(src, &err) != 0) {
+            report_error(cs, "redis", &err);
+            source_free(src);
+            continue;
+        }
+        for (size_t i = 0; i < src->n_artifacts; i++) {
+            const source_artifact *a = &src->artifacts[i];
+            bool keys = a->mode && strcmp(a->mode, "keys") == 0;
+            char *what = xasprintf("redis:%s", a->name);
+            char *detail =
+                a->error ? xstrdup(a->error)
+                : keys
+                    ? xasprintf("server %s at %s; keys mode (NOT point-in-time; the user's permissions for "
+                                "SCAN, PTTL and DUMP show at the first backup)",
+                                src->info.server_version ? src->info.server_version : "(version unknown)",
+                                src->info.endpoint)
+                    : xasprintf("server %s at %s; replication not disabled (the user's permission for PSYNC "
+                                "shows at the first backup)",
+                                src->info.server_version ? src->info.server_version : "(version unknown)",
+                                src->info.endpoint);
+            json_t *item = report(cs, what, a->error == NULL, a->err_code, detail);
+            if (src->info.server_version)
+                json_object_set_new(item, "server_version", json_string(src->info.server_version));
+            free(detail);
+            free(what);
+        }
         source_free(src);
-        return;
     }
-    for (size_t i = 0; i < src->n_artifacts; i++) {
-        const source_artifact *a = &src->artifacts[i];
-        char *what = xasprintf("redis:%s", a->name);
-        char *detail =
-            a->error ? xstrdup(a->error)
-                     : xasprintf(
-                           "server %s at %s; replication not disabled (the user's permission for PSYNC shows "
-                           "at the first backup)",
-                           src->info.server_version ? src->info.server_version : "(version unknown)",
-                           src->info.endpoint);
-        json_t *item = report(cs, what, a->error == NULL, a->err_code, detail);
-        if (src->info.server_version)
-            json_object_set_new(item, "server_version", json_string(src->info.server_version));
-        free(detail);
-        free(what);
-    }
-    source_free(src);
 }
 
 /* The trees parse, and each top is a directory sauve can list. */

@@ -86,6 +86,10 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
         json_t *ja = json_object();
         json_object_set_new(ja, "kind", json_string(a->kind));
         json_object_set_new(ja, "name", json_string(a->name));
+        if (a->mode) {
+            json_object_set_new(ja, "mode", json_string(a->mode));
+            json_object_set_new(ja, "point_in_time", json_boolean(strcmp(a->mode, "keys") != 0));
+        }
         bool damaged = s->artifact_damaged && s->artifact_damaged[i];
         json_object_set_new(ja, "status", json_string(!a->ok ? "failed" : damaged ? "damaged" : "ok"));
         if (a->ok) {
@@ -189,6 +193,9 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
                   : s->artifact_damaged && s->artifact_damaged[j] ? " (DAMAGED)"
                                                                   : "",
                   stdout);
+            /* a copy taken key by key is not a snapshot: say so where it is chosen */
+            if (a->ok && a->mode && strcmp(a->mode, "keys") == 0)
+                fputs(" (keys mode, NOT point-in-time)", stdout);
         }
         putchar('\n');
         for (size_t j = 0; j < s->m.n_artifacts; j++) {

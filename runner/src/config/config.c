@@ -564,6 +564,14 @@ void config_free(sv_config *cfg)
     for (size_t i = 0; i < OPT__COUNT; i++)
         clear_value(cfg, &g_options[i]);
     free(cfg->file);
+    for (size_t i = 0; i < cfg->n_redis_instances; i++) {
+        sv_redis_instance *ri = &cfg->redis_instances[i];
+        free(ri->name);
+        free_secret(ri->url);
+        free_secret(ri->password);
+        free(ri->mode);
+    }
+    free(cfg->redis_instances);
     strlist_free(&cfg->warnings);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -776,6 +784,18 @@ int config_load(sv_config *cfg, const struct config_load_options *opts, sv_error
     warn_unknown_env(cfg, env);
     if (apply_flags(cfg, opts, err))
         goto fail;
+    if (cfg->redis_url && *cfg->redis_url)
+        for (size_t i = 0; i < cfg->n_redis_instances; i++)
+            if (strcmp(cfg->redis_instances[i].name, cfg->redis_name) == 0) {
+                sv_error_set(
+                    err, SV_EXIT_CONFIG,
+                    "redis instance name '%s' is used twice: by SAUVE_REDIS_URL (SAUVE_REDIS_NAME) and "
+                    "by redis.instances in config file %s line %d",
+                    cfg->redis_name, cfg->file, cfg->redis_instances[i].line);
+                sv_error_hint(err,
+                              "give SAUVE_REDIS_NAME another name, or list that server in redis.instances");
+                goto fail;
+            }
     return 0;
 fail:
     config_free(cfg);

@@ -52,6 +52,19 @@ enum config_origin { ORIGIN_UNSET, ORIGIN_DEFAULT, ORIGIN_FILE, ORIGIN_ENV, ORIG
 #define OPT_FIELD_LIST(f)     sv_strlist f;
 #define OPT_FIELD_DURATION(f) long f;
 
+/* One of several named Redis instances (YAML redis.instances); the shared
+ * redis.* settings (TLS files, timeout) apply to each. */
+typedef struct sv_redis_instance {
+    char *name;
+    char *url;      /* secret: may hold a password */
+    char *password; /* secret, or NULL */
+    char *mode;     /* "sync" or "keys" */
+    int line;       /* in the config file */
+} sv_redis_instance;
+
+/* How many instances redis.instances may list. */
+#define SV_REDIS_INSTANCES_MAX 16
+
 typedef struct sv_config {
 #define OPT(field, path, env, type, def, min, max, help) OPT_FIELD_##type(field)
 #include "config/options.def"
@@ -62,6 +75,9 @@ typedef struct sv_config {
     int line[OPT__COUNT];
     /* Config file actually read, or NULL. */
     char *file;
+    /* YAML redis.instances, in file order (besides SAUVE_REDIS_URL's). */
+    sv_redis_instance *redis_instances;
+    size_t n_redis_instances;
     /* Human-readable warnings (unknown SAUVE_* variables with suggestions);
      * the caller logs them once logging is set up. */
     sv_strlist warnings;

@@ -3,6 +3,10 @@
  * (pg: {host: db} is pg.host). Anything the options table does not know is an
  * error with its line, since a file is written by hand and a misspelt key
  * silently ignored is a backup that does not do what its author thinks.
+ *
+ * One key is not an option: redis.instances, a list of named Redis
+ * instances, each a mapping of name, url or url_file, password or
+ * password_file, and mode (secrets inline or in files, as for pg.password).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +15,7 @@
 
 #include <yaml.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "config/config_intern.h"
 
@@ -147,6 +152,137 @@ static int mark_seen(struct walk *w, const struct opt_def *o, int line, const ch
                         first);
 }
 
+/* The scalar value of an instance's key, NULL when null; an error for a
+ * mapping or list. */
+static int instance_scalar(struct walk *w, const yaml_node_t *v, const char *key, size_t idx,
+                           const char **out)
+{
+    *out = NULL;
+    if (is_null(v))
+        return 0;
+    if (v->type != YAML_SCALAR_NODE)
+        return sv_error_set(w->err, SV_EXIT_CONFIG,
+                            "config file %s line %d: redis.instances[%zu].%s must be a single value, not %s",
+                            w->file, line_of(v), idx, key, shape(v));
+    *out = scalar(v);
+    return 0;
+}
+
+/* A secret given inline (key) or as a file (key_file), not both. */
+static int instance_secret(struct walk *w, const char *inline_value, const char *file, int line,
+                           const char *key, size_t idx, char **out)
+{
+    if (inline_value && file)
+        return sv_error_set(w->err, SV_EXIT_CONFIG,
+                            "config file %s line %d: redis.instances[%zu] sets both %s and %s_file; use one",
+                            w->file, line, idx, key, key);
+    if (inline_value) {
+        *out = xstrdup(inline_value);
+        log_add_secret(*out);
+        return 0;
+    }
+    if (!file || !*file)
+        return 0;
+    char *source =
+        xasprintf("config file %s line %d key redis.instances[%zu].%s_file", w->file, line, idx, key);
+    int rc = config_read_secret_file(file, source, out, w->err);
+    if (rc == 0 && *out && **out)
+        log_add_secret(*out);
+    free(source);
+    return rc;
+}
+
+static int walk_instances(struct walk *w, const yaml_node_t *seq, int line)
+{
+    if (is_null(seq))
+        return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return sv_error_set(
+            w->err, SV_EXIT_CONFIG,
+            "config file %s line %d: key 'redis.instances' must be a list of mappings, not %s", w->file, line,
+            shape(seq));
+    static const char *const keys[] = {"name", "url", "url_file", "password", "password_file", "mode"};
+    const yaml_node_item_t *start = seq->data.sequence.items.start;
+    size_t n = (size_t)(seq->data.sequence.items.top - start);
+    if (n > SV_REDIS_INSTANCES_MAX)
+        return sv_error_set(w->err, SV_EXIT_CONFIG,
+                            "config file %s line %d: redis.instances lists %zu, at most %d", w->file, line, n,
+                            SV_REDIS_INSTANCES_MAX);
+    sv_config *cfg = w->cfg;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(w->doc, start[i]);
+        int iline = line_of(item);
+        if (item->type != YAML_MAPPING_NODE)
+            return sv_error_set(
+                w->err, SV_EXIT_CONFIG,
+                "config file %s line %d: redis.instances[%zu] must be a mapping (name, url, ...), "
+                "not %s",
+                w->file, iline, i, shape(item));
+        const char *val[6] = {0};
+        for (const yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+             p++) {
+            const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+            const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+            size_t j = 0;
+            while (j < 6 && (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), keys[j]) != 0))
+                j++;
+            if (j == 6) {
+                const char *name = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
+                const char *guess = config_suggest(name, keys, 6);
+                return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                    "config file %s line %d: unknown key '%s' in redis.instances[%zu]%s%s%s",
+                                    w->file, line_of(k), name, i, guess ? " (did you mean '" : "",
+                                    guess ? guess : "", guess ? "'?)" : "");
+            }
+            if (val[j])
+                return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                    "config file %s line %d: duplicate key '%s' in redis.instances[%zu]",
+                                    w->file, line_of(k), keys[j], i);
+            if (instance_scalar(w, v, keys[j], i, &val[j]) != 0)
+                return -1;
+            if (!val[j])
+                val[j] = "";
+        }
+        const char *name = val[0] && *val[0] ? val[0] : NULL;
+        if (!name)
+            return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                "config file %s line %d: redis.instances[%zu] has no name", w->file, iline,
+                                i);
+        for (size_t j = 0; j < cfg->n_redis_instances; j++)
+            if (strcmp(cfg->redis_instances[j].name, name) == 0)
+                return sv_error_set(
+                    w->err, SV_EXIT_CONFIG,
+                    "config file %s line %d: redis instance name '%s' is already used at line %d", w->file,
+                    iline, name, cfg->redis_instances[j].line);
+        const char *mode = val[5] && *val[5] ? val[5] : "sync";
+        if (strcmp(mode, "sync") != 0 && strcmp(mode, "keys") != 0)
+            return sv_error_set(
+                w->err, SV_EXIT_CONFIG,
+                "config file %s line %d: redis.instances[%zu].mode is '%s': it is sync or keys", w->file,
+                iline, i, mode);
+        sv_redis_instance ri = {.line = iline};
+        if (instance_secret(w, val[1] && *val[1] ? val[1] : NULL, val[2], iline, "url", i, &ri.url) != 0 ||
+            instance_secret(w, val[3] && *val[3] ? val[3] : NULL, val[4], iline, "password", i,
+                            &ri.password) != 0) {
+            free_secret(ri.url);
+            return -1;
+        }
+        if (!ri.url || !*ri.url) {
+            free_secret(ri.url);
+            free_secret(ri.password);
+            return sv_error_set(
+                w->err, SV_EXIT_CONFIG,
+                "config file %s line %d: redis.instances[%zu] (%s) has no url: set url or url_file", w->file,
+                iline, i, name);
+        }
+        ri.name = xstrdup(name);
+        ri.mode = xstrdup(mode);
+        cfg->redis_instances = xrealloc(cfg->redis_instances, (cfg->n_redis_instances + 1) * sizeof ri);
+        cfg->redis_instances[cfg->n_redis_instances++] = ri;
+    }
+    return 0;
+}
+
 static int walk_mapping(struct walk *w, const yaml_node_t *map, const char *prefix)
 {
     const yaml_node_pair_t *start = map->data.mapping.pairs.start;
@@ -169,7 +305,9 @@ static int walk_mapping(struct walk *w, const yaml_node_t *map, const char *pref
         char *key = *prefix ? xasprintf("%s.%s", prefix, scalar(k)) : xstrdup(scalar(k));
         const struct opt_def *o = config_option_by_path(key);
         int rc = 0;
-        if (o) {
+        if (strcmp(key, "redis.instances") == 0) {
+            rc = walk_instances(w, v, line);
+        } else if (o) {
             rc = mark_seen(w, o, line, key);
             if (!rc)
                 rc = set_from_node(w, o, v, line, key);

@@ -36,6 +36,8 @@
  *       "warnings": ["...", ...],            optional, only when there is one: what
  *                                            went wrong without failing the artifact
  *                                            (a file that changed while read)
+ *       "vanished": 3,                       optional: Redis keys mode, keys SCAN
+ *                                            listed that were gone at DUMP
  *       "encryption": {"recipients": ["<fingerprint>", ...]}   or null
  *       "row_counts": {"tables": [                optional (PostgreSQL databases):
  *           {"schema": "public", "table": "t",    the rows of every table the
@@ -346,6 +348,8 @@ static json_t *artifact_to_json(const manifest_artifact *a)
         }
         jset(o, "row_counts", rc);
     }
+    if (a->has_vanished)
+        jset(o, "vanished", jint((uint64_t)a->vanished));
     if (a->n_recipients) {
         json_t *enc = jcheck(json_object());
         json_t *rs = jcheck(json_array());
@@ -752,8 +756,10 @@ static int parse_artifact(json_t *obj, size_t idx, manifest_artifact *a, sv_erro
         get_opt_string(obj, p, "endpoint", &a->endpoint, err) ||
         get_opt_string(obj, p, "mode", &a->mode, err) ||
         get_opt_count(obj, p, "format_version", &a->format_version, NULL, err) ||
-        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) || parse_warnings(obj, p, a, err) ||
-        parse_recipients(obj, p, a, err) || parse_row_counts(obj, p, a, err))
+        get_opt_count(obj, p, "items", &a->items, &a->has_items, err) ||
+        get_opt_count(obj, p, "vanished", &a->vanished, &a->has_vanished, err) ||
+        parse_warnings(obj, p, a, err) || parse_recipients(obj, p, a, err) ||
+        parse_row_counts(obj, p, a, err))
         return -1;
     /* restore chooses its loader and decoder by these: an ok artifact
      * without them cannot be restored */

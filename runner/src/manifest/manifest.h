@@ -89,6 +89,8 @@ typedef struct manifest_artifact {
      * while they were read); written only when there is one */
     char **warnings;
     size_t n_warnings;
+    int64_t vanished; /* keys listed but gone when read (Redis keys mode), when has_vanished */
+    bool has_vanished;
     char **recipients; /* encryption recipients' fingerprints */
     size_t n_recipients;
     manifest_row_counts row_counts; /* PostgreSQL databases, when counted */

@@ -10,6 +10,9 @@
  *   redis_backup.c  the source behind sources/source.h
  *   redis_rdb.c     the RDB walker: an RDB cut into its items, each value
  *                   as the bytes a DUMP payload carries (no I/O)
+ *   redis_keys.c    the keys-mode stream (SAUVE_REDIS_MODE=keys): DUMP
+ *                   payloads with their database, key and expiry, for
+ *                   servers that refuse replication (no I/O)
  *   redis_restore.c the loader behind sources/loader.h
  */
 #ifndef SAUVE_SOURCES_REDIS_H
@@ -142,6 +145,89 @@ size_t redis_dump_trailer(int type, const void *value, size_t len, int version, 
  * reads: "7.0.15" is 10. 0 when unknown (Redis 8 and later). */
 int redis_rdb_version_of(const char *redis_version);
 
+/* ---- the keys-mode stream (redis_keys.c) -------------------------------- */
+
+/* Format "redis-keys": docs/redis-keys-format.md. Not point-in-time: each
+ * key is read at its own moment. */
+#define REDIS_KEYS_FORMAT          "redis-keys"
+#define REDIS_KEYS_MAGIC           "SAUVE-REDIS-KEYS"
+#define REDIS_KEYS_MAGIC_LEN       16
+#define REDIS_KEYS_VERSION         1
+#define REDIS_KEYS_HEADER_LEN      18
+#define REDIS_KEYS_RECORD_HEAD_LEN 25
+#define REDIS_KEYS_END_LEN         25
+/* A DUMP payload's least size: type byte, RDB version, CRC-64. */
+#define REDIS_DUMP_PAYLOAD_MIN 11
+/* The largest key or DUMP payload stored or read: Redis's default
+ * proto-max-bulk-len, the most a RESTORE accepts. */
+#define REDIS_KEYS_MAX_ITEM (512u << 20)
+
+/* 0 when payload (a DUMP reply) ends with the CRC-64 of what precedes it,
+ * with *version (may be NULL) its RDB version; -1 otherwise. */
+int redis_dump_payload_check(const void *payload, size_t len, int *version);
+
+/* The writer is a running CRC-64 and counts: the caller writes each byte it
+ * is given (header, record heads, end) and passes every other byte it
+ * writes (keys, payloads) through redis_keys_writer_pass, in order. */
+typedef struct redis_keys_writer {
+    uint64_t crc, bytes, keys;
+} redis_keys_writer;
+
+void redis_keys_writer_init(redis_keys_writer *w);
+void redis_keys_writer_pass(redis_keys_writer *w, const void *buf, size_t len);
+size_t redis_keys_header(redis_keys_writer *w, unsigned char out[REDIS_KEYS_HEADER_LEN]);
+/* The head of a record; its key_len bytes of key and payload_len bytes of
+ * payload must follow, passed through redis_keys_writer_pass. expire_ms <
+ * 0: none. */
+size_t redis_keys_record_head(redis_keys_writer *w, uint32_t db, int64_t expire_ms, uint32_t key_len,
+                              uint64_t payload_len, unsigned char out[REDIS_KEYS_RECORD_HEAD_LEN]);
+/* The end record: the count of records written, vanished, and the CRC. */
+size_t redis_keys_end(redis_keys_writer *w, uint64_t vanished, unsigned char out[REDIS_KEYS_END_LEN]);
+
+enum redis_keys_record_kind { REDIS_KEYS_KEY, REDIS_KEYS_END };
+
+/* A record; pointers valid until the next call on the reader. */
+typedef struct redis_keys_record {
+    enum redis_keys_record_kind kind;
+    uint32_t db;
+    int64_t expire_ms; /* absolute Unix ms, -1: none */
+    const unsigned char *key;
+    size_t key_len;
+    const unsigned char *payload; /* a whole DUMP payload, its CRC-64 checked */
+    size_t payload_len;
+    int rdb_version;         /* the payload's */
+    uint64_t keys, vanished; /* END */
+} redis_keys_record;
+
+/*
+ * Reads a keys-mode stream fed in chunks of any size, holding one record
+ * whole (at most max_item bytes of key and of payload; about twice that
+ * while one arrives). Every payload's CRC-64 is checked before it is
+ * handed out; the end record's count and CRC-64 are checked when it is
+ * read; bytes after it are an error.
+ */
+typedef struct redis_keys_reader {
+    unsigned char *buf;
+    size_t off, len, cap, max_item;
+    uint64_t crc;      /* over the bytes handed out */
+    uint64_t consumed; /* bytes handed out */
+    uint64_t keys, vanished;
+    int version;         /* once the header was read, else 0 */
+    int max_rdb_version; /* the newest RDB version of a payload seen */
+    bool ended, failed;
+    char error[200];
+} redis_keys_reader;
+
+void redis_keys_reader_init(redis_keys_reader *r, size_t max_item);
+/* -1 once the stream is known to be bad (r->error). */
+int redis_keys_reader_feed(redis_keys_reader *r, const void *buf, size_t len);
+/* 1 with *rec, 0 when more bytes are needed (or after the end), -1 when the
+ * stream is bad (r->error). at_end: nothing more will be fed. */
+int redis_keys_reader_next(redis_keys_reader *r, redis_keys_record *rec, bool at_end);
+/* 0 when the end record was read, else -1 with r->error. */
+int redis_keys_reader_finish(redis_keys_reader *r);
+void redis_keys_reader_free(redis_keys_reader *r);
+
 /* ---- RESP replies (redis_proto.c) -------------------------------------- */
 
 enum redis_reply_type {
@@ -153,13 +239,13 @@ enum redis_reply_type {
     REDIS_REPLY_ARRAY
 };
 
-/* One reply. Arrays are read whole but their elements are dropped: sauve
- * never needs them, only to know the reply ended. */
+/* One reply. Arrays are read whole, with their elements (SCAN's reply). */
 typedef struct redis_reply {
     enum redis_reply_type type;
     char *str; /* status, error or bulk text, NUL-terminated; NULL otherwise */
     size_t len;
-    long long integer; /* INTEGER; ARRAY: the element count */
+    long long integer;           /* INTEGER; ARRAY: the element count */
+    struct redis_reply *element; /* ARRAY: its integer elements */
 } redis_reply;
 
 /* The largest reply accepted (INFO is a few KB): a peer that announces more
@@ -269,6 +355,18 @@ int redis_write(redis_conn *c, const void *buf, size_t len, sv_error *err);
  * failure; a server error is a reply of type ERROR. */
 int redis_read_reply(redis_conn *c, redis_reply *reply, const char *after, sv_error *err);
 
+/*
+ * Reads the head of the next reply when it may be a large bulk (DUMP): 1
+ * with *len when it is a bulk of len bytes, whose bytes and CRLF are then
+ * to be read with redis_conn_read_exact; 0 with *reply for any other reply
+ * (nil, error, ...). -1 with err on I/O failure.
+ */
+int redis_read_bulk_head(redis_conn *c, redis_reply *reply, uint64_t *len, const char *after, sv_error *err);
+
+/* Reads exactly len bytes (buffered bytes first); -1 with err when the
+ * connection fails or closes first (after names what was read). */
+int redis_conn_read_exact(redis_conn *c, void *buf, size_t len, const char *after, sv_error *err);
+
 /* Reads what the server sends next (buffered bytes first), at most len.
  * Returns the count, 0 when the server closed the connection, or -1 with
  * err (timeout, I/O error, stop requested). */
@@ -281,15 +379,23 @@ void redis_close(redis_conn *c);
 
 /* ---- the source (redis_backup.c) --------------------------------------- */
 
-/* True when Redis is to be backed up: redis.url is set. */
+/* True when Redis is to be backed up: redis.url is set, or
+ * redis.instances lists any. */
 bool redis_configured(const sv_config *cfg);
 
-/* The Redis source of the configured instance (cfg kept by reference). */
-source *redis_source_new(const sv_config *cfg);
+/* The Redis sources of the configured instances (SAUVE_REDIS_URL's, then
+ * each of redis.instances), at most cap, into out; their count. cfg is
+ * kept by reference. */
+size_t redis_sources_new(const sv_config *cfg, source **out, size_t cap);
 
-/* The Redis source of the server at url (the configured password and TLS
- * settings), stored as artifact redis:name: a restore's safety backup of
- * its target. url and name are copied. */
-source *redis_source_at(const sv_config *cfg, const char *url, const char *name);
+/* The instance of redis.instances named name, or NULL. */
+const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *name);
+
+/* The Redis source of the server at url (password, else the configured
+ * one; the configured TLS settings), in mode ("sync" or "keys"), stored as
+ * artifact redis:name: a restore's safety backup of its target. Strings
+ * copied. */
+source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password,
+                        const char *mode);
 
 #endif

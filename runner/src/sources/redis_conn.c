@@ -483,6 +483,72 @@ int redis_read_reply(redis_conn *c, redis_reply *reply, const char *after, sv_er
     }
 }
 
+int redis_conn_read_exact(redis_conn *c, void *buf, size_t len, const char *after, sv_error *err)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = redis_conn_read(c, p, len, err);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return sv_error_set(err, SV_EXIT_TEMPFAIL, "redis at %s closed the connection in %s", c->endpoint,
+                                after);
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int redis_read_bulk_head(redis_conn *c, redis_reply *reply, uint64_t *len, const char *after, sv_error *err)
+{
+    memset(reply, 0, sizeof *reply);
+    for (;;) {
+        char *eol = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+        if (eol) {
+            if (c->buf[0] != '$')
+                return redis_read_reply(c, reply, after, err);
+            size_t line = (size_t)(eol - c->buf) + 1;
+            char num[32];
+            size_t nl = line - 1;
+            if (nl < 2 || c->buf[nl - 1] != '\r' || nl - 2 >= sizeof num)
+                return sv_error_set(err, SV_EXIT_FAILED, "redis at %s: protocol error: a bad bulk header",
+                                    c->endpoint);
+            memcpy(num, c->buf + 1, nl - 2);
+            num[nl - 2] = '\0';
+            char *end;
+            long long v = strtoll(num, &end, 10);
+            if (*end || end == num || v < -1)
+                return sv_error_set(err, SV_EXIT_FAILED, "redis at %s: protocol error: a bad bulk length",
+                                    c->endpoint);
+            memmove(c->buf, c->buf + line, c->len - line);
+            c->len -= line;
+            if (v == -1) {
+                reply->type = REDIS_REPLY_NIL;
+                return 0;
+            }
+            *len = (uint64_t)v;
+            return 1;
+        }
+        if (c->len >= 64) {
+            if (c->buf[0] != '$')
+                return redis_read_reply(c, reply, after, err);
+            return sv_error_set(err, SV_EXIT_FAILED, "redis at %s: protocol error: a bad bulk header",
+                                c->endpoint);
+        }
+        if (c->cap - c->len < 4096) {
+            c->cap = c->cap ? c->cap * 2 : 16384;
+            c->buf = xrealloc(c->buf, c->cap);
+        }
+        ssize_t got = conn_read_raw(c, c->buf + c->len, c->cap - c->len, err);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            return sv_error_set(err, SV_EXIT_TEMPFAIL, "redis at %s closed the connection after %s",
+                                c->endpoint, after);
+        c->len += (size_t)got;
+    }
+}
+
 int redis_command(redis_conn *c, redis_reply *reply, sv_error *err, int argc, const char *const *argv)
 {
     memset(reply, 0, sizeof *reply);

@@ -246,7 +246,10 @@ static int parse_at(const char *buf, size_t len, redis_reply *out, size_t *used,
         if (buf[need - 2] != '\r' || buf[need - 1] != '\n')
             return sv_error_set(err, SV_EXIT_FAILED, "redis protocol error: a bulk reply without its CRLF");
         out->type = REDIS_REPLY_BULK;
-        out->str = xstrndup(buf + n + 2, (size_t)size);
+        /* binary-safe: a key may hold NUL bytes (SCAN's replies) */
+        out->str = xmalloc((size_t)size + 1);
+        memcpy(out->str, buf + n + 2, (size_t)size);
+        out->str[size] = '\0';
         out->len = (size_t)size;
         *used = need;
         return 1;
@@ -258,13 +261,17 @@ static int parse_at(const char *buf, size_t len, redis_reply *out, size_t *used,
         if (depth >= REDIS_MAX_DEPTH)
             return sv_error_set(err, SV_EXIT_FAILED, "redis protocol error: arrays nested too deep");
         size_t pos = n + 2;
+        if (count > 0)
+            out->element = xcalloc((size_t)count, sizeof *out->element);
+        out->integer = 0;
         for (long long i = 0; i < count; i++) {
-            redis_reply el;
             size_t el_used = 0;
-            r = parse_at(buf + pos, len - pos, &el, &el_used, depth + 1, err);
-            redis_reply_free(&el);
-            if (r <= 0)
+            r = parse_at(buf + pos, len - pos, &out->element[i], &el_used, depth + 1, err);
+            if (r <= 0) {
+                out->type = REDIS_REPLY_ARRAY;
+                out->integer = i + 1;
                 return r;
+            }
             pos += el_used;
         }
         out->type = count < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_ARRAY;
@@ -288,6 +295,10 @@ int redis_reply_parse(const char *buf, size_t len, redis_reply *out, size_t *use
 
 void redis_reply_free(redis_reply *r)
 {
+    if (r->type == REDIS_REPLY_ARRAY && r->element)
+        for (long long i = 0; i < r->integer; i++)
+            redis_reply_free(&r->element[i]);
+    free(r->element);
     free(r->str);
     memset(r, 0, sizeof *r);
 }

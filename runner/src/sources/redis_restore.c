@@ -18,6 +18,11 @@
  * backup of the target first, then start flushes it (FLUSHALL). Keys whose
  * expiry has passed are not sent (the server would drop them on load too).
  *
+ * A keys-mode artifact (format redis-keys, SAUVE_REDIS_MODE=keys) holds
+ * DUMP payloads already: --online replays them the same way, through the
+ * same pipelined RESTORE as the values cut out of an RDB. --to-file
+ * refuses it: it is not an RDB, and no server writes one from it offline.
+ *
  * An online restore cannot hold the target back until the artifact is
  * verified as pg_restore's transaction does: Redis has no transaction a
  * client can hold open over a dataset (MULTI queues the whole dataset in
@@ -78,11 +83,14 @@ struct redis_restore {
     char file_error[256];
 
     /* --online */
-    char *url; /* the target's URL (SAUVE_REDIS_URL's may hold a password) */
+    char *url;      /* the target's URL (SAUVE_REDIS_URL's may hold a password) */
+    char *password; /* the named instance's, else NULL: SAUVE_REDIS_PASSWORD's */
     struct redis_url u;
     redis_conn *c;
     bool flush_first;
+    bool keys_format; /* a keys-mode stream, not an RDB */
     redis_rdb_walker w;
+    redis_keys_reader kr;
     uint64_t db; /* the database selected on the connection */
     bool sent;   /* anything was sent that changes the target */
     char *out;   /* commands not yet written */
@@ -167,8 +175,12 @@ static loader *redis_open(const sv_config *cfg, const char *name, const struct l
         l->target = xstrdup(r->path);
         l->what = xasprintf("file %s", r->path);
     } else {
-        const char *url = o->into ? o->into : cfg->redis_url;
+        /* without --into, the configured instance of that name: one of
+         * redis.instances, else SAUVE_REDIS_URL's */
+        const sv_redis_instance *ri = o->into ? NULL : redis_instance_named(cfg, name);
+        const char *url = o->into ? o->into : ri ? ri->url : cfg->redis_url;
         r->url = url ? xstrdup(url) : NULL;
+        r->password = ri && ri->password ? xstrdup(ri->password) : NULL;
         l->target = target_text(url);
         l->what = xasprintf("redis at %s", l->target);
     }
@@ -176,9 +188,17 @@ static loader *redis_open(const sv_config *cfg, const char *name, const struct l
     return l;
 }
 
-static int check_format(const manifest_artifact *a, sv_error *err)
+static int check_format(struct redis_restore *r, const manifest_artifact *a, sv_error *err)
 {
-    if (strcmp(a->format, "redis-rdb") != 0)
+    r->keys_format = strcmp(a->format, REDIS_KEYS_FORMAT) == 0;
+    if (r->keys_format && !r->online) {
+        sv_error_set(err, SV_EXIT_FAILED,
+                     "%s:%s was taken in keys mode (format %s): it is a stream of DUMP payloads, not an RDB "
+                     "file, so --to-file cannot write it; nothing was changed",
+                     a->kind, a->name, a->format);
+        return sv_error_hint(err, "restore it into a running server with --online");
+    }
+    if (!r->keys_format && strcmp(a->format, "redis-rdb") != 0)
         return sv_error_set(err, SV_EXIT_FAILED, "%s:%s is in format %s, which this sauve cannot restore",
                             a->kind, a->name, a->format);
     return 0;
@@ -393,7 +413,7 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
     if (redis_url_parse(r->url, &r->u, err) != 0)
         return -1;
     struct redis_conn_options o = {.url = &r->u,
-                                   .password = cfg->redis_password,
+                                   .password = r->password ? r->password : cfg->redis_password,
                                    .ca_file = cfg->redis_tls_ca_file,
                                    .cert_file = cfg->redis_tls_cert_file,
                                    .key_file = cfg->redis_tls_key_file,
@@ -412,7 +432,7 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
     int reads = valkey ? 0 : redis_rdb_version_of(version);
     free(valkey);
     int rc = 0;
-    if (r->a->format_version > 0 && reads > 0 && r->a->format_version > reads) {
+    if (!r->keys_format && r->a->format_version > 0 && reads > 0 && r->a->format_version > reads) {
         sv_error_set(
             err, SV_EXIT_FAILED,
             "redis at %s is version %s, which reads RDB versions up to %d; %s:%s is RDB version %lld "
@@ -453,12 +473,18 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
 static source *redis_safety_source(loader *l)
 {
     struct redis_restore *r = l->impl;
-    return redis_source_at(r->cfg, r->url, r->name);
+    /* a target restored from keys mode is likely a server that refuses
+     * replication: its safety backup is taken the same way */
+    const sv_redis_instance *ri = redis_instance_named(r->cfg, r->name);
+    const char *mode = ri && strcmp(ri->url, r->url) == 0 ? ri->mode : r->keys_format ? "keys" : "sync";
+    return redis_source_at(r->cfg, r->url, r->name, r->password, mode);
 }
 
 /* Appends raw bytes to the commands to send. */
 static void out_add(struct redis_restore *r, const void *p, size_t n)
 {
+    if (!n)
+        return;
     if (r->out_cap - r->out_len < n) {
         size_t cap = r->out_cap ? r->out_cap : SEND_CHUNK * 2;
         while (cap - r->out_len < n)
@@ -505,7 +531,7 @@ static int read_one(struct redis_restore *r, sv_error *err)
         rc = command_error(r, what, rep.str, err);
         if (strstr(rep.str, "payload version"))
             sv_error_hint(err, "the server is older than the RDB (version %d): restore into a newer one",
-                          r->w.version);
+                          r->keys_format ? r->kr.max_rdb_version : r->w.version);
     }
     redis_reply_free(&rep);
     return rc;
@@ -558,67 +584,84 @@ static void printable(const unsigned char *key, size_t len, char *out, size_t ca
     out[o] = '\0';
 }
 
-static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
+/* One RESTORE: what an RDB's key and a keys-mode record share. The payload
+ * comes in up to three pieces (a value cut out of an RDB is sent from the
+ * walker's buffer between its type byte and its trailer, not copied). */
+struct restore_cmd {
+    uint64_t db;
+    const unsigned char *key;
+    size_t key_len;
+    int64_t expire_ms; /* absolute, -1: none */
+    const unsigned char *head, *body, *tail;
+    size_t head_len, body_len, tail_len;
+    int freq;     /* -1: none */
+    int64_t idle; /* -1: none */
+    const char *type;
+};
+
+/* Queues RESTORE key ttl payload REPLACE ABSTTL [FREQ|IDLETIME], after a
+ * SELECT when the database changes; a key whose expiry has passed is
+ * skipped (the server would drop it on load too). Pipelined: replies are
+ * read when the window fills. */
+static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
 {
-    if (it->expire_ms >= 0 && it->expire_ms <= r->now_ms) {
+    if (c->expire_ms >= 0 && c->expire_ms <= r->now_ms) {
         r->expired++;
         return 0;
     }
     char shown[80];
-    if (it->db != r->db) {
+    if (c->db != r->db) {
         char db[24];
-        int n = snprintf(db, sizeof db, "%llu", (unsigned long long)it->db);
+        int n = snprintf(db, sizeof db, "%llu", (unsigned long long)c->db);
         out_add(r, "*2\r\n$6\r\nSELECT\r\n", 16);
         out_arg(r, db, (size_t)n);
-        r->db = it->db;
+        r->db = c->db;
         r->selects++;
         if (sent(r, 32, "SELECT %s", db) != 0)
             return -1;
     }
-    size_t payload = 1 + it->value_len + 10;
+    size_t payload = c->head_len + c->body_len + c->tail_len;
     if (payload > RESTORE_MAX_PAYLOAD) {
-        printable(it->key, it->key_len, shown, sizeof shown);
+        printable(c->key, c->key_len, shown, sizeof shown);
         sv_error_set(
             &r->err, SV_EXIT_FAILED,
             "key %s (db %llu) holds a value of %zu bytes: RESTORE takes at most %u (proto-max-bulk-len)",
-            shown, (unsigned long long)it->db, payload, RESTORE_MAX_PAYLOAD);
+            shown, (unsigned long long)c->db, payload, RESTORE_MAX_PAYLOAD);
         r->failed = true;
-        return sv_error_hint(&r->err, "restore with --to-file instead");
+        return r->keys_format ? -1 : sv_error_hint(&r->err, "restore with --to-file instead");
     }
     char ttl[24], extra[24];
-    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(it->expire_ms >= 0 ? it->expire_ms : 0));
+    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(c->expire_ms >= 0 ? c->expire_ms : 0));
     int argc = 6;
     const char *opt = NULL;
     int extra_len = 0;
-    if (it->freq >= 0) {
+    if (c->freq >= 0) {
         opt = "FREQ";
-        extra_len = snprintf(extra, sizeof extra, "%d", it->freq);
+        extra_len = snprintf(extra, sizeof extra, "%d", c->freq);
         argc += 2;
-    } else if (it->idle >= 0) {
+    } else if (c->idle >= 0) {
         opt = "IDLETIME";
-        extra_len = snprintf(extra, sizeof extra, "%lld", (long long)it->idle);
+        extra_len = snprintf(extra, sizeof extra, "%lld", (long long)c->idle);
         argc += 2;
     }
     char head[32];
     out_add(r, head, (size_t)snprintf(head, sizeof head, "*%d\r\n$7\r\nRESTORE\r\n", argc));
-    out_arg(r, it->key, it->key_len);
+    out_arg(r, c->key, c->key_len);
     out_arg(r, ttl, (size_t)ttl_len);
     out_bulk_header(r, payload);
-    unsigned char type = (unsigned char)it->type, trailer[10];
-    redis_dump_trailer(it->type, it->value, it->value_len, r->w.version, trailer);
-    out_add(r, &type, 1);
-    if (it->value_len >= SEND_CHUNK) {
-        /* a large value goes from the walker's buffer, not copied */
+    out_add(r, c->head, c->head_len);
+    if (c->body_len >= SEND_CHUNK) {
+        /* a large value goes from the reader's buffer, not copied */
         sv_error err = {0};
-        if (out_flush(r, &err) != 0 || redis_write(r->c, it->value, it->value_len, &err) != 0) {
+        if (out_flush(r, &err) != 0 || redis_write(r->c, c->body, c->body_len, &err) != 0) {
             r->err = err;
             r->failed = true;
             return -1;
         }
     } else {
-        out_add(r, it->value, it->value_len);
+        out_add(r, c->body, c->body_len);
     }
-    out_add(r, trailer, sizeof trailer);
+    out_add(r, c->tail, c->tail_len);
     out_add(r, "\r\n", 2);
     out_arg(r, "REPLACE", 7);
     out_arg(r, "ABSTTL", 6);
@@ -627,9 +670,48 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
         out_arg(r, extra, (size_t)extra_len);
     }
     r->keys++;
-    printable(it->key, it->key_len, shown, sizeof shown);
-    return sent(r, payload + it->key_len, "RESTORE of key %s (db %llu, %s)", shown,
-                (unsigned long long)it->db, redis_rdb_type_name(it->type));
+    printable(c->key, c->key_len, shown, sizeof shown);
+    return sent(r, payload + c->key_len, "RESTORE of key %s (db %llu, %s)", shown, (unsigned long long)c->db,
+                c->type ? c->type : "unknown type");
+}
+
+/* A key of an RDB: its value with the type byte before it and the DUMP
+ * trailer (RDB version, CRC-64) after. */
+static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
+{
+    unsigned char type = (unsigned char)it->type, trailer[10];
+    redis_dump_trailer(it->type, it->value, it->value_len, r->w.version, trailer);
+    struct restore_cmd c = {.db = it->db,
+                            .key = it->key,
+                            .key_len = it->key_len,
+                            .expire_ms = it->expire_ms,
+                            .head = &type,
+                            .head_len = 1,
+                            .body = it->value,
+                            .body_len = it->value_len,
+                            .tail = trailer,
+                            .tail_len = sizeof trailer,
+                            .freq = it->freq,
+                            .idle = it->idle,
+                            .type = redis_rdb_type_name(it->type)};
+    return send_restore(r, &c);
+}
+
+/* A record of a keys-mode stream: its payload is a DUMP payload already. */
+static int restore_record(struct redis_restore *r, const redis_keys_record *rec)
+{
+    if (rec->kind != REDIS_KEYS_KEY)
+        return 0;
+    struct restore_cmd c = {.db = rec->db,
+                            .key = rec->key,
+                            .key_len = rec->key_len,
+                            .expire_ms = rec->expire_ms,
+                            .body = rec->payload,
+                            .body_len = rec->payload_len,
+                            .freq = -1,
+                            .idle = -1,
+                            .type = redis_rdb_type_name(rec->payload[0])};
+    return send_restore(r, &c);
 }
 
 static void progress(struct redis_restore *r, bool last)
@@ -641,10 +723,11 @@ static void progress(struct redis_restore *r, bool last)
     char size[32];
     log_with(LOG_INFO,
              LOG_FIELDS(LOG_NUM("keys", (int64_t)r->keys), LOG_NUM("expired_skipped", (int64_t)r->expired),
-                        LOG_NUM("rdb_bytes", (int64_t)r->w.bytes)),
-             "redis at %s: %s %llu key(s) from %s of RDB%s", redis_conn_endpoint(r->c),
+                        LOG_NUM("rdb_bytes", (int64_t)(r->keys_format ? r->kr.consumed : r->w.bytes))),
+             "redis at %s: %s %llu key(s) from %s of %s%s", redis_conn_endpoint(r->c),
              last ? "restored" : "restoring:", (unsigned long long)r->keys,
-             log_human_bytes(r->w.bytes, size, sizeof size), last ? "" : " so far");
+             log_human_bytes(r->keys_format ? r->kr.consumed : r->w.bytes, size, sizeof size),
+             r->keys_format ? "keys-mode stream" : "RDB", last ? "" : " so far");
 }
 
 /* Acts on one item of the RDB. */
@@ -679,6 +762,22 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
         *err = r->err;
         return -1;
     }
+    if (r->keys_format) {
+        if (redis_keys_reader_feed(&r->kr, buf, len) != 0)
+            return sv_error_set(err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->kr.error);
+        redis_keys_record rec;
+        int n;
+        while ((n = redis_keys_reader_next(&r->kr, &rec, false)) == 1)
+            if (restore_record(r, &rec) != 0) {
+                *err = r->err;
+                return -1;
+            }
+        if (n < 0)
+            return sv_error_set(err, SV_EXIT_FAILED, "%s:%s is not a whole keys-mode stream: %s", r->a->kind,
+                                r->a->name, r->kr.error);
+        progress(r, false);
+        return 0;
+    }
     if (redis_rdb_walker_feed(&r->w, buf, len) != 0)
         return sv_error_set(err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->w.error);
     redis_rdb_item it;
@@ -709,7 +808,10 @@ static int online_start(loader *l, stream **sink, sv_error *err)
             return -1;
         log_info("redis at %s flushed (FLUSHALL) for the restore", l->target);
     }
-    redis_rdb_walker_init(&r->w, RESTORE_MAX_PAYLOAD + (1u << 20));
+    if (r->keys_format)
+        redis_keys_reader_init(&r->kr, REDIS_KEYS_MAX_ITEM);
+    else
+        redis_rdb_walker_init(&r->w, RESTORE_MAX_PAYLOAD + (1u << 20));
     r->now_ms = now_ms();
     r->next_progress = mono_s() + (double)r->cfg->progress_interval;
     *sink = callback_sink(online_write, r, "redis restore");
@@ -760,12 +862,27 @@ static int online_finish(loader *l, bool ok, sv_error *err)
         ok = false;
     }
     if (ok) {
-        redis_rdb_item it;
         int n;
-        while ((n = redis_rdb_walker_next(&r->w, &it, true)) == 1)
-            if (online_item(r, &it) != 0)
-                break;
+        if (r->keys_format) {
+            redis_keys_record rec;
+            while ((n = redis_keys_reader_next(&r->kr, &rec, true)) == 1)
+                if (restore_record(r, &rec) != 0)
+                    break;
+        } else {
+            redis_rdb_item it;
+            while ((n = redis_rdb_walker_next(&r->w, &it, true)) == 1)
+                if (online_item(r, &it) != 0)
+                    break;
+        }
         if (r->failed) {
+            ferr = r->err;
+        } else if (r->keys_format && (n < 0 || redis_keys_reader_finish(&r->kr) != 0)) {
+            sv_error_set(&ferr, SV_EXIT_FAILED, "%s:%s is not a whole keys-mode stream: %s", r->a->kind,
+                         r->a->name, r->kr.error);
+        } else if (r->keys_format) {
+            while (r->inflight && read_one(r, &ferr) == 0)
+                ;
+        } else if (r->failed) {
             ferr = r->err;
         } else if (n < 0 || redis_rdb_walker_finish(&r->w) != 0) {
             sv_error_set(&ferr, SV_EXIT_FAILED, "%s:%s is not a whole RDB: %s", r->a->kind, r->a->name,
@@ -812,7 +929,7 @@ static int redis_inspect(loader *l, const manifest_artifact *a, bool *replaces, 
     struct redis_restore *r = l->impl;
     r->a = a;
     *replaces = false;
-    if (check_format(a, err) != 0)
+    if (check_format(r, a, err) != 0)
         return -1;
     return r->online ? online_inspect(l, replaces, err) : file_inspect(l, err);
 }
@@ -839,8 +956,10 @@ static void redis_destroy(loader *l)
     redis_close(r->c);
     redis_url_free(&r->u);
     redis_rdb_walker_free(&r->w);
+    redis_keys_reader_free(&r->kr);
     free(r->out);
     free_secret(r->url);
+    free_secret(r->password);
     free(r->name);
     free(r);
 }

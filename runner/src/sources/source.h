@@ -45,6 +45,8 @@ typedef struct source_artifact {
     /* The rows of every table, counted in the dump's own snapshot
      * (PostgreSQL databases): set by dump, moved into the manifest. */
     manifest_row_counts row_counts;
+    int64_t vanished; /* Redis keys mode: keys listed but gone when read, when has_vanished */
+    bool has_vanished;
 } source_artifact;
 
 /* Facts about the server and tools, recorded in the manifest. */

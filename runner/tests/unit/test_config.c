@@ -671,6 +671,51 @@ static void test_free_zeroes(void **state)
     assert_int_equal(l.n, 0);
 }
 
+static void test_redis_instances(void **state)
+{
+    struct fx *fx = *state;
+    char *url = test_write_file(fx->dir, "url", "redis://u:url-pass-1@a:6379\n");
+    char *pass = test_write_file(fx->dir, "pass", "file-pass-2\n");
+    char *yaml = malloc(1024);
+    snprintf(
+        yaml, 1024,
+        "redis:\n  timeout: 9\n  instances:\n    - name: sessions\n      url_file: %s\n      password_file: "
+        "%s\n"
+        "    - name: cache\n      url: redis://b:6380\n      password: inline-pass-3\n      mode: keys\n",
+        url, pass);
+    assert_int_equal(load_yaml(fx, yaml), 0);
+    assert_int_equal(fx->cfg.n_redis_instances, 2);
+    const sv_redis_instance *a = &fx->cfg.redis_instances[0], *b = &fx->cfg.redis_instances[1];
+    assert_string_equal(a->name, "sessions");
+    assert_string_equal(a->url, "redis://u:url-pass-1@a:6379");
+    assert_string_equal(a->password, "file-pass-2");
+    assert_string_equal(a->mode, "sync");
+    assert_string_equal(b->name, "cache");
+    assert_string_equal(b->password, "inline-pass-3");
+    assert_string_equal(b->mode, "keys");
+    assert_int_equal(b->line, 7);
+    assert_int_equal(fx->cfg.redis_timeout, 9);
+    /* every secret is masked in what sauve prints */
+    sv_error e = {0};
+    sv_error_set(&e, SV_EXIT_CONFIG, "%s %s %s", a->url, a->password, b->password);
+    assert_null(strstr(e.msg, "url-pass-1"));
+    assert_null(strstr(e.msg, "file-pass-2"));
+    assert_null(strstr(e.msg, "inline-pass-3"));
+
+    assert_int_equal(load_yaml(fx, "redis:\n  instances:\n    - url: redis://a\n"), -1);
+    assert_contains(fx->err.msg, "line 3: redis.instances[0] has no name");
+    assert_int_equal(
+        load_yaml(fx, "redis:\n  instances:\n    - name: x\n      url: redis://a\n      pasword: p\n"), -1);
+    assert_contains(fx->err.msg, "unknown key 'pasword' in redis.instances[0] (did you mean 'password'?)");
+    assert_int_equal(load_yaml(fx, "redis:\n  instances:\n    - name: x\n      url: [a]\n"), -1);
+    assert_contains(fx->err.msg, "redis.instances[0].url must be a single value");
+    assert_int_equal(load_yaml(fx, "redis:\n  instances:\n    - just-a-name\n"), -1);
+    assert_contains(fx->err.msg, "must be a mapping");
+    free(yaml);
+    free(url);
+    free(pass);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_suggest),
         cmocka_unit_test(test_durations),
         cmocka_unit_test_setup_teardown(test_free_zeroes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_instances, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
