@@ -7,12 +7,13 @@ was (or, online, emptied again), and say so."""
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
 
 from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_dataset, load_rdb, resp)
-from sauvecli import Sauve, committed_sets, forge_artifact
+from sauvecli import Result, Sauve, committed_sets, forge_artifact
 
 
 @pytest.fixture
@@ -280,6 +281,39 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="weak"), "--yes", env=e)
     assert r.code == 1, r.describe()
     assert r.any_line("NOPERM", "+restore"), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_online_stopped_by_sigterm_empties_the_target_again(servers, rsauve, storage):
+    """SIGTERM once the restore reports progress: every read and write gives
+    up on a stop, but the undo still goes out (the stop is held back for
+    it), and the target is left empty."""
+    src = servers()
+    # many keys, so that the restore is still running a second after it started
+    src.cli("DEBUG", "POPULATE", "1500000", "key", "100")
+    backup(rsauve, src)
+    dst = servers()
+    p = rsauve.start("restore", "redis:cache", "--online", "--into", dst.url(), "--yes",
+                     env={"SAUVE_REDIS_PASSWORD": dst.password, "SAUVE_PROGRESS_INTERVAL": "1"})
+    seen = []
+    for line in iter(p.stderr.readline, b""):
+        seen.append(line)
+        if b"restoring:" in line:
+            p.send_signal(signal.SIGTERM)
+            break
+    assert seen and b"restoring:" in seen[-1], b"".join(seen).decode()
+    try:
+        out, rest = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    r = Result(p._sauve_args, p.returncode, out.decode(), b"".join(seen).decode() + rest.decode(),
+               rsauve._read(p._sauve_term))
+    r.check_log_contract(json_stdout=False)
+    assert r.code == 1, r.describe()
+    assert r.any_line("SIGTERM"), r.describe()
+    assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
 
 

@@ -81,6 +81,8 @@ struct redis_restore {
     char *url; /* the target's URL (SAUVE_REDIS_URL's may hold a password) */
     struct redis_url u;
     redis_conn *c;
+    struct redis_conn_options copt; /* how c was opened, for a fresh connection */
+    bool cut;                       /* a write failed: a command may have been partly written */
     bool flush_first;
     redis_rdb_walker w;
     uint64_t db; /* the database selected on the connection */
@@ -387,13 +389,13 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
     }
     if (redis_url_parse(r->url, &r->u, err) != 0)
         return -1;
-    struct redis_conn_options o = {.url = &r->u,
-                                   .password = cfg->redis_password,
-                                   .ca_file = cfg->redis_tls_ca_file,
-                                   .cert_file = cfg->redis_tls_cert_file,
-                                   .key_file = cfg->redis_tls_key_file,
-                                   .timeout_s = (int)cfg->redis_timeout};
-    if (!(r->c = redis_connect(&o, err)))
+    r->copt = (struct redis_conn_options){.url = &r->u,
+                                          .password = cfg->redis_password,
+                                          .ca_file = cfg->redis_tls_ca_file,
+                                          .cert_file = cfg->redis_tls_cert_file,
+                                          .key_file = cfg->redis_tls_key_file,
+                                          .timeout_s = (int)cfg->redis_timeout};
+    if (!(r->c = redis_connect(&r->copt, err)))
         return -1;
     char *server = NULL, *keyspace = NULL;
     if (info(r, "server", &server, err) != 0 || info(r, "keyspace", &keyspace, err) != 0) {
@@ -484,6 +486,8 @@ static int out_flush(struct redis_restore *r, sv_error *err)
         return 0;
     int rc = redis_write(r->c, r->out, r->out_len, err);
     r->out_len = 0;
+    if (rc != 0)
+        r->cut = true;
     return rc;
 }
 
@@ -606,6 +610,7 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
         /* a large value goes from the walker's buffer, not copied */
         sv_error err = {0};
         if (out_flush(r, &err) != 0 || redis_write(r->c, it->value, it->value_len, &err) != 0) {
+            r->cut = true;
             r->err = err;
             r->failed = true;
             return -1;
@@ -711,37 +716,69 @@ static int online_start(loader *l, stream **sink, sv_error *err)
     return 0;
 }
 
-/* Empties the target again after a failure: it was empty (or flushed after
- * its safety backup) before the restore started. */
+/* FLUSHALL on c; -1 with *why when it failed or was refused. */
+static int flushall(redis_conn *c, char *why, size_t len)
+{
+    const char *argv[] = {"FLUSHALL"};
+    sv_error ferr = {0};
+    redis_reply rep = {0};
+    int rc = 0;
+    if (redis_command(c, &rep, &ferr, 1, argv) != 0) {
+        snprintf(why, len, "%s", ferr.msg);
+        rc = -1;
+    } else if (rep.type == REDIS_REPLY_ERROR) {
+        snprintf(why, len, "%s", rep.str ? rep.str : "refused");
+        rc = -1;
+    }
+    redis_reply_free(&rep);
+    return rc;
+}
+
+/*
+ * Empties the target again after a failure: it was empty (or flushed after
+ * its safety backup) before the restore started. Runs while a stop request
+ * is held back (signals.h), so that after SIGTERM the FLUSHALL still goes
+ * out. On the restore's connection, the commands gathered are sent and the
+ * replies still due read, so that the FLUSHALL comes after every RESTORE;
+ * but when a write failed, a command may have been cut off inside a bulk
+ * string, and the server would take a FLUSHALL there as the rest of it:
+ * then the connection is closed (the server drops the unfinished command)
+ * and the FLUSHALL goes on a fresh one.
+ */
 static void online_undo(loader *l, sv_error *err)
 {
     struct redis_restore *r = l->impl;
     if (!r->sent)
         return;
+    signals_cleanup_begin(SIGNALS_CLEANUP_S);
+    char why[256] = "";
     sv_error ferr = {0};
-    redis_reply rep = {0};
-    /* the commands gathered are sent, and the replies still due read, so
-     * that the FLUSHALL comes after every RESTORE */
-    bool alive = out_flush(r, &ferr) == 0;
+    bool alive = !r->cut && out_flush(r, &ferr) == 0;
     while (alive && r->inflight) {
-        redis_reply_free(&rep);
+        redis_reply rep = {0};
         if (redis_read_reply(r->c, &rep, "a command", &ferr) != 0)
             alive = false;
         else
             r->inflight--;
-    }
-    redis_reply_free(&rep);
-    const char *argv[] = {"FLUSHALL"};
-    if (alive && redis_command(r->c, &rep, &ferr, 1, argv) == 0 && rep.type != REDIS_REPLY_ERROR) {
         redis_reply_free(&rep);
+    }
+    if (!alive) {
+        redis_close(r->c);
+        r->c = redis_connect(&r->copt, &ferr);
+    }
+    int rc = -1;
+    if (r->c)
+        rc = flushall(r->c, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "%s", ferr.msg);
+    signals_cleanup_end();
+    if (rc == 0) {
         sv_error_wrap(err, "redis at %s was emptied again (FLUSHALL) after %llu key(s) had been restored",
                       l->target, (unsigned long long)r->keys);
         return;
     }
-    const char *why = rep.type == REDIS_REPLY_ERROR && rep.str ? rep.str : ferr.msg;
     log_error("redis at %s holds a partial restore (%llu key(s)) and could not be emptied: %s", l->target,
               (unsigned long long)r->keys, why);
-    redis_reply_free(&rep);
     sv_error_wrap(err, "redis at %s holds a PARTIAL restore of %llu key(s) (FLUSHALL it)", l->target,
                   (unsigned long long)r->keys);
 }
