@@ -267,6 +267,8 @@ def test_online_refuses_a_target_older_than_the_rdb(servers, rsauve, storage):
 def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     src = servers()
     fill_dataset(src)
+    # more keys than the pipeline window: the refusal is read mid-stream
+    src.cli("DEBUG", "POPULATE", "2000", "many", "10")
     backup(rsauve, src)
     dst = servers(extra=["user restorer on >restorer-pass-1 resetkeys ~* -@all +restore +select +info "
                          "+flushall",
@@ -281,6 +283,9 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="weak"), "--yes", env=e)
     assert r.code == 1, r.describe()
     assert r.any_line("NOPERM", "+restore"), r.describe()
+    # the server's refusal is the cause, not the artifact
+    assert "NOPERM" in r.summary["msg"] and "emptied again" in r.summary["msg"], r.describe()
+    assert "unusable" not in r.all_output() and "the artifact failed" not in r.all_output(), r.describe()
     assert dst.key_counts() == {}
 
 

@@ -679,8 +679,14 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
         *err = r->err;
         return -1;
     }
-    if (redis_rdb_walker_feed(&r->w, buf, len) != 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->w.error);
+    /* the loader's own failures (a refused command, content it cannot
+     * send) are kept in r->err: finish reports them as the cause */
+    if (redis_rdb_walker_feed(&r->w, buf, len) != 0) {
+        sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->w.error);
+        r->failed = true;
+        *err = r->err;
+        return -1;
+    }
     redis_rdb_item it;
     int n;
     while ((n = redis_rdb_walker_next(&r->w, &it, false)) == 1)
@@ -688,9 +694,13 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
             *err = r->err;
             return -1;
         }
-    if (n < 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "%s:%s cannot be restored online: %s", r->a->kind,
-                            r->a->name, r->w.error);
+    if (n < 0) {
+        sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s cannot be restored online: %s", r->a->kind, r->a->name,
+                     r->w.error);
+        r->failed = true;
+        *err = r->err;
+        return -1;
+    }
     progress(r, false);
     return 0;
 }
@@ -824,6 +834,13 @@ static int online_finish(loader *l, bool ok, sv_error *err)
     }
     if (sv_error_isset(&ferr)) {
         *err = ferr;
+        online_undo(l, err);
+        return -1;
+    }
+    if (r->failed) {
+        /* the loader failed first (a refused command, a lost connection):
+         * that is the cause, not the artifact */
+        *err = r->err;
         online_undo(l, err);
         return -1;
     }
