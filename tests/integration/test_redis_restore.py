@@ -285,6 +285,8 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     assert r.any_line("NOPERM", "+restore"), r.describe()
     # the server's refusal is the cause, not the artifact
     assert "NOPERM" in r.summary["msg"] and "emptied again" in r.summary["msg"], r.describe()
+    # keys sent are not keys restored: none was confirmed
+    assert "0 confirmed" in r.summary["msg"], r.describe()
     assert "unusable" not in r.all_output() and "the artifact failed" not in r.all_output(), r.describe()
     assert dst.key_counts() == {}
 

@@ -89,11 +89,15 @@ struct redis_restore {
     bool sent;   /* anything was sent that changes the target */
     char *out;   /* commands not yet written */
     size_t out_len, out_cap;
-    size_t inflight;                    /* commands sent whose replies were not read */
-    uint64_t inflight_bytes;            /* their size */
-    char ring[WINDOW_COMMANDS + 8][96]; /* what each of them was, for errors */
+    size_t inflight;         /* commands sent whose replies were not read */
+    uint64_t inflight_bytes; /* their size */
+    struct sent_command {
+        char what[96];  /* for errors */
+        uint64_t bytes; /* its size, for the byte window */
+        bool key;       /* a RESTORE: its +OK confirms a key */
+    } ring[WINDOW_COMMANDS + 8];
     size_t ring_head;
-    uint64_t keys, expired, functions, selects;
+    uint64_t keys, confirmed, expired, functions, selects;
     int64_t now_ms;
     double next_progress;
     bool failed;
@@ -494,11 +498,16 @@ static int out_flush(struct redis_restore *r, sv_error *err)
 /* Reads one reply; an error reply fails, naming the command it answers. */
 static int read_one(struct redis_restore *r, sv_error *err)
 {
-    const char *what = r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
+    const struct sent_command *cmd =
+        &r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
+    const char *what = cmd->what;
     redis_reply rep;
     if (out_flush(r, err) != 0 || redis_read_reply(r->c, &rep, what, err) != 0)
         return -1;
     r->inflight--;
+    r->inflight_bytes -= cmd->bytes;
+    if (cmd->key && rep.type != REDIS_REPLY_ERROR)
+        r->confirmed++;
     int rc = 0;
     if (rep.type == REDIS_REPLY_ERROR) {
         rc = command_error(r, what, rep.str, err);
@@ -512,14 +521,16 @@ static int read_one(struct redis_restore *r, sv_error *err)
 
 /* Records a command sent (its description for errors), and reads replies
  * when the window is full. */
-static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
+static int sent(struct redis_restore *r, size_t bytes, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int sent(struct redis_restore *r, size_t bytes, bool key, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->ring[r->ring_head], sizeof r->ring[0], fmt, ap);
+    vsnprintf(r->ring[r->ring_head].what, sizeof r->ring[0].what, fmt, ap);
     va_end(ap);
+    r->ring[r->ring_head].bytes = bytes;
+    r->ring[r->ring_head].key = key;
     r->ring_head = (r->ring_head + 1) % (WINDOW_COMMANDS + 8);
     r->inflight++;
     r->inflight_bytes += bytes;
@@ -528,10 +539,9 @@ static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
     if (r->out_len >= SEND_CHUNK && out_flush(r, &err) != 0)
         goto fail;
     if (r->inflight >= WINDOW_COMMANDS || r->inflight_bytes >= WINDOW_BYTES) {
-        while (r->inflight > WINDOW_COMMANDS / 2)
+        while (r->inflight > WINDOW_COMMANDS / 2 || (r->inflight && r->inflight_bytes >= WINDOW_BYTES / 2))
             if (read_one(r, &err) != 0)
                 goto fail;
-        r->inflight_bytes = 0;
     }
     return 0;
 fail:
@@ -571,7 +581,7 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
         out_arg(r, db, (size_t)n);
         r->db = it->db;
         r->selects++;
-        if (sent(r, 32, "SELECT %s", db) != 0)
+        if (sent(r, 32, false, "SELECT %s", db) != 0)
             return -1;
     }
     size_t payload = 1 + it->value_len + 10;
@@ -628,7 +638,7 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
     }
     r->keys++;
     printable(it->key, it->key_len, shown, sizeof shown);
-    return sent(r, payload + it->key_len, "RESTORE of key %s (db %llu, %s)", shown,
+    return sent(r, payload + it->key_len, true, "RESTORE of key %s (db %llu, %s)", shown,
                 (unsigned long long)it->db, redis_rdb_type_name(it->type));
 }
 
@@ -657,7 +667,7 @@ static int online_item(struct redis_restore *r, const redis_rdb_item *it)
         out_add(r, cmd, sizeof cmd - 1);
         out_arg(r, it->value, it->value_len);
         r->functions++;
-        return sent(r, it->value_len, "FUNCTION LOAD of a function library");
+        return sent(r, it->value_len, false, "FUNCTION LOAD of a function library");
     }
     case RDB_ITEM_MODULE_AUX:
         log_warn("redis:%s holds global data of module %s, which an online restore does not carry (a server "
@@ -765,11 +775,16 @@ static void online_undo(loader *l, sv_error *err)
     sv_error ferr = {0};
     bool alive = !r->cut && out_flush(r, &ferr) == 0;
     while (alive && r->inflight) {
+        const struct sent_command *cmd =
+            &r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
         redis_reply rep = {0};
-        if (redis_read_reply(r->c, &rep, "a command", &ferr) != 0)
+        if (redis_read_reply(r->c, &rep, "a command", &ferr) != 0) {
             alive = false;
-        else
+        } else {
             r->inflight--;
+            if (cmd->key && rep.type != REDIS_REPLY_ERROR)
+                r->confirmed++;
+        }
         redis_reply_free(&rep);
     }
     if (!alive) {
@@ -783,14 +798,17 @@ static void online_undo(loader *l, sv_error *err)
         snprintf(why, sizeof why, "%s", ferr.msg);
     signals_cleanup_end();
     if (rc == 0) {
-        sv_error_wrap(err, "redis at %s was emptied again (FLUSHALL) after %llu key(s) had been restored",
-                      l->target, (unsigned long long)r->keys);
+        sv_error_wrap(err,
+                      "redis at %s was emptied again (FLUSHALL) after %llu key(s) had been sent, %llu "
+                      "confirmed",
+                      l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed);
         return;
     }
-    log_error("redis at %s holds a partial restore (%llu key(s)) and could not be emptied: %s", l->target,
-              (unsigned long long)r->keys, why);
-    sv_error_wrap(err, "redis at %s holds a PARTIAL restore of %llu key(s) (FLUSHALL it)", l->target,
-                  (unsigned long long)r->keys);
+    log_error("redis at %s holds a partial restore (%llu key(s) sent, %llu confirmed) and could not be "
+              "emptied: %s",
+              l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed, why);
+    sv_error_wrap(err, "redis at %s holds a PARTIAL restore (%llu key(s) sent, %llu confirmed): FLUSHALL it",
+                  l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed);
 }
 
 static int online_finish(loader *l, bool ok, sv_error *err)
