@@ -271,8 +271,8 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     src.cli("DEBUG", "POPULATE", "2000", "many", "10")
     backup(rsauve, src)
     dst = servers(extra=["user restorer on >restorer-pass-1 resetkeys ~* -@all +restore +select +info "
-                         "+flushall",
-                         "user weak on >weak-pass-2 ~* -@all +select +info +flushall"])
+                         "+flushall +function|list +function|flush +function|load",
+                         "user weak on >weak-pass-2 ~* -@all +select +info +flushall +function|list"])
     e = {"SAUVE_REDIS_PASSWORD": "restorer-pass-1"}
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="restorer"), "--yes", env=e)
     assert r.code == 0, r.describe()
@@ -470,3 +470,43 @@ def test_online_restores_function_libraries(servers, rsauve, storage):
     assert "sauvelib" in dst.cli("FUNCTION", "LIST")
     assert dst.cli("FCALL", "sauve_one", "0").strip() == "1"
     assert dst.digest() == src.digest()
+
+
+LIB = "#!lua name=%s\nredis.register_function('%s_one', function() return 1 end)"
+
+
+def test_online_truncated_artifact_leaves_no_function_library(servers, rsauve, storage):
+    """FLUSHALL keeps function libraries: the undo removes them too."""
+    src = servers()
+    src.cli("FUNCTION", "LOAD", LIB % ("sauvelib", "sauve"))
+    fill_dataset(src)
+    backup(rsauve, src)
+    truncated_artifact(storage, cut=0.9)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("emptied again", "FUNCTION FLUSH"), r.describe()
+    assert dst.key_counts() == {}
+    assert dst.cli("FUNCTION", "LIST").strip() == ""
+
+
+def test_online_a_target_with_only_function_libraries_is_not_empty(servers, rsauve, storage):
+    src = servers()
+    src.cli("FUNCTION", "LOAD", LIB % ("newlib", "new"))
+    src.cli("SET", "k", "v")
+    backup(rsauve, src)
+    dst = servers()
+    dst.cli("FUNCTION", "LOAD", LIB % ("oldlib", "old"))
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("holds 0 key(s) and 1 function library", "nothing was changed"), r.describe()
+    assert "oldlib" in dst.cli("FUNCTION", "LIST")
+
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 0, r.describe()
+    libs = dst.cli("FUNCTION", "LIST")
+    assert "newlib" in libs and "oldlib" not in libs, libs
+    assert dst.digest() == src.digest()
+    # the safety backup holds the library it replaced
+    safety = [(d, m) for d, m in committed_sets(storage) if m.get("reason") == "safety"]
+    assert len(safety) == 1, safety

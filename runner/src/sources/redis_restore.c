@@ -58,7 +58,7 @@
 #define SEND_CHUNK (64u * 1024)
 
 /* What a restore user must be allowed (README: Redis restore). */
-#define REDIS_RESTORE_ACL "~* +restore +select +info +flushall"
+#define REDIS_RESTORE_ACL "~* +restore +select +info +flushall +function|list +function|flush +function|load"
 
 static const char *const redis_forms[] = {"redis:NAME", NULL};
 
@@ -84,6 +84,7 @@ struct redis_restore {
     struct redis_conn_options copt; /* how c was opened, for a fresh connection */
     bool cut;                       /* a write failed: a command may have been partly written */
     bool flush_first;
+    bool flush_functions; /* the target holds function libraries (FLUSHALL keeps them) */
     redis_rdb_walker w;
     uint64_t db; /* the database selected on the connection */
     bool sent;   /* anything was sent that changes the target */
@@ -430,15 +431,35 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
         if (k && (!eol || k < eol))
             keys += strtoull(k + 6, NULL, 10);
     }
-    if (rc == 0 && keys > 0 && !r->clean) {
-        sv_error_set(err, SV_EXIT_FAILED, "redis at %s holds %llu key(s), nothing was changed", l->target,
-                     (unsigned long long)keys);
+    /* function libraries are content too, and FLUSHALL does not remove them */
+    long long libraries = 0;
+    if (rc == 0) {
+        const char *argv[] = {"FUNCTION", "LIST"};
+        redis_reply rep;
+        if (redis_command(r->c, &rep, err, 2, argv) != 0)
+            rc = -1;
+        else if (rep.type == REDIS_REPLY_ARRAY)
+            libraries = rep.integer;
+        else if (rep.type != REDIS_REPLY_ERROR || !rep.str ||
+                 strncmp(rep.str, "ERR unknown command", 19) != 0)
+            rc = command_error(r, "FUNCTION LIST", rep.str ? rep.str : "an unexpected reply", err);
+        /* else a server older than 7.0: no functions */
+        redis_reply_free(&rep);
+    }
+    if (rc == 0 && (keys > 0 || libraries > 0) && !r->clean) {
+        char libs[64] = "";
+        if (libraries > 0)
+            snprintf(libs, sizeof libs, " and %lld function librar%s", libraries,
+                     libraries == 1 ? "y" : "ies");
+        sv_error_set(err, SV_EXIT_FAILED, "redis at %s holds %llu key(s)%s, nothing was changed", l->target,
+                     (unsigned long long)keys, libs);
         sv_error_hint(err, "use --clean to replace them (a safety backup is taken first)");
         rc = -1;
     }
     if (rc == 0) {
-        *replaces = keys > 0;
+        *replaces = keys > 0 || libraries > 0;
         r->flush_first = keys > 0;
+        r->flush_functions = libraries > 0;
         log_with(LOG_INFO,
                  LOG_FIELDS(LOG_STR("target", l->target), LOG_STR("server_version", version ? version : ""),
                             LOG_NUM("keys", (int64_t)keys)),
@@ -729,6 +750,17 @@ static int online_start(loader *l, stream **sink, sv_error *err)
             return -1;
         log_info("redis at %s flushed (FLUSHALL) for the restore", l->target);
     }
+    if (r->flush_functions) {
+        const char *argv[] = {"FUNCTION", "FLUSH"};
+        redis_reply rep;
+        if (redis_command(r->c, &rep, err, 2, argv) != 0)
+            return -1;
+        int rc = rep.type == REDIS_REPLY_ERROR ? command_error(r, "FUNCTION FLUSH", rep.str, err) : 0;
+        redis_reply_free(&rep);
+        if (rc != 0)
+            return -1;
+        log_info("redis at %s: its function libraries removed (FUNCTION FLUSH) for the restore", l->target);
+    }
     redis_rdb_walker_init(&r->w, RESTORE_MAX_PAYLOAD + (1u << 20));
     r->now_ms = now_ms();
     r->next_progress = mono_s() + (double)r->cfg->progress_interval;
@@ -736,14 +768,13 @@ static int online_start(loader *l, stream **sink, sv_error *err)
     return 0;
 }
 
-/* FLUSHALL on c; -1 with *why when it failed or was refused. */
-static int flushall(redis_conn *c, char *why, size_t len)
+/* One command of argv on c; -1 with *why when it failed or was refused. */
+static int undo_command(redis_conn *c, int argc, const char *const *argv, char *why, size_t len)
 {
-    const char *argv[] = {"FLUSHALL"};
     sv_error ferr = {0};
     redis_reply rep = {0};
     int rc = 0;
-    if (redis_command(c, &rep, &ferr, 1, argv) != 0) {
+    if (redis_command(c, &rep, &ferr, argc, argv) != 0) {
         snprintf(why, len, "%s", ferr.msg);
         rc = -1;
     } else if (rep.type == REDIS_REPLY_ERROR) {
@@ -752,6 +783,16 @@ static int flushall(redis_conn *c, char *why, size_t len)
     }
     redis_reply_free(&rep);
     return rc;
+}
+
+/* FLUSHALL on c, and FUNCTION FLUSH when functions were loaded (FLUSHALL
+ * keeps them). */
+static int flushall(redis_conn *c, bool functions, char *why, size_t len)
+{
+    static const char *const argv[] = {"FLUSHALL"}, *const fargv[] = {"FUNCTION", "FLUSH"};
+    if (undo_command(c, 1, argv, why, len) != 0)
+        return -1;
+    return functions ? undo_command(c, 2, fargv, why, len) : 0;
 }
 
 /*
@@ -793,15 +834,16 @@ static void online_undo(loader *l, sv_error *err)
     }
     int rc = -1;
     if (r->c)
-        rc = flushall(r->c, why, sizeof why);
+        rc = flushall(r->c, r->functions > 0, why, sizeof why);
     else
         snprintf(why, sizeof why, "%s", ferr.msg);
     signals_cleanup_end();
     if (rc == 0) {
         sv_error_wrap(err,
-                      "redis at %s was emptied again (FLUSHALL) after %llu key(s) had been sent, %llu "
+                      "redis at %s was emptied again (FLUSHALL%s) after %llu key(s) had been sent, %llu "
                       "confirmed",
-                      l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed);
+                      l->target, r->functions ? ", FUNCTION FLUSH" : "", (unsigned long long)r->keys,
+                      (unsigned long long)r->confirmed);
         return;
     }
     log_error("redis at %s holds a partial restore (%llu key(s) sent, %llu confirmed) and could not be "
