@@ -161,6 +161,29 @@ def test_to_file_truncated_artifact_leaves_the_file_untouched(servers, rsauve, s
     assert leftovers(out_dir, "dump.rdb") == []
 
 
+def test_to_file_removes_temporary_files_a_killed_run_left(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    out_dir = os.path.join(workdir, "volume")
+    os.makedirs(out_dir)
+    target = os.path.join(out_dir, "dump.rdb")
+    stale = os.path.join(out_dir, ".dump.rdb.sauve-4242-1700000000")
+    with open(stale, "wb") as f:
+        f.write(b"half an RDB")
+    # not ours: another name, another file's, a directory
+    kept = [".dump.rdb.sauve-4242-17x", ".other.rdb.sauve-1-2", "dump.rdb.sauve-1-2"]
+    for k in kept:
+        with open(os.path.join(out_dir, k), "wb") as f:
+            f.write(b"x")
+    os.mkdir(os.path.join(out_dir, ".dump.rdb.sauve-1-2"))
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 0, r.describe()
+    assert r.any_line("removed", stale), r.describe()
+    assert sorted(leftovers(out_dir, "dump.rdb")) == sorted(kept + [".dump.rdb.sauve-1-2"])
+    assert_rdb_holds(src, target)
+
+
 def test_to_file_usage_errors(rsauve, workdir):
     for args, needle in [((), "--to-file PATH or --online"),
                          (("--to-file", "x", "--online"), "not both"),

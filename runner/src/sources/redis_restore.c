@@ -7,9 +7,12 @@
  * beside PATH, checked as it streams (magic, version, end, CRC-64), and
  * only once restore/ verified the whole artifact is it synced and renamed
  * over PATH; any failure removes the temporary file and leaves PATH as it
- * was. An existing PATH is replaced only with --clean, and without a safety
- * backup (a stopped server cannot be dumped: copy the file first if it
- * matters).
+ * was (a run killed before it could remove it leaves it: the next restore
+ * into PATH removes it). An existing PATH is replaced only with --clean, and
+ * without a safety backup (a stopped server cannot be dumped: copy the file
+ * first if it matters). The new file gets the replaced one's mode and, when
+ * the restore runs as root, its owner; as another user it cannot, and a
+ * warning names the Job's runAsUser/fsGroup, which must let the server read.
  *
  * --online replays it into a running server: the RDB walker
  * (redis_rdb.c) cuts each value out of the stream into a DUMP payload,
@@ -30,6 +33,8 @@
  * other clients make to the target while it is restored are lost with it:
  * stop them first.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -238,6 +243,51 @@ static int file_write(void *ctx, const void *buf, size_t len, sv_error *err)
     return 0;
 }
 
+static void file_discard(struct redis_restore *r);
+
+/* True when name is ".BASE.sauve-PID-TIME", a temporary file of ours. */
+static bool our_temp_name(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, n) != 0 || strncmp(name + 1 + n, ".sauve-", 7) != 0)
+        return false;
+    const char *p = name + 1 + n + 7;
+    for (int part = 0; part < 2; part++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        while (isdigit((unsigned char)*p))
+            p++;
+        if (part == 0 && *p++ != '-')
+            return false;
+    }
+    return *p == '\0';
+}
+
+/* Removes the temporary files that a run killed before it could clean up
+ * (SIGKILL, a node lost) left beside PATH: only regular files named as
+ * ours, in that directory. */
+static void remove_stale_temps(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!our_temp_name(e->d_name, base))
+            continue;
+        char *path = xasprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (unlink(path) == 0)
+                log_info("removed %s, left by an earlier restore that did not finish", path);
+            else
+                log_warn("cannot remove %s, left by an earlier restore: %s", path, strerror(errno));
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
 static int file_start(loader *l, stream **sink, sv_error *err)
 {
     struct redis_restore *r = l->impl;
@@ -245,7 +295,9 @@ static int file_start(loader *l, stream **sink, sv_error *err)
     char *base = xstrdup(basename(copy));
     free(copy);
     copy = xstrdup(r->path);
-    r->tmp = xasprintf("%s/.%s.sauve-%d-%ld", dirname(copy), base, (int)getpid(), (long)time(NULL));
+    char *dir = dirname(copy);
+    remove_stale_temps(dir, base);
+    r->tmp = xasprintf("%s/.%s.sauve-%d-%ld", dir, base, (int)getpid(), (long)time(NULL));
     free(copy);
     free(base);
     /* the mode of the file it replaces, else what redis-server gives a new
@@ -255,10 +307,25 @@ static int file_start(loader *l, stream **sink, sv_error *err)
     if (r->fd < 0)
         return sv_error_set(err, SV_EXIT_FAILED, "cannot create %s: %s", r->tmp, strerror(errno));
     if (r->existed) {
-        fchmod(r->fd, mode);
-        /* keep the server's ownership when we may (a Job running as root) */
-        if (fchown(r->fd, r->old.st_uid, r->old.st_gid) != 0 && errno != EPERM)
-            log_warn("cannot give %s the owner of %s: %s", r->tmp, r->path, strerror(errno));
+        if (fchmod(r->fd, mode) != 0) {
+            sv_error_set(err, SV_EXIT_FAILED, "cannot give %s the mode of %s: %s", r->tmp, r->path,
+                         strerror(errno));
+            file_discard(r);
+            return -1;
+        }
+        /* keep the server's ownership; only root may give a file away, so
+         * as another user the new file is ours, and the server (another
+         * uid) may not be able to read it: say so rather than fail, since
+         * a group or mode may still let it read */
+        if (fchown(r->fd, r->old.st_uid, r->old.st_gid) != 0) {
+            if (errno == EPERM && r->old.st_uid != geteuid())
+                log_warn("%s is owned by uid %u, and this restore (uid %u) cannot give the new file that "
+                         "owner: the server may not be able to read it; run the restore Job with the "
+                         "server's runAsUser, or a shared fsGroup with a group-readable mode",
+                         r->path, (unsigned)r->old.st_uid, (unsigned)geteuid());
+            else if (errno != EPERM)
+                log_warn("cannot give %s the owner of %s: %s", r->tmp, r->path, strerror(errno));
+        }
     }
     redis_rdb_check_init(&r->check);
     *sink = callback_sink(file_write, r, "rdb file");
@@ -308,8 +375,14 @@ static int file_finish(loader *l, bool ok, sv_error *err)
         file_discard(r);
         return -1;
     }
-    close(r->fd);
+    int fd = r->fd;
     r->fd = -1;
+    if (close(fd) != 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "cannot close %s: %s, %s was not changed", r->tmp, strerror(errno),
+                     r->path);
+        file_discard(r);
+        return -1;
+    }
     if (rename(r->tmp, r->path) != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "cannot rename %s to %s: %s", r->tmp, r->path, strerror(errno));
         file_discard(r);
