@@ -82,16 +82,29 @@ def leftovers(d, name):
     return [f for f in os.listdir(d) if f != name]
 
 
-def truncated_artifact(storage, cut=0.6):
-    """The set's RDB cut short, recompressed, and the manifest made to agree:
-    only the RDB's own end marker and checksum can tell."""
+def edit_artifact(storage, edit, checksum=True):
+    """The set's RDB decompressed, changed by edit(raw) -> bytes,
+    recompressed, and the manifest made to agree (forge_artifact). checksum:
+    the edit gets the RDB without its CRC-64, which is computed again for
+    the result. Returns the forged RDB."""
     set_dir, m = the_set(storage)
     (a,) = m["artifacts"]
     raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
                          check=True).stdout
-    short = raw[:int(len(raw) * cut)]
-    data = subprocess.run(["zstd", "-q", "-c"], input=short, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(short))
+    if checksum:
+        body = edit(raw[:-8])
+        forged = body + crc64_jones(body).to_bytes(8, "little")
+    else:
+        forged = edit(raw)
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+    return forged
+
+
+def truncated_artifact(storage, cut=0.6):
+    """The set's RDB cut short: only the RDB's own end marker and checksum
+    can tell."""
+    edit_artifact(storage, lambda raw: raw[:int(len(raw) * cut)], checksum=False)
 
 
 # ---- --to-file ----------------------------------------------------------------
@@ -373,18 +386,13 @@ def test_online_skips_keys_already_expired_as_a_loading_server_does(servers, rsa
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
-    set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                         check=True).stdout
-    key = b"\x00\x07str:ttl"
-    at = raw.index(key)
-    assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
-    past = (1_000_000_000_000).to_bytes(8, "little")
-    body = raw[:at - 8] + past + raw[at:-8]
-    forged = body + crc64_jones(body).to_bytes(8, "little")
-    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+
+    def expire_in_2001(raw):
+        at = raw.index(b"\x00\x07str:ttl")
+        assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
+        return raw[:at - 8] + (1_000_000_000_000).to_bytes(8, "little") + raw[at:]
+
+    forged = edit_artifact(storage, expire_in_2001)
 
     rdb = os.path.join(workdir, "forged.rdb")
     with open(rdb, "wb") as f:
@@ -431,14 +439,7 @@ def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(s
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
-    set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = bytearray(subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                                   check=True).stdout)
-    at = raw.index(b"hello")
-    raw[at] = ord("j")
-    data = subprocess.run(["zstd", "-q", "-c"], input=bytes(raw), capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(raw))
+    edit_artifact(storage, lambda raw: raw.replace(b"hello", b"jello", 1), checksum=False)
 
     target = os.path.join(workdir, "dump.rdb")
     r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
@@ -461,15 +462,13 @@ def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
+
+    def version_11(raw):
+        assert raw[:9] == b"REDIS0010"
+        return b"REDIS0011" + raw[9:]
+
+    edit_artifact(storage, version_11)
     set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                         check=True).stdout
-    assert raw[:9] == b"REDIS0010"
-    body = b"REDIS0011" + raw[9:-8]
-    forged = body + crc64_jones(body).to_bytes(8, "little")
-    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
     del m["artifacts"][0]["format_version"]
     with open(os.path.join(set_dir, "manifest.json"), "w") as f:
         json.dump(m, f)
@@ -533,3 +532,21 @@ def test_online_a_target_with_only_function_libraries_is_not_empty(servers, rsau
     # the safety backup holds the library it replaced
     safety = [(d, m) for d, m in committed_sets(storage) if m.get("reason") == "safety"]
     assert len(safety) == 1, safety
+
+
+def test_online_clean_then_an_unsupported_type_says_the_target_was_emptied(servers, rsauve, storage):
+    """A module-typed value (forged) is refused only after --clean flushed
+    the target: the error says so, and where its data is."""
+    src = servers()
+    src.cli("SET", "modkey", "vvvvvvvvv")
+    backup(rsauve, src)
+    edit_artifact(storage, lambda raw: raw.replace(b"\x00\x06modkey", b"\x07\x06modkey", 1))
+    dst = servers()
+    dst.cli("SET", "precious", "data")
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 1, r.describe()
+    msg = r.summary["msg"]
+    assert "module type" in msg, r.describe()
+    assert "was emptied (FLUSHALL) for the restore" in msg and "safety backup" in msg, r.describe()
+    assert dst.key_counts() == {}
+    assert [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]

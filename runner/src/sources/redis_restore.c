@@ -926,6 +926,19 @@ static void online_undo(loader *l, sv_error *err)
                   l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed);
 }
 
+/* After a failure with --clean: the target's data was flushed before it,
+ * and the undo cannot bring it back. restore/ logged the safety backup's
+ * set id (none with --no-safety-backup). */
+static void say_flushed(loader *l, sv_error *err)
+{
+    struct redis_restore *r = l->impl;
+    if (r->flush_first || r->flush_functions)
+        sv_error_wrap(err,
+                      "redis at %s was emptied (FLUSHALL) for the restore; its data is in the safety "
+                      "backup taken before (set of reason safety, logged above)",
+                      l->target);
+}
+
 static int online_finish(loader *l, bool ok, sv_error *err)
 {
     struct redis_restore *r = l->impl;
@@ -963,11 +976,13 @@ static int online_finish(loader *l, bool ok, sv_error *err)
         }
         *err = ferr;
         online_undo(l, err);
+        say_flushed(l, err);
         return -1;
     }
     if (sv_error_isset(&ferr)) {
         *err = ferr;
         online_undo(l, err);
+        say_flushed(l, err);
         return -1;
     }
     if (r->failed) {
@@ -975,13 +990,15 @@ static int online_finish(loader *l, bool ok, sv_error *err)
          * that is the cause, not the artifact */
         *err = r->err;
         online_undo(l, err);
+        say_flushed(l, err);
         return -1;
     }
-    if (r->sent) {
+    if (r->sent || r->flush_first || r->flush_functions) {
         /* the artifact failed: the caller reports it; undo and say so */
         sv_error note = {0};
         sv_error_set(&note, SV_EXIT_FAILED, "the artifact failed");
         online_undo(l, &note);
+        say_flushed(l, &note);
         log_warn("%s", note.msg);
     }
     return -1;
