@@ -202,6 +202,7 @@ def test_to_file_usage_errors(rsauve, workdir):
                          (("--to-file", "x", "--online"), "not both"),
                          (("--to-file", "x", "--into", "redis://h:1"), "--into goes with --online"),
                          (("--online", "--into", "redis://u:secret-in-argv@h:1"), "visible"),
+                         (("--online", "--into", "redis://h:1/3"), "database (/3) does not apply"),
                          (("--to-file", "x", "--no-owner"), "--no-owner")]:
         r = rsauve.run("restore", "redis:cache", *args, "--yes")
         assert r.code == 64, r.describe()

@@ -134,6 +134,16 @@ static int redis_check(const char *name, const struct loader_options *o, sv_erro
         }
         bool has_password = u.password != NULL;
         redis_url_free(&u);
+        /* the parser accepts and ignores a /db: here it would be a silent lie */
+        const char *auth = strstr(o->into, "://");
+        auth = auth ? auth + 3 : o->into;
+        const char *at = strrchr(auth, '@');
+        const char *slash = strchr(at ? at + 1 : auth, '/');
+        if (slash && slash[1]) {
+            sv_error_set(err, SV_EXIT_USAGE, "--into: a database (%.20s) does not apply to --online", slash);
+            return sv_error_hint(err, "every key goes back into the database it was backed up from; name "
+                                      "the server only (redis://host:port)");
+        }
         if (has_password) {
             sv_error_set(err, SV_EXIT_USAGE,
                          "--into: a password in the URL would be visible to every process (argv)");
@@ -663,7 +673,7 @@ static void printable(const unsigned char *key, size_t len, char *out, size_t ca
 
 static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
 {
-    if (it->expire_ms >= 0 && it->expire_ms <= r->now_ms) {
+    if (it->has_expire && it->expire_ms <= r->now_ms) {
         r->expired++;
         return 0;
     }
@@ -689,7 +699,7 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
         return sv_error_hint(&r->err, "restore with --to-file instead");
     }
     char ttl[24], extra[24];
-    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(it->expire_ms >= 0 ? it->expire_ms : 0));
+    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(it->has_expire ? it->expire_ms : 0));
     int argc = 6;
     const char *opt = NULL;
     int extra_len = 0;

@@ -523,6 +523,80 @@ static void test_items_over_the_bound_are_refused_early(void **state)
     free(b.p);
 }
 
+static void test_a_forged_count_cannot_wrap(void **state)
+{
+    (void)state;
+    /* a hash of 2^63 + 1 fields: counted as n * 2 strings, it wrapped to 2 */
+    struct buf v = {0};
+    put_len_w(&v, (UINT64_C(1) << 63) + 1, 64);
+    put_str(&v, "f");
+    put_str(&v, "v");
+    struct walked w = one_key(4, v.p, v.n);
+    assert_int_equal(w.rc, -1);
+    free(w.text);
+    free(v.p);
+}
+
+/* The first key item of an RDB, walked whole. */
+static void first_key(const struct buf *b, redis_rdb_item *it, redis_rdb_walker *w)
+{
+    redis_rdb_walker_init(w, 1 << 20);
+    assert_int_equal(redis_rdb_walker_feed(w, b->p, b->n), 0);
+    int n;
+    while ((n = redis_rdb_walker_next(w, it, true)) == 1 && it->kind != RDB_ITEM_KEY)
+        ;
+    assert_int_equal(n, 1);
+}
+
+static void test_negative_expire_times_are_expired(void **state)
+{
+    (void)state;
+    /* EXPIRETIME is a signed 32-bit count of seconds: 0xffffffff is -1 s,
+     * not the year 2106 */
+    struct buf b = {0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0xfd);
+    put_le(&b, 0xffffffffu, 4);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    redis_rdb_walker w;
+    redis_rdb_item it;
+    first_key(&b, &it, &w);
+    assert_true(it.has_expire);
+    assert_int_equal(it.expire_ms, -1000);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+
+    /* a negative millisecond time is an expiry too (long past) */
+    b = (struct buf){0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0xfc);
+    put_le(&b, (uint64_t)-5, 8);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    first_key(&b, &it, &w);
+    assert_true(it.has_expire);
+    assert_int_equal(it.expire_ms, -5);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+
+    /* and none */
+    b = (struct buf){0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    first_key(&b, &it, &w);
+    assert_false(it.has_expire);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+}
+
 static void test_unknown_versions_and_headers(void **state)
 {
     (void)state;
@@ -561,6 +635,8 @@ int main(void)
         cmocka_unit_test(test_every_encoding_and_type),
         cmocka_unit_test(test_unsupported_items_are_named),
         cmocka_unit_test(test_items_over_the_bound_are_refused_early),
+        cmocka_unit_test(test_a_forged_count_cannot_wrap),
+        cmocka_unit_test(test_negative_expire_times_are_expired),
         cmocka_unit_test(test_unknown_versions_and_headers),
         cmocka_unit_test(test_rdb_version_a_server_reads),
     };
