@@ -12,22 +12,8 @@ import subprocess
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_dataset, load_rdb, resp)
+from redisserver import REDIS_CHECK_RDB, ThrowawayCA, fill_dataset, load_rdb, resp
 from sauvecli import Result, Sauve, committed_sets, forge_artifact
-
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def make(*args, **kwargs):
-        s = RedisServer(*args, **kwargs)
-        started.append(s)
-        return s.start()
-
-    yield make
-    for s in started:
-        s.stop()
 
 
 @pytest.fixture
