@@ -609,19 +609,23 @@ static void test_a_value_of_megabytes_in_small_chunks(void **state)
     assert_non_null(value);
     for (size_t i = 0; i < big; i++)
         value[i] = (unsigned char)(i * 2654435761u >> 13);
+    /* 2000 small keys after it, gathered first (put reallocates each time) */
+    struct buf tail = {0};
+    for (int i = 0; i < 2000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        put_byte(&tail, 0);
+        put_str(&tail, k);
+        put_str(&tail, "a value of some sixty bytes, to fill the walker's buffer again");
+    }
     struct buf b = {0};
     start_rdb(&b, 10);
     put_byte(&b, 0);
     put_str(&b, "big");
     put_len(&b, big);
     put(&b, value, big);
-    for (int i = 0; i < 2000; i++) { /* 2000 small keys after it */
-        char k[16];
-        snprintf(k, sizeof k, "k%d", i);
-        put_byte(&b, 0);
-        put_str(&b, k);
-        put_str(&b, "a value of some sixty bytes, to fill the walker's buffer again");
-    }
+    put(&b, tail.p, tail.n);
+    free(tail.p);
     end_rdb(&b);
     redis_rdb_walker w;
     redis_rdb_walker_init(&w, 8u << 20);
