@@ -14,6 +14,7 @@ import pytest
 
 from pgdata import build_realistic
 from pgserver import PG_BINDIR, PgServer, PgUnavailable, quote_ident
+from redisserver import RedisServer
 from sauvecli import Sauve, processes_matching, kill_quietly
 
 
@@ -272,3 +273,19 @@ def bucket(s3):
     yield b
     s3.ensure_rgw()
     b.empty_and_delete()
+
+
+@pytest.fixture
+def servers():
+    """Redis servers of this test: servers(**RedisServer options) starts
+    one; all are stopped after the test."""
+    started = []
+
+    def make(*args, **kwargs):
+        s = RedisServer(*args, **kwargs)
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.stop()

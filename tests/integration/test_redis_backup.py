@@ -13,25 +13,10 @@ import threading
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_bulk, fill_dataset,
+from redisserver import (REDIS_CHECK_RDB, ThrowawayCA, fill_bulk, fill_dataset,
                          load_rdb)
 from sauvecli import Sauve, all_files, committed_sets, forge_artifact, wait_for
 from pgserver import free_port
-
-
-@pytest.fixture
-def servers():
-    """Redis servers of this test: started by the test, all stopped after."""
-    started = []
-
-    def make(*args, **kwargs):
-        s = RedisServer(*args, **kwargs)
-        started.append(s)
-        return s.start()
-
-    yield make
-    for s in started:
-        s.stop()
 
 
 @pytest.fixture

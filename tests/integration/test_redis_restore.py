@@ -7,26 +7,13 @@ was (or, online, emptied again), and say so."""
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, RedisServer, ThrowawayCA, fill_dataset, load_rdb, resp)
-from sauvecli import Sauve, committed_sets, forge_artifact
-
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def make(*args, **kwargs):
-        s = RedisServer(*args, **kwargs)
-        started.append(s)
-        return s.start()
-
-    yield make
-    for s in started:
-        s.stop()
+from redisserver import REDIS_CHECK_RDB, ThrowawayCA, fill_dataset, load_rdb, resp
+from sauvecli import Result, Sauve, committed_sets, forge_artifact
 
 
 @pytest.fixture
@@ -81,16 +68,29 @@ def leftovers(d, name):
     return [f for f in os.listdir(d) if f != name]
 
 
-def truncated_artifact(storage, cut=0.6):
-    """The set's RDB cut short, recompressed, and the manifest made to agree:
-    only the RDB's own end marker and checksum can tell."""
+def edit_artifact(storage, edit, checksum=True):
+    """The set's RDB decompressed, changed by edit(raw) -> bytes,
+    recompressed, and the manifest made to agree (forge_artifact). checksum:
+    the edit gets the RDB without its CRC-64, which is computed again for
+    the result. Returns the forged RDB."""
     set_dir, m = the_set(storage)
     (a,) = m["artifacts"]
     raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
                          check=True).stdout
-    short = raw[:int(len(raw) * cut)]
-    data = subprocess.run(["zstd", "-q", "-c"], input=short, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(short))
+    if checksum:
+        body = edit(raw[:-8])
+        forged = body + crc64_jones(body).to_bytes(8, "little")
+    else:
+        forged = edit(raw)
+    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+    return forged
+
+
+def truncated_artifact(storage, cut=0.6):
+    """The set's RDB cut short: only the RDB's own end marker and checksum
+    can tell."""
+    edit_artifact(storage, lambda raw: raw[:int(len(raw) * cut)], checksum=False)
 
 
 # ---- --to-file ----------------------------------------------------------------
@@ -160,11 +160,35 @@ def test_to_file_truncated_artifact_leaves_the_file_untouched(servers, rsauve, s
     assert leftovers(out_dir, "dump.rdb") == []
 
 
+def test_to_file_removes_temporary_files_a_killed_run_left(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    out_dir = os.path.join(workdir, "volume")
+    os.makedirs(out_dir)
+    target = os.path.join(out_dir, "dump.rdb")
+    stale = os.path.join(out_dir, ".dump.rdb.sauve-4242-1700000000")
+    with open(stale, "wb") as f:
+        f.write(b"half an RDB")
+    # not ours: another name, another file's, a directory
+    kept = [".dump.rdb.sauve-4242-17x", ".other.rdb.sauve-1-2", "dump.rdb.sauve-1-2"]
+    for k in kept:
+        with open(os.path.join(out_dir, k), "wb") as f:
+            f.write(b"x")
+    os.mkdir(os.path.join(out_dir, ".dump.rdb.sauve-1-2"))
+    r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
+    assert r.code == 0, r.describe()
+    assert r.any_line("removed", stale), r.describe()
+    assert sorted(leftovers(out_dir, "dump.rdb")) == sorted(kept + [".dump.rdb.sauve-1-2"])
+    assert_rdb_holds(src, target)
+
+
 def test_to_file_usage_errors(rsauve, workdir):
     for args, needle in [((), "--to-file PATH or --online"),
                          (("--to-file", "x", "--online"), "not both"),
                          (("--to-file", "x", "--into", "redis://h:1"), "--into goes with --online"),
                          (("--online", "--into", "redis://u:secret-in-argv@h:1"), "visible"),
+                         (("--online", "--into", "redis://h:1/3"), "database (/3) does not apply"),
                          (("--to-file", "x", "--no-owner"), "--no-owner")]:
         r = rsauve.run("restore", "redis:cache", *args, "--yes")
         assert r.code == 64, r.describe()
@@ -268,10 +292,12 @@ def test_online_refuses_a_target_older_than_the_rdb(servers, rsauve, storage):
 def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     src = servers()
     fill_dataset(src)
+    # more keys than the pipeline window: the refusal is read mid-stream
+    src.cli("DEBUG", "POPULATE", "2000", "many", "10")
     backup(rsauve, src)
     dst = servers(extra=["user restorer on >restorer-pass-1 resetkeys ~* -@all +restore +select +info "
-                         "+flushall",
-                         "user weak on >weak-pass-2 ~* -@all +select +info +flushall"])
+                         "+flushall +function|list +function|flush +function|load",
+                         "user weak on >weak-pass-2 ~* -@all +select +info +flushall +function|list"])
     e = {"SAUVE_REDIS_PASSWORD": "restorer-pass-1"}
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="restorer"), "--yes", env=e)
     assert r.code == 0, r.describe()
@@ -282,6 +308,44 @@ def test_online_minimal_acl_and_noperm(servers, rsauve, storage):
     r = rsauve.run("restore", "redis:cache", "--online", "--into", dst.url(user="weak"), "--yes", env=e)
     assert r.code == 1, r.describe()
     assert r.any_line("NOPERM", "+restore"), r.describe()
+    # the server's refusal is the cause, not the artifact
+    assert "NOPERM" in r.summary["msg"] and "emptied again" in r.summary["msg"], r.describe()
+    # keys sent are not keys restored: none was confirmed
+    assert "0 confirmed" in r.summary["msg"], r.describe()
+    assert "unusable" not in r.all_output() and "the artifact failed" not in r.all_output(), r.describe()
+    assert dst.key_counts() == {}
+
+
+def test_online_stopped_by_sigterm_empties_the_target_again(servers, rsauve, storage):
+    """SIGTERM once the restore reports progress: every read and write gives
+    up on a stop, but the undo still goes out (the stop is held back for
+    it), and the target is left empty."""
+    src = servers()
+    # many keys, so that the restore is still running a second after it started
+    src.cli("DEBUG", "POPULATE", "1500000", "key", "100")
+    backup(rsauve, src)
+    dst = servers()
+    p = rsauve.start("restore", "redis:cache", "--online", "--into", dst.url(), "--yes",
+                     env={"SAUVE_REDIS_PASSWORD": dst.password, "SAUVE_PROGRESS_INTERVAL": "1"})
+    seen = []
+    for line in iter(p.stderr.readline, b""):
+        seen.append(line)
+        if b"restoring:" in line:
+            p.send_signal(signal.SIGTERM)
+            break
+    assert seen and b"restoring:" in seen[-1], b"".join(seen).decode()
+    try:
+        out, rest = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+    r = Result(p._sauve_args, p.returncode, out.decode(), b"".join(seen).decode() + rest.decode(),
+               rsauve._read(p._sauve_term))
+    r.check_log_contract(json_stdout=False)
+    assert r.code == 1, r.describe()
+    assert r.any_line("SIGTERM"), r.describe()
+    assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
 
 
@@ -311,18 +375,13 @@ def test_online_skips_keys_already_expired_as_a_loading_server_does(servers, rsa
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
-    set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                         check=True).stdout
-    key = b"\x00\x07str:ttl"
-    at = raw.index(key)
-    assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
-    past = (1_000_000_000_000).to_bytes(8, "little")
-    body = raw[:at - 8] + past + raw[at:-8]
-    forged = body + crc64_jones(body).to_bytes(8, "little")
-    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
+
+    def expire_in_2001(raw):
+        at = raw.index(b"\x00\x07str:ttl")
+        assert raw[at - 9] == 0xFC, "str:ttl has a millisecond expiry"
+        return raw[:at - 8] + (1_000_000_000_000).to_bytes(8, "little") + raw[at:]
+
+    forged = edit_artifact(storage, expire_in_2001)
 
     rdb = os.path.join(workdir, "forged.rdb")
     with open(rdb, "wb") as f:
@@ -369,14 +428,7 @@ def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(s
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
-    set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = bytearray(subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                                   check=True).stdout)
-    at = raw.index(b"hello")
-    raw[at] = ord("j")
-    data = subprocess.run(["zstd", "-q", "-c"], input=bytes(raw), capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(raw))
+    edit_artifact(storage, lambda raw: raw.replace(b"hello", b"jello", 1), checksum=False)
 
     target = os.path.join(workdir, "dump.rdb")
     r = rsauve.run("restore", "redis:cache", "--to-file", target, "--yes")
@@ -399,15 +451,13 @@ def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers
     src = servers()
     fill_dataset(src)
     backup(rsauve, src)
+
+    def version_11(raw):
+        assert raw[:9] == b"REDIS0010"
+        return b"REDIS0011" + raw[9:]
+
+    edit_artifact(storage, version_11)
     set_dir, m = the_set(storage)
-    (a,) = m["artifacts"]
-    raw = subprocess.run(["zstd", "-dc", os.path.join(set_dir, a["key"])], capture_output=True,
-                         check=True).stdout
-    assert raw[:9] == b"REDIS0010"
-    body = b"REDIS0011" + raw[9:-8]
-    forged = body + crc64_jones(body).to_bytes(8, "little")
-    data = subprocess.run(["zstd", "-q", "-c"], input=forged, capture_output=True, check=True).stdout
-    forge_artifact(set_dir, m, a, data, bytes_in=len(forged))
     del m["artifacts"][0]["format_version"]
     with open(os.path.join(set_dir, "manifest.json"), "w") as f:
         json.dump(m, f)
@@ -431,3 +481,61 @@ def test_online_restores_function_libraries(servers, rsauve, storage):
     assert "sauvelib" in dst.cli("FUNCTION", "LIST")
     assert dst.cli("FCALL", "sauve_one", "0").strip() == "1"
     assert dst.digest() == src.digest()
+
+
+LIB = "#!lua name=%s\nredis.register_function('%s_one', function() return 1 end)"
+
+
+def test_online_truncated_artifact_leaves_no_function_library(servers, rsauve, storage):
+    """FLUSHALL keeps function libraries: the undo removes them too."""
+    src = servers()
+    src.cli("FUNCTION", "LOAD", LIB % ("sauvelib", "sauve"))
+    fill_dataset(src)
+    backup(rsauve, src)
+    truncated_artifact(storage, cut=0.9)
+    dst = servers()
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("emptied again", "FUNCTION FLUSH"), r.describe()
+    assert dst.key_counts() == {}
+    assert dst.cli("FUNCTION", "LIST").strip() == ""
+
+
+def test_online_a_target_with_only_function_libraries_is_not_empty(servers, rsauve, storage):
+    src = servers()
+    src.cli("FUNCTION", "LOAD", LIB % ("newlib", "new"))
+    src.cli("SET", "k", "v")
+    backup(rsauve, src)
+    dst = servers()
+    dst.cli("FUNCTION", "LOAD", LIB % ("oldlib", "old"))
+    r = online(rsauve, dst)
+    assert r.code == 1, r.describe()
+    assert r.any_line("holds 0 key(s) and 1 function library", "nothing was changed"), r.describe()
+    assert "oldlib" in dst.cli("FUNCTION", "LIST")
+
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 0, r.describe()
+    libs = dst.cli("FUNCTION", "LIST")
+    assert "newlib" in libs and "oldlib" not in libs, libs
+    assert dst.digest() == src.digest()
+    # the safety backup holds the library it replaced
+    safety = [(d, m) for d, m in committed_sets(storage) if m.get("reason") == "safety"]
+    assert len(safety) == 1, safety
+
+
+def test_online_clean_then_an_unsupported_type_says_the_target_was_emptied(servers, rsauve, storage):
+    """A module-typed value (forged) is refused only after --clean flushed
+    the target: the error says so, and where its data is."""
+    src = servers()
+    src.cli("SET", "modkey", "vvvvvvvvv")
+    backup(rsauve, src)
+    edit_artifact(storage, lambda raw: raw.replace(b"\x00\x06modkey", b"\x07\x06modkey", 1))
+    dst = servers()
+    dst.cli("SET", "precious", "data")
+    r = online(rsauve, dst, "--clean")
+    assert r.code == 1, r.describe()
+    msg = r.summary["msg"]
+    assert "module type" in msg, r.describe()
+    assert "was emptied (FLUSHALL) for the restore" in msg and "safety backup" in msg, r.describe()
+    assert dst.key_counts() == {}
+    assert [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]

@@ -87,7 +87,9 @@ typedef struct redis_rdb_item {
     const unsigned char *value; /* KEY: the value's bytes as stored (a DUMP payload's middle);
                                  * AUX, FUNCTION: decoded */
     size_t value_len;
-    int64_t expire_ms;  /* KEY: absolute Unix time in ms, -1 when none */
+    bool has_expire;    /* KEY: an expire opcode came before it */
+    int64_t expire_ms;  /* KEY: with has_expire, absolute Unix time in ms (negative: long
+                         * expired, as a loading server takes it); else -1 */
     int64_t idle;       /* KEY: LRU idle seconds, -1 when absent */
     int freq;           /* KEY: LFU counter, -1 when absent */
     uint64_t module_id; /* MODULE_AUX */

@@ -294,8 +294,10 @@ static int skip_n_strings(struct cur *c, int per)
 {
     uint64_t n;
     TRY(len(c, &n));
-    for (uint64_t i = 0; i < n * (uint64_t)per; i++)
-        TRY(skip_string(c));
+    /* n is the RDB's: n * per could wrap */
+    for (uint64_t i = 0; i < n; i++)
+        for (int j = 0; j < per; j++)
+            TRY(skip_string(c));
     return OK;
 }
 
@@ -565,11 +567,14 @@ static int parse_item(redis_rdb_walker *w, struct cur *c, redis_rdb_item *it)
         switch (op) {
         case OP_EXPIRETIME:
             TRY(take(c, 4, &p));
-            it->expire_ms = (int64_t)le(p, 4) * 1000;
+            /* seconds, a signed 32-bit number as Redis writes it */
+            it->expire_ms = (int64_t)(int32_t)(uint32_t)le(p, 4) * 1000;
+            it->has_expire = true;
             continue;
         case OP_EXPIRETIME_MS:
             TRY(take(c, 8, &p));
             it->expire_ms = (int64_t)le(p, 8);
+            it->has_expire = true;
             continue;
         case OP_IDLE:
             TRY(len(c, &v));

@@ -7,9 +7,12 @@
  * beside PATH, checked as it streams (magic, version, end, CRC-64), and
  * only once restore/ verified the whole artifact is it synced and renamed
  * over PATH; any failure removes the temporary file and leaves PATH as it
- * was. An existing PATH is replaced only with --clean, and without a safety
- * backup (a stopped server cannot be dumped: copy the file first if it
- * matters).
+ * was (a run killed before it could remove it leaves it: the next restore
+ * into PATH removes it). An existing PATH is replaced only with --clean, and
+ * without a safety backup (a stopped server cannot be dumped: copy the file
+ * first if it matters). The new file gets the replaced one's mode and, when
+ * the restore runs as root, its owner; as another user it cannot, and a
+ * warning names the Job's runAsUser/fsGroup, which must let the server read.
  *
  * --online replays it into a running server: the RDB walker
  * (redis_rdb.c) cuts each value out of the stream into a DUMP payload,
@@ -35,6 +38,8 @@
  * other clients make to the target while it is restored are lost with it:
  * stop them first.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -63,7 +68,7 @@
 #define SEND_CHUNK (64u * 1024)
 
 /* What a restore user must be allowed (README: Redis restore). */
-#define REDIS_RESTORE_ACL "~* +restore +select +info +flushall"
+#define REDIS_RESTORE_ACL "~* +restore +select +info +flushall +function|list +function|flush +function|load"
 
 static const char *const redis_forms[] = {"redis:NAME", NULL};
 
@@ -87,19 +92,26 @@ struct redis_restore {
     char *password; /* the named instance's, else NULL: SAUVE_REDIS_PASSWORD's */
     struct redis_url u;
     redis_conn *c;
+    struct redis_conn_options copt; /* how c was opened, for a fresh connection */
+    bool cut;                       /* a write failed: a command may have been partly written */
     bool flush_first;
-    bool keys_format; /* a keys-mode stream, not an RDB */
+    bool keys_format;     /* a keys-mode stream, not an RDB */
+    bool flush_functions; /* the target holds function libraries (FLUSHALL keeps them) */
     redis_rdb_walker w;
     redis_keys_reader kr;
     uint64_t db; /* the database selected on the connection */
     bool sent;   /* anything was sent that changes the target */
     char *out;   /* commands not yet written */
     size_t out_len, out_cap;
-    size_t inflight;                    /* commands sent whose replies were not read */
-    uint64_t inflight_bytes;            /* their size */
-    char ring[WINDOW_COMMANDS + 8][96]; /* what each of them was, for errors */
+    size_t inflight;         /* commands sent whose replies were not read */
+    uint64_t inflight_bytes; /* their size */
+    struct sent_command {
+        char what[96];  /* for errors */
+        uint64_t bytes; /* its size, for the byte window */
+        bool key;       /* a RESTORE: its +OK confirms a key */
+    } ring[WINDOW_COMMANDS + 8];
     size_t ring_head;
-    uint64_t keys, expired, functions, selects;
+    uint64_t keys, confirmed, expired, functions, selects;
     int64_t now_ms;
     double next_progress;
     bool failed;
@@ -135,6 +147,16 @@ static int redis_check(const char *name, const struct loader_options *o, sv_erro
         }
         bool has_password = u.password != NULL;
         redis_url_free(&u);
+        /* the parser accepts and ignores a /db: here it would be a silent lie */
+        const char *auth = strstr(o->into, "://");
+        auth = auth ? auth + 3 : o->into;
+        const char *at = strrchr(auth, '@');
+        const char *slash = strchr(at ? at + 1 : auth, '/');
+        if (slash && slash[1]) {
+            sv_error_set(err, SV_EXIT_USAGE, "--into: a database (%.20s) does not apply to --online", slash);
+            return sv_error_hint(err, "every key goes back into the database it was backed up from; name "
+                                      "the server only (redis://host:port)");
+        }
         if (has_password) {
             sv_error_set(err, SV_EXIT_USAGE,
                          "--into: a password in the URL would be visible to every process (argv)");
@@ -256,6 +278,51 @@ static int file_write(void *ctx, const void *buf, size_t len, sv_error *err)
     return 0;
 }
 
+static void file_discard(struct redis_restore *r);
+
+/* True when name is ".BASE.sauve-PID-TIME", a temporary file of ours. */
+static bool our_temp_name(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, n) != 0 || strncmp(name + 1 + n, ".sauve-", 7) != 0)
+        return false;
+    const char *p = name + 1 + n + 7;
+    for (int part = 0; part < 2; part++) {
+        if (!isdigit((unsigned char)*p))
+            return false;
+        while (isdigit((unsigned char)*p))
+            p++;
+        if (part == 0 && *p++ != '-')
+            return false;
+    }
+    return *p == '\0';
+}
+
+/* Removes the temporary files that a run killed before it could clean up
+ * (SIGKILL, a node lost) left beside PATH: only regular files named as
+ * ours, in that directory. */
+static void remove_stale_temps(const char *dir, const char *base)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!our_temp_name(e->d_name, base))
+            continue;
+        char *path = xasprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (unlink(path) == 0)
+                log_info("removed %s, left by an earlier restore that did not finish", path);
+            else
+                log_warn("cannot remove %s, left by an earlier restore: %s", path, strerror(errno));
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
 static int file_start(loader *l, stream **sink, sv_error *err)
 {
     struct redis_restore *r = l->impl;
@@ -263,7 +330,9 @@ static int file_start(loader *l, stream **sink, sv_error *err)
     char *base = xstrdup(basename(copy));
     free(copy);
     copy = xstrdup(r->path);
-    r->tmp = xasprintf("%s/.%s.sauve-%d-%ld", dirname(copy), base, (int)getpid(), (long)time(NULL));
+    char *dir = dirname(copy);
+    remove_stale_temps(dir, base);
+    r->tmp = xasprintf("%s/.%s.sauve-%d-%ld", dir, base, (int)getpid(), (long)time(NULL));
     free(copy);
     free(base);
     /* the mode of the file it replaces, else what redis-server gives a new
@@ -273,10 +342,25 @@ static int file_start(loader *l, stream **sink, sv_error *err)
     if (r->fd < 0)
         return sv_error_set(err, SV_EXIT_FAILED, "cannot create %s: %s", r->tmp, strerror(errno));
     if (r->existed) {
-        fchmod(r->fd, mode);
-        /* keep the server's ownership when we may (a Job running as root) */
-        if (fchown(r->fd, r->old.st_uid, r->old.st_gid) != 0 && errno != EPERM)
-            log_warn("cannot give %s the owner of %s: %s", r->tmp, r->path, strerror(errno));
+        if (fchmod(r->fd, mode) != 0) {
+            sv_error_set(err, SV_EXIT_FAILED, "cannot give %s the mode of %s: %s", r->tmp, r->path,
+                         strerror(errno));
+            file_discard(r);
+            return -1;
+        }
+        /* keep the server's ownership; only root may give a file away, so
+         * as another user the new file is ours, and the server (another
+         * uid) may not be able to read it: say so rather than fail, since
+         * a group or mode may still let it read */
+        if (fchown(r->fd, r->old.st_uid, r->old.st_gid) != 0) {
+            if (errno == EPERM && r->old.st_uid != geteuid())
+                log_warn("%s is owned by uid %u, and this restore (uid %u) cannot give the new file that "
+                         "owner: the server may not be able to read it; run the restore Job with the "
+                         "server's runAsUser, or a shared fsGroup with a group-readable mode",
+                         r->path, (unsigned)r->old.st_uid, (unsigned)geteuid());
+            else if (errno != EPERM)
+                log_warn("cannot give %s the owner of %s: %s", r->tmp, r->path, strerror(errno));
+        }
     }
     redis_rdb_check_init(&r->check);
     *sink = callback_sink(file_write, r, "rdb file");
@@ -326,8 +410,14 @@ static int file_finish(loader *l, bool ok, sv_error *err)
         file_discard(r);
         return -1;
     }
-    close(r->fd);
+    int fd = r->fd;
     r->fd = -1;
+    if (close(fd) != 0) {
+        sv_error_set(err, SV_EXIT_FAILED, "cannot close %s: %s, %s was not changed", r->tmp, strerror(errno),
+                     r->path);
+        file_discard(r);
+        return -1;
+    }
     if (rename(r->tmp, r->path) != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "cannot rename %s to %s: %s", r->tmp, r->path, strerror(errno));
         file_discard(r);
@@ -412,13 +502,13 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
     }
     if (redis_url_parse(r->url, &r->u, err) != 0)
         return -1;
-    struct redis_conn_options o = {.url = &r->u,
-                                   .password = r->password ? r->password : cfg->redis_password,
-                                   .ca_file = cfg->redis_tls_ca_file,
-                                   .cert_file = cfg->redis_tls_cert_file,
-                                   .key_file = cfg->redis_tls_key_file,
-                                   .timeout_s = (int)cfg->redis_timeout};
-    if (!(r->c = redis_connect(&o, err)))
+    r->copt = (struct redis_conn_options){.url = &r->u,
+                                          .password = r->password ? r->password : cfg->redis_password,
+                                          .ca_file = cfg->redis_tls_ca_file,
+                                          .cert_file = cfg->redis_tls_cert_file,
+                                          .key_file = cfg->redis_tls_key_file,
+                                          .timeout_s = (int)cfg->redis_timeout};
+    if (!(r->c = redis_connect(&r->copt, err)))
         return -1;
     char *server = NULL, *keyspace = NULL;
     if (info(r, "server", &server, err) != 0 || info(r, "keyspace", &keyspace, err) != 0) {
@@ -449,15 +539,35 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
         if (k && (!eol || k < eol))
             keys += strtoull(k + 6, NULL, 10);
     }
-    if (rc == 0 && keys > 0 && !r->clean) {
-        sv_error_set(err, SV_EXIT_FAILED, "redis at %s holds %llu key(s), nothing was changed", l->target,
-                     (unsigned long long)keys);
+    /* function libraries are content too, and FLUSHALL does not remove them */
+    long long libraries = 0;
+    if (rc == 0) {
+        const char *argv[] = {"FUNCTION", "LIST"};
+        redis_reply rep;
+        if (redis_command(r->c, &rep, err, 2, argv) != 0)
+            rc = -1;
+        else if (rep.type == REDIS_REPLY_ARRAY)
+            libraries = rep.integer;
+        else if (rep.type != REDIS_REPLY_ERROR || !rep.str ||
+                 strncmp(rep.str, "ERR unknown command", 19) != 0)
+            rc = command_error(r, "FUNCTION LIST", rep.str ? rep.str : "an unexpected reply", err);
+        /* else a server older than 7.0: no functions */
+        redis_reply_free(&rep);
+    }
+    if (rc == 0 && (keys > 0 || libraries > 0) && !r->clean) {
+        char libs[64] = "";
+        if (libraries > 0)
+            snprintf(libs, sizeof libs, " and %lld function librar%s", libraries,
+                     libraries == 1 ? "y" : "ies");
+        sv_error_set(err, SV_EXIT_FAILED, "redis at %s holds %llu key(s)%s, nothing was changed", l->target,
+                     (unsigned long long)keys, libs);
         sv_error_hint(err, "use --clean to replace them (a safety backup is taken first)");
         rc = -1;
     }
     if (rc == 0) {
-        *replaces = keys > 0;
+        *replaces = keys > 0 || libraries > 0;
         r->flush_first = keys > 0;
+        r->flush_functions = libraries > 0;
         log_with(LOG_INFO,
                  LOG_FIELDS(LOG_STR("target", l->target), LOG_STR("server_version", version ? version : ""),
                             LOG_NUM("keys", (int64_t)keys)),
@@ -515,17 +625,24 @@ static int out_flush(struct redis_restore *r, sv_error *err)
         return 0;
     int rc = redis_write(r->c, r->out, r->out_len, err);
     r->out_len = 0;
+    if (rc != 0)
+        r->cut = true;
     return rc;
 }
 
 /* Reads one reply; an error reply fails, naming the command it answers. */
 static int read_one(struct redis_restore *r, sv_error *err)
 {
-    const char *what = r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
+    const struct sent_command *cmd =
+        &r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
+    const char *what = cmd->what;
     redis_reply rep;
     if (out_flush(r, err) != 0 || redis_read_reply(r->c, &rep, what, err) != 0)
         return -1;
     r->inflight--;
+    r->inflight_bytes -= cmd->bytes;
+    if (cmd->key && rep.type != REDIS_REPLY_ERROR)
+        r->confirmed++;
     int rc = 0;
     if (rep.type == REDIS_REPLY_ERROR) {
         rc = command_error(r, what, rep.str, err);
@@ -539,14 +656,16 @@ static int read_one(struct redis_restore *r, sv_error *err)
 
 /* Records a command sent (its description for errors), and reads replies
  * when the window is full. */
-static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
+static int sent(struct redis_restore *r, size_t bytes, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int sent(struct redis_restore *r, size_t bytes, bool key, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->ring[r->ring_head], sizeof r->ring[0], fmt, ap);
+    vsnprintf(r->ring[r->ring_head].what, sizeof r->ring[0].what, fmt, ap);
     va_end(ap);
+    r->ring[r->ring_head].bytes = bytes;
+    r->ring[r->ring_head].key = key;
     r->ring_head = (r->ring_head + 1) % (WINDOW_COMMANDS + 8);
     r->inflight++;
     r->inflight_bytes += bytes;
@@ -555,10 +674,9 @@ static int sent(struct redis_restore *r, size_t bytes, const char *fmt, ...)
     if (r->out_len >= SEND_CHUNK && out_flush(r, &err) != 0)
         goto fail;
     if (r->inflight >= WINDOW_COMMANDS || r->inflight_bytes >= WINDOW_BYTES) {
-        while (r->inflight > WINDOW_COMMANDS / 2)
+        while (r->inflight > WINDOW_COMMANDS / 2 || (r->inflight && r->inflight_bytes >= WINDOW_BYTES / 2))
             if (read_one(r, &err) != 0)
                 goto fail;
-        r->inflight_bytes = 0;
     }
     return 0;
 fail:
@@ -591,7 +709,8 @@ struct restore_cmd {
     uint64_t db;
     const unsigned char *key;
     size_t key_len;
-    int64_t expire_ms; /* absolute, -1: none */
+    bool has_expire;
+    int64_t expire_ms; /* with has_expire: absolute, in ms (negative: long expired) */
     const unsigned char *head, *body, *tail;
     size_t head_len, body_len, tail_len;
     int freq;     /* -1: none */
@@ -605,7 +724,7 @@ struct restore_cmd {
  * read when the window fills. */
 static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
 {
-    if (c->expire_ms >= 0 && c->expire_ms <= r->now_ms) {
+    if (c->has_expire && c->expire_ms <= r->now_ms) {
         r->expired++;
         return 0;
     }
@@ -617,7 +736,7 @@ static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
         out_arg(r, db, (size_t)n);
         r->db = c->db;
         r->selects++;
-        if (sent(r, 32, "SELECT %s", db) != 0)
+        if (sent(r, 32, false, "SELECT %s", db) != 0)
             return -1;
     }
     size_t payload = c->head_len + c->body_len + c->tail_len;
@@ -631,7 +750,7 @@ static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
         return r->keys_format ? -1 : sv_error_hint(&r->err, "restore with --to-file instead");
     }
     char ttl[24], extra[24];
-    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(c->expire_ms >= 0 ? c->expire_ms : 0));
+    int ttl_len = snprintf(ttl, sizeof ttl, "%lld", (long long)(c->has_expire ? c->expire_ms : 0));
     int argc = 6;
     const char *opt = NULL;
     int extra_len = 0;
@@ -654,6 +773,7 @@ static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
         /* a large value goes from the reader's buffer, not copied */
         sv_error err = {0};
         if (out_flush(r, &err) != 0 || redis_write(r->c, c->body, c->body_len, &err) != 0) {
+            r->cut = true;
             r->err = err;
             r->failed = true;
             return -1;
@@ -671,8 +791,8 @@ static int send_restore(struct redis_restore *r, const struct restore_cmd *c)
     }
     r->keys++;
     printable(c->key, c->key_len, shown, sizeof shown);
-    return sent(r, payload + c->key_len, "RESTORE of key %s (db %llu, %s)", shown, (unsigned long long)c->db,
-                c->type ? c->type : "unknown type");
+    return sent(r, payload + c->key_len, true, "RESTORE of key %s (db %llu, %s)", shown,
+                (unsigned long long)c->db, c->type ? c->type : "unknown type");
 }
 
 /* A key of an RDB: its value with the type byte before it and the DUMP
@@ -684,6 +804,7 @@ static int restore_key(struct redis_restore *r, const redis_rdb_item *it)
     struct restore_cmd c = {.db = it->db,
                             .key = it->key,
                             .key_len = it->key_len,
+                            .has_expire = it->has_expire,
                             .expire_ms = it->expire_ms,
                             .head = &type,
                             .head_len = 1,
@@ -705,6 +826,7 @@ static int restore_record(struct redis_restore *r, const redis_keys_record *rec)
     struct restore_cmd c = {.db = rec->db,
                             .key = rec->key,
                             .key_len = rec->key_len,
+                            .has_expire = rec->expire_ms >= 0,
                             .expire_ms = rec->expire_ms,
                             .body = rec->payload,
                             .body_len = rec->payload_len,
@@ -740,7 +862,7 @@ static int online_item(struct redis_restore *r, const redis_rdb_item *it)
         out_add(r, cmd, sizeof cmd - 1);
         out_arg(r, it->value, it->value_len);
         r->functions++;
-        return sent(r, it->value_len, "FUNCTION LOAD of a function library");
+        return sent(r, it->value_len, false, "FUNCTION LOAD of a function library");
     }
     case RDB_ITEM_MODULE_AUX:
         log_warn("redis:%s holds global data of module %s, which an online restore does not carry (a server "
@@ -762,9 +884,15 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
         *err = r->err;
         return -1;
     }
+    /* the loader's own failures (a refused command, content it cannot
+     * send) are kept in r->err: finish reports them as the cause */
     if (r->keys_format) {
-        if (redis_keys_reader_feed(&r->kr, buf, len) != 0)
-            return sv_error_set(err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->kr.error);
+        if (redis_keys_reader_feed(&r->kr, buf, len) != 0) {
+            sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->kr.error);
+            r->failed = true;
+            *err = r->err;
+            return -1;
+        }
         redis_keys_record rec;
         int n;
         while ((n = redis_keys_reader_next(&r->kr, &rec, false)) == 1)
@@ -772,14 +900,22 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
                 *err = r->err;
                 return -1;
             }
-        if (n < 0)
-            return sv_error_set(err, SV_EXIT_FAILED, "%s:%s is not a whole keys-mode stream: %s", r->a->kind,
-                                r->a->name, r->kr.error);
+        if (n < 0) {
+            sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s is not a whole keys-mode stream: %s", r->a->kind,
+                         r->a->name, r->kr.error);
+            r->failed = true;
+            *err = r->err;
+            return -1;
+        }
         progress(r, false);
         return 0;
     }
-    if (redis_rdb_walker_feed(&r->w, buf, len) != 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->w.error);
+    if (redis_rdb_walker_feed(&r->w, buf, len) != 0) {
+        sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s: %s", r->a->kind, r->a->name, r->w.error);
+        r->failed = true;
+        *err = r->err;
+        return -1;
+    }
     redis_rdb_item it;
     int n;
     while ((n = redis_rdb_walker_next(&r->w, &it, false)) == 1)
@@ -787,9 +923,13 @@ static int online_write(void *ctx, const void *buf, size_t len, sv_error *err)
             *err = r->err;
             return -1;
         }
-    if (n < 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "%s:%s cannot be restored online: %s", r->a->kind,
-                            r->a->name, r->w.error);
+    if (n < 0) {
+        sv_error_set(&r->err, SV_EXIT_FAILED, "%s:%s cannot be restored online: %s", r->a->kind, r->a->name,
+                     r->w.error);
+        r->failed = true;
+        *err = r->err;
+        return -1;
+    }
     progress(r, false);
     return 0;
 }
@@ -808,6 +948,17 @@ static int online_start(loader *l, stream **sink, sv_error *err)
             return -1;
         log_info("redis at %s flushed (FLUSHALL) for the restore", l->target);
     }
+    if (r->flush_functions) {
+        const char *argv[] = {"FUNCTION", "FLUSH"};
+        redis_reply rep;
+        if (redis_command(r->c, &rep, err, 2, argv) != 0)
+            return -1;
+        int rc = rep.type == REDIS_REPLY_ERROR ? command_error(r, "FUNCTION FLUSH", rep.str, err) : 0;
+        redis_reply_free(&rep);
+        if (rc != 0)
+            return -1;
+        log_info("redis at %s: its function libraries removed (FUNCTION FLUSH) for the restore", l->target);
+    }
     if (r->keys_format)
         redis_keys_reader_init(&r->kr, REDIS_KEYS_MAX_ITEM);
     else
@@ -818,39 +969,102 @@ static int online_start(loader *l, stream **sink, sv_error *err)
     return 0;
 }
 
-/* Empties the target again after a failure: it was empty (or flushed after
- * its safety backup) before the restore started. */
+/* One command of argv on c; -1 with *why when it failed or was refused. */
+static int undo_command(redis_conn *c, int argc, const char *const *argv, char *why, size_t len)
+{
+    sv_error ferr = {0};
+    redis_reply rep = {0};
+    int rc = 0;
+    if (redis_command(c, &rep, &ferr, argc, argv) != 0) {
+        snprintf(why, len, "%s", ferr.msg);
+        rc = -1;
+    } else if (rep.type == REDIS_REPLY_ERROR) {
+        snprintf(why, len, "%s", rep.str ? rep.str : "refused");
+        rc = -1;
+    }
+    redis_reply_free(&rep);
+    return rc;
+}
+
+/* FLUSHALL on c, and FUNCTION FLUSH when functions were loaded (FLUSHALL
+ * keeps them). */
+static int flushall(redis_conn *c, bool functions, char *why, size_t len)
+{
+    static const char *const argv[] = {"FLUSHALL"}, *const fargv[] = {"FUNCTION", "FLUSH"};
+    if (undo_command(c, 1, argv, why, len) != 0)
+        return -1;
+    return functions ? undo_command(c, 2, fargv, why, len) : 0;
+}
+
+/*
+ * Empties the target again after a failure: it was empty (or flushed after
+ * its safety backup) before the restore started. Runs while a stop request
+ * is held back (signals.h), so that after SIGTERM the FLUSHALL still goes
+ * out. On the restore's connection, the commands gathered are sent and the
+ * replies still due read, so that the FLUSHALL comes after every RESTORE;
+ * but when a write failed, a command may have been cut off inside a bulk
+ * string, and the server would take a FLUSHALL there as the rest of it:
+ * then the connection is closed (the server drops the unfinished command)
+ * and the FLUSHALL goes on a fresh one.
+ */
 static void online_undo(loader *l, sv_error *err)
 {
     struct redis_restore *r = l->impl;
     if (!r->sent)
         return;
+    signals_cleanup_begin(SIGNALS_CLEANUP_S);
+    char why[256] = "";
     sv_error ferr = {0};
-    redis_reply rep = {0};
-    /* the commands gathered are sent, and the replies still due read, so
-     * that the FLUSHALL comes after every RESTORE */
-    bool alive = out_flush(r, &ferr) == 0;
+    bool alive = !r->cut && out_flush(r, &ferr) == 0;
     while (alive && r->inflight) {
-        redis_reply_free(&rep);
-        if (redis_read_reply(r->c, &rep, "a command", &ferr) != 0)
+        const struct sent_command *cmd =
+            &r->ring[(r->ring_head + WINDOW_COMMANDS + 8 - r->inflight) % (WINDOW_COMMANDS + 8)];
+        redis_reply rep = {0};
+        if (redis_read_reply(r->c, &rep, "a command", &ferr) != 0) {
             alive = false;
-        else
+        } else {
             r->inflight--;
-    }
-    redis_reply_free(&rep);
-    const char *argv[] = {"FLUSHALL"};
-    if (alive && redis_command(r->c, &rep, &ferr, 1, argv) == 0 && rep.type != REDIS_REPLY_ERROR) {
+            if (cmd->key && rep.type != REDIS_REPLY_ERROR)
+                r->confirmed++;
+        }
         redis_reply_free(&rep);
-        sv_error_wrap(err, "redis at %s was emptied again (FLUSHALL) after %llu key(s) had been restored",
-                      l->target, (unsigned long long)r->keys);
+    }
+    if (!alive) {
+        redis_close(r->c);
+        r->c = redis_connect(&r->copt, &ferr);
+    }
+    int rc = -1;
+    if (r->c)
+        rc = flushall(r->c, r->functions > 0, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "%s", ferr.msg);
+    signals_cleanup_end();
+    if (rc == 0) {
+        sv_error_wrap(err,
+                      "redis at %s was emptied again (FLUSHALL%s) after %llu key(s) had been sent, %llu "
+                      "confirmed",
+                      l->target, r->functions ? ", FUNCTION FLUSH" : "", (unsigned long long)r->keys,
+                      (unsigned long long)r->confirmed);
         return;
     }
-    const char *why = rep.type == REDIS_REPLY_ERROR && rep.str ? rep.str : ferr.msg;
-    log_error("redis at %s holds a partial restore (%llu key(s)) and could not be emptied: %s", l->target,
-              (unsigned long long)r->keys, why);
-    redis_reply_free(&rep);
-    sv_error_wrap(err, "redis at %s holds a PARTIAL restore of %llu key(s) (FLUSHALL it)", l->target,
-                  (unsigned long long)r->keys);
+    log_error("redis at %s holds a partial restore (%llu key(s) sent, %llu confirmed) and could not be "
+              "emptied: %s",
+              l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed, why);
+    sv_error_wrap(err, "redis at %s holds a PARTIAL restore (%llu key(s) sent, %llu confirmed): FLUSHALL it",
+                  l->target, (unsigned long long)r->keys, (unsigned long long)r->confirmed);
+}
+
+/* After a failure with --clean: the target's data was flushed before it,
+ * and the undo cannot bring it back. restore/ logged the safety backup's
+ * set id (none with --no-safety-backup). */
+static void say_flushed(loader *l, sv_error *err)
+{
+    struct redis_restore *r = l->impl;
+    if (r->flush_first || r->flush_functions)
+        sv_error_wrap(err,
+                      "redis at %s was emptied (FLUSHALL) for the restore; its data is in the safety "
+                      "backup taken before (set of reason safety, logged above)",
+                      l->target);
 }
 
 static int online_finish(loader *l, bool ok, sv_error *err)
@@ -905,18 +1119,29 @@ static int online_finish(loader *l, bool ok, sv_error *err)
         }
         *err = ferr;
         online_undo(l, err);
+        say_flushed(l, err);
         return -1;
     }
     if (sv_error_isset(&ferr)) {
         *err = ferr;
         online_undo(l, err);
+        say_flushed(l, err);
         return -1;
     }
-    if (r->sent) {
+    if (r->failed) {
+        /* the loader failed first (a refused command, a lost connection):
+         * that is the cause, not the artifact */
+        *err = r->err;
+        online_undo(l, err);
+        say_flushed(l, err);
+        return -1;
+    }
+    if (r->sent || r->flush_first || r->flush_functions) {
         /* the artifact failed: the caller reports it; undo and say so */
         sv_error note = {0};
         sv_error_set(&note, SV_EXIT_FAILED, "the artifact failed");
         online_undo(l, &note);
+        say_flushed(l, &note);
         log_warn("%s", note.msg);
     }
     return -1;

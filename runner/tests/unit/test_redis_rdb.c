@@ -238,7 +238,8 @@ static const char *value_of(const char *text, const char *key_hex)
     char *needle = xasprintf("key=%s type=", key_hex);
     const char *k = strstr(text, needle);
     free(needle);
-    return k ? strstr(k, "value=") + 6 : NULL;
+    const char *v = k ? strstr(k, "value=") : NULL;
+    return v ? v + 6 : NULL;
 }
 
 static void test_every_encoding_and_type(void **state)
@@ -519,7 +520,144 @@ static void test_items_over_the_bound_are_refused_early(void **state)
     end_rdb(&b);
     struct walked r = walk(b.p, b.n, 4, 1 << 20);
     assert_int_equal(r.rc, -1);
+    assert_non_null(strstr(r.error, "longer than"));
     free(r.text);
+    free(b.p);
+}
+
+static void test_a_forged_count_cannot_wrap(void **state)
+{
+    (void)state;
+    /* a hash of 2^63 + 1 fields: counted as n * 2 strings, it wrapped to 2 */
+    struct buf v = {0};
+    put_len_w(&v, (UINT64_C(1) << 63) + 1, 64);
+    put_str(&v, "f");
+    put_str(&v, "v");
+    struct walked w = one_key(4, v.p, v.n);
+    assert_int_equal(w.rc, -1);
+    free(w.text);
+    free(v.p);
+}
+
+/* The first key item of an RDB, walked whole. */
+static void first_key(const struct buf *b, redis_rdb_item *it, redis_rdb_walker *w)
+{
+    redis_rdb_walker_init(w, 1 << 20);
+    assert_int_equal(redis_rdb_walker_feed(w, b->p, b->n), 0);
+    int n;
+    while ((n = redis_rdb_walker_next(w, it, true)) == 1 && it->kind != RDB_ITEM_KEY)
+        ;
+    assert_int_equal(n, 1);
+}
+
+static void test_negative_expire_times_are_expired(void **state)
+{
+    (void)state;
+    /* EXPIRETIME is a signed 32-bit count of seconds: 0xffffffff is -1 s,
+     * not the year 2106 */
+    struct buf b = {0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0xfd);
+    put_le(&b, 0xffffffffu, 4);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    redis_rdb_walker w;
+    redis_rdb_item it;
+    first_key(&b, &it, &w);
+    assert_true(it.has_expire);
+    assert_int_equal(it.expire_ms, -1000);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+
+    /* a negative millisecond time is an expiry too (long past) */
+    b = (struct buf){0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0xfc);
+    put_le(&b, (uint64_t)-5, 8);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    first_key(&b, &it, &w);
+    assert_true(it.has_expire);
+    assert_int_equal(it.expire_ms, -5);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+
+    /* and none */
+    b = (struct buf){0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0);
+    put_str(&b, "k");
+    put_str(&b, "v");
+    end_rdb(&b);
+    first_key(&b, &it, &w);
+    assert_false(it.has_expire);
+    redis_rdb_walker_free(&w);
+    free(b.p);
+}
+
+static void test_a_value_of_megabytes_in_small_chunks(void **state)
+{
+    (void)state;
+    /* a 6 MB string fed 4 KB at a time: the walker asks for more until the
+     * item is whole, then gives the memory of it back */
+    size_t big = 6u << 20;
+    unsigned char *value = malloc(big);
+    assert_non_null(value);
+    for (size_t i = 0; i < big; i++)
+        value[i] = (unsigned char)(i * 2654435761u >> 13);
+    /* 2000 small keys after it, gathered first (put reallocates each time) */
+    struct buf tail = {0};
+    for (int i = 0; i < 2000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        put_byte(&tail, 0);
+        put_str(&tail, k);
+        put_str(&tail, "a value of some sixty bytes, to fill the walker's buffer again");
+    }
+    struct buf b = {0};
+    start_rdb(&b, 10);
+    put_byte(&b, 0);
+    put_str(&b, "big");
+    put_len(&b, big);
+    put(&b, value, big);
+    put(&b, tail.p, tail.n);
+    free(tail.p);
+    end_rdb(&b);
+    redis_rdb_walker w;
+    redis_rdb_walker_init(&w, 8u << 20);
+    redis_rdb_item it;
+    int n, keys = 0;
+    bool seen_big = false;
+    for (size_t off = 0; off < b.n; off += 4096) {
+        size_t k = b.n - off < 4096 ? b.n - off : 4096;
+        assert_int_equal(redis_rdb_walker_feed(&w, b.p + off, k), 0);
+        while ((n = redis_rdb_walker_next(&w, &it, false)) == 1) {
+            if (it.kind != RDB_ITEM_KEY)
+                continue;
+            keys++;
+            if (it.key_len == 3 && memcmp(it.key, "big", 3) == 0) {
+                /* the value as stored: its length, then its bytes */
+                assert_true(it.value_len > big);
+                assert_memory_equal(it.value + it.value_len - big, value, big);
+                seen_big = true;
+            }
+        }
+        assert_int_equal(n, 0);
+    }
+    while ((n = redis_rdb_walker_next(&w, &it, true)) == 1)
+        keys += it.kind == RDB_ITEM_KEY;
+    assert_int_equal(n, 0);
+    assert_int_equal(redis_rdb_walker_finish(&w), 0);
+    assert_true(seen_big);
+    assert_int_equal(keys, 2001);
+    /* the 6 MB are not held after the value went */
+    assert_true(w.cap <= (4u << 20));
+    redis_rdb_walker_free(&w);
+    free(value);
     free(b.p);
 }
 
@@ -561,6 +699,9 @@ int main(void)
         cmocka_unit_test(test_every_encoding_and_type),
         cmocka_unit_test(test_unsupported_items_are_named),
         cmocka_unit_test(test_items_over_the_bound_are_refused_early),
+        cmocka_unit_test(test_a_forged_count_cannot_wrap),
+        cmocka_unit_test(test_negative_expire_times_are_expired),
+        cmocka_unit_test(test_a_value_of_megabytes_in_small_chunks),
         cmocka_unit_test(test_unknown_versions_and_headers),
         cmocka_unit_test(test_rdb_version_a_server_reads),
     };
