@@ -254,3 +254,13 @@ def can_connect(port):
             return True
     except OSError:
         return False
+
+
+def restore_online(rsauve, target, *args, password=None, env=None):
+    """sauve restore redis:cache --online into the server target; with
+    --clean, the target named again (--confirm host:port), as restore
+    requires to replace data."""
+    e = {"SAUVE_REDIS_PASSWORD": password or target.password}
+    e.update(env or {})
+    confirm = ("--confirm", f"127.0.0.1:{target.port}") if "--clean" in args else ("--yes",)
+    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, *confirm, env=e)

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from redisserver import RedisServer, fill_dataset, resp
+from redisserver import RedisServer, fill_dataset, resp, restore_online
 from sauvecli import Sauve, committed_sets, forge_artifact
 
 MANAGED = ['rename-command SYNC ""', 'rename-command PSYNC ""']
@@ -48,11 +48,6 @@ def the_set(storage):
     sets = [s for s in committed_sets(storage) if s[1].get("reason", "backup") == "backup"]
     assert len(sets) == 1, sets
     return sets[0]
-
-
-def online(rsauve, target, *args, password=None):
-    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, "--yes",
-                      env={"SAUVE_REDIS_PASSWORD": password or target.password})
 
 
 def raw_stream(set_dir, a):
@@ -122,7 +117,7 @@ def test_managed_service_backed_up_in_keys_mode_and_restored_online(servers, rsa
     assert r.any_line("keys-mode stream", "CRC-64"), r.describe()
 
     dst = servers(password="target-pass-9a1c")
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
     assert dst.key_counts() == src.key_counts()
@@ -174,7 +169,7 @@ def test_truncated_keys_artifact_refused_by_verify_and_restore(servers, rsauve, 
     assert r.code != 0, r.describe()
     assert r.any_line("keys-mode stream", "truncated"), r.describe()
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("truncated"), r.describe()
     assert dst.key_counts() == {}
@@ -270,7 +265,7 @@ def test_keys_deleted_between_scan_and_dump_are_counted_not_errors(servers, rsau
     assert (keys, vanished) == (18, 2)
     assert {k for _, k, _, _ in recs} == {f"k{i}".encode() for i in range(20)} - {b"k3", b"k11"}
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
 
@@ -281,10 +276,10 @@ def test_clean_restore_into_a_managed_target_takes_its_safety_backup_in_keys_mod
     assert keys_backup(rsauve, src).code == 0
     dst = servers(extra=MANAGED)
     dst.cli("SET", "precious", "data")
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("holds 1 key(s)", "nothing was changed"), r.describe()
-    r = online(rsauve, dst, "--clean")
+    r = restore_online(rsauve, dst, "--clean")
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
     safety = [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]
@@ -303,7 +298,7 @@ def test_a_value_larger_than_any_reply_sauve_buffers_is_streamed(servers, rsauve
     (a,) = the_set(storage)[1]["artifacts"]
     assert a["items"] == 2 and a["bytes_in"] > 40 * 1024 * 1024
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
 

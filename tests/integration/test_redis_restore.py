@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from redisserver import REDIS_CHECK_RDB, ThrowawayCA, fill_dataset, load_rdb, resp
+from redisserver import REDIS_CHECK_RDB, ThrowawayCA, fill_dataset, load_rdb, resp, restore_online
 from sauvecli import Result, Sauve, committed_sets, forge_artifact
 
 
@@ -201,21 +201,13 @@ def test_to_file_usage_errors(rsauve, workdir):
 # ---- --online -------------------------------------------------------------------
 
 
-def online(rsauve, target, *args, password=None, env=None):
-    e = {"SAUVE_REDIS_PASSWORD": password or target.password}
-    e.update(env or {})
-    # --clean replaces data: the target named again, as restore requires
-    confirm = ("--confirm", f"127.0.0.1:{target.port}") if "--clean" in args else ("--yes",)
-    return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, *confirm, env=e)
-
-
 def test_online_restore_replays_every_type_into_an_empty_server(servers, rsauve, storage):
     src = servers()
     fill_dataset(src)
     fill_more(src)
     backup(rsauve, src)
     dst = servers(password="target-pass-5d1e")
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
     assert dst.key_counts() == src.key_counts()
@@ -235,12 +227,12 @@ def test_online_refuses_a_non_empty_target_and_replaces_it_with_clean(servers, r
     dst = servers()
     dst.cli("SET", "precious", "data")
     before = dst.digest()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("holds 1 key(s)", "nothing was changed"), r.describe()
     assert dst.digest() == before
 
-    r = online(rsauve, dst, "--clean")
+    r = restore_online(rsauve, dst, "--clean")
     assert r.code == 0, r.describe()
     assert dst.digest() == src.digest()
     safety = [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]
@@ -254,7 +246,7 @@ def test_online_wrong_password_changes_nothing(servers, rsauve, storage):
     fill_dataset(src)
     backup(rsauve, src)
     dst = servers()
-    r = online(rsauve, dst, password="not-the-password-77")
+    r = restore_online(rsauve, dst, password="not-the-password-77")
     assert r.code == 78, r.describe()
     assert r.any_line("refused the password"), r.describe()
     assert dst.key_counts() == {}
@@ -268,7 +260,7 @@ def test_online_truncated_artifact_leaves_the_target_empty(servers, rsauve, stor
     backup(rsauve, src)
     truncated_artifact(storage, cut=0.9)
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
@@ -283,7 +275,7 @@ def test_online_refuses_a_target_older_than_the_rdb(servers, rsauve, storage):
     with open(os.path.join(set_dir, "manifest.json"), "w") as f:
         json.dump(m, f)
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("reads RDB versions up to 10", "RDB version 11", "nothing was changed"), r.describe()
     assert dst.key_counts() == {}
@@ -390,7 +382,7 @@ def test_online_skips_keys_already_expired_as_a_loading_server_does(servers, rsa
     try:
         assert loaded.cli("EXISTS", "str:ttl").strip() == "0"
         dst = servers()
-        r = online(rsauve, dst)
+        r = restore_online(rsauve, dst)
         assert r.code == 0, r.describe()
         assert r.any_line("1 already expired"), r.describe()
         assert dst.cli("EXISTS", "str:ttl").strip() == "0"
@@ -438,7 +430,7 @@ def test_a_byte_changed_inside_a_value_is_caught_by_the_rdb_checksum_both_ways(s
     assert not [f for f in os.listdir(workdir) if f.startswith(".dump.rdb")]
 
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("emptied again"), r.describe()
     assert dst.key_counts() == {}
@@ -462,7 +454,7 @@ def test_a_server_that_cannot_read_the_payloads_version_is_emptied_again(servers
     with open(os.path.join(set_dir, "manifest.json"), "w") as f:
         json.dump(m, f)
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("payload version", "older than the RDB (version 11)"), r.describe()
     assert r.any_line("emptied again"), r.describe()
@@ -475,7 +467,7 @@ def test_online_restores_function_libraries(servers, rsauve, storage):
     src.cli("SET", "k", "v")
     backup(rsauve, src)
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 0, r.describe()
     assert r.any_line("1 function library"), r.describe()
     assert "sauvelib" in dst.cli("FUNCTION", "LIST")
@@ -494,7 +486,7 @@ def test_online_truncated_artifact_leaves_no_function_library(servers, rsauve, s
     backup(rsauve, src)
     truncated_artifact(storage, cut=0.9)
     dst = servers()
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("emptied again", "FUNCTION FLUSH"), r.describe()
     assert dst.key_counts() == {}
@@ -508,12 +500,12 @@ def test_online_a_target_with_only_function_libraries_is_not_empty(servers, rsau
     backup(rsauve, src)
     dst = servers()
     dst.cli("FUNCTION", "LOAD", LIB % ("oldlib", "old"))
-    r = online(rsauve, dst)
+    r = restore_online(rsauve, dst)
     assert r.code == 1, r.describe()
     assert r.any_line("holds 0 key(s) and 1 function library", "nothing was changed"), r.describe()
     assert "oldlib" in dst.cli("FUNCTION", "LIST")
 
-    r = online(rsauve, dst, "--clean")
+    r = restore_online(rsauve, dst, "--clean")
     assert r.code == 0, r.describe()
     libs = dst.cli("FUNCTION", "LIST")
     assert "newlib" in libs and "oldlib" not in libs, libs
@@ -532,7 +524,7 @@ def test_online_clean_then_an_unsupported_type_says_the_target_was_emptied(serve
     edit_artifact(storage, lambda raw: raw.replace(b"\x00\x06modkey", b"\x07\x06modkey", 1))
     dst = servers()
     dst.cli("SET", "precious", "data")
-    r = online(rsauve, dst, "--clean")
+    r = restore_online(rsauve, dst, "--clean")
     assert r.code == 1, r.describe()
     msg = r.summary["msg"]
     assert "module type" in msg, r.describe()
