@@ -264,3 +264,21 @@ def restore_online(rsauve, target, *args, password=None, env=None):
     e.update(env or {})
     confirm = ("--confirm", f"127.0.0.1:{target.port}") if "--clean" in args else ("--yes",)
     return rsauve.run("restore", "redis:cache", "--online", "--into", target.url(), *args, *confirm, env=e)
+
+
+# What a managed service (ElastiCache, Memorystore) does to a client that
+# asks for the replication stream: SYNC and PSYNC are not there.
+MANAGED = ['rename-command SYNC ""', 'rename-command PSYNC ""']
+
+
+def assert_rdb_holds(source, rdb):
+    """The RDB file passes redis-check-rdb, and a plain redis-server that
+    loads it holds what source holds (DEBUG DIGEST, keys per database)."""
+    check = subprocess.run([REDIS_CHECK_RDB, rdb], capture_output=True, text=True)
+    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
+    copy = load_rdb(rdb)
+    try:
+        assert copy.digest() == source.digest()
+        assert copy.key_counts() == source.key_counts()
+    finally:
+        copy.stop()

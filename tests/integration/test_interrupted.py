@@ -15,8 +15,6 @@ import os
 import signal
 import time
 
-import pytest
-
 from pglock import HeldLock
 from pgserver import PG_BINDIR
 from sauvecli import Sauve, all_files, committed_sets, snapshot, wait_for

@@ -13,8 +13,7 @@ import threading
 
 import pytest
 
-from redisserver import (REDIS_CHECK_RDB, ThrowawayCA, fill_bulk, fill_dataset,
-                         load_rdb)
+from redisserver import ThrowawayCA, assert_rdb_holds, fill_bulk, fill_dataset
 from sauvecli import Sauve, all_files, committed_sets, forge_artifact, wait_for
 from pgserver import free_port
 
@@ -46,17 +45,6 @@ def stored_rdb(set_dir, workdir, name="default"):
     return out
 
 
-def assert_same_data(source, rdb):
-    check = subprocess.run([REDIS_CHECK_RDB, rdb], capture_output=True, text=True)
-    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
-    copy = load_rdb(rdb)
-    try:
-        assert copy.digest() == source.digest()
-        assert copy.key_counts() == source.key_counts()
-    finally:
-        copy.stop()
-
-
 def redis_env(server, **extra):
     env = {"SAUVE_REDIS_URL": server.url(), "SAUVE_REDIS_PASSWORD": server.password}
     env.update(extra)
@@ -86,7 +74,7 @@ def test_sync_stores_the_servers_data_in_both_framings(servers, rsauve, storage,
         head = f.read(9)
     assert head[:5] == b"REDIS" and a["format_version"] == int(head[5:9])
     assert a["bytes_in"] == os.path.getsize(rdb)
-    assert_same_data(src, rdb)
+    assert_rdb_holds(src, rdb)
     # the connection is closed: the server keeps no replica of ours
     wait_for(lambda: "connected_slaves:0" in src.cli("INFO", "replication"), 10, "the replica to go")
     # the password never shows, neither in the output nor in the manifest
@@ -108,7 +96,7 @@ def test_password_in_the_url_and_acl_user_with_minimal_rights(servers, rsauve, s
     assert a["endpoint"].endswith("as backup")
     assert "items" not in a and a["server_version"] is None
     assert "backup-pass-93ac" not in r.all_output()
-    assert_same_data(src, stored_rdb(set_dir, workdir))
+    assert_rdb_holds(src, stored_rdb(set_dir, workdir))
 
 
 def test_user_without_psync_is_told_what_to_allow(servers, rsauve, storage):
@@ -167,7 +155,7 @@ def test_tls_verified_with_client_certificate(servers, rsauve, storage, workdir)
     assert r.code == 0, r.describe()
     set_dir, m = only_manifest(storage)
     assert "(TLS)" in m["artifacts"][0]["endpoint"]
-    assert_same_data(src, stored_rdb(set_dir, workdir))
+    assert_rdb_holds(src, stored_rdb(set_dir, workdir))
 
     # the host name is checked too: the certificate names 127.0.0.1 and localhost only
     other = ThrowawayCA(os.path.join(workdir, "pki-other"), name="other")
@@ -368,7 +356,7 @@ def test_redis_beside_postgres_in_one_set(servers, sauve, dbs, small_template, s
     set_dir, m = only_manifest(storage)
     kinds = sorted((a["kind"], a["name"]) for a in m["artifacts"])
     assert kinds == sorted([("postgres", "globals"), ("postgres", db), ("redis", "default")])
-    assert_same_data(src, stored_rdb(set_dir, workdir))
+    assert_rdb_holds(src, stored_rdb(set_dir, workdir))
 
     # Redis refusing the sync while PostgreSQL works: partial, committed, named
     nosync = servers(extra=['rename-command PSYNC ""', 'rename-command SYNC ""'])

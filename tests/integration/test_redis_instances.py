@@ -8,24 +8,8 @@ import os
 
 import pytest
 
-from redisserver import RedisServer, fill_dataset, resp
+from redisserver import MANAGED, fill_dataset, resp
 from sauvecli import Sauve, committed_sets
-
-MANAGED = ['rename-command SYNC ""', 'rename-command PSYNC ""']
-
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def make(*args, **kwargs):
-        s = RedisServer(*args, **kwargs)
-        started.append(s)
-        return s.start()
-
-    yield make
-    for s in started:
-        s.stop()
 
 
 def secret(workdir, name, value):

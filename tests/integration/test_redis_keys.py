@@ -12,25 +12,8 @@ import subprocess
 
 import pytest
 
-from redisserver import RedisServer, fill_dataset, resp, restore_online
+from redisserver import MANAGED, fill_dataset, resp, restore_online
 from sauvecli import Sauve, committed_sets, forge_artifact
-
-MANAGED = ['rename-command SYNC ""', 'rename-command PSYNC ""']
-
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def make(*args, **kwargs):
-        s = RedisServer(*args, **kwargs)
-        started.append(s)
-        return s.start()
-
-    yield make
-    for s in started:
-        s.stop()
-
 
 @pytest.fixture
 def rsauve(workdir, storage):

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from redisserver import REDIS_CHECK_RDB, ThrowawayCA, fill_dataset, load_rdb, resp, restore_online
+from redisserver import ThrowawayCA, assert_rdb_holds, fill_dataset, load_rdb, resp, restore_online
 from sauvecli import Result, Sauve, committed_sets, forge_artifact
 
 
@@ -51,17 +51,6 @@ def the_set(storage):
     sets = [s for s in committed_sets(storage) if s[1].get("reason", "backup") == "backup"]
     assert len(sets) == 1, sets
     return sets[0]
-
-
-def assert_rdb_holds(source, rdb):
-    check = subprocess.run([REDIS_CHECK_RDB, rdb], capture_output=True, text=True)
-    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
-    copy = load_rdb(rdb)
-    try:
-        assert copy.digest() == source.digest()
-        assert copy.key_counts() == source.key_counts()
-    finally:
-        copy.stop()
 
 
 def leftovers(d, name):
