@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from apirules import check, selector_matches
-from conftest import (RenderError, configs, example, k8s_tool, load_docs, one, pods, restore_templates,
-                      user_made_secret, write_values)
+from conftest import (KUSTOMIZE, RenderError, configs, example, k8s_tool, kustomize, load_docs, one, pods,
+                      restore_templates, user_made_secret, write_values)
 from podrun import index_objects, run_spec
 from test_apirules import adversarial
 from test_schema import errors as schema_errors
@@ -467,3 +467,28 @@ def test_notes_commands_for_trees_and_redis_run(helm, tmp_path):
         assert check([job]) == []
         assert "--clean" in job["spec"]["template"]["spec"]["containers"][0]["args"] or "online" in jsonpath
     assert "scale the application down first" in notes and "scale Redis to 0" in notes
+
+
+# --- Kustomize: components/redis and components/files (overlays/sources) ------------------------
+
+
+def test_kustomize_sources_overlay():
+    import os
+
+    docs, _ = kustomize(os.path.join(KUSTOMIZE, "overlays", "sources"))
+    cj = one(docs, "CronJob", "sauve")
+    spec = run_spec(cj, index_objects(docs))
+    # Redis: the URL is a file of the generated Secret, never a value
+    with open(os.path.join(KUSTOMIZE, "overlays", "sources", "credentials", "redis-url"), "rb") as f:
+        assert spec.file(spec.environ["SAUVE_REDIS_URL_FILE"]) == f.read()
+    assert "SAUVE_REDIS_URL" not in spec.environ and spec.environ["SAUVE_REDIS_NAME"] == "sessions"
+    # the tree: read-only, its claim read-only, where SAUVE_FILES says
+    assert spec.environ["SAUVE_FILES"] == "uploads=/data/uploads"
+    m = spec.mount_for("/data/uploads/x")
+    assert m.kind == "persistentVolumeClaim" and m.source == "app-uploads" and m.read_only
+    assert claim_mounts(pod_of(cj)) == {"/data/uploads": ("app-uploads", True, True)}
+    assert {m.path for m in spec.mounts if not m.read_only} == {"/tmp"}
+    (term,) = required_terms(pod_of(cj))
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert selector_matches(term["labelSelector"], {"app.kubernetes.io/name": "app"})
+    assert check(docs) == []
