@@ -300,23 +300,13 @@ def test_redis_file_restore_ids(helm, tmp_path):
     assert (spec.user, spec.group, spec.fs_group) == (1001, 0, 1001)
 
 
-def test_no_redis_or_tree_templates_without_them(helm):
+def test_no_redis_or_tree_templates_without_them(helm, tmp_path):
     docs, _ = helm(example("restore-role-values.yaml"))
     assert sorted(restore_templates(docs)[0]["data"]) == ["restore", "restore-clean"]
     # Redis without restore.redis.claimName: online only
-    docs, _ = helm(example("sources-values.yaml"), write_values_inline("restore: {redis: {claimName: ''}}\n"))
+    docs, _ = helm(SOURCES, write_values(tmp_path, "restore: {redis: {claimName: ''}}\n"))
     keys = sorted(restore_templates(docs)[0]["data"])
     assert "restore-redis-online" in keys and "restore-redis-file" not in keys
-
-
-def write_values_inline(text, _n=[0]):
-    import tempfile
-
-    _n[0] += 1
-    f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-    f.write(text)
-    f.close()
-    return f.name
 
 
 # --- the NetworkPolicy ---------------------------------------------------------------------
