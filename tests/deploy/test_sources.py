@@ -482,3 +482,27 @@ def test_kustomize_sources_overlay():
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert selector_matches(term["labelSelector"], {"app.kubernetes.io/name": "app"})
     assert check(docs) == []
+
+
+def test_kustomize_restore_files_overlay():
+    """overlays/restore-files: the restore Job of the tree, filled in as its
+    comment says: the claim read-write in that Job only, no affinity to the
+    application (scaled down meanwhile), the CronJob's mount still read-only."""
+    import os
+
+    from conftest import fill_restore
+
+    docs, text = kustomize(os.path.join(KUSTOMIZE, "overlays", "restore-files"))
+    assert "@" in one(docs, "Job")["metadata"]["name"]  # unfilled: refused by the API server
+    filled = load_docs(fill_restore(text, ID="f3", SET="20261122T020000Z-482a3f91"))
+    job = one(filled, "Job", "sauve-restore-f3")
+    pod = pod_of(job)
+    assert pod["containers"][0]["args"] == ["restore", "files:uploads", "--set", "20261122T020000Z-482a3f91",
+                                           "--to", "/data/uploads", "--clean", "--yes"]
+    assert claim_mounts(pod) == {"/data/uploads": ("app-uploads", False, False)}
+    assert required_terms(pod) is None
+    assert claim_mounts(pod_of(one(filled, "CronJob"))) == {"/data/uploads": ("app-uploads", True, True)}
+    assert required_terms(pod_of(one(filled, "CronJob")))
+    spec = run_spec(job, index_objects(filled + [user_made_secret()]))
+    assert not spec.mount_for("/data/uploads/x").read_only
+    assert check(filled) == []
