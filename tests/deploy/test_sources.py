@@ -324,10 +324,13 @@ def test_network_policy_egress_to_redis(sources, helm, tmp_path):
     # config.redis.url's port; networkPolicy.redis.port over it
     docs, _ = helm(EVERYTHING)
     assert (redis_peer, [6380]) in egress_ports(docs)
-    v = write_values(tmp_path, "secret: {values: {redisUrl: ''}}\nconfig: {redis: {url: 'redis://r.app.svc:7000'}}\n")
-    docs, _ = helm(SOURCES, v)
-    assert (redis_peer, [7000]) in egress_ports(docs)
-    assert check(docs) == []
+    for url, port in (("redis://r.app.svc:7000", 7000), ("redis://redis1", 6379), ("redis://[fd00::1]:7001/0", 7001),
+                      ("rediss://backup@redis-0.redis:6390/2", 6390)):
+        v = write_values(tmp_path, f"secret: {{values: {{redisUrl: ''}}}}\nconfig: {{redis: {{url: '{url}'}}}}\n")
+        assert schema_errors(helm(SOURCES, v, dump_values=True)) == [], url
+        docs, _ = helm(SOURCES, v)
+        assert (redis_peer, [port]) in egress_ports(docs), url
+        assert check(docs) == []
 
 
 def test_redis_alone_needs_no_database_rule(helm, tmp_path):
