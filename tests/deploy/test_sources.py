@@ -509,3 +509,21 @@ def test_kustomize_restore_files_overlay():
     spec = run_spec(job, index_objects(filled + [user_made_secret()]))
     assert not spec.mount_for("/data/uploads/x").read_only
     assert check(filled) == []
+
+
+def test_kustomize_restore_redis_overlay():
+    """overlays/restore-redis: the online restore Job, with the backups' Redis
+    URL file and no volume of its own."""
+    import os
+
+    from conftest import fill_restore
+
+    docs, text = kustomize(os.path.join(KUSTOMIZE, "overlays", "restore-redis"))
+    filled = load_docs(fill_restore(text, ID="r4", SET="latest"))
+    job = one(filled, "Job", "sauve-restore-r4")
+    assert pod_of(job)["containers"][0]["args"] == ["restore", "redis:sessions", "--set", "latest", "--online",
+                                                    "--yes"]
+    spec = run_spec(job, index_objects(filled + [user_made_secret()]))
+    assert spec.file(spec.environ["SAUVE_REDIS_URL_FILE"]).startswith(b"redis://")
+    assert {m.path for m in spec.mounts if not m.read_only} == {"/tmp"}
+    assert check(filled) == []
