@@ -161,7 +161,8 @@ def test_credentials_are_files_behind_x_file(helm, case):
     """Every *_FILE variable points at a file of a mounted Secret item, and
     no credential is a plain variable."""
     docs, _ = helm(*case_files(case))
-    objects = index_objects(docs + [user_made_secret()])  # the age identity, made with kubectl
+    # the age identity and Redis' TLS files (ci/sources-values.yaml): made with kubectl
+    objects = index_objects(docs + [user_made_secret(), user_made_secret("redis-tls", {"ca.crt": "PEM"})])
     for doc, tmpl in pods(docs):
         c = tmpl["spec"]["containers"][0]
         mounts = {m["name"]: m for m in c["volumeMounts"]}
@@ -177,7 +178,8 @@ def test_credentials_are_files_behind_x_file(helm, case):
         assert sorted(files.values()) == sorted(provided), (files, provided)
         for e in c.get("env", []):
             assert e["name"] not in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
-                                     "SAUVE_NOTIFY_URL", "SAUVE_PUSHGATEWAY_URL", "SAUVE_HEALTHCHECK_URL")
+                                     "SAUVE_NOTIFY_URL", "SAUVE_PUSHGATEWAY_URL", "SAUVE_HEALTHCHECK_URL",
+                                     "SAUVE_REDIS_URL", "SAUVE_REDIS_PASSWORD")
         # with a chart-made Secret, the files hold the values given (the
         # restore Job's password is the restore role's: test_restore.py)
         is_restore = tmpl["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"

@@ -197,6 +197,55 @@ sseCustomerKey: {file: sse-c-key, env: SAUVE_S3_SSE_C_KEY_FILE}
 notifyUrl: {file: notify-url, env: SAUVE_NOTIFY_URL_FILE}
 pushgatewayUrl: {file: pushgateway-url, env: SAUVE_PUSHGATEWAY_URL_FILE}
 healthcheckUrl: {file: healthcheck-url, env: SAUVE_HEALTHCHECK_URL_FILE}
+redisUrl: {file: redis-url, env: SAUVE_REDIS_URL_FILE}
+redisPassword: {file: redis-password, env: SAUVE_REDIS_PASSWORD_FILE}
+{{- end -}}
+
+{{/*
+"true" when the target backs up Redis: config.redis.url, or the URL as a
+credential (secret.values.redisUrl / secret.keys.redisUrl); "" otherwise.
+*/}}
+{{- define "sauve.redisOn" -}}
+{{- $used := include "sauve.usedCredentials" . | fromYaml -}}
+{{- if or ((.Values.config.redis | default dict).url) (hasKey $used "redisUrl") }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The TLS files of Redis from config.redis.tls.existingSecret, as YAML:
+[{key: KEY in the Secret, file: name under /run/secrets/sauve-redis-tls,
+env: the variable naming it}]; empty without the Secret or without Redis.
+*/}}
+{{- define "sauve.redisTlsFiles" -}}
+{{- $tls := (.Values.config.redis | default dict).tls | default dict -}}
+{{- $out := list -}}
+{{- if and $tls.existingSecret (include "sauve.redisOn" .) -}}
+{{- with $tls.caKey }}{{ $out = append $out (dict "key" . "file" "ca.crt" "env" "SAUVE_REDIS_TLS_CA_FILE") }}{{ end -}}
+{{- with $tls.certKey }}{{ $out = append $out (dict "key" . "file" "tls.crt" "env" "SAUVE_REDIS_TLS_CERT_FILE") }}{{ end -}}
+{{- with $tls.keyKey }}{{ $out = append $out (dict "key" . "file" "tls.key" "env" "SAUVE_REDIS_TLS_KEY_FILE") }}{{ end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* The directory trees of the target (config.files.trees), as a YAML list. */}}
+{{- define "sauve.fileTrees" -}}
+{{- toYaml ((.Values.config.files | default dict).trees | default list) -}}
+{{- end -}}
+
+{{/*
+sauve's config.yaml of the target: config without the chart-only keys
+(redis.tls, files.affinity), each tree of files.trees as sauve's NAME=PATH,
+compacted (sauve.compactConfig).
+*/}}
+{{- define "sauve.sauveConfig" -}}
+{{- $c := deepCopy .Values.config -}}
+{{- $_ := set $c "redis" (omit ($c.redis | default dict) "tls") -}}
+{{- $files := $c.files | default dict -}}
+{{- $trees := list -}}
+{{- range $files.trees | default list -}}
+{{- $trees = append $trees (printf "%s=%s" .name .path) -}}
+{{- end -}}
+{{- $_ := set $c "files" (set (omit $files "affinity" "trees") "trees" $trees) -}}
+{{- include "sauve.compactConfig" $c -}}
 {{- end -}}
 
 {{/*
@@ -370,6 +419,28 @@ Checks of what the schema cannot say; `helm install` stops with the message.
 {{- if and $rs.existingSecret $rs.pgPassword -}}
 {{- fail (printf "restore.secret.pgPassword is set together with restore.secret.existingSecret %q: put the password in that Secret (key restore.secret.key)" $rs.existingSecret) -}}
 {{- end -}}
+{{- $redis := .Values.config.redis | default dict -}}
+{{- if and $redis.url (hasKey $used "redisUrl") -}}
+{{- fail "config.redis.url and the redisUrl credential are the same setting: use one (the credential when the URL holds a password)" -}}
+{{- end -}}
+{{- if and (hasKey $used "redisPassword") (not (include "sauve.redisOn" .)) -}}
+{{- fail "a redisPassword credential without a Redis: set config.redis.url (or the redisUrl credential)" -}}
+{{- end -}}
+{{- $tls := $redis.tls | default dict -}}
+{{- if and $tls.existingSecret (ne (empty $tls.certKey) (empty $tls.keyKey)) -}}
+{{- fail "config.redis.tls: a client certificate needs its key: set both certKey and keyKey, or neither" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range (.Values.config.files | default dict).trees | default list -}}
+{{- if hasKey $seen .name -}}
+{{- fail (printf "config.files.trees: the tree name %s is given twice" .name) -}}
+{{- end -}}
+{{- if hasKey $seen (printf "path:%s" .path) -}}
+{{- fail (printf "config.files.trees: the path %s is given twice" .path) -}}
+{{- end -}}
+{{- $_ := set $seen .name true -}}
+{{- $_ := set $seen (printf "path:%s" .path) true -}}
+{{- end -}}
 {{- if and (hasKey $used "sseCustomerKey") .Values.config.s3.sse_c_key_file -}}
 {{- fail "config.s3.sse_c_key_file and the sseCustomerKey credential are the same setting: use one" -}}
 {{- end -}}
@@ -414,5 +485,31 @@ target database; first restore into a new one to look at it:
   kubectl logs -n {{ $ns }} -f job/{{ include "sauve.restoreJobName" . | replace "@ID@" "1" }} --pod-running-timeout=5m
 To replace a database that is not empty (after a safety backup of it), take
 '{.data.restore-clean}' instead of '{.data.restore}'.
+{{- $get := printf "kubectl get configmap -n %s %s -o jsonpath=" $ns (include "sauve.restoreTemplateName" .) }}
+{{- $create := printf "kubectl create -n %s -f -" $ns }}
+{{- range include "sauve.fileTrees" . | fromYamlArray }}
+
+Restore the tree {{ .name }} ({{ .path }}, claim {{ .claimName }}) in place, after a
+safety backup of it: scale the application down first (its ReadWriteOnce
+volume attaches to one node; nothing may write the tree meanwhile), then
+  {{ $get }}'{.data.restore-files-{{ .name }}-clean}' \
+    | sed -e 's/@ID@/2/g' -e 's/@SET@/latest/g' | {{ $create }}
+and scale it up again once the Job completed.
+{{- end }}
+{{- if include "sauve.redisOn" . }}
+{{- $rr := .Values.restore.redis | default dict }}
+
+Restore Redis into the running server, key by key (refused when it holds
+keys; '{.data.restore-redis-online-clean}' empties it first, after a safety
+backup of it):
+  {{ $get }}'{.data.restore-redis-online}' \
+    | sed -e 's/@ID@/3/g' -e 's/@SET@/latest/g' | {{ $create }}
+{{- if $rr.claimName }}
+Or write its RDB file (README "Restoring Redis"): scale Redis to 0, then
+  {{ $get }}'{.data.restore-redis-file-clean}' \
+    | sed -e 's/@ID@/4/g' -e 's/@SET@/latest/g' | {{ $create }}
+and scale it back to 1 (with appendonly yes, see the README first).
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end -}}

@@ -12,7 +12,19 @@ SAUVE_PG_DATABASES): both print the same. */ -}}
 {{- if kindIs "string" $dbs -}}
 {{- $dbs = compact (splitList "," ($dbs | nospace)) -}}
 {{- end -}}
-{{ with get . "Target" }}Target {{ . }}: {{ end }}sauve backs up PostgreSQL {{ default "(config.pg.host not set)" $c.pg.host }} ({{ if $dbs }}{{ join ", " $dbs }}{{ else }}$PGDATABASE{{ end }}) to {{ default "(config.storage not set)" $c.storage }}
+{{- $trees := include "sauve.fileTrees" . | fromYamlArray -}}
+{{- $redisOn := include "sauve.redisOn" . -}}
+{{- $what := list -}}
+{{- if or $c.pg.host (not (or $trees $redisOn)) -}}
+{{- $what = append $what (printf "PostgreSQL %s (%s)" (default "(config.pg.host not set)" $c.pg.host) (ternary (join ", " $dbs) "$PGDATABASE" (not (empty $dbs)))) -}}
+{{- end -}}
+{{- if $redisOn -}}
+{{- $what = append $what (printf "Redis %s (redis:%s)" (default "(URL in the Secret)" ($c.redis.url | default "" | regexFind "[^/@]+(:[0-9]+)?/?$")) (default "default" $c.redis.name)) -}}
+{{- end -}}
+{{- range $trees -}}
+{{- $what = append $what (printf "the tree %s (files:%s, claim %s)" .path .name .claimName) -}}
+{{- end -}}
+{{ with get . "Target" }}Target {{ . }}: {{ end }}sauve backs up {{ join ", " $what }} to {{ default "(config.storage not set)" $c.storage }}
 on schedule "{{ .Values.schedule }}"{{ with .Values.timeZone }} ({{ . }}){{ end }}{{ if .Values.suspend }}, SUSPENDED{{ end }}, series "{{ default "default" $c.name }}".
 {{- $age := $c.age | default dict }}
 {{- $identity := .Values.restore.ageIdentity | default dict }}

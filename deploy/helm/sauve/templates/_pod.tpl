@@ -7,6 +7,12 @@ backup role's password.
 Call with (dict "root" $ "args" (list "backup") "component" "backup"), plus
 "restore" true for the restore Job; podMetadata also takes "annotations",
 merged over podAnnotations.
+The directory trees (config.files.trees) are mounted read-only in the
+backups and the check, with the pod affinity to the application's pod
+(config.files.affinity); a restore Job mounts none of them, except "tree"
+(a tree of config.files.trees), mounted read-write for its restore, and
+"redisFile" true, Redis' data volume (restore.redis) mounted read-write,
+the pod running as Redis' user.
 */}}
 
 {{- define "sauve.podMetadata" -}}
@@ -43,6 +49,53 @@ replacing the backup role's. */ -}}
 {{- $used = omit $used "pgPassword" -}}
 {{- end -}}
 {{- end -}}
+{{- $redisTls := include "sauve.redisTlsFiles" $root | fromYamlArray -}}
+{{- /* The trees mounted, and how: read-only in the backups and the check,
+one read-write in its restore Job, none in the other restore Jobs. */ -}}
+{{- $trees := list -}}
+{{- $treesReadOnly := true -}}
+{{- if .tree -}}
+{{- $trees = list .tree -}}
+{{- $treesReadOnly = false -}}
+{{- else if not .restore -}}
+{{- $trees = include "sauve.fileTrees" $root | fromYamlArray -}}
+{{- end -}}
+{{- /* ReadWriteOnce volumes attach to one node: the backups and the check
+run where the application's pod runs (config.files.affinity). Not the
+restore Jobs: the application is scaled down while they run. */ -}}
+{{- $affinity := deepCopy ($v.affinity | default dict) -}}
+{{- $sel := (($v.config.files | default dict).affinity | default dict) -}}
+{{- if and $trees $treesReadOnly (or $sel.matchLabels $sel.matchExpressions) -}}
+{{- $ls := dict -}}
+{{- with $sel.matchLabels }}{{ $_ := set $ls "matchLabels" . }}{{ end -}}
+{{- with $sel.matchExpressions }}{{ $_ := set $ls "matchExpressions" . }}{{ end -}}
+{{- $pa := $affinity.podAffinity | default dict -}}
+{{- $req := $pa.requiredDuringSchedulingIgnoredDuringExecution | default list -}}
+{{- $_ := set $pa "requiredDuringSchedulingIgnoredDuringExecution" (append $req (dict "labelSelector" $ls "topologyKey" "kubernetes.io/hostname")) -}}
+{{- $_ := set $affinity "podAffinity" $pa -}}
+{{- end -}}
+{{- /* The restore of Redis' file runs as the user of the Redis image
+(restore.redis), so that the file it writes is the server's. */ -}}
+{{- $psc := $v.podSecurityContext | default dict -}}
+{{- $csc := $v.securityContext | default dict -}}
+{{- $redisData := dict -}}
+{{- $runAs := dict -}}
+{{- if .redisFile -}}
+{{- $redisData = $v.restore.redis -}}
+{{- $runAs = $redisData -}}
+{{- else if .tree -}}
+{{- /* The restore of a tree: as the application's user (restore.files),
+so that what it writes is the application's. */ -}}
+{{- $runAs = $v.restore.files | default dict -}}
+{{- end -}}
+{{- range $k := list "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- if not (kindIs "invalid" (index $runAs $k)) -}}
+{{- $psc = set (deepCopy $psc) $k (index $runAs $k) -}}
+{{- if ne $k "fsGroup" -}}
+{{- $csc = set (deepCopy $csc) $k (index $runAs $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 # A failed run is never restarted in place: the Job makes a new pod, and
 # podFailurePolicy (which requires Never) decides from the exit code.
 restartPolicy: Never
@@ -65,7 +118,7 @@ imagePullSecrets:
 {{- end }}
 {{- /* openshift: the restricted SCC assigns the uid, gid and fsGroup of
 the namespace's range and refuses fixed ones. */}}
-{{- with $v.openshift | ternary (omit ($v.podSecurityContext | default dict) "runAsUser" "runAsGroup" "fsGroup") $v.podSecurityContext }}
+{{- with $v.openshift | ternary (omit $psc "runAsUser" "runAsGroup" "fsGroup") $psc }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -73,7 +126,7 @@ securityContext:
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $v.affinity }}
+{{- with $affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -130,6 +183,10 @@ containers:
       - name: SAUVE_AGE_IDENTITY_FILE
         value: /run/secrets/sauve-age/identity.txt
       {{- end }}
+      {{- range $redisTls }}
+      - name: {{ .env }}
+        value: /run/secrets/sauve-redis-tls/{{ .file }}
+      {{- end }}
       {{- with $v.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -142,7 +199,7 @@ containers:
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with $v.openshift | ternary (omit ($v.securityContext | default dict) "runAsUser" "runAsGroup") $v.securityContext }}
+    {{- with $v.openshift | ternary (omit $csc "runAsUser" "runAsGroup") $csc }}
     securityContext:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -168,8 +225,28 @@ containers:
         mountPath: /run/secrets/sauve-age
         readOnly: true
       {{- end }}
+      {{- if $redisTls }}
+      - name: redis-tls
+        mountPath: /run/secrets/sauve-redis-tls
+        readOnly: true
+      {{- end }}
       - name: tmp
         mountPath: /tmp
+      {{- range $trees }}
+      # The tree {{ .name }} ({{ if $treesReadOnly }}read-only{{ else }}read-write: this Job restores it{{ end }}).
+      - name: files-{{ .name }}
+        mountPath: {{ .path }}
+        {{- with .subPath }}
+        subPath: {{ . }}
+        {{- end }}
+        readOnly: {{ $treesReadOnly }}
+      {{- end }}
+      {{- if .redisFile }}
+      # Redis' data volume, for the restore of its file.
+      - name: redis-data
+        mountPath: {{ $redisData.mountPath }}
+        readOnly: false
+      {{- end }}
       {{- range $v.extraVolumes }}
       - name: {{ .name }}
         mountPath: {{ .mountPath }}
@@ -216,6 +293,31 @@ volumes:
       items:
         - key: {{ default "identity.txt" $ageIdentity.key | quote }}
           path: identity.txt
+  {{- end }}
+  {{- with $redisTls }}
+  # The TLS files of Redis (config.redis.tls).
+  - name: redis-tls
+    secret:
+      secretName: {{ $v.config.redis.tls.existingSecret }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        {{- range . }}
+        - key: {{ .key | quote }}
+          path: {{ .file }}
+        {{- end }}
+  {{- end }}
+  {{- range $trees }}
+  - name: files-{{ .name }}
+    persistentVolumeClaim:
+      claimName: {{ .claimName }}
+      readOnly: {{ $treesReadOnly }}
+  {{- end }}
+  {{- if .redisFile }}
+  - name: redis-data
+    persistentVolumeClaim:
+      claimName: {{ $redisData.claimName }}
+      readOnly: false
   {{- end }}
   # The only writable directory; the root filesystem is read-only.
   - name: tmp
@@ -279,7 +381,7 @@ podFailurePolicy:
 
 {{/*
 A restore Job, as the restore template holds it (restore-template.yaml).
-Call with (dict "root" $ "args" ARGS).
+Call with (dict "root" $ "args" ARGS), plus "tree" or "redisFile" (sauve.podSpec).
 */}}
 {{- define "sauve.restoreJob" -}}
 {{- $root := .root -}}
@@ -300,5 +402,5 @@ spec:
     metadata:
       {{- include "sauve.podMetadata" (dict "root" $root "component" "restore") | nindent 6 }}
     spec:
-      {{- include "sauve.podSpec" (dict "root" $root "args" .args "component" "restore" "restore" true) | nindent 6 }}
+      {{- include "sauve.podSpec" (dict "root" $root "args" .args "component" "restore" "restore" true "tree" .tree "redisFile" .redisFile) | nindent 6 }}
 {{- end -}}
