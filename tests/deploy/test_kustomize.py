@@ -133,7 +133,7 @@ def test_restore_job(overlay, clean):
     assert job["metadata"]["labels"]["sauve/restore-id"] == "r1"
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["args"] == ["restore", "postgres:app", "--set", "20261122T020000Z", "--into", "app_check", "--yes"] + (
-        ["--clean"] if clean else [])
+        ["--clean", "--confirm", "app_check"] if clean else [])
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
     assert job["spec"]["backoffLimit"] == 1
     # no TTL: the Job, and its id, stay until deleted

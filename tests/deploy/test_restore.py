@@ -51,7 +51,7 @@ def test_restore_template_by_default(helm):
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == ["restore", "postgres:app", "--set", "20261122T020000Z", "--into", "app_check", "--yes"]
     clean = restore_jobs(docs, clean=True)[0]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert clean == ["restore", "postgres:app", "--set", "latest", "--into", "app_check", "--clean", "--yes"]
+    assert clean == ["restore", "postgres:app", "--set", "latest", "--into", "app_check", "--clean", "--confirm", "app_check"]
     # no TTL: the finished Job stays, and its id stays taken; one retry
     assert "ttlSecondsAfterFinished" not in job["spec"]
     assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 21600

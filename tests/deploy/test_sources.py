@@ -190,11 +190,12 @@ def test_trees_are_read_only_in_the_backups_and_the_check(helm, values):
 
 def test_each_tree_restore_job_mounts_its_tree_read_write_alone(sources):
     for name, path, claim in (("uploads", "/data/uploads", "app-uploads"), ("media", "/data/media", "app-media")):
-        for key, extra in ((f"restore-files-{name}", []), (f"restore-files-{name}-clean", ["--clean"])):
+        for key, extra in ((f"restore-files-{name}", ["--yes"]),
+                           (f"restore-files-{name}-clean", ["--clean", "--confirm", path])):
             job = template_job(sources, key, ID="f1", SET="20261122T020000Z-482a3f91")
             pod = pod_of(job)
             assert pod["containers"][0]["args"] == [
-                "restore", f"files:{name}", "--set", "20261122T020000Z-482a3f91", "--to", path, *extra, "--yes"]
+                "restore", f"files:{name}", "--set", "20261122T020000Z-482a3f91", "--to", path, *extra]
             assert claim_mounts(pod) == {path: (claim, False, False)}, key
             # the application is scaled down while it runs: no affinity to it
             assert "podAffinity" not in (pod.get("affinity") or {})
@@ -273,12 +274,14 @@ def test_redis_restore_jobs(sources, helm):
     assert online["containers"][0]["args"] == ["restore", "redis:sessions", "--set", "s1", "--online", "--yes"]
     assert claim_mounts(online) == {}
     clean = pod_of(template_job(sources, "restore-redis-online-clean"))
-    assert clean["containers"][0]["args"][-2:] == ["--clean", "--yes"]
-    for key, extra in (("restore-redis-file", []), ("restore-redis-file-clean", ["--clean"])):
+    # replacing data: the server named again, by whoever fills the template
+    assert clean["containers"][0]["args"][-3:] == ["--clean", "--confirm", "@SERVER@"]
+    for key, extra in (("restore-redis-file", ["--yes"]),
+                       ("restore-redis-file-clean", ["--clean", "--confirm", "/data/dump.rdb"])):
         job = template_job(sources, key, ID="r2")
         pod = pod_of(job)
         assert pod["containers"][0]["args"] == [
-            "restore", "redis:sessions", "--set", "latest", "--to-file", "/data/dump.rdb", *extra, "--yes"]
+            "restore", "redis:sessions", "--set", "latest", "--to-file", "/data/dump.rdb", *extra]
         assert claim_mounts(pod) == {"/data": ("redis-data-redis-master-0", False, False)}
         spec = run_spec(job, index_objects(stand_ins(sources)))
         assert (spec.user, spec.group, spec.fs_group) == (999, 999, 999)
@@ -501,7 +504,7 @@ def test_kustomize_restore_files_overlay():
     job = one(filled, "Job", "sauve-restore-f3")
     pod = pod_of(job)
     assert pod["containers"][0]["args"] == ["restore", "files:uploads", "--set", "20261122T020000Z-482a3f91",
-                                           "--to", "/data/uploads", "--clean", "--yes"]
+                                           "--to", "/data/uploads", "--clean", "--confirm", "/data/uploads"]
     assert claim_mounts(pod) == {"/data/uploads": ("app-uploads", False, False)}
     assert required_terms(pod) is None
     assert claim_mounts(pod_of(one(filled, "CronJob"))) == {"/data/uploads": ("app-uploads", True, True)}

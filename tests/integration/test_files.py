@@ -130,8 +130,14 @@ def outside(workdir):
 
 
 def outside_state(d):
-    return sorted((p, open(os.path.join(d, p), "rb").read() if os.path.isfile(os.path.join(d, p))
-                   else None) for p in os.listdir(d))
+    """Names and contents beside the tree, and the owner, mode and time of
+    the directory and each entry: a forged archive must change none."""
+    def meta(path):
+        st = os.lstat(path)
+        return (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+    return [(".", meta(d))] + sorted(
+        (p, open(os.path.join(d, p), "rb").read() if os.path.isfile(os.path.join(d, p)) else None,
+         meta(os.path.join(d, p))) for p in os.listdir(d))
 
 
 def manifest_of(sauve_or_bucket_sets):
@@ -177,7 +183,7 @@ def test_tree_round_trip_through_s3_restored_by_sauve_and_by_gnu_tar(workdir, bu
     restore_s = time.monotonic() - t0
     assert r.code == 0, r.stderr
     assert_same_tree(tree, target)
-    assert outside_state(outside) == [("victim", b"untouched")]
+    assert [e[:2] for e in outside_state(outside)][1:] == [("victim", b"untouched")]
     assert not [n for n in os.listdir(workdir) if "sauve-restore" in n]
     print(f"1 GiB sparse tree: backup {backup_s:.1f} s, restore {restore_s:.1f} s")
 
@@ -320,7 +326,19 @@ def info(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, linkname=""):
     return (ti, data if kind == tarfile.REGTYPE else None)
 
 
+def owned_dir(name, mode=0o2777, path=None):
+    """A directory entry that claims an owner and mode: what a forger hopes
+    lands on something outside. path: its pax name, e.g. without the "/"
+    tarfile adds."""
+    ti, _ = info(name, tarfile.DIRTYPE, mode=mode)
+    ti.uid, ti.gid, ti.mtime = 4242, 4343, 12345
+    if path:
+        ti.pax_headers = {"path": path}
+    return (ti, None)
+
+
 def attacks(outside):
+    twice = "twice, a directory and then something else"
     return {
         "absolute": ([info(os.path.join(outside, "abs"), data=b"pwned")], "absolute name"),
         "dotdot": ([info("ok/../../outside/dotdot", data=b"pwned")], "'..'"),
@@ -336,6 +354,14 @@ def attacks(outside):
         "fifo": ([info("fifo", tarfile.FIFOTYPE)], "a FIFO"),
         "setuid": ([info("suid", data=b"#!/bin/sh\n", mode=0o4755)], "setuid bit"),
         "setgid-file": ([info("sgid", data=b"x", mode=0o2755)], "setgid bit"),
+        # a directory's owner and mode are set at the end: never on what took its name
+        "dir-then-symlink": ([owned_dir("d"), info("d", tarfile.SYMTYPE, linkname=outside)], twice),
+        "dir-without-slash-then-symlink": ([owned_dir("d", path="d"),
+                                            info("d", tarfile.SYMTYPE, linkname=outside + "/victim")], twice),
+        "dir-dot-then-symlink": ([owned_dir("d/."), info("d", tarfile.SYMTYPE, linkname=outside)], twice),
+        "dir-then-file": ([owned_dir("x", mode=0o2755, path="x"), info("x", data=b"#!/bin/sh\n", mode=0o755)],
+                          twice),
+        "dir-then-hardlink": ([owned_dir("d"), info("d", tarfile.LNKTYPE, linkname="first-ok")], twice),
     }
 
 
@@ -349,6 +375,7 @@ def test_a_hostile_archive_extracts_nothing_outside_and_fails_clearly(workdir, s
     assert s.run("backup").code == 0
     (set_dir, m), = committed_sets(storage)
     members, phrase = attacks(outside)[attack]
+    before = outside_state(outside)
     data = hostile([info("first-ok", data=b"fine")] + members)
     forged = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
     forge_artifact(set_dir, m, m["artifacts"][0], forged, bytes_in=len(data))
@@ -358,7 +385,8 @@ def test_a_hostile_archive_extracts_nothing_outside_and_fails_clearly(workdir, s
     r = s.run("restore", "files:up", "--to", target, "--yes")
     assert r.code == 1, r.stderr
     assert phrase in r.stderr, r.stderr
-    assert outside_state(outside) == [("victim", b"untouched")]
+    assert outside_state(outside) == before
+    assert [e[:2] for e in before][1:] == [("victim", b"untouched")]
     assert os.listdir(parent) == []          # neither the target nor the temp directory
     # verify reads it whole: a tar it is, only restore refuses its content
     # (except a name libarchive itself refuses)
@@ -523,3 +551,22 @@ def test_a_file_over_8_gib_keeps_its_size(workdir, storage):
         f.seek(5 << 30)
         assert f.read(1 << 20) == bytes(1 << 20)
     assert os.stat(p).st_blocks * 512 < (1 << 20)      # restored with its holes
+
+
+def test_a_fifo_in_the_tree_is_left_out_with_a_warning_and_the_set_restores(workdir, storage):
+    """Restore creates no FIFO or device node (in a forged archive they are
+    an attack); a backup that stored one would make every set unrestorable."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    with open(os.path.join(tree, "f"), "w") as f:
+        f.write("data")
+    os.mkfifo(os.path.join(tree, "pipe"))
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    r = s.run("backup")
+    assert r.code == 0, r.stderr
+    (_, m), = committed_sets(storage)
+    assert m["artifacts"][0]["warnings"] == ["pipe is a FIFO: left out (it holds no data)"], m
+    target = os.path.join(workdir, "restored")
+    r = s.run("restore", "files:up", "--to", target, "--yes")
+    assert r.code == 0, r.stderr
+    assert sorted(os.listdir(target)) == ["f"]

@@ -514,10 +514,11 @@ static void walk_entry(struct walk *w, int dirfd, const char *name, const char *
         }
         close(fd);
     } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-        /* stored as tar stores them; restore creates none unless asked */
-        struct archive_entry *e = entry_for(w, rel, &st);
-        write_header(w, e, rel);
-        archive_entry_free(e);
+        /* restore creates no FIFO or device node (in a forged archive they
+         * are an attack): stored, they would make every set unrestorable */
+        warn_file(w, rel,
+                  S_ISFIFO(st.st_mode) ? "is a FIFO: left out (it holds no data)"
+                                       : "is a device node: left out (it holds no data)");
     } else {
         log_info("files:%s: %s is a socket: left out (a socket is not data)", w->tree->name, rel);
     }

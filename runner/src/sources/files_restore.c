@@ -48,6 +48,8 @@ enum files_route {
 
 struct dir_meta {
     char *path;
+    dev_t dev; /* the directory made for it: its metadata lands on nothing else */
+    ino_t ino;
     mode_t mode;
     struct timespec mtime;
     uid_t uid;
@@ -275,10 +277,12 @@ static int rm_tree(int dirfd, const char *name)
  * Checks an entry's name (refused: absolute, "..", empty) and opens the
  * directory that holds its last component beneath root, creating missing
  * directories (0700, until their own entry sets them) and refusing any
- * component that is a symbolic link or not a directory. *base points into
- * name. Returns the descriptor, or -1 with err.
+ * component that is a symbolic link or not a directory. *base is the last
+ * component alone, newly allocated (NULL for the top itself): never the
+ * tail of name, whose trailing "/" or "/." would have the kernel follow a
+ * symbolic link that holds that name. Returns the descriptor, or -1 with err.
  */
-static int open_parent(int root, const char *name, const char **base, bool create, sv_error *err)
+static int open_parent(int root, const char *name, char **base, bool create, sv_error *err)
 {
     if (name[0] == '/')
         return sv_error_set(err, SV_EXIT_FAILED, "the archive holds an absolute name (%.200s): refused",
@@ -331,41 +335,46 @@ static int open_parent(int root, const char *name, const char **base, bool creat
             fd = next;
         }
     }
-    /* base must point into name, not the copy: find its last component there */
-    if (fd >= 0) {
-        const char *last = comps[n - 1];
-        *base = name + (last - copy);
-    }
+    if (fd >= 0)
+        *base = xstrdup(comps[n - 1]);
     free(copy);
     return fd;
 }
 
-/* Removes what holds base in fd (a file, a link, an empty directory), so
- * that the entry is created anew: never written through a link. */
-static void clear_name(int fd, const char *base)
+/* Removes what holds base in fd (a file, a link: an entry given twice), so
+ * that the entry is created anew, never written through a link. A
+ * directory is never replaced: the owner, mode and time recorded for it
+ * would land on whatever took its name (an archive is forged that way). */
+static int clear_name(int fd, const char *base, const char *name, sv_error *err)
 {
-    if (unlinkat(fd, base, 0) != 0 && (errno == EISDIR || errno == EPERM))
-        unlinkat(fd, base, AT_REMOVEDIR);
+    struct stat st;
+    if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0;
+    if (S_ISDIR(st.st_mode))
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "the archive holds %.200s twice, a directory and then something else: refused",
+                            name);
+    if (unlinkat(fd, base, 0) != 0)
+        return sv_error_set(err, SV_EXIT_FAILED, "cannot replace %.200s: %s", name, strerror(errno));
+    return 0;
 }
 
-static int set_meta(struct files_restore *r, int fd, const char *base, struct archive_entry *e, bool is_link)
+/* The owner and time of the symbolic link base in fd, not of what it names. */
+static int set_link_meta(struct files_restore *r, int fd, const char *base, struct archive_entry *e)
 {
     if (r->as_root && fchownat(fd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
                                AT_SYMLINK_NOFOLLOW) != 0)
         return -1;
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
                              {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)}};
-    if (is_link) {
-        ts[0].tv_nsec = UTIME_OMIT;
-        return utimensat(fd, base, ts, AT_SYMLINK_NOFOLLOW);
-    }
     return utimensat(fd, base, ts, AT_SYMLINK_NOFOLLOW);
 }
 
 static int extract_file(struct files_restore *r, struct archive *a, int pfd, const char *base,
                         struct archive_entry *e, const char *name, sv_error *err)
 {
-    clear_name(pfd, base);
+    if (clear_name(pfd, base, name, err) != 0)
+        return -1;
     int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return sv_error_set(err, SV_EXIT_FAILED, "cannot create %.200s: %s", name, strerror(errno));
@@ -432,7 +441,7 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
                             "the archive holds %.200s with the set%s bit: sauve restores no such file "
                             "(a forged archive?)",
                             name, (perm & S_ISUID) ? "uid" : "gid");
-    const char *base;
+    char *base = NULL;
     int pfd = open_parent(r->root, name, &base, true, err);
     if (pfd < 0)
         return -1;
@@ -441,35 +450,41 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
     if (!base) {
         /* the top itself ("." or "./"): its mode and time, at the end */
         if (type == AE_IFDIR)
-            base = ".";
+            base = xstrdup(".");
         else
             rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's top entry %.200s is not a directory", name);
     }
     if (rc == 0 && hardlink) {
-        const char *tbase;
+        char *tbase = NULL;
         int tfd = open_parent(r->root, hardlink, &tbase, false, err);
         if (tfd < 0) {
             rc = -1;
         } else {
             if (!tbase)
                 rc = sv_error_set(err, SV_EXIT_FAILED, "the archive links %.200s to its top: refused", name);
-            clear_name(pfd, base);
+            if (rc == 0)
+                rc = clear_name(pfd, base, name, err);
             /* flags 0: a link to a symbolic link links the link itself */
             if (rc == 0 && linkat(tfd, tbase, pfd, base, 0) != 0)
                 rc = sv_error_set(err, SV_EXIT_FAILED, "cannot link %.200s to %.200s: %s", name, hardlink,
                                   strerror(errno));
             close(tfd);
+            free(tbase);
         }
     } else if (rc == 0 && type == AE_IFDIR) {
         struct stat st;
-        if (strcmp(base, ".") != 0 && mkdirat(pfd, base, 0700) != 0 &&
-            !(errno == EEXIST && fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)))
+        if (strcmp(base, ".") != 0 && mkdirat(pfd, base, 0700) != 0 && errno != EEXIST)
             rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create directory %.200s: %s", name,
-                              errno == EEXIST ? "something else holds its name" : strerror(errno));
+                              strerror(errno));
+        else if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            rc = sv_error_set(err, SV_EXIT_FAILED,
+                              "cannot create directory %.200s: something else holds its name", name);
         if (rc == 0) {
             r->dirs = xrealloc(r->dirs, (r->n_dirs + 1) * sizeof *r->dirs);
             r->dirs[r->n_dirs++] = (struct dir_meta){
                 .path = xstrdup(name),
+                .dev = st.st_dev,
+                .ino = st.st_ino,
                 .mode = perm & 03777,
                 .mtime = {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
                 .uid = (uid_t)archive_entry_uid(e),
@@ -477,9 +492,9 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
         }
     } else if (rc == 0 && type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
-        clear_name(pfd, base);
+        rc = clear_name(pfd, base, name, err);
         /* a link's target is only text: nothing is ever written through it */
-        if (!target || symlinkat(target, pfd, base) != 0 || set_meta(r, pfd, base, e, true) != 0)
+        if (rc == 0 && (!target || symlinkat(target, pfd, base) != 0 || set_link_meta(r, pfd, base, e) != 0))
             rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create symbolic link %.200s: %s", name,
                               target ? strerror(errno) : "no target");
     } else if (rc == 0 && type == AE_IFREG) {
@@ -488,6 +503,7 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
         rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's entry %.200s has an unknown type", name);
     }
     close(pfd);
+    free(base);
     return rc;
 }
 
@@ -497,20 +513,31 @@ static int finish_dirs(struct files_restore *r, sv_error *err)
 {
     for (size_t i = r->n_dirs; i-- > 0;) {
         const struct dir_meta *d = &r->dirs[i];
-        const char *base;
+        char *base = NULL;
         int pfd = open_parent(r->root, d->path, &base, false, err);
         if (pfd < 0)
             return -1;
-        if (!base)
-            base = ".";
+        /* set through the directory's own descriptor: nothing on the way
+         * (a name, a link) can send them elsewhere */
+        int fd = openat(pfd, base ? base : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(pfd);
+        free(base);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != d->dev || st.st_ino != d->ino) {
+            if (fd >= 0)
+                close(fd);
+            return sv_error_set(err, SV_EXIT_FAILED, "directory %.200s was replaced during the restore%s%s",
+                                d->path, fd < 0 ? ": " : "", fd < 0 ? strerror(e) : "");
+        }
         struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
         int rc = 0;
-        if ((r->as_root && fchownat(pfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0) ||
-            fchmodat(pfd, base, d->mode, 0) != 0 || utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        if ((r->as_root && fchown(fd, d->uid, d->gid) != 0) || fchmod(fd, d->mode) != 0 ||
+            futimens(fd, ts) != 0)
             rc = sv_error_set(err, SV_EXIT_FAILED,
                               "cannot set the owner, mode or time of directory %.200s: %s", d->path,
                               strerror(errno));
-        close(pfd);
+        close(fd);
         if (rc)
             return rc;
     }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,7 +173,14 @@ stream *files_tar_sink(int (*consume)(struct archive *a, void *ctx, sv_error *er
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 2u << 20);
-    if (pthread_create(&t->thread, &attr, run, t) != 0)
+    /* the thread inherits a mask with every signal blocked: a SIGTERM must
+     * reach the main thread, whose blocking reads it interrupts */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&t->thread, &attr, run, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
         abort(); /* no thread: as out of memory, the policy is to abort */
     pthread_attr_destroy(&attr);
     t->running = true;
