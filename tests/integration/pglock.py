@@ -33,11 +33,15 @@ class HeldLock:
         self.pid = int(line)
         self.released = False
 
-    def blocked(self):
-        """How many backends wait for what this session holds."""
+    def blocked(self, statement=None):
+        """How many backends wait for what this session holds; with
+        statement, only those running a statement that starts with it
+        ("LOCK TABLE": pg_dump's, not the row counts sauve runs beside it,
+        which wait for the same lock)."""
+        only = f" and query like '{statement}%'" if statement else ""
         return int(self.pg.scalar(
             "postgres",
-            f"select count(*) from pg_stat_activity where {self.pid} = any(pg_blocking_pids(pid))"))
+            f"select count(*) from pg_stat_activity where {self.pid} = any(pg_blocking_pids(pid)){only}"))
 
     def blocked_pids(self):
         """Backend pids waiting for this session's lock."""

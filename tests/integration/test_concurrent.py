@@ -80,7 +80,7 @@ def two_runs_at_once(pg, runner, db, env):
     with HeldLock(pg, db, "lock table t in access exclusive mode") as lock:
         procs = [runner.start("backup", env=env) for _ in range(2)]
         try:
-            wait_for(lambda: lock.blocked() == 2 or any(p.poll() is not None for p in procs), 120,
+            wait_for(lambda: lock.blocked("LOCK TABLE") == 2 or any(p.poll() is not None for p in procs), 120,
                      "both runs' pg_dump to wait for the test's lock")
             assert all(p.poll() is None for p in procs), "a run ended before the barrier"
         finally:
