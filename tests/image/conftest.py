@@ -35,6 +35,8 @@ s3 = _rootfs.s3
 bucket = _rootfs.bucket
 renderer = _rootfs.renderer
 helm = _rootfs.helm
+manual_job = _rootfs.manual_job
+restore_jobs = _rootfs.restore_jobs
 workdir = _rootfs.workdir
 
 from container import Runtime  # noqa: E402
