@@ -27,6 +27,7 @@ static const struct command commands[] = {
          CLI_ONLINE | CLI_TO | CLI_CONFIRM},
     {"list", cmd_list, CLI_JSON},
     {"verify", cmd_verify, CLI_SET | CLI_JSON},
+    {"drill", cmd_drill, CLI_SET | CLI_JSON},
     {"check", cmd_check, CLI_JSON},
     {"prune", cmd_prune, CLI_DRY_RUN | CLI_JSON | CLI_YES}, /* prune never asks: --yes is accepted for Jobs */
 };
@@ -77,8 +78,8 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     if (!cmd) {
         outcome_set(&out, SV_EXIT_USAGE,
-                    "usage error: unknown command '%s' (commands: backup, restore, list, prune, check, "
-                    "version, help)",
+                    "usage error: unknown command '%s' (commands: backup, restore, list, verify, drill, "
+                    "prune, check, version, help)",
                     args.command);
         cli_free(&args);
         return finish(&out);

@@ -274,6 +274,13 @@ void catalog_free(catalog *c)
         for (size_t j = 0; j < c->sets[i].n_objects; j++)
             free(c->sets[i].objects[j]);
         free(c->sets[i].objects);
+        set_record *recs[] = {c->sets[i].verify_record, c->sets[i].drill_record};
+        for (size_t j = 0; j < 2; j++)
+            if (recs[j]) {
+                record_free(recs[j]);
+                free(recs[j]);
+            }
+        free(c->sets[i].record_problem);
     }
     free(c->sets);
     free(c->name);
@@ -412,4 +419,72 @@ const manifest_artifact *catalog_usable_artifact(const catalog_set *s, const cha
 char *catalog_object_key(const char *name, const char *set_id, const char *relkey)
 {
     return xasprintf("%s/%s/%s", name, set_id, relkey);
+}
+
+/* ---- records of verify and drill ----------------------------------------- */
+
+static bool has_object(const catalog_set *s, const char *rel)
+{
+    for (size_t i = 0; i < s->n_objects; i++)
+        if (strcmp(s->objects[i], rel) == 0)
+            return true;
+    return false;
+}
+
+int catalog_load_records(storage *st, catalog *c, sv_error *err)
+{
+    static const char *const commands[] = {"verify", "drill"};
+    for (size_t i = 0; i < c->n; i++) {
+        catalog_set *s = &c->sets[i];
+        if (!s->complete)
+            continue;
+        for (size_t j = 0; j < 2; j++) {
+            const char *rel = record_key(commands[j]);
+            if (!has_object(s, rel))
+                continue;
+            char *key = catalog_object_key(series(c), s->id, rel);
+            char *data = NULL;
+            size_t len = 0;
+            sv_error gerr = {0};
+            int rc = storage_get(st, key, RECORD_MAX_BYTES, &data, &len, &gerr);
+            set_record *rec = NULL;
+            if (rc == 0) {
+                rec = xcalloc(1, sizeof *rec);
+                if (record_from_json(data, len, rec, &gerr) != 0 || strcmp(rec->set_id, s->id) != 0 ||
+                    strcmp(rec->command, commands[j]) != 0) {
+                    if (!sv_error_isset(&gerr))
+                        sv_error_set(&gerr, SV_EXIT_FAILED, "it names another set or command");
+                    record_free(rec);
+                    free(rec);
+                    rec = NULL;
+                }
+            } else if (gerr.code == SV_EXIT_TEMPFAIL) {
+                *err = gerr;
+                free(key);
+                return -1;
+            }
+            if (!rec && !s->record_problem)
+                s->record_problem = xasprintf("record %s cannot be read: %s", key, gerr.msg);
+            if (j == 0)
+                s->verify_record = rec;
+            else
+                s->drill_record = rec;
+            free(data);
+            free(key);
+        }
+    }
+    return 0;
+}
+
+int catalog_store_record(storage *st, const char *name, const set_record *r, sv_error *err)
+{
+    const char *rel = record_key(r->command);
+    char *key = catalog_object_key(name, r->set_id, rel);
+    char *json = record_to_json(r);
+    int rc = storage_put(st, key, json, strlen(json), err);
+    if (rc != 0)
+        sv_error_wrap(err, "the %s record %s was not stored", r->command, key);
+    free(json);
+    free(key);
+    return rc;
 }

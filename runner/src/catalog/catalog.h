@@ -16,6 +16,7 @@
 
 #include "common/error.h"
 #include "manifest/manifest.h"
+#include "manifest/record.h"
 #include "storage/storage.h"
 
 typedef struct catalog_set {
@@ -38,6 +39,10 @@ typedef struct catalog_set {
     char *damage;
     bool *artifact_damaged;
     int64_t last_modified; /* newest object's modification time (unix seconds); 0 when unknown */
+    /* What the last verify and drill of the set found (catalog_load_records):
+     * NULL when none is stored, or it cannot be read (record_problem). */
+    set_record *verify_record, *drill_record;
+    char *record_problem;
 } catalog_set;
 
 typedef struct catalog {
@@ -70,6 +75,19 @@ const catalog_set *catalog_pick(const catalog *c, const char *which, sv_error *e
 /* The artifact kind:name of set s when it is stored and intact (the source
  * succeeded and the listing holds its object at the recorded size), or NULL. */
 const manifest_artifact *catalog_usable_artifact(const catalog_set *s, const char *kind, const char *name);
+
+/*
+ * Reads the records of verify and drill stored beside each complete set
+ * (manifest/record.h) into its verify_record and drill_record. One that
+ * cannot be read or parsed is left NULL and said in record_problem: a
+ * record only informs, it never changes what a set is. Fails only when
+ * storage fails.
+ */
+int catalog_load_records(storage *st, catalog *c, sv_error *err);
+
+/* Stores r beside its set, NAME/SETID/results/COMMAND.json, replacing the
+ * previous record of that command. */
+int catalog_store_record(storage *st, const char *name, const set_record *r, sv_error *err);
 
 /* Storage key of an artifact: "NAME/SETID/KEY"; newly allocated. */
 char *catalog_object_key(const char *name, const char *set_id, const char *relkey);

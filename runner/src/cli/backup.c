@@ -129,7 +129,7 @@ static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const st
 void cmd_backup(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
     sv_error err = {0};
-    notifier *nt = notify_start(cfg);
+    notifier *nt = notify_start(cfg, NOTIFY_BACKUP);
     struct backup_result res = {0};
     storage *st = command_storage(cfg, "backup failed", out);
     if (!st) {

@@ -38,6 +38,7 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
 void cmd_check(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_prune(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 void cmd_verify(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
+void cmd_drill(const struct cli_args *args, const sv_config *cfg, struct outcome *out);
 
 /*
  * sauve version [--json] (and --version): prints sauve's version, the

@@ -56,6 +56,40 @@ static size_t set_recipients(const manifest *m, const char **out, size_t cap)
 
 #define MAX_LISTED_RECIPIENTS 64
 
+static json_t *record_json(const set_record *r)
+{
+    json_t *o = json_object();
+    char when[21];
+    iso8601_format(r->finished, when);
+    json_object_set_new(o, "finished", json_string(when));
+    json_object_set_new(o, "ok", json_boolean(r->ok));
+    if (r->restore_s >= 0)
+        json_object_set_new(o, "restore_seconds", json_real(r->restore_s));
+    json_object_set_new(o, "summary", json_string(r->summary ? r->summary : ""));
+    return o;
+}
+
+/* "verified 2026-12-06, drill ok, restore 41 s": what the last checks of a
+ * set found, newly allocated; NULL when it was never checked. */
+static char *checks_text(const catalog_set *s)
+{
+    char v[64] = "", d[96] = "";
+    if (s->verify_record) {
+        char when[21];
+        iso8601_format(s->verify_record->finished, when);
+        snprintf(v, sizeof v, "%s %.10s", s->verify_record->ok ? "verified" : "verify FAILED", when);
+    }
+    if (s->drill_record) {
+        char when[21];
+        iso8601_format(s->drill_record->finished, when);
+        snprintf(d, sizeof d, "drill %s %.10s, restore %.0f s", s->drill_record->ok ? "ok" : "FAILED", when,
+                 s->drill_record->restore_s < 0 ? 0 : s->drill_record->restore_s);
+    }
+    if (!v[0] && !d[0])
+        return NULL;
+    return xasprintf("%s%s%s", v, v[0] && d[0] ? ", " : "", d);
+}
+
 static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t now)
 {
     json_t *o = json_object();
@@ -131,6 +165,10 @@ static json_t *set_json(const catalog_set *s, const retention_verdict *v, time_t
     for (size_t i = 0; i < nr; i++)
         json_array_append_new(rs, json_string(rcpt[i]));
     json_object_set_new(o, "encrypted_to", rs);
+    json_object_set_new(o, "verify", s->verify_record ? record_json(s->verify_record) : json_null());
+    json_object_set_new(o, "drill", s->drill_record ? record_json(s->drill_record) : json_null());
+    if (s->record_problem)
+        json_object_set_new(o, "record_problem", json_string(s->record_problem));
     return o;
 }
 
@@ -214,6 +252,12 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             for (size_t r = 0; r < nr; r++)
                 put_escaped(rcpt[r], r + 1 < nr ? ", " : "\n");
         }
+        char *checks = checks_text(s);
+        if (checks) {
+            printf("%27schecked: ", "");
+            put_escaped(checks, "\n");
+            free(checks);
+        }
         print_retention(&plan->verdicts[i]);
     }
 }
@@ -225,7 +269,7 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
     if (!st)
         return;
     catalog cat = {0};
-    if (catalog_load(st, cfg->name, &cat, &err) != 0) {
+    if (catalog_load(st, cfg->name, &cat, &err) != 0 || catalog_load_records(st, &cat, &err) != 0) {
         outcome_fail(out, "list failed", &err);
         storage_close(st);
         return;

@@ -572,6 +572,12 @@ void config_free(sv_config *cfg)
         free(ri->mode);
     }
     free(cfg->redis_instances);
+    for (size_t i = 0; i < cfg->n_drill_checks; i++) {
+        free(cfg->drill_checks[i].name);
+        free(cfg->drill_checks[i].database);
+        free(cfg->drill_checks[i].sql);
+    }
+    free(cfg->drill_checks);
     strlist_free(&cfg->warnings);
     memset(cfg, 0, sizeof *cfg);
 }

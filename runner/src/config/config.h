@@ -65,6 +65,19 @@ typedef struct sv_redis_instance {
 /* How many instances redis.instances may list. */
 #define SV_REDIS_INSTANCES_MAX 16
 
+/* One of the user's own checks of a restored database (YAML drill.checks):
+ * a query run by `sauve drill` in the scratch copy of database, which must
+ * return one row whose first column is true. */
+typedef struct sv_drill_check {
+    char *name;
+    char *database;
+    char *sql;
+    int line; /* in the config file */
+} sv_drill_check;
+
+/* How many checks drill.checks may list. */
+#define SV_DRILL_CHECKS_MAX 64
+
 typedef struct sv_config {
 #define OPT(field, path, env, type, def, min, max, help) OPT_FIELD_##type(field)
 #include "config/options.def"
@@ -78,6 +91,9 @@ typedef struct sv_config {
     /* YAML redis.instances, in file order (besides SAUVE_REDIS_URL's). */
     sv_redis_instance *redis_instances;
     size_t n_redis_instances;
+    /* YAML drill.checks, in file order. */
+    sv_drill_check *drill_checks;
+    size_t n_drill_checks;
     /* Human-readable warnings (unknown SAUVE_* variables with suggestions);
      * the caller logs them once logging is set up. */
     sv_strlist warnings;

@@ -4,9 +4,11 @@
  * error with its line, since a file is written by hand and a misspelt key
  * silently ignored is a backup that does not do what its author thinks.
  *
- * One key is not an option: redis.instances, a list of named Redis
- * instances, each a mapping of name, url or url_file, password or
- * password_file, and mode (secrets inline or in files, as for pg.password).
+ * Two keys are not options but lists of mappings: redis.instances, named
+ * Redis instances, each of name, url or url_file, password or
+ * password_file, and mode (secrets inline or in files, as for
+ * pg.password); and drill.checks, the user's checks of a restored
+ * database, each of name, database and sql.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -152,19 +154,62 @@ static int mark_seen(struct walk *w, const struct opt_def *o, int line, const ch
                         first);
 }
 
-/* The scalar value of an instance's key, NULL when null; an error for a
- * mapping or list. */
-static int instance_scalar(struct walk *w, const yaml_node_t *v, const char *key, size_t idx,
-                           const char **out)
+/*
+ * Item idx of list (a key such as "redis.instances"), a mapping whose keys
+ * are among keys[0..n): each value into val[] (NULL: absent, "": null).
+ * Unknown, duplicate and non-scalar keys are errors with their line.
+ */
+static int list_item_fields(struct walk *w, const yaml_node_t *item, const char *list, size_t idx,
+                            const char *what, const char *const *keys, size_t n, const char **val)
 {
-    *out = NULL;
-    if (is_null(v))
-        return 0;
-    if (v->type != YAML_SCALAR_NODE)
+    if (item->type != YAML_MAPPING_NODE)
         return sv_error_set(w->err, SV_EXIT_CONFIG,
-                            "config file %s line %d: redis.instances[%zu].%s must be a single value, not %s",
-                            w->file, line_of(v), idx, key, shape(v));
-    *out = scalar(v);
+                            "config file %s line %d: %s[%zu] must be a mapping (%s), not %s", w->file,
+                            line_of(item), list, idx, what, shape(item));
+    for (size_t j = 0; j < n; j++)
+        val[j] = NULL;
+    for (const yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+        size_t j = 0;
+        while (j < n && (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), keys[j]) != 0))
+            j++;
+        if (j == n) {
+            const char *name = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
+            const char *guess = config_suggest(name, keys, n);
+            return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                "config file %s line %d: unknown key '%s' in %s[%zu]%s%s%s", w->file,
+                                line_of(k), name, list, idx, guess ? " (did you mean '" : "",
+                                guess ? guess : "", guess ? "'?)" : "");
+        }
+        if (val[j])
+            return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                "config file %s line %d: duplicate key '%s' in %s[%zu]", w->file, line_of(k),
+                                keys[j], list, idx);
+        if (!is_null(v) && v->type != YAML_SCALAR_NODE)
+            return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                "config file %s line %d: %s[%zu].%s must be a single value, not %s", w->file,
+                                line_of(v), list, idx, keys[j], shape(v));
+        val[j] = is_null(v) ? "" : scalar(v);
+    }
+    return 0;
+}
+
+/* The items of list, a sequence of at most max: their count into *n. */
+static int list_items(struct walk *w, const yaml_node_t *seq, const char *list, int line, size_t max,
+                      size_t *n)
+{
+    *n = 0;
+    if (is_null(seq))
+        return 0;
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return sv_error_set(w->err, SV_EXIT_CONFIG,
+                            "config file %s line %d: key '%s' must be a list of mappings, not %s", w->file,
+                            line, list, shape(seq));
+    *n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (*n > max)
+        return sv_error_set(w->err, SV_EXIT_CONFIG, "config file %s line %d: %s lists %zu, at most %zu",
+                            w->file, line, list, *n, max);
     return 0;
 }
 
@@ -194,55 +239,17 @@ static int instance_secret(struct walk *w, const char *inline_value, const char 
 
 static int walk_instances(struct walk *w, const yaml_node_t *seq, int line)
 {
-    if (is_null(seq))
-        return 0;
-    if (seq->type != YAML_SEQUENCE_NODE)
-        return sv_error_set(
-            w->err, SV_EXIT_CONFIG,
-            "config file %s line %d: key 'redis.instances' must be a list of mappings, not %s", w->file, line,
-            shape(seq));
     static const char *const keys[] = {"name", "url", "url_file", "password", "password_file", "mode"};
-    const yaml_node_item_t *start = seq->data.sequence.items.start;
-    size_t n = (size_t)(seq->data.sequence.items.top - start);
-    if (n > SV_REDIS_INSTANCES_MAX)
-        return sv_error_set(w->err, SV_EXIT_CONFIG,
-                            "config file %s line %d: redis.instances lists %zu, at most %d", w->file, line, n,
-                            SV_REDIS_INSTANCES_MAX);
+    size_t n = 0;
+    if (list_items(w, seq, "redis.instances", line, SV_REDIS_INSTANCES_MAX, &n) != 0)
+        return -1;
     sv_config *cfg = w->cfg;
     for (size_t i = 0; i < n; i++) {
-        const yaml_node_t *item = yaml_document_get_node(w->doc, start[i]);
+        const yaml_node_t *item = yaml_document_get_node(w->doc, seq->data.sequence.items.start[i]);
         int iline = line_of(item);
-        if (item->type != YAML_MAPPING_NODE)
-            return sv_error_set(
-                w->err, SV_EXIT_CONFIG,
-                "config file %s line %d: redis.instances[%zu] must be a mapping (name, url, ...), "
-                "not %s",
-                w->file, iline, i, shape(item));
-        const char *val[6] = {0};
-        for (const yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
-             p++) {
-            const yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
-            const yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
-            size_t j = 0;
-            while (j < 6 && (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), keys[j]) != 0))
-                j++;
-            if (j == 6) {
-                const char *name = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
-                const char *guess = config_suggest(name, keys, 6);
-                return sv_error_set(w->err, SV_EXIT_CONFIG,
-                                    "config file %s line %d: unknown key '%s' in redis.instances[%zu]%s%s%s",
-                                    w->file, line_of(k), name, i, guess ? " (did you mean '" : "",
-                                    guess ? guess : "", guess ? "'?)" : "");
-            }
-            if (val[j])
-                return sv_error_set(w->err, SV_EXIT_CONFIG,
-                                    "config file %s line %d: duplicate key '%s' in redis.instances[%zu]",
-                                    w->file, line_of(k), keys[j], i);
-            if (instance_scalar(w, v, keys[j], i, &val[j]) != 0)
-                return -1;
-            if (!val[j])
-                val[j] = "";
-        }
+        const char *val[6];
+        if (list_item_fields(w, item, "redis.instances", i, "name, url, ...", keys, 6, val) != 0)
+            return -1;
         const char *name = val[0] && *val[0] ? val[0] : NULL;
         if (!name)
             return sv_error_set(w->err, SV_EXIT_CONFIG,
@@ -283,6 +290,38 @@ static int walk_instances(struct walk *w, const yaml_node_t *seq, int line)
     return 0;
 }
 
+static int walk_drill_checks(struct walk *w, const yaml_node_t *seq, int line)
+{
+    static const char *const keys[] = {"name", "database", "sql"};
+    size_t n = 0;
+    if (list_items(w, seq, "drill.checks", line, SV_DRILL_CHECKS_MAX, &n) != 0)
+        return -1;
+    sv_config *cfg = w->cfg;
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(w->doc, seq->data.sequence.items.start[i]);
+        int iline = line_of(item);
+        const char *val[3];
+        if (list_item_fields(w, item, "drill.checks", i, "name, database, sql", keys, 3, val) != 0)
+            return -1;
+        for (size_t j = 0; j < 3; j++)
+            if (!val[j] || !*val[j])
+                return sv_error_set(w->err, SV_EXIT_CONFIG,
+                                    "config file %s line %d: drill.checks[%zu] has no %s", w->file, iline, i,
+                                    keys[j]);
+        for (size_t j = 0; j < cfg->n_drill_checks; j++)
+            if (strcmp(cfg->drill_checks[j].name, val[0]) == 0)
+                return sv_error_set(
+                    w->err, SV_EXIT_CONFIG,
+                    "config file %s line %d: drill check name '%s' is already used at line %d", w->file,
+                    iline, val[0], cfg->drill_checks[j].line);
+        sv_drill_check c = {
+            .name = xstrdup(val[0]), .database = xstrdup(val[1]), .sql = xstrdup(val[2]), .line = iline};
+        cfg->drill_checks = xrealloc(cfg->drill_checks, (cfg->n_drill_checks + 1) * sizeof c);
+        cfg->drill_checks[cfg->n_drill_checks++] = c;
+    }
+    return 0;
+}
+
 static int walk_mapping(struct walk *w, const yaml_node_t *map, const char *prefix)
 {
     const yaml_node_pair_t *start = map->data.mapping.pairs.start;
@@ -307,6 +346,8 @@ static int walk_mapping(struct walk *w, const yaml_node_t *map, const char *pref
         int rc = 0;
         if (strcmp(key, "redis.instances") == 0) {
             rc = walk_instances(w, v, line);
+        } else if (strcmp(key, "drill.checks") == 0) {
+            rc = walk_drill_checks(w, v, line);
         } else if (o) {
             rc = mark_seen(w, o, line, key);
             if (!rc)

@@ -41,6 +41,7 @@ struct notifier {
     int failures;
     char failed[1024];
     bool curl_ready;
+    enum notify_command command;
 };
 
 /* ---- a growable string ---------------------------------------------------- */
@@ -202,6 +203,8 @@ char *notify_pushgateway_url(const char *base, const char *job, const char *name
 
 const char *notify_status(const struct notify_run *run)
 {
+    if (run->command != NOTIFY_BACKUP)
+        return run->backup_ok ? "ok" : "failed";
     if (run->set_id && run->backup_ok)
         return "ok";
     return run->set_id ? "partial" : "failed";
@@ -229,8 +232,58 @@ static void metric_head(struct buf *b, const char *name, const char *help)
     buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
+static const char *const command_names[] = {"backup", "drill", "verify"};
+
+/* A drill's or a verify's metrics: when it last ran, whether it held. */
+static char *check_metrics_text(const struct notify_run *run)
+{
+    const char *c = command_names[run->command];
+    struct buf b = {0};
+    char name[64], help[160];
+    snprintf(name, sizeof name, "sauve_last_%s_timestamp_seconds", c);
+    snprintf(help, sizeof help, "Unix time at which the last %s ended, whatever its outcome.", c);
+    metric_head(&b, name, help);
+    buf_printf(&b, "%s %.3f\n", name, run->finished);
+    snprintf(name, sizeof name, "sauve_last_%s_success", c);
+    snprintf(help, sizeof help, "1 when everything the last %s checked held, else 0.", c);
+    metric_head(&b, name, help);
+    buf_printf(&b, "%s %d\n", name, run->backup_ok ? 1 : 0);
+    if (run->backup_ok) {
+        snprintf(name, sizeof name, "sauve_last_%s_success_timestamp_seconds", c);
+        snprintf(help, sizeof help, "Unix time at which the last %s in which everything held ended.", c);
+        metric_head(&b, name, help);
+        buf_printf(&b, "%s %.3f\n", name, run->finished);
+    }
+    snprintf(name, sizeof name, "sauve_%s_status", c);
+    snprintf(help, sizeof help,
+             "Exit code of the last %s: 0 ok, 4 a set does not hold, 1 failed, 75 temporary failure, 78 "
+             "configuration error.",
+             c);
+    metric_head(&b, name, help);
+    buf_printf(&b, "%s %d\n", name, run->exit_code);
+    bool any = false;
+    for (size_t i = 0; i < run->n_sources; i++) {
+        if (run->sources[i].restore_s < 0)
+            continue;
+        if (!any)
+            metric_head(&b, "sauve_restore_duration_seconds",
+                        "Seconds the last drill took to restore each source into its scratch target: the "
+                        "restore time to expect.");
+        any = true;
+        char *masked = log_mask(run->sources[i].source);
+        char *label = notify_escape_label(masked);
+        free(masked);
+        buf_printf(&b, "sauve_restore_duration_seconds{source=\"%s\"} %.3f\n", label,
+                   run->sources[i].restore_s);
+        free(label);
+    }
+    return buf_take(&b);
+}
+
 char *notify_metrics_text(const struct notify_run *run)
 {
+    if (run->command != NOTIFY_BACKUP)
+        return check_metrics_text(run);
     struct buf b = {0};
     metric_head(&b, "sauve_last_run_timestamp_seconds",
                 "Unix time at which the last backup run ended, whatever its outcome.");
@@ -274,7 +327,9 @@ char *notify_metrics_text(const struct notify_run *run)
 /* "backup failed: X" -> "X": the text already says what happened. */
 static const char *summary_detail(const char *summary)
 {
-    static const char *const prefixes[] = {"backup ok: ", "backup partial: ", "backup failed: "};
+    static const char *const prefixes[] = {
+        "backup ok: ",    "backup partial: ", "backup failed: ", "drill ok: ",
+        "drill failed: ", "verify ok: ",      "verify failed: "};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
         if (strncmp(summary, prefixes[i], strlen(prefixes[i])) == 0)
             return summary + strlen(prefixes[i]);
@@ -296,10 +351,10 @@ char *notify_webhook_text(const struct notify_run *run)
     if (run->exit_code == 0) {
         icon = ":white_check_mark:";
         verb = "succeeded";
-    } else if (run->set_id && !run->backup_ok) {
+    } else if (run->command == NOTIFY_BACKUP && run->set_id && !run->backup_ok) {
         icon = ":warning:";
         verb = "was partial";
-    } else if (run->set_id) {
+    } else if (run->command == NOTIFY_BACKUP && run->set_id) {
         icon = ":warning:";
         verb = "needs attention";
     } else {
@@ -308,8 +363,8 @@ char *notify_webhook_text(const struct notify_run *run)
     }
     const char *summary = run->summary ? run->summary : "";
     struct buf b = {0};
-    buf_printf(&b, "%s sauve backup of %s %s on %s (exit %d): %s", icon, run->name, verb,
-               run->hostname ? run->hostname : "?", run->exit_code, summary_detail(summary));
+    buf_printf(&b, "%s sauve %s of %s %s on %s (exit %d): %s", icon, command_names[run->command], run->name,
+               verb, run->hostname ? run->hostname : "?", run->exit_code, summary_detail(summary));
     /* The errors the summary does not already carry (e.g. a partial set's). */
     for (size_t i = 0, shown = 0; i < run->n_sources && shown < 3; i++) {
         const struct notify_source *s = &run->sources[i];
@@ -575,7 +630,7 @@ static int http_call(notifier *n, const struct call *c)
 
 /* ---- the run -------------------------------------------------------------- */
 
-notifier *notify_start(const sv_config *cfg)
+notifier *notify_start(const sv_config *cfg, enum notify_command command)
 {
     notifier *n = xcalloc(1, sizeof *n);
     clock_gettime(CLOCK_MONOTONIC, &n->t0);
@@ -583,7 +638,10 @@ notifier *notify_start(const sv_config *cfg)
     n->timeout = cfg->notify_timeout > 0 ? cfg->notify_timeout : 10;
     /* With the defaults (10 s), 25 s: within Kubernetes' 30 s termination grace. */
     n->budget_s = 2.0 * (double)n->timeout + 5;
-    const char *urls[CH__COUNT] = {cfg->healthcheck_url, cfg->notify_url, cfg->pushgateway_url};
+    n->command = command;
+    /* the healthcheck is the dead man's switch of backups alone */
+    const char *urls[CH__COUNT] = {command == NOTIFY_BACKUP ? cfg->healthcheck_url : NULL, cfg->notify_url,
+                                   cfg->pushgateway_url};
     bool any = false;
     for (int ch = 0; ch < CH__COUNT; ch++) {
         const char *url = urls[ch];
@@ -627,6 +685,7 @@ notifier *notify_start(const sv_config *cfg)
 int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t failed_len)
 {
     struct notify_run run = *in;
+    run.command = n->command;
     char host[256] = "";
     if (!run.hostname) {
         gethostname(host, sizeof host - 1);
@@ -674,7 +733,8 @@ int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t
         /* The other channels' failures are part of the status this reports. */
         if (run.exit_code == 0 && n->failures)
             run.exit_code = 3;
-        char *url = notify_pushgateway_url(n->url[CH_PUSHGATEWAY], "sauve", run.name);
+        static const char *const jobs[] = {"sauve", "sauve-drill", "sauve-verify"};
+        char *url = notify_pushgateway_url(n->url[CH_PUSHGATEWAY], jobs[n->command], run.name);
         add_url_secrets(url);
         char *body = notify_metrics_text(&run);
         /* PUT replaces the whole group: right after a success, and it drops

@@ -40,14 +40,26 @@ struct notify_source {
     bool ok;
     uint64_t bytes_stored; /* as stored (compressed); 0 when failed */
     const char *error;     /* NULL when ok */
+    double restore_s;      /* drill: how long its restore took; < 0 when it was not restored */
 };
+
+/*
+ * Which command ran. A backup reports to job "sauve" of the Pushgateway and
+ * pings the healthcheck; a drill and a verify report to their own jobs,
+ * "sauve-drill" and "sauve-verify", so that a backup's PUT never erases
+ * what they pushed, and never ping the healthcheck, which watches backups.
+ */
+enum notify_command { NOTIFY_BACKUP, NOTIFY_DRILL, NOTIFY_VERIFY };
 
 /* What the run did, as the channels report it. */
 struct notify_run {
-    const char *name;    /* the series (SAUVE_NAME) */
-    const char *set_id;  /* the set this run committed, or NULL */
-    int exit_code;       /* the run's exit code before notifications */
-    bool backup_ok;      /* every source stored and the set committed: a success for the 26 h alert */
+    enum notify_command command;
+    const char *name;   /* the series (SAUVE_NAME) */
+    const char *set_id; /* the set this run committed (drill, verify: checked), or NULL */
+    int exit_code;      /* the run's exit code before notifications */
+    /* backup: every source stored and the set committed, a success for the
+     * 26 h alert; drill, verify: everything checked held */
+    bool backup_ok;
     const char *summary; /* the run's one-line summary */
     const struct notify_source *sources;
     size_t n_sources;
@@ -67,7 +79,7 @@ typedef struct notifier notifier;
  * failed ping or an invalid URL is logged and counted by notify_finish.
  * Returns a notifier (never NULL) even when nothing is configured.
  */
-notifier *notify_start(const sv_config *cfg);
+notifier *notify_start(const sv_config *cfg, enum notify_command command);
 
 /*
  * Reports the end of the run on every configured channel, in this order:
@@ -87,9 +99,13 @@ const char *notify_status(const struct notify_run *run);
 
 /*
  * The Prometheus text exposition format (version 0.0.4) of the run, with
- * # HELP and # TYPE lines; sauve_last_success_timestamp_seconds only when
- * run->backup_ok, sauve_source_bytes only when a set was committed,
- * sauve_sets_total only when known. Newly allocated.
+ * # HELP and # TYPE lines. A backup: sauve_last_success_timestamp_seconds
+ * only when run->backup_ok, sauve_source_bytes only when a set was
+ * committed, sauve_sets_total only when known. A drill (a verify alike,
+ * with verify for drill): sauve_last_drill_timestamp_seconds,
+ * sauve_last_drill_success (1 or 0), sauve_drill_status (the exit code),
+ * sauve_last_drill_success_timestamp_seconds only when it held, and
+ * sauve_restore_duration_seconds of each source restored. Newly allocated.
  */
 char *notify_metrics_text(const struct notify_run *run);
 
@@ -113,7 +129,8 @@ char *notify_webhook_json(const struct notify_run *run);
  * mention (<!channel>) or link. Newly allocated. */
 char *notify_slack_escape(const char *s);
 
-/* The one line of "text": ":x: sauve backup of NAME failed on HOST (exit 75): ...",
+/* The one line of "text": ":x: sauve backup of NAME failed on HOST (exit 75): ..."
+ * (or "sauve drill of", "sauve verify of"),
  * at most 2000 characters (Discord's limit), registered secrets masked,
  * unescaped. Newly allocated. */
 char *notify_webhook_text(const struct notify_run *run);

@@ -8,6 +8,7 @@
  *   files_tar.c      a tar read from a push stream (libarchive on a thread)
  *   files_verify.c   the checker behind sources/checker.h
  *   files_restore.c  the loader behind sources/loader.h
+ *   files_drill.c    the loader's drill: a scratch tree counted, then removed
  */
 #ifndef SAUVE_SOURCES_FILES_H
 #define SAUVE_SOURCES_FILES_H
@@ -85,5 +86,20 @@ struct archive;
  */
 stream *files_tar_sink(int (*consume)(struct archive *a, void *ctx, sv_error *err), void *ctx,
                        const char *name);
+
+/* ---- restore (files_restore.c) and drill (files_drill.c) ------------------- */
+
+/* Removes path and everything below it, never following a symbolic link,
+ * and making restored directories without write permission writable
+ * first. 0 also when path does not exist. */
+int files_remove_tree(const char *path);
+
+struct drill_findings;
+struct loader_options;
+int files_drill_target(const manifest_artifact *a, const char *dir, const char *tag, struct loader_options *o,
+                       char **owned, const char **skip);
+int files_drill_compare(const sv_config *cfg, const manifest_artifact *a, const struct loader_options *o,
+                        struct drill_findings *f, sv_error *err);
+int files_drill_discard(const sv_config *cfg, const struct loader_options *o, sv_error *err);
 
 #endif

@@ -271,6 +271,11 @@ static int rm_tree(int dirfd, const char *name)
     return rc;
 }
 
+int files_remove_tree(const char *path)
+{
+    return rm_tree(AT_FDCWD, path);
+}
+
 /* ---- extraction ------------------------------------------------------------ */
 
 /*
@@ -717,6 +722,9 @@ static void files_destroy(loader *l)
 }
 
 const struct loader_ops files_loader = {
+    .drill_target = files_drill_target,
+    .drill_compare = files_drill_compare,
+    .drill_discard = files_drill_discard,
     .kind = "files",
     .forms = files_forms,
     .check = files_check,

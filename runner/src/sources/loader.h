@@ -24,6 +24,10 @@
  * (`sauve verify` reads an artifact the way a restore would but loads it
  * nowhere: that is each kind's checker, sources/checker.h.)
  *
+ * `sauve drill` (drill/) restores an artifact the same way into a scratch
+ * target that each kind names (drill_target), compares what landed there
+ * with the manifest (drill_compare), and removes it (drill_discard).
+ *
  * then loader_free. The sink must not let the target commit anything
  * before restore/ finishes it: restore/ verifies the artifact's size and
  * SHA-256 only at its end. (The one exception, a Redis restored online,
@@ -35,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "config/config.h"
@@ -53,6 +58,17 @@ struct loader_options {
 };
 
 typedef struct loader loader;
+
+/* What a drill found in its scratch target, against the manifest. */
+struct drill_findings {
+    const char *unit;  /* "rows", "keys", "entries": what was counted */
+    uint64_t counted;  /* found in the scratch target */
+    uint64_t compared; /* of those, compared with a figure the manifest recorded */
+    size_t checks_run; /* the user's own checks (drill.checks) */
+    size_t checks_failed;
+    char *mismatch; /* the first difference or failed check; NULL when everything held */
+    char *note;     /* what could not be compared, and why; NULL */
+};
 
 struct loader_ops {
     const char *kind; /* "postgres": KIND of KIND:NAME, the manifest's kind */
@@ -91,6 +107,23 @@ struct loader_ops {
      */
     int (*finish)(loader *l, bool ok, sv_error *err);
     void (*destroy)(loader *l);
+
+    /* ---- drill ---- */
+    /*
+     * A scratch target for artifact a into o: a new database, or a file or
+     * directory under dir, named after tag (unique to the drill). *owned
+     * receives the string o points to (the caller frees it). Returns 1
+     * with *skip (static text) when a drill does not load this artifact.
+     */
+    int (*drill_target)(const manifest_artifact *a, const char *dir, const char *tag,
+                        struct loader_options *o, char **owned, const char **skip);
+    /* Compares the scratch target with what a's manifest recorded, and
+     * runs the user's checks; fills f. Fails (err) only when the target
+     * cannot be read. */
+    int (*drill_compare)(const sv_config *cfg, const manifest_artifact *a, const struct loader_options *o,
+                         struct drill_findings *f, sv_error *err);
+    /* Removes the scratch target, whatever state it is in. */
+    int (*drill_discard)(const sv_config *cfg, const struct loader_options *o, sv_error *err);
 };
 
 struct loader {

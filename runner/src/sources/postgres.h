@@ -189,6 +189,20 @@ void pg_counter_abort(struct pg_counter *c);
  * like pg_dump it is not made for a newer server. A tool_version that is
  * NULL or names no version counts as the server's major.
  */
+/* Drops dbname if it exists (postgres_restore.c); force: terminates its
+ * other sessions first (PostgreSQL 13+ WITH (FORCE)). */
+int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err);
+
+/* ---- drill (postgres_drill.c): the loader's drill operations --------- */
+
+struct drill_findings;
+struct loader_options;
+int pg_drill_target(const manifest_artifact *a, const char *dir, const char *tag, struct loader_options *o,
+                    char **owned, const char **skip);
+int pg_drill_compare(const sv_config *cfg, const manifest_artifact *a, const struct loader_options *o,
+                     struct drill_findings *f, sv_error *err);
+int pg_drill_discard(const sv_config *cfg, const struct loader_options *o, sv_error *err);
+
 int pg_loader_major(int server_major, const char *tool_version);
 
 /*

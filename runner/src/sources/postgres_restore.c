@@ -182,7 +182,7 @@ static int pg_create_database(const sv_config *cfg, const char *dbname, const ch
 }
 
 /* force: terminate other sessions (PostgreSQL 13+ WITH (FORCE)). */
-static int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
+int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
 {
     return exec_admin(cfg, "drop database if exists", dbname, "", NULL, force ? "with (force)" : "", err);
 }
@@ -917,4 +917,7 @@ const struct loader_ops postgres_loader = {
     .start = pg_start,
     .finish = pg_finish,
     .destroy = pg_destroy,
+    .drill_target = pg_drill_target,
+    .drill_compare = pg_drill_compare,
+    .drill_discard = pg_drill_discard,
 };

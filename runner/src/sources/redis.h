@@ -400,4 +400,14 @@ const sv_redis_instance *redis_instance_named(const sv_config *cfg, const char *
 source *redis_source_at(const sv_config *cfg, const char *url, const char *name, const char *password,
                         const char *mode);
 
+/* ---- drill (redis_drill.c): the loader's drill operations --------------- */
+
+struct drill_findings;
+struct loader_options;
+int redis_drill_target(const manifest_artifact *a, const char *dir, const char *tag, struct loader_options *o,
+                       char **owned, const char **skip);
+int redis_drill_compare(const sv_config *cfg, const manifest_artifact *a, const struct loader_options *o,
+                        struct drill_findings *f, sv_error *err);
+int redis_drill_discard(const sv_config *cfg, const struct loader_options *o, sv_error *err);
+
 #endif

@@ -1190,6 +1190,9 @@ static void redis_destroy(loader *l)
 }
 
 const struct loader_ops redis_loader = {
+    .drill_target = redis_drill_target,
+    .drill_compare = redis_drill_compare,
+    .drill_discard = redis_drill_discard,
     .kind = "redis",
     .forms = redis_forms,
     .check = redis_check,

@@ -9,14 +9,11 @@
 #include "restore/restore.h"
 #include "sources/checker.h"
 
-static struct verify_artifact *add(struct verify_set *vs, const manifest_artifact *a)
+static void artifact_init(struct verify_artifact *va, const manifest_artifact *a)
 {
-    vs->artifacts = xrealloc(vs->artifacts, (vs->n + 1) * sizeof *vs->artifacts);
-    struct verify_artifact *va = &vs->artifacts[vs->n++];
     memset(va, 0, sizeof *va);
     va->source = xasprintf("%s:%s", a->kind, a->name);
     va->key = a->key ? xstrdup(a->key) : NULL;
-    return va;
 }
 
 /* Size and SHA-256 of the stored object only. */
@@ -45,11 +42,11 @@ static int check_content(const sv_config *cfg, storage *st, const catalog_set *s
     return rc;
 }
 
-static void verify_artifact(const sv_config *cfg, storage *st, const catalog_set *set, size_t i,
-                            struct verify_set *vs)
+void verify_artifact(const sv_config *cfg, storage *st, const catalog_set *set, size_t i,
+                     struct verify_artifact *va)
 {
     const manifest_artifact *a = &set->m.artifacts[i];
-    struct verify_artifact *va = add(vs, a);
+    artifact_init(va, a);
     sv_error err = {0};
     if (set->artifact_damaged && set->artifact_damaged[i]) {
         va->detail = xstrdup(set->damage);
@@ -96,8 +93,9 @@ static void verify_set(const sv_config *cfg, storage *st, const catalog_set *set
     for (size_t i = 0; i < set->m.n_artifacts; i++) {
         if (!set->m.artifacts[i].ok)
             continue; /* the source failed during the backup: nothing was stored to verify */
-        verify_artifact(cfg, st, set, i, vs);
-        const struct verify_artifact *va = &vs->artifacts[vs->n - 1];
+        vs->artifacts = xrealloc(vs->artifacts, (vs->n + 1) * sizeof *vs->artifacts);
+        const struct verify_artifact *va = &vs->artifacts[vs->n++];
+        verify_artifact(cfg, st, set, i, &vs->artifacts[vs->n - 1]);
         out->artifacts_checked++;
         out->content_checked += va->content;
         if (!va->ok) {
@@ -149,14 +147,19 @@ int verify_run(const sv_config *cfg, storage *st, const char *which, struct veri
     return rc;
 }
 
+void verify_artifact_free(struct verify_artifact *va)
+{
+    free(va->source);
+    free(va->key);
+    free(va->detail);
+    memset(va, 0, sizeof *va);
+}
+
 void verify_report_free(struct verify_report *r)
 {
     for (size_t i = 0; i < r->n; i++) {
-        for (size_t j = 0; j < r->sets[i].n; j++) {
-            free(r->sets[i].artifacts[j].source);
-            free(r->sets[i].artifacts[j].key);
-            free(r->sets[i].artifacts[j].detail);
-        }
+        for (size_t j = 0; j < r->sets[i].n; j++)
+            verify_artifact_free(&r->sets[i].artifacts[j]);
         free(r->sets[i].artifacts);
     }
     free(r->sets);

@@ -53,4 +53,10 @@ int verify_run(const sv_config *cfg, storage *st, const char *which, struct veri
                sv_error *err);
 void verify_report_free(struct verify_report *r);
 
+/* Artifact i of set (stored: its source did not fail), verified alone as
+ * verify_run verifies each: into va, which verify_artifact_free frees. */
+void verify_artifact(const sv_config *cfg, storage *st, const catalog_set *set, size_t i,
+                     struct verify_artifact *va);
+void verify_artifact_free(struct verify_artifact *va);
+
 #endif

@@ -310,7 +310,7 @@ static void test_invalid_url_is_a_failure_without_network(void **state)
     cfg.notify_url = "ftp://hooks.example/secret-token";
     cfg.notify_on = "failure";
     cfg.notify_timeout = 1;
-    notifier *n = notify_start(&cfg);
+    notifier *n = notify_start(&cfg, NOTIFY_BACKUP);
     struct notify_run r = success_run();
     char failed[256];
     assert_int_equal(notify_finish(n, &r, failed, sizeof failed), 1);
@@ -320,7 +320,7 @@ static void test_invalid_url_is_a_failure_without_network(void **state)
 
     memset(&cfg, 0, sizeof cfg);
     cfg.name = "default";
-    n = notify_start(&cfg);
+    n = notify_start(&cfg, NOTIFY_BACKUP);
     assert_int_equal(notify_finish(n, &r, failed, sizeof failed), 0);
     assert_string_equal(failed, "");
     notify_free(n);
@@ -337,7 +337,7 @@ static void test_url_path_and_query_are_secrets(void **state)
     cfg.notify_url = "http://127.0.0.1:1/hook/secret-token-42?k=v";
     cfg.pushgateway_url = "http://127.0.0.1:1/p"; /* path too short to be masked */
     cfg.notify_timeout = 1;
-    notifier *n = notify_start(&cfg);
+    notifier *n = notify_start(&cfg, NOTIFY_BACKUP);
     /* What an Express 404 says: the path, without scheme and host */
     char *m = log_mask("Cannot POST /hook/secret-token-42?k=v");
     assert_string_equal(m, "Cannot POST ***");
@@ -505,7 +505,7 @@ static double webhook_seconds(const char *url)
     cfg.notify_url = copy;
     cfg.notify_on = "always";
     cfg.notify_timeout = 5;
-    notifier *n = notify_start(&cfg);
+    notifier *n = notify_start(&cfg, NOTIFY_BACKUP);
     struct notify_run r = success_run();
     char failed[256];
     struct timespec t0, t1;
