@@ -87,3 +87,159 @@ def test_drill_restores_counts_checks_and_drops_the_scratch_database(pg, sauve, 
     assert f"checked: drill ok {rec['finished'][:10]}, restore " in r.stdout, r.stdout
     [listed] = json.loads(sauve.run("list", "--json", env=env).stdout)["sets"]
     assert listed["drill"]["ok"] is True and listed["verify"] is None
+
+
+def alter_manifest(storage, edit):
+    [(d, m)] = committed_sets(storage)
+    edit(m)
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    return m
+
+
+def test_a_row_count_the_restore_does_not_reproduce_fails_the_drill(pg, sauve, dbs, workdir, storage,
+                                                                    small_template, receiver):
+    db = dbs.clone(small_template, "altered")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+
+    def plus_one(m):
+        t = m["artifacts"][0]["row_counts"]["tables"][0]
+        t["rows"] += 1
+        plus_one.table = f"{t['schema']}.{t['table']}"
+        plus_one.rows = t["rows"]
+    m = alter_manifest(storage, plus_one)
+    r = sauve.run("drill", env={**env, "SAUVE_PUSHGATEWAY_URL": receiver.url("/gw")}, json_stdout=True)
+    assert r.code == 4, r.describe()
+    msg = r.summary["msg"]
+    assert msg.startswith("drill failed: set default/") and f"postgres:{db}" in msg, msg
+    assert f"table {plus_one.table} has {plus_one.rows - 1} rows after the restore, the backup counted " \
+           f"{plus_one.rows} in its snapshot" in msg, msg
+    assert scratch_dbs(pg) == []
+    rec = drill_record(storage, m["id"])
+    assert rec["ok"] is False and rec["sources"][0]["ok"] is False
+    [push] = receiver.requests
+    # POST: the last success's timestamp stays in the group for the 8-day alert
+    assert push["method"] == "POST" and "sauve_last_drill_success 0\n" in push["body"]
+    assert "sauve_last_drill_success_timestamp_seconds" not in push["body"]
+    assert "sauve_drill_status 4\n" in push["body"]
+
+
+def test_a_check_that_does_not_hold_fails_the_drill_and_names_the_check(pg, sauve, dbs, workdir, storage,
+                                                                         small_template):
+    db = dbs.clone(small_template, "checked")
+    config = os.path.join(workdir, "config.yaml")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    for sql, found in (("select count(*) > 1000000 from sales.events", "returned f, not true"),
+                       ("select null::boolean", "returned null, not true"),
+                       ("select * from no_such_table", "failed: query on database sauve_drill_")):
+        with open(config, "w") as f:
+            f.write(f"drill:\n  checks:\n    - name: big enough\n      database: {db}\n      sql: {json.dumps(sql)}\n")
+        r = sauve.run("drill", "--config", config, env=env, json_stdout=True)
+        assert r.code == 4, r.describe()
+        assert "check 'big enough' (config file line 3) " + found in r.summary["msg"], r.summary["msg"]
+        assert scratch_dbs(pg) == []
+
+
+def test_malformed_checks_are_configuration_errors(sauve, workdir):
+    config = os.path.join(workdir, "config.yaml")
+    for text, message in (
+            ("drill:\n  checks:\n    - name: x\n      database: app\n", "drill.checks[0] has no sql"),
+            ("drill:\n  checks:\n    - name: x\n      database: app\n      sql: select true\n      sq: 1\n",
+             "unknown key 'sq' in drill.checks[0] (did you mean 'sql'?)"),
+            ("drill:\n  checks: select true\n", "key 'drill.checks' must be a list of mappings"),
+            ("drill:\n  checks:\n    - {name: a, database: d, sql: select true}\n"
+             "    - {name: a, database: d, sql: select true}\n", "drill check name 'a' is already used at line 3")):
+        with open(config, "w") as f:
+            f.write(text)
+        r = sauve.run("drill", "--config", config, json_stdout=True)
+        assert r.code == 78, r.describe()
+        assert message in r.summary["msg"], r.summary["msg"]
+
+
+def test_a_damaged_dump_fails_the_drill_without_a_scratch_database(pg, sauve, dbs, workdir, storage,
+                                                                   small_template):
+    db = dbs.clone(small_template, "damaged")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    [(d, m)] = committed_sets(storage)
+    key = m["artifacts"][0]["key"]
+    path = os.path.join(d, key)
+    # same size, one byte changed: the listing cannot see it, the restore's SHA-256 does
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 1]))
+    r = sauve.run("drill", env=env, json_stdout=True)
+    assert r.code == 4, r.describe()
+    assert f"postgres:{db}: the restore failed: artifact of set {m['id']} is unusable" in r.summary["msg"], \
+        r.summary["msg"]
+    assert scratch_dbs(pg) == []
+    # truncated: the listing shows it, the set is damaged, nothing is restored
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    r = sauve.run("drill", env=env, json_stdout=True)
+    assert r.code == 4, r.describe()
+    assert f"postgres:{db}: damaged: " in r.summary["msg"], r.summary["msg"]
+    assert scratch_dbs(pg) == []
+
+
+def test_a_drill_stopped_by_sigterm_drops_its_scratch_database(pg, sauve, dbs, workdir, storage, small_template):
+    from conftest import make_bindir
+    from sauvecli import wait_for
+    db = dbs.clone(small_template, "stopped")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    fifo = os.path.join(workdir, "hold")
+    os.mkfifo(fifo)
+    # pg_restore says it started, then waits on a FIFO nobody writes: the
+    # drill is mid-restore, its scratch database created, when it is stopped
+    # (the open of a FIFO with no writer blocks in bash itself, which
+    # SIGTERM ends, as it ends a real pg_restore)
+    fake = make_bindir(workdir, {"pg_restore": f'touch "$DIR/started"; exec 3< "{fifo}"; exec "$REAL" "$@"'})
+    p = sauve.start("drill", env={**env, "SAUVE_PG_BINDIR": fake})
+    wait_for(lambda: os.path.exists(os.path.join(fake, "started")), 60, "pg_restore to start")
+    assert len(scratch_dbs(pg)) == 1
+    p.send_signal(15)
+    r = sauve.finish(p, 120)
+    assert r.code != 0, r.describe()
+    assert scratch_dbs(pg) == []
+
+
+def test_redis_and_a_tree_drilled_into_scratch_files_that_are_removed(servers, workdir, storage):
+    from redisserver import fill_dataset
+    from sauvecli import Sauve
+    src = servers()
+    fill_dataset(src, big_mb=1)
+    keys = sum(int(src.cli("DBSIZE", db=n).strip()) for n in range(16))
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(os.path.join(tree, "a", "b"))
+    for i in range(20):
+        with open(os.path.join(tree, "a", f"f{i}"), "wb") as f:
+            f.write(os.urandom(i * 100))
+    os.symlink("a/f1", os.path.join(tree, "link"))
+    os.chmod(os.path.join(tree, "a", "b"), 0o555)  # the scratch copy must still be removed
+    scratch = os.path.join(workdir, "scratch")
+    os.mkdir(scratch)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_REDIS_URL": src.url(),
+                        "SAUVE_REDIS_PASSWORD": src.password, "SAUVE_REDIS_NAME": "cache",
+                        "SAUVE_FILES": f"uploads={tree}", "SAUVE_DRILL_DIR": scratch})
+    assert s.run("backup").code == 0
+    r = s.run("drill", "--json")
+    assert r.code == 0, r.describe()
+    by = {x["source"]: x for x in json.loads(r.stdout)["sources"]}
+    assert by["redis:cache"]["loaded"] and by["redis:cache"]["unit"] == "keys"
+    assert by["redis:cache"]["counted"] == keys > 0
+    assert f"the server reported {keys} key(s)" in by["redis:cache"]["detail"]
+    entries = 1 + sum(len(ds) + len(fs) for _, ds, fs in os.walk(tree))
+    assert by["files:uploads"]["counted"] == by["files:uploads"]["compared"] == entries
+    assert os.listdir(scratch) == []
+    # one spec only
+    r = s.run("drill", "files:uploads", "--json")
+    assert r.code == 0, r.describe()
+    assert [x["source"] for x in json.loads(r.stdout)["sources"]] == ["files:uploads"]
+    r = s.run("drill", "redis:other", json_stdout=True)
+    assert r.code == 64 and "stores no redis:other" in r.summary["msg"], r.describe()
+    os.chmod(os.path.join(tree, "a", "b"), 0o755)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/proc.h"
 #include "sources/postgres.h"
@@ -65,6 +66,17 @@ static void add_kv(const char **keys, const char **vals, size_t *n, const char *
     (*n)++;
 }
 
+/* The server's notices ("database ... does not exist, skipping") go to the
+ * log, not raw to stderr, where every line is a JSON object. */
+static void notice_to_log(void *ctx, const char *message)
+{
+    (void)ctx;
+    char *line = xstrdup(message);
+    one_line(line);
+    log_debug("postgres: %s", line);
+    free(line);
+}
+
 PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err)
 {
     const char *keys[12];
@@ -89,8 +101,10 @@ PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err)
     vals[n] = NULL;
     /* expand_dbname=0: dbname is a name, never a connection string */
     PGconn *conn = PQconnectdbParams(keys, vals, 0);
-    if (conn && PQstatus(conn) == CONNECTION_OK)
+    if (conn && PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, notice_to_log, NULL);
         return conn;
+    }
 
     char *endpoint = pg_endpoint(cfg, conn);
     char *msg = xstrdup(conn ? PQerrorMessage(conn) : "out of memory");
