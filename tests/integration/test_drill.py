@@ -243,3 +243,41 @@ def test_redis_and_a_tree_drilled_into_scratch_files_that_are_removed(servers, w
     r = s.run("drill", "redis:other", json_stdout=True)
     assert r.code == 64 and "stores no redis:other" in r.summary["msg"], r.describe()
     os.chmod(os.path.join(tree, "a", "b"), 0o755)
+
+
+def test_verify_records_its_result_and_pushes_under_its_own_job(pg, sauve, dbs, workdir, storage,
+                                                               small_template, receiver):
+    db = dbs.clone(small_template, "verified")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir,
+           "SAUVE_PUSHGATEWAY_URL": receiver.url("/gw")}
+    assert sauve.run("backup", env=env).code == 0
+    [(_d, m)] = committed_sets(storage)
+    r = sauve.run("verify", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    with open(os.path.join(storage, "default", m["id"], "results", "verify.json")) as f:
+        rec = json.load(f)
+    assert rec["command"] == "verify" and rec["ok"] is True and rec["set"] == m["id"]
+    assert [s["source"] for s in rec["sources"]] == [f"postgres:{db}"]
+    paths = [q["path"] for q in receiver.requests]
+    assert paths == ["/gw/metrics/job/sauve/name/default", "/gw/metrics/job/sauve-verify/name/default"], paths
+    body = receiver.requests[1]["body"]
+    assert "sauve_last_verify_success 1\n" in body and "sauve_verify_status 0\n" in body
+    assert "sauve_last_verify_timestamp_seconds " in body
+    listed = sauve.run("list", env=env, json_stdout=True).stdout
+    assert f"checked: verified {rec['finished'][:10]}" in listed, listed
+
+
+def test_prune_removes_a_set_with_its_records(pg, sauve, dbs, workdir, storage, small_template):
+    db = dbs.clone(small_template, "pruned")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    [(first, _m)] = committed_sets(storage)
+    assert sauve.run("drill", env=env, json_stdout=True).code == 0
+    assert sauve.run("verify", env=env, json_stdout=True).code == 0
+    assert sorted(os.listdir(os.path.join(first, "results"))) == ["drill.json", "verify.json"]
+    # the records are not artifacts: the set is still complete and intact
+    [listed] = json.loads(sauve.run("list", "--json", env=env).stdout)["sets"]
+    assert listed["status"] == "ok", listed
+    assert sauve.run("backup", env={**env, "SAUVE_KEEP_LAST": "1"}).code == 0
+    assert not os.path.exists(first)
+    assert len(set_dirs(storage)) == 1

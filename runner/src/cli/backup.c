@@ -56,7 +56,7 @@ static long prune_after_backup(const sv_config *cfg, storage *st, const char *se
  */
 static void verify_after_backup(const sv_config *cfg, storage *st, const char *set_id, struct outcome *out)
 {
-    struct verify_report r;
+    struct verify_report r = {0};
     sv_error err = {0};
     if (verify_run(cfg, st, set_id, &r, &err) != 0) {
         log_error("verify after the backup failed: %s", err.msg);
@@ -74,6 +74,8 @@ static void verify_after_backup(const sv_config *cfg, storage *st, const char *s
         outcome_append(out, "; verified (%zu read whole, %zu for integrity only)", r.content_checked,
                        r.artifacts_checked - r.content_checked);
     }
+    if (r.n)
+        verify_record(cfg, st, &r);
     verify_report_free(&r);
 }
 

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 
 #include "cli/commands.h"
+#include "common/mem.h"
 #include "common/text.h"
+#include "notify/notify.h"
 #include "storage/storage.h"
 #include "verify/verify.h"
 
@@ -57,14 +59,38 @@ static void print_json(const struct verify_report *r)
     json_decref(root);
 }
 
+/* The metrics (job sauve-verify) and the webhook; a failed notification
+ * after a good verify is exit 3, as after a good backup. */
+static void notify_end(notifier *nt, const sv_config *cfg, const struct verify_report *r, bool ran,
+                       struct outcome *out)
+{
+    struct notify_run run = {.name = cfg->name,
+                             .set_id = ran && r->n == 1 ? r->sets[0].id : NULL,
+                             .exit_code = out->code,
+                             .backup_ok = ran && r->ok && out->code == SV_EXIT_OK,
+                             .summary = out->summary,
+                             .sets_total = -1};
+    char failed[1024];
+    if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
+        if (out->code == SV_EXIT_OK)
+            out->code = SV_EXIT_PRUNE;
+        outcome_append(out, "; notification failed: %s", failed);
+    }
+    notify_free(nt);
+}
+
 void cmd_verify(const struct cli_args *args, const sv_config *cfg, struct outcome *out)
 {
+    notifier *nt = notify_start(cfg, NOTIFY_VERIFY);
+    struct verify_report r = {0};
     storage *st = command_storage(cfg, "verify failed", out);
-    if (!st)
+    if (!st) {
+        notify_end(nt, cfg, &r, false, out);
         return;
-    struct verify_report r;
+    }
     sv_error err = {0};
-    if (verify_run(cfg, st, args->set, &r, &err) != 0) {
+    bool ran = verify_run(cfg, st, args->set, &r, &err) == 0;
+    if (!ran) {
         outcome_fail(out, "verify failed", &err);
     } else {
         if (args->json)
@@ -90,7 +116,11 @@ void cmd_verify(const struct cli_args *args, const sv_config *cfg, struct outcom
                         r.artifacts_failed, r.artifacts_checked, cfg->name, first_set, first->source,
                         first->detail);
         }
+        size_t unstored = verify_record(cfg, st, &r);
+        if (unstored)
+            outcome_append(out, "; %zu verify record(s) not stored beside their set", unstored);
     }
+    notify_end(nt, cfg, &r, ran, out);
     verify_report_free(&r);
     storage_close(st);
 }

@@ -2,9 +2,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "manifest/record.h"
 #include "pipeline/stream.h"
 #include "restore/restore.h"
 #include "sources/checker.h"
@@ -164,4 +167,40 @@ void verify_report_free(struct verify_report *r)
     }
     free(r->sets);
     memset(r, 0, sizeof *r);
+}
+
+size_t verify_record(const sv_config *cfg, storage *st, const struct verify_report *r)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    size_t failed = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct verify_set *vs = &r->sets[i];
+        set_record rec = {.command = "verify",
+                          .finished = time(NULL),
+                          .ok = vs->ok,
+                          .restore_s = -1,
+                          .hostname = host,
+                          .sauve_version = SAUVE_VERSION};
+        memcpy(rec.set_id, vs->id, sizeof vs->id);
+        size_t bad = 0;
+        for (size_t j = 0; j < vs->n; j++) {
+            record_add(&rec, vs->artifacts[j].source, vs->artifacts[j].ok, -1, vs->artifacts[j].detail);
+            bad += !vs->artifacts[j].ok;
+        }
+        rec.summary =
+            xasprintf("verify %s: %zu artifact(s), %zu do not verify", vs->ok ? "ok" : "failed", vs->n, bad);
+        sv_error err = {0};
+        if (catalog_store_record(st, cfg->name, &rec, &err) != 0) {
+            log_warn("%s", err.msg);
+            failed++;
+        }
+        free(rec.summary);
+        rec.summary = NULL;
+        rec.command = NULL;
+        rec.hostname = NULL;
+        rec.sauve_version = NULL;
+        record_free(&rec);
+    }
+    return failed;
 }

@@ -53,6 +53,14 @@ int verify_run(const sv_config *cfg, storage *st, const char *which, struct veri
                sv_error *err);
 void verify_report_free(struct verify_report *r);
 
+/*
+ * Stores what verify found beside each set of r (manifest/record.h,
+ * results/verify.json), for `sauve list`. A record that cannot be stored
+ * (a read-only credential) is a warning: verifying changes nothing else.
+ * Returns how many were not stored.
+ */
+size_t verify_record(const sv_config *cfg, storage *st, const struct verify_report *r);
+
 /* Artifact i of set (stored: its source did not fail), verified alone as
  * verify_run verifies each: into va, which verify_artifact_free frees. */
 void verify_artifact(const sv_config *cfg, storage *st, const catalog_set *set, size_t i,
