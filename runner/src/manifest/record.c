@@ -23,10 +23,13 @@ void record_add(set_record *r, const char *source, bool ok, double restore_s, co
         .source = xstrdup(source), .ok = ok, .restore_s = restore_s, .detail = xstrdup(detail ? detail : "")};
 }
 
+/* No restore takes 30 years: a larger figure is a forged record. */
+#define SECONDS_MAX 1e9
+
 /* Seconds to the millisecond: a record is read by people. */
 static json_t *seconds(double s)
 {
-    return json_real((double)(long long)(s * 1000 + 0.5) / 1000);
+    return json_real(s > SECONDS_MAX ? SECONDS_MAX : (double)(long long)(s * 1000 + 0.5) / 1000);
 }
 
 char *record_to_json(const set_record *r)
@@ -83,7 +86,7 @@ static int field_seconds(json_t *o, const char *name, double *out, sv_error *err
     *out = -1;
     if (!v)
         return 0;
-    if (!json_is_number(v) || json_number_value(v) < 0)
+    if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) <= SECONDS_MAX))
         return sv_error_set(err, SV_EXIT_FAILED, "record field '%s' is not a number of seconds", name);
     *out = json_number_value(v);
     return 0;

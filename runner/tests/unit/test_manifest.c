@@ -6,6 +6,7 @@
 
 #include "common/mem.h"
 #include "manifest/manifest.h"
+#include "manifest/record.h"
 
 #define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -143,6 +144,69 @@ static void test_row_counts_round_trip(void **state)
     manifest_free(&back);
     manifest_free(&m);
     free(json);
+}
+
+static void test_record_round_trip_and_refusals(void **state)
+{
+    (void)state;
+    set_record r = {.command = "drill",
+                    .finished = 1795312854,
+                    .ok = false,
+                    .restore_s = 41.2504,
+                    .summary = "drill failed",
+                    .hostname = "h",
+                    .sauve_version = "0.1.0"};
+    strcpy(r.set_id, "20261122T020000Z-482a3f91");
+    record_add(&r, "postgres:app", false, 41.2504, "restored in 41.3 s, but table public.t has 1 rows");
+    record_add(&r, "postgres:globals", true, -1, "not loaded");
+    char *json = record_to_json(&r);
+    set_record back;
+    sv_error err = {0};
+    assert_int_equal(record_from_json(json, strlen(json), &back, &err), 0);
+    assert_string_equal(back.command, "drill");
+    assert_string_equal(back.set_id, r.set_id);
+    assert_int_equal(back.finished, r.finished);
+    assert_false(back.ok);
+    assert_true(back.restore_s == 41.25); /* to the millisecond */
+    assert_int_equal(back.n_sources, 2);
+    assert_true(back.sources[1].restore_s < 0);
+    assert_string_equal(back.sources[0].detail, r.sources[0].detail);
+    assert_string_equal(record_key("drill"), "results/drill.json");
+    assert_null(record_key("backup"));
+    record_free(&back);
+    free(json);
+    for (size_t i = 0; i < r.n_sources; i++) {
+        free(r.sources[i].source);
+        free(r.sources[i].detail);
+    }
+    free(r.sources);
+
+    static const struct {
+        const char *json, *field;
+    } bad[] = {
+        {"[]", "not a JSON object"},
+        {"{\"format\":2}", "format is not 1"},
+        {"{\"format\":1,\"command\":\"backup\"}", "neither verify nor drill"},
+        {"{\"format\":1,\"command\":\"drill\",\"set\":\"x\",\"finished\":\"2026-11-22T02:00:00Z\","
+         "\"ok\":true,\"sources\":[]}",
+         "'set' is not a set id"},
+        {"{\"format\":1,\"command\":\"drill\",\"set\":\"20261122T020000Z\",\"finished\":\"2026-11-22T02:00:"
+         "00Z\","
+         "\"ok\":true,\"restore_seconds\":1e300,\"sources\":[]}",
+         "'restore_seconds' is not a number of seconds"},
+        {"{\"format\":1,\"command\":\"drill\",\"set\":\"20261122T020000Z\",\"finished\":\"2026-11-22T02:00:"
+         "00Z\","
+         "\"ok\":true,\"sources\":[{\"ok\":true}]}",
+         "'source' is missing"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sv_error e = {0};
+        set_record x;
+        assert_int_equal(record_from_json(bad[i].json, strlen(bad[i].json), &x, &e), -1);
+        if (!strstr(e.msg, bad[i].field))
+            fail_msg("%s: %s", bad[i].json, e.msg);
+        assert_null(x.command);
+    }
 }
 
 static void test_round_trip(void **state)
@@ -733,6 +797,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_record_round_trip_and_refusals),
         cmocka_unit_test(test_null_optionals_round_trip),
         cmocka_unit_test(test_json_shape),
         cmocka_unit_test(test_source_details_round_trip),

@@ -46,6 +46,54 @@ static double sample(const char *text, const char *series)
     return -1;
 }
 
+/* A drill reports under its own names, with the restore time of each
+ * source it restored and none for one it only read. */
+static void test_drill_metrics(void **state)
+{
+    (void)state;
+    const struct notify_source srcs[] = {
+        {.source = "postgres:app", .ok = true, .restore_s = 41.25},
+        {.source = "postgres:globals", .ok = true, .restore_s = -1},
+    };
+    struct notify_run r = {.command = NOTIFY_DRILL,
+                           .name = "default",
+                           .set_id = "20261122T020000Z",
+                           .exit_code = 0,
+                           .backup_ok = true,
+                           .sources = srcs,
+                           .n_sources = 2,
+                           .finished = 1795312854.5,
+                           .sets_total = -1};
+    char *m = notify_metrics_text(&r);
+    assert_true(sample(m, "sauve_last_drill_timestamp_seconds") == 1795312854.5);
+    assert_true(sample(m, "sauve_last_drill_success_timestamp_seconds") == 1795312854.5);
+    assert_true(sample(m, "sauve_last_drill_success") == 1);
+    assert_true(sample(m, "sauve_drill_status") == 0);
+    assert_true(sample(m, "sauve_restore_duration_seconds{source=\"postgres:app\"}") == 41.25);
+    assert_null(strstr(m, "globals"));
+    assert_null(strstr(m, "sauve_run_status")); /* the backup's own series are not touched */
+    assert_non_null(strstr(m, "# TYPE sauve_restore_duration_seconds gauge\n"));
+    free(m);
+
+    r.backup_ok = false;
+    r.exit_code = 4;
+    r.command = NOTIFY_VERIFY;
+    m = notify_metrics_text(&r);
+    assert_true(sample(m, "sauve_last_verify_success") == 0);
+    assert_true(sample(m, "sauve_verify_status") == 4);
+    assert_null(strstr(m, "success_timestamp"));
+    free(m);
+    r.summary = "drill failed: set default/20261122T020000Z, 1 of 2 source(s) did not hold";
+    r.command = NOTIFY_DRILL;
+    r.hostname = "h";
+    char *text = notify_webhook_text(&r);
+    assert_string_equal(text,
+                        ":x: sauve drill of default failed on h (exit 4): set default/20261122T020000Z, 1 of "
+                        "2 source(s) did not hold");
+    free(text);
+    assert_string_equal(notify_status(&r), "failed");
+}
+
 static void test_metrics_after_success(void **state)
 {
     (void)state;
@@ -541,6 +589,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_after_success),
+        cmocka_unit_test(test_drill_metrics),
         cmocka_unit_test(test_metrics_after_failure_keep_last_success),
         cmocka_unit_test(test_metrics_partial_reports_failed_source_as_zero),
         cmocka_unit_test(test_label_escaping),
