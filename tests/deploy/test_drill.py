@@ -430,14 +430,14 @@ def test_kustomize_drill_component_without_identity(tmp_path):
     assert check(docs) == []
 
 
-def test_kustomize_drill_identity_needs_the_drill(tmp_path):
+@pytest.mark.parametrize("components", [["drill-age-identity"], ["drill-age-identity", "drill"]])
+def test_kustomize_drill_identity_needs_the_drill_before_it(tmp_path, components):
+    """components/drill-age-identity without components/drill, or before it,
+    fails the build (rather than a drill without the identity)."""
     rel = lambda p: os.path.relpath(os.path.join(KUSTOMIZE, p), tmp_path)
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [rel("base")], "components": [rel("components/drill-age-identity")]}))
-    try:
-        docs, _ = kustomize(str(tmp_path))
-    except RenderError:
-        return
-    # a PatchTransformer of a missing target changes nothing: still no identity anywhere
-    assert "sauve-age" not in yaml.safe_dump_all(docs)
+        "resources": [rel("base")], "components": [rel(f"components/{c}") for c in components],
+        "secretGenerator": [{"name": "sauve-drill-credentials", "literals": ["pgpassword=x"]}]}))
+    with pytest.raises(RenderError, match="CronJob.v1.batch/sauve-drill"):
+        kustomize(str(tmp_path))
