@@ -167,8 +167,11 @@ def configs(docs):
 
 def one(docs, kind, name=None):
     """The one document of that kind (and name). Without a name, a ConfigMap
-    is the configuration: restore templates are left out."""
-    templates = [] if name else restore_templates(docs)
+    is the configuration: restore templates are left out; a CronJob is the
+    backups': drill CronJobs are left out."""
+    templates = [] if name else restore_templates(docs) + [
+        d for d in docs if d["kind"] == "CronJob"
+        and (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "drill"]
     found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
              and not any(d is t for t in templates)]
     assert len(found) == 1, f"want one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"

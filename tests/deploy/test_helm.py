@@ -139,9 +139,11 @@ def test_every_pod_is_hardened(helm, case):
             assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
             assert c["resources"]["limits"]["memory"]
-            # every mount but /tmp is read-only
+            # every mount but /tmp (and the drill's scratch directory) is read-only
+            drill = tmpl["metadata"]["labels"]["app.kubernetes.io/component"] == "drill"
             for m in c["volumeMounts"]:
-                assert m.get("readOnly") is True or m["mountPath"] == "/tmp", m
+                assert m.get("readOnly") is True or m["mountPath"] == "/tmp" or (
+                    drill and m["mountPath"] == "/var/lib/sauve/drill"), m
     sa = one(docs, "ServiceAccount")
     assert sa["automountServiceAccountToken"] is False
 
@@ -181,9 +183,12 @@ def test_credentials_are_files_behind_x_file(helm, case):
                                      "SAUVE_NOTIFY_URL", "SAUVE_PUSHGATEWAY_URL", "SAUVE_HEALTHCHECK_URL",
                                      "SAUVE_REDIS_URL", "SAUVE_REDIS_PASSWORD")
         # with a chart-made Secret, the files hold the values given (the
-        # restore Job's password is the restore role's: test_restore.py)
-        is_restore = tmpl["metadata"]["labels"]["app.kubernetes.io/component"] == "restore"
-        if case and "existing" not in case and "targets" not in case and not (is_restore and "restore-role" in case):
+        # restore Job's password is the restore role's: test_restore.py;
+        # the drill's the scratch role's: test_drill.py)
+        component = tmpl["metadata"]["labels"]["app.kubernetes.io/component"]
+        is_restore = component == "restore"
+        if case and "existing" not in case and "targets" not in case and not (is_restore and "restore-role" in case) \
+                and component != "drill":
             with open(example(case)) as f:
                 given = yaml.safe_load(f)["secret"]["values"]
             spec = run_spec(doc, objects)
@@ -289,8 +294,9 @@ def test_prometheus_rule_has_the_alerts_of_deploy_alerts(helm):
     assert pr["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     with open(os.path.join(ROOT, "deploy", "alerts", "prometheus-rules.yaml")) as f:
         ref = yaml.safe_load(f)
-    want = {r["alert"]: r for g in ref["spec"]["groups"] for r in g["rules"]}
-    # (the second group, kube-state-metrics's: test_production.py)
+    want = {r["alert"]: r for g in ref["spec"]["groups"] if g["name"] == "sauve" for r in g["rules"]}
+    # (the kube-state-metrics group: test_production.py; the drill's, with
+    # drill enabled: test_drill.py; verify's is not the chart's)
     got = {r["alert"]: r for g in pr["spec"]["groups"] if not g["name"].endswith("-kube-state-metrics")
            for r in g["rules"]}
     assert sorted(got) == sorted(want)

@@ -23,7 +23,7 @@ def render(target):
 def test_the_overlays_the_issue_asks_for():
     assert {"production", "manual-backup", "restore", "restore-clean"} <= set(OVERLAYS)
     assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == [
-        "age-identity", "files", "manual-backup", "redis", "restore", "restore-clean", "restore-files", "restore-redis", "restore-role"]
+        "age-identity", "drill", "drill-age-identity", "files", "manual-backup", "redis", "restore", "restore-clean", "restore-files", "restore-redis", "restore-role"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

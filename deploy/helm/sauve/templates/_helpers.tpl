@@ -313,6 +313,86 @@ The manual backup Job's name prefix, for `kubectl create job --from=cronjob`:
 {{- include "sauve.truncName" (dict "name" (include "sauve.cronJobName" .) "max" 40) -}}-manual
 {{- end -}}
 
+{{/*
+The drill CronJob's name: the backup CronJob's with "-drill", cut to 52
+characters as that one is.
+*/}}
+{{- define "sauve.drillCronJobName" -}}
+{{- include "sauve.truncName" (dict "name" (printf "%s-drill" (include "sauve.cronJobName" .)) "max" 52) -}}
+{{- end -}}
+
+{{/* The manual drill Job's name prefix (as sauve.manualJobPrefix). */}}
+{{- define "sauve.drillManualJobPrefix" -}}
+{{- include "sauve.truncName" (dict "name" (include "sauve.drillCronJobName" .) "max" 40) -}}-manual
+{{- end -}}
+
+{{/*
+"true" when the target runs restore drills (drill.enabled); "" otherwise.
+Whether it may (a scratch server given) is sauve.validateDrill's to say.
+*/}}
+{{- define "sauve.drillOn" -}}
+{{- if (.Values.drill | default dict).enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+"true" when the target backs up PostgreSQL: config.pg.host, or neither
+Redis nor a tree (a target of nothing but PGHOST from extraEnv).
+*/}}
+{{- define "sauve.pgOn" -}}
+{{- if or .Values.config.pg.host (not (or (include "sauve.redisOn" .) (include "sauve.fileTrees" . | fromYamlArray))) }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The Secret of the scratch role's password: drill.scratch.secret.existingSecret,
+or the one the chart makes from its pgPassword (NAME-drill); "" for neither.
+*/}}
+{{- define "sauve.drillSecretName" -}}
+{{- $s := ((.Values.drill | default dict).scratch | default dict).secret | default dict -}}
+{{- if $s.existingSecret -}}
+{{- $s.existingSecret -}}
+{{- else if $s.pgPassword -}}
+{{- printf "%s-drill" (include "sauve.cronJobName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The key of the scratch role's password in that Secret. */}}
+{{- define "sauve.drillSecretKey" -}}
+{{- $s := ((.Values.drill | default dict).scratch | default dict).secret | default dict -}}
+{{- if $s.existingSecret -}}
+{{- default "pgpassword" $s.key -}}
+{{- else -}}
+pgpassword
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks of a target's drill (its context), when enabled: a drill restores
+into a scratch server it must be told, never config.pg's by default.
+*/}}
+{{- define "sauve.validateDrill" -}}
+{{- $d := .Values.drill | default dict -}}
+{{- $sc := $d.scratch | default dict -}}
+{{- /* A target's drill is its entry's merged over the top level: the
+message names the target, the keys are the same in both places. */ -}}
+{{- $where := "drill" -}}
+{{- with get . "Target" }}{{ $where = printf "targets.%s: drill" . }}{{ end -}}
+{{- if include "sauve.pgOn" . -}}
+{{- if not $sc.host -}}
+{{- fail (printf "%s.enabled needs drill.scratch.host: the throwaway PostgreSQL server the drill restores into (never the production one)" $where) -}}
+{{- end -}}
+{{- if not $sc.user -}}
+{{- fail (printf "%s.enabled needs drill.scratch.user: the role it connects to the scratch server as (CREATEDB, nothing else)" $where) -}}
+{{- end -}}
+{{- end -}}
+{{- $ss := $sc.secret | default dict -}}
+{{- if and $ss.existingSecret $ss.pgPassword -}}
+{{- fail (printf "%s.scratch.secret.pgPassword is set together with drill.scratch.secret.existingSecret %q: put the password in that Secret (key drill.scratch.secret.key)" $where $ss.existingSecret) -}}
+{{- end -}}
+{{- if and (include "sauve.ageEncrypted" .) (not ((.Values.restore.ageIdentity | default dict).existingSecret)) -}}
+{{- fail (printf "%s.enabled with encrypted backups (config.age) needs restore.ageIdentity.existingSecret: the drill opens the sets with that identity" $where) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "sauve.secretName" -}}
 {{- default (include "sauve.cronJobName" .) .Values.secret.existingSecret -}}
 {{- end -}}

@@ -41,4 +41,15 @@ error (exit 78). Set it, for example:
 {{- end }}
 
 {{ include "sauve.runCommands" . }}
+{{- if include "sauve.drillOn" . }}
+{{- $d := .Values.drill }}
+{{- $dcj := include "sauve.drillCronJobName" . }}
+
+Restore drill ({{ $dcj }}): on schedule "{{ $d.schedule }}"{{ with default .Values.timeZone $d.timeZone }} ({{ . }}){{ end }}{{ if $d.suspend }}, SUSPENDED{{ end }},
+the {{ if $d.set }}set {{ $d.set }}{{ else }}latest set{{ end }} restored into {{ default "(no PostgreSQL)" $d.scratch.host }}, compared with its manifest, then dropped.
+Run a drill now, and follow it:
+  job={{ include "sauve.drillManualJobPrefix" . }}-$(date +%Y%m%d%H%M%S)
+  kubectl create job -n {{ $ns }} --from=cronjob/{{ $dcj }} "$job"
+  kubectl logs -n {{ $ns }} -f "job/$job" --pod-running-timeout=5m
+{{- end }}
 {{- end -}}

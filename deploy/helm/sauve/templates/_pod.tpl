@@ -1,7 +1,7 @@
 {{/*
 The pod every sauve run uses: the CronJob's backups, the restore Job template
 and the `helm test` check differ only in their arguments and component label;
-the restore Job alone gets the age identity (restore.ageIdentity) and the
+the restore Job (and the drill) alone gets the age identity (restore.ageIdentity) and the
 restore role's credentials (restore.pgUser, restore.secret) in place of the
 backup role's password.
 Call with (dict "root" $ "args" (list "backup") "component" "backup"), plus
@@ -13,6 +13,12 @@ backups and the check, with the pod affinity to the application's pod
 (a tree of config.files.trees), mounted read-write for its restore, and
 "redisFile" true, Redis' data volume (restore.redis) mounted read-write,
 the pod running as Redis' user.
+"drill" true is the drill CronJob's pod: the age identity as a restore's,
+the scratch server (drill.scratch) as libpq's PG* over config.pg with its
+own password file, a writable emptyDir for SAUVE_DRILL_DIR, and none of
+the backup role's password, Redis' credentials, the healthcheck URL or the
+trees (a drill reads only the storage, and writes only the scratch server
+and that directory).
 */}}
 
 {{- define "sauve.podMetadata" -}}
@@ -41,6 +47,15 @@ annotations:
 replacing the backup role's. */ -}}
 {{- $restorePw := "" -}}
 {{- $restoreUser := "" -}}
+{{- $drill := dict -}}
+{{- $drillPw := "" -}}
+{{- if .drill -}}
+{{- $drill = $v.drill -}}
+{{- $identity = $ageIdentity.existingSecret -}}
+{{- $drillPw = include "sauve.drillSecretName" $root -}}
+{{- /* The backup role's password would be sent to the scratch server. */ -}}
+{{- $used = omit $used "pgPassword" "healthcheckUrl" "redisUrl" "redisPassword" -}}
+{{- end -}}
 {{- if .restore -}}
 {{- $identity = $ageIdentity.existingSecret -}}
 {{- $restorePw = include "sauve.restoreSecretName" $root -}}
@@ -49,7 +64,10 @@ replacing the backup role's. */ -}}
 {{- $used = omit $used "pgPassword" -}}
 {{- end -}}
 {{- end -}}
-{{- $redisTls := include "sauve.redisTlsFiles" $root | fromYamlArray -}}
+{{- $redisTls := list -}}
+{{- if not .drill -}}
+{{- $redisTls = include "sauve.redisTlsFiles" $root | fromYamlArray -}}
+{{- end -}}
 {{- /* The trees mounted, and how: read-only in the backups and the check,
 one read-write in its restore Job, none in the other restore Jobs. */ -}}
 {{- $trees := list -}}
@@ -57,7 +75,7 @@ one read-write in its restore Job, none in the other restore Jobs. */ -}}
 {{- if .tree -}}
 {{- $trees = list .tree -}}
 {{- $treesReadOnly = false -}}
-{{- else if not .restore -}}
+{{- else if not (or .restore .drill) -}}
 {{- $trees = include "sauve.fileTrees" $root | fromYamlArray -}}
 {{- end -}}
 {{- /* ReadWriteOnce volumes attach to one node: the backups and the check
@@ -179,6 +197,35 @@ containers:
       - name: PGPASSWORD_FILE
         value: /run/secrets/sauve-restore/pgpassword
       {{- end }}
+      {{- if .drill }}
+      {{- with $drill.scratch }}
+      # The scratch server (drill.scratch), over config.pg: the drill creates,
+      # restores into and drops its databases there.
+      {{- with .host }}
+      - name: PGHOST
+        value: {{ . | quote }}
+      {{- end }}
+      {{- with .port }}
+      - name: PGPORT
+        value: {{ int64 . | quote }}
+      {{- end }}
+      {{- with .user }}
+      - name: PGUSER
+        value: {{ . | quote }}
+      {{- end }}
+      {{- with .sslmode }}
+      - name: PGSSLMODE
+        value: {{ . | quote }}
+      {{- end }}
+      {{- end }}
+      {{- if $drillPw }}
+      - name: PGPASSWORD_FILE
+        value: /run/secrets/sauve-drill/pgpassword
+      {{- end }}
+      # The writable scratch directory of Redis RDBs and file trees.
+      - name: SAUVE_DRILL_DIR
+        value: /var/lib/sauve/drill
+      {{- end }}
       {{- if $identity }}
       - name: SAUVE_AGE_IDENTITY_FILE
         value: /run/secrets/sauve-age/identity.txt
@@ -195,7 +242,7 @@ containers:
     envFrom:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with $v.resources }}
+    {{- with (and .drill $drill.resources) | default $v.resources }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
@@ -220,10 +267,20 @@ containers:
         mountPath: /run/secrets/sauve-restore
         readOnly: true
       {{- end }}
+      {{- if $drillPw }}
+      - name: drill-credentials
+        mountPath: /run/secrets/sauve-drill
+        readOnly: true
+      {{- end }}
       {{- if $identity }}
       - name: age-identity
         mountPath: /run/secrets/sauve-age
         readOnly: true
+      {{- end }}
+      {{- if .drill }}
+      # SAUVE_DRILL_DIR: writable, the root filesystem is not.
+      - name: drill
+        mountPath: /var/lib/sauve/drill
       {{- end }}
       {{- if $redisTls }}
       - name: redis-tls
@@ -282,9 +339,25 @@ volumes:
         - key: {{ include "sauve.restoreSecretKey" $root | quote }}
           path: pgpassword
   {{- end }}
+  {{- if $drillPw }}
+  # The scratch role's password (drill.scratch.secret), in drill pods only.
+  - name: drill-credentials
+    secret:
+      secretName: {{ $drillPw }}
+      # 0440: readable by the pod's fsGroup, nobody else.
+      defaultMode: 288
+      items:
+        - key: {{ include "sauve.drillSecretKey" $root | quote }}
+          path: pgpassword
+  {{- end }}
+  {{- if .drill }}
+  # Where the drill restores Redis RDBs and file trees while it compares them.
+  - name: drill
+    emptyDir: {{ if $drill.dirSizeLimit }}{sizeLimit: {{ $drill.dirSizeLimit }}}{{ else }}{}{{ end }}
+  {{- end }}
   {{- if $identity }}
   # The age identity (restore.ageIdentity): a Secret created with kubectl,
-  # mounted in restore Jobs only.
+  # mounted in restore Jobs and drills only.
   - name: age-identity
     secret:
       secretName: {{ $identity }}
