@@ -281,3 +281,22 @@ def test_prune_removes_a_set_with_its_records(pg, sauve, dbs, workdir, storage, 
     assert sauve.run("backup", env={**env, "SAUVE_KEEP_LAST": "1"}).code == 0
     assert not os.path.exists(first)
     assert len(set_dirs(storage)) == 1
+
+
+def test_a_scratch_server_without_the_dumps_roles_still_drills(pg, sauve, dbs, workdir, storage, small_template):
+    """A throwaway server has none of the production roles: the drill
+    loads without owners and grants, and proves the data."""
+    import secrets
+    owner, reader = f"drill_owner_{secrets.token_hex(3)}", f"drill_reader_{secrets.token_hex(3)}"
+    db = dbs.clone(small_template, "roles")
+    pg.psql("postgres", f"CREATE ROLE {owner}; CREATE ROLE {reader};")
+    pg.psql(db, f"CREATE TABLE public.owned (v int); INSERT INTO public.owned VALUES (1), (2);"
+                f"ALTER TABLE public.owned OWNER TO {owner}; GRANT SELECT ON public.owned TO {reader};")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    pg.psql("postgres", f"DROP DATABASE {db}; DROP ROLE {owner}; DROP ROLE {reader};")
+    r = sauve.run("drill", "--json", env=env)
+    assert r.code == 0, r.describe()
+    [src] = json.loads(r.stdout)["sources"]
+    assert src["ok"] and src["compared"] > 2, src
+    assert scratch_dbs(pg) == []

@@ -153,3 +153,33 @@ def test_broken_configuration_fails_the_job_at_once(runtime, pg, source_db, buck
     assert r.code in fatal, (sorted(fatal), r.describe())
     assert r.termination, r.describe()
     assert bucket.keys() == [], bucket.keys()
+
+
+def test_drill_cronjob_restores_the_set_into_a_scratch_database_and_drops_it(runtime, pg, source_db, bucket,
+                                                                              render, workdir):
+    """The weekly drill as the chart renders it: its own scratch server
+    settings and password file, its emptyDir, the set restored, compared,
+    its scratch database dropped, and the result stored beside the set."""
+    values = chart_values(pg, bucket, source_db)
+    values["drill"] = {"enabled": True, "scratch": {"host": pg.host, "port": pg.port, "user": pg.superuser,
+                                                     "secret": {"pgPassword": pg.superuser_password}}}
+    docs, objects = render(values)
+    cronjobs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "CronJob"}
+    [drill] = [c for n, c in cronjobs.items() if n.endswith("-drill")]
+    [backup] = [c for n, c in cronjobs.items() if not n.endswith("-drill")]
+    r = runtime.run_pod(run_spec(backup, objects), workdir)
+    assert r.code == 0, r.describe()
+    [manifest_key] = committed_sets(bucket)
+    spec = run_spec(drill, objects)
+    assert spec.argv == ["/usr/local/bin/sauve", "drill"]
+    assert spec.read_only_root and spec.user == 65532
+    r = runtime.run_pod(spec, workdir)
+    assert r.code == 0, r.describe()
+    r.check_log_contract(json_stdout=True)
+    assert f"postgres:{source_db}" in r.stdout and "drill ok" in r.stdout, r.stdout
+    record = manifest_key[: -len("manifest.json")] + "results/drill.json"
+    rec = json.loads(bucket.get(record))
+    assert rec["ok"] is True and any(s["source"] == f"postgres:{source_db}" and s["restore_seconds"] > 0
+                                     for s in rec["sources"]), rec
+    left = pg.rows("postgres", "select datname from pg_database where datname like 'sauve_drill_%'")
+    assert left == [], left

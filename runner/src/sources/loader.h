@@ -52,6 +52,7 @@ struct loader_options {
     const char *into;    /* --into: another target than NAME; NULL when not given */
     bool clean;          /* --clean: a target that holds data may be replaced */
     bool no_owner;       /* --no-owner (PostgreSQL: objects owned by the restoring user) */
+    bool no_privileges;  /* PostgreSQL: no GRANT/REVOKE (a drill's scratch server need not have the roles) */
     const char *to_file; /* --to-file PATH (Redis: an RDB file for a stopped server); NULL when not given */
     bool online;         /* --online (Redis: replayed into a running server) */
     const char *to;      /* --to DIR (files: the directory restored into); NULL when not given */

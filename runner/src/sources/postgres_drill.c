@@ -2,6 +2,7 @@
  * A drill of a PostgreSQL database (sources/loader.h): the dump restored
  * into a new database of the drill's own server (the libpq settings of the
  * drill run: a throwaway server, or the same one under a generated name),
+ * without owners and grants (the scratch server need not have the roles),
  * its tables counted and compared with the row counts the backup took in
  * the dump's own snapshot, then the user's checks (drill.checks) run in
  * it, and the database dropped. postgres:globals is not loaded: roles and
@@ -34,6 +35,10 @@ int pg_drill_target(const manifest_artifact *a, const char *dir, const char *tag
     char *name = xasprintf("sauve_drill_%s_%s", tag, a->name);
     name[utf8_prefix(name, strlen(name), PG_NAME_MAX)] = '\0';
     o->into = *owned = name;
+    /* the scratch server need not have the roles the dump names: the
+     * drill proves the data, not who owns it */
+    o->no_owner = true;
+    o->no_privileges = true;
     return 0;
 }
 

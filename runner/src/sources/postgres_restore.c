@@ -441,8 +441,8 @@ int pg_loader_tools(const sv_config *cfg, int server_major, const char *tool_ver
  * is verified.
  */
 static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, const char *dbname,
-                                     bool no_owner, const struct pg_tools *tools, int server_major,
-                                     stream **sink, sv_error *err)
+                                     bool no_owner, bool no_privileges, const struct pg_tools *tools,
+                                     int server_major, stream **sink, sv_error *err)
 {
     struct pg_load *l = xcalloc(1, sizeof *l);
     l->transactional = pg_loader_transactional(tools->major, server_major);
@@ -464,6 +464,8 @@ static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, c
         argv[n++] = "--single-transaction";
     if (no_owner)
         argv[n++] = "--no-owner";
+    if (no_privileges)
+        argv[n++] = "--no-privileges";
     argv[n++] = "--no-password";
     argv[n++] = dbarg;
     argv[n] = NULL;
@@ -548,7 +550,7 @@ enum pg_route {
 
 struct pg_restore {
     const sv_config *cfg;
-    bool globals, clean, no_owner;
+    bool globals, clean, no_owner, no_privileges;
     const manifest_artifact *a; /* the caller's, from inspect to finish */
     struct pg_target t;
     struct pg_tools tools;
@@ -583,6 +585,7 @@ static loader *pg_open(const sv_config *cfg, const char *name, const struct load
     r->globals = strcmp(name, "globals") == 0;
     r->clean = o->clean;
     r->no_owner = o->no_owner;
+    r->no_privileges = o->no_privileges;
     loader *l = xcalloc(1, sizeof *l);
     l->ops = &postgres_loader;
     l->impl = r;
@@ -847,8 +850,8 @@ static int pg_start(loader *l, stream **sink, sv_error *err)
     if ((r->route == ROUTE_NEW && pg_create_database(r->cfg, r->db, NULL, NULL, err) != 0) ||
         (r->route == ROUTE_SCRATCH && pg_create_database(r->cfg, r->db, l->target, r->t.owner, err) != 0))
         return -1;
-    r->load =
-        pg_load_start(r->cfg, r->a->format, r->db, r->no_owner, &r->tools, r->t.server_major, sink, err);
+    r->load = pg_load_start(r->cfg, r->a->format, r->db, r->no_owner, r->no_privileges, &r->tools,
+                            r->t.server_major, sink, err);
     if (!r->load) {
         undo(l);
         return -1;
