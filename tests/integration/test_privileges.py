@@ -290,6 +290,23 @@ def test_restore_role_into_a_new_database_with_no_owner(cluster):
     assert got["large_objects"] == [[shop.lo, user]], got
 
 
+def test_restore_role_into_a_new_database_keeping_owners_stops_on_schema_public(cluster):
+    """The README's limit of --into NEW without --no-owner: the new database
+    is the restoring role's, and since 15 only its owner may create in
+    public, so a table of public cannot be handed to its owner. The restore
+    says how to get round it and drops the database it made."""
+    c = cluster
+    shop = backed_up_shop(c)
+    user = restore_role(c, shop)
+    new = c.dbs.expect(c.dbs.name("copy"))
+    r = c.run(user, "restore", f"postgres:{shop.db}", "--into", new, "--yes")
+    assert r.code == 1, r.describe()
+    summary = r.summary["msg"]
+    assert "permission denied for schema public" in summary, r.describe()
+    assert "create the target first" in summary and "--no-owner" in summary, r.describe()
+    assert not c.server.database_exists(new)
+
+
 def test_restore_into_an_empty_database_of_the_owner_needs_no_createdb(cluster):
     c = cluster
     shop = backed_up_shop(c)
