@@ -75,23 +75,26 @@ static void check_database(struct pg_source *ps, source_artifact *a)
         source_artifact_fail(a, &err);
         return;
     }
+    int version = PQserverVersion(conn);
+    /* row-level security came with 9.5; a superuser bypasses it and reads every large object */
+    const char *rls = ps->superuser || version < 90500
+                          ? "false"
+                          : "c.relkind = 'r' and c.relrowsecurity "
+                            "and not (select rolbypassrls from pg_roles where rolname = current_user) "
+                            /* the owner bypasses its table's policies unless they are forced */
+                            "and (c.relforcerowsecurity or not pg_has_role(c.relowner, 'USAGE'))";
     char *sql = xasprintf(
-        "with rel as (select c.oid, c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relowner, "
-        "  quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name "
+        "with rel as (select c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name "
         "  from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "  where c.relkind in ('r', 'p', 'S', 'm') "
         "  and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%%'), "
         "unreadable as (select name from rel where not has_table_privilege(oid, 'SELECT')), "
-        /* the owner bypasses its table's policies unless they are forced */
-        "rls as (select name from rel where %s and relkind = 'r' and relrowsecurity "
-        "  and not (select rolbypassrls from pg_roles where rolname = current_user) "
-        "  and (relforcerowsecurity or not pg_has_role(relowner, 'USAGE'))), "
+        "rls as (select rel.name from rel join pg_class c on c.oid = rel.oid where %s), "
         "lo as (select m.oid from pg_largeobject_metadata m where %s and not %s) "
         "select (select count(*) from unreadable), (select min(name) from unreadable), "
         "(select count(*) from rls), (select min(name) from rls), "
         "(select count(*) from lo), (select min(oid)::text from lo)",
-        ps->superuser ? "false" : "true", ps->superuser ? "false" : "true",
-        lo_readable(PQserverVersion(conn)));
+        rls, ps->superuser ? "false" : "true", lo_readable(version));
     PGresult *r = pg_query(conn, sql, 0, NULL, &err);
     free(sql);
     if (!r) {
@@ -100,18 +103,18 @@ static void check_database(struct pg_source *ps, source_artifact *a)
         return;
     }
     long unreadable = atol(PQgetvalue(r, 0, 0));
-    long rls = atol(PQgetvalue(r, 0, 2));
+    long rls_tables = atol(PQgetvalue(r, 0, 2));
     long lo = atol(PQgetvalue(r, 0, 4));
     char *endpoint = pg_endpoint(ps->cfg, conn);
     if (unreadable > 0) {
         sv_error_set(&err, SV_EXIT_CONFIG, "user cannot read %ld table(s) of database %s at %s, e.g. %s",
                      unreadable, a->name, endpoint, PQgetvalue(r, 0, 1));
         sv_error_hint(&err, "grant SELECT on them, or back up with a role that has pg_read_all_data");
-    } else if (rls > 0) {
+    } else if (rls_tables > 0) {
         sv_error_set(&err, SV_EXIT_CONFIG,
                      "user cannot dump %ld table(s) with row-level security of database %s at %s, e.g. %s: "
                      "pg_dump reads every row, and the role is subject to their policies",
-                     rls, a->name, endpoint, PQgetvalue(r, 0, 3));
+                     rls_tables, a->name, endpoint, PQgetvalue(r, 0, 3));
         sv_error_hint(&err,
                       "back up with a role that has BYPASSRLS (ALTER ROLE ... BYPASSRLS, as a superuser)");
     } else if (lo > 0) {
