@@ -425,7 +425,12 @@ int backup_run(const sv_config *cfg, storage *st, const struct backup_request *r
         for (size_t s = 0; s < nsources; s++)
             for (size_t i = 0; i < sources[s]->n_artifacts; i++)
                 result_add_artifact(res, &sources[s]->artifacts[i], false, 0, sources[s]->artifacts[i].error);
-        const source_artifact *a = sources[0]->n_artifacts ? &sources[0]->artifacts[0] : NULL;
+        /* the first that failed says why: the globals, listed first, do not fail here */
+        const source_artifact *a = NULL;
+        for (size_t s = 0; s < nsources && !a; s++)
+            for (size_t i = 0; i < sources[s]->n_artifacts && !a; i++)
+                if (sources[s]->artifacts[i].error)
+                    a = &sources[s]->artifacts[i];
         sv_error_set(err, first_code ? first_code : SV_EXIT_FAILED, "nothing could be backed up%s%s",
                      a ? ": " : "", a ? a->error : "");
         code = err->code;

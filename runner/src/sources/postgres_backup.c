@@ -48,8 +48,25 @@ static int resolve_all(PGconn *conn, sv_strlist *out, sv_error *err)
     return 0;
 }
 
-/* Per-database preflight: reachable, and every table readable, so that a
- * dump that would fail halfway is reported before it starts. */
+/* Whether the connected role may read large object m: what pg_dump needs
+ * (pg_read_all_data does not cover large objects). 17 has the function;
+ * before it, the same rule spelled out: owner, a grant, or
+ * lo_compat_privileges. */
+static const char *lo_readable(int server_version)
+{
+    return server_version >= 170000
+               ? "(current_setting('lo_compat_privileges')::bool or has_largeobject_privilege(m.oid, "
+                 "'SELECT'))"
+               : "(current_setting('lo_compat_privileges')::bool or pg_has_role(m.lomowner, 'USAGE') "
+                 "or exists (select 1 from aclexplode(m.lomacl) a where a.privilege_type = 'SELECT' "
+                 "and (a.grantee = 0 or pg_has_role(a.grantee, 'USAGE'))))";
+}
+
+/* Per-database preflight: reachable, and everything pg_dump reads
+ * readable (every table; for a non-superuser, every table with row-level
+ * security, which pg_dump reads with row_security off, and every large
+ * object), so that a dump that would fail halfway is reported before it
+ * starts, with the grant that is missing. */
 static void check_database(struct pg_source *ps, source_artifact *a)
 {
     sv_error err = {0};
@@ -58,28 +75,60 @@ static void check_database(struct pg_source *ps, source_artifact *a)
         source_artifact_fail(a, &err);
         return;
     }
-    PGresult *r = pg_query(conn,
-                           "select count(*), min(quote_ident(n.nspname) || '.' || quote_ident(c.relname)) "
-                           "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                           "where c.relkind in ('r', 'p', 'S', 'm') "
-                           "and n.nspname not in ('pg_catalog', 'information_schema') "
-                           "and n.nspname not like 'pg\\_toast%' "
-                           "and not has_table_privilege(c.oid, 'SELECT')",
-                           0, NULL, &err);
+    int version = PQserverVersion(conn);
+    /* row-level security came with 9.5; a superuser bypasses it and reads every large object */
+    const char *rls = ps->superuser || version < 90500
+                          ? "false"
+                          : "c.relkind = 'r' and c.relrowsecurity "
+                            "and not (select rolbypassrls from pg_roles where rolname = current_user) "
+                            /* the owner bypasses its table's policies unless they are forced */
+                            "and (c.relforcerowsecurity or not pg_has_role(c.relowner, 'USAGE'))";
+    char *sql = xasprintf(
+        "with rel as (select c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name "
+        "  from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "  where c.relkind in ('r', 'p', 'S', 'm') "
+        "  and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%%'), "
+        "unreadable as (select name from rel where not has_table_privilege(oid, 'SELECT')), "
+        "rls as (select rel.name from rel join pg_class c on c.oid = rel.oid where %s), "
+        "lo as (select m.oid from pg_largeobject_metadata m where %s and not %s) "
+        "select (select count(*) from unreadable), (select min(name) from unreadable), "
+        "(select count(*) from rls), (select min(name) from rls), "
+        "(select count(*) from lo), (select min(oid)::text from lo)",
+        rls, ps->superuser ? "false" : "true", lo_readable(version));
+    PGresult *r = pg_query(conn, sql, 0, NULL, &err);
+    free(sql);
     if (!r) {
         source_artifact_fail(a, &err);
-    } else {
-        long unreadable = atol(PQgetvalue(r, 0, 0));
-        if (unreadable > 0) {
-            char *endpoint = pg_endpoint(ps->cfg, conn);
-            sv_error_set(&err, SV_EXIT_CONFIG, "user cannot read %ld table(s) of database %s at %s, e.g. %s",
-                         unreadable, a->name, endpoint, PQgetvalue(r, 0, 1));
-            sv_error_hint(&err, "grant SELECT on them, or back up with a role that has pg_read_all_data");
-            source_artifact_fail(a, &err);
-            free(endpoint);
-        }
-        PQclear(r);
+        PQfinish(conn);
+        return;
     }
+    long unreadable = atol(PQgetvalue(r, 0, 0));
+    long rls_tables = atol(PQgetvalue(r, 0, 2));
+    long lo = atol(PQgetvalue(r, 0, 4));
+    char *endpoint = pg_endpoint(ps->cfg, conn);
+    if (unreadable > 0) {
+        sv_error_set(&err, SV_EXIT_CONFIG, "user cannot read %ld table(s) of database %s at %s, e.g. %s",
+                     unreadable, a->name, endpoint, PQgetvalue(r, 0, 1));
+        sv_error_hint(&err, "grant SELECT on them, or back up with a role that has pg_read_all_data");
+    } else if (rls_tables > 0) {
+        sv_error_set(&err, SV_EXIT_CONFIG,
+                     "user cannot dump %ld table(s) with row-level security of database %s at %s, e.g. %s: "
+                     "pg_dump reads every row, and the role is subject to their policies",
+                     rls_tables, a->name, endpoint, PQgetvalue(r, 0, 3));
+        sv_error_hint(&err,
+                      "back up with a role that has BYPASSRLS (ALTER ROLE ... BYPASSRLS, as a superuser)");
+    } else if (lo > 0) {
+        sv_error_set(&err, SV_EXIT_CONFIG,
+                     "user cannot read %ld large object(s) of database %s at %s, e.g. %s", lo, a->name,
+                     endpoint, PQgetvalue(r, 0, 5));
+        sv_error_hint(
+            &err, "pg_read_all_data does not cover large objects: GRANT SELECT ON LARGE OBJECT ... to the "
+                  "role, make it a member of their owner, or back up as a superuser");
+    }
+    if (err.code)
+        source_artifact_fail(a, &err);
+    free(endpoint);
+    PQclear(r);
     PQfinish(conn);
 }
 

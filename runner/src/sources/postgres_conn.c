@@ -117,6 +117,13 @@ PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err)
     } else if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied") ||
                strstr(msg, "authentication failed")) {
         hint = "check PGUSER and PGPASSWORD or PGPASSWORD_FILE, and pg_hba.conf";
+    } else if (strstr(msg, "is not permitted to log in")) {
+        /* the role's attributes, not the network: retrying cannot help */
+        code = SV_EXIT_CONFIG;
+        hint = "the role needs LOGIN (ALTER ROLE ... LOGIN), see Minimal privileges in the README";
+    } else if (strstr(msg, "permission denied for database")) {
+        code = SV_EXIT_CONFIG;
+        hint = "grant CONNECT on the database to the role (GRANT CONNECT ON DATABASE ... TO ...)";
     } else if (strstr(msg, "no pg_hba.conf entry")) {
         hint = "the server refuses this client: add a pg_hba.conf entry or check PGSSLMODE";
     }

@@ -162,6 +162,10 @@ static int pg_create_database(const sv_config *cfg, const char *dbname, const ch
     char *sql = xasprintf("create database %s template template0%s", qname, locale);
     PGresult *r = pg_query(c, sql, 0, NULL, err);
     int rc = r ? 0 : -1;
+    if (!r && strstr(err->msg, "permission denied to create database"))
+        sv_error_hint(err,
+                      "the restoring role needs CREATEDB (ALTER ROLE ... CREATEDB), or restore --into an "
+                      "empty database it may connect to and own objects in");
     PQclear(r);
     free(sql);
     if (rc == 0 && owner) {
@@ -808,6 +812,9 @@ static int run_globals(struct pg_restore *r, sv_error *err)
             sv_error_set(err, SV_EXIT_FAILED, "postgres:globals line %u (%s): %s%s", st->line, words, msg,
                          tx ? "; the transaction was rolled back, nothing was changed"
                             : "; the statements before it were committed");
+            if (state && strcmp(state, "42501") == 0)
+                sv_error_hint(err, "pg_dumpall writes the attributes of every role, superusers included: "
+                                   "restore postgres:globals as a superuser");
             free(msg);
             PQclear(res);
             goto out;
@@ -881,6 +888,14 @@ static int pg_finish(loader *l, bool ok, sv_error *err)
                                                                                  : "");
         if (strstr(err->msg, "role") && strstr(err->msg, "does not exist"))
             sv_error_hint(err, "restore postgres:globals first, or pass --no-owner");
+        else if (strstr(err->msg, "must be member of role") || strstr(err->msg, "must be able to SET ROLE"))
+            sv_error_hint(err, "the restoring role must be a member of the roles that own the objects (GRANT "
+                               "owner TO role), or pass --no-owner");
+        else if (r->route == ROUTE_NEW && strstr(err->msg, "permission denied for schema"))
+            sv_error_hint(err,
+                          "the new database belongs to the restoring role, and the objects' owner may not "
+                          "create in its schemas: create the target first, owned by that owner, or pass "
+                          "--no-owner");
     }
     if (!ok || lrc != 0 ||
         (r->route == ROUTE_SCRATCH && pg_copy_database_properties(r->cfg, l->target, r->db, err) != 0)) {
