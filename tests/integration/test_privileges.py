@@ -9,6 +9,7 @@ a schema, a serial, a partitioned table, a view and a materialized view, a
 table with row-level security, a large object, a grant to a third role, a
 role setting, and CONNECT revoked from PUBLIC."""
 
+import json
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ class Cluster:
         self.server = server
         self.dbs = Dbs(server)
         self.storage = storage
+        self.workdir = workdir
         self.bindir = pg_bindir(server.major)
         self.roles_before = server.roles()
         self.sauve = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_PG_BINDIR": self.bindir})
@@ -369,3 +371,23 @@ def test_globals_restore_needs_a_superuser(cluster):
     assert r.code == 0, r.describe()
     assert c.server.scalar("postgres", f"SELECT rolconnlimit FROM pg_roles WHERE rolname = "
                                        f"{quote_literal(lost)}") == "2"
+
+
+def test_drill_role_needs_createdb_and_nothing_else(cluster):
+    """The drill role: LOGIN and CREATEDB on its scratch server, no grant on
+    the application's database or roles (the drill loads without owners
+    and grants into a database it creates and drops)."""
+    c = cluster
+    shop = backed_up_shop(c)
+    drill = c.role("drill", "ALTER ROLE {r} LOGIN CREATEDB")
+    r = c.run(drill, "drill", "--json", SAUVE_DRILL_DIR=c.workdir)
+    assert r.code == 0, r.describe()
+    by = {s["source"]: s for s in json.loads(r.stdout)["sources"]}
+    assert by[f"postgres:{shop.db}"]["compared"] == sum(shop.tables.values())
+    assert c.server.rows("postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'sauve\\_drill%'") == []
+
+    nocreatedb = c.role("drill_nocreatedb", "ALTER ROLE {r} LOGIN")
+    r = c.sauve.run("drill", env={**c.env(nocreatedb), "SAUVE_DRILL_DIR": c.workdir}, json_stdout=True)
+    assert r.code == 78, r.describe()
+    assert "permission denied to create database" in r.summary["msg"] and "CREATEDB" in r.summary["msg"], \
+        r.describe()

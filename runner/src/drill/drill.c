@@ -93,7 +93,9 @@ static void drill_load(const sv_config *cfg, storage *st, const catalog_set *set
     if (rc != 0) {
         /* the drill's own server or storage out of reach is not the set's fault */
         int code = err.code == SV_EXIT_TEMPFAIL || err.code == SV_EXIT_CONFIG ? err.code : SV_EXIT_VERIFY;
-        fail(d, code, xasprintf("the restore failed: %s", err.msg));
+        fail(d, code,
+             err.hint[0] ? xasprintf("the restore failed: %s (hint: %s)", err.msg, err.hint)
+                         : xasprintf("the restore failed: %s", err.msg));
         return;
     }
     d->loaded = true;

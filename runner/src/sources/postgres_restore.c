@@ -162,10 +162,13 @@ static int pg_create_database(const sv_config *cfg, const char *dbname, const ch
     char *sql = xasprintf("create database %s template template0%s", qname, locale);
     PGresult *r = pg_query(c, sql, 0, NULL, err);
     int rc = r ? 0 : -1;
-    if (!r && strstr(err->msg, "permission denied to create database"))
+    if (!r && strstr(err->msg, "permission denied to create database")) {
+        /* the role's attributes: retrying cannot help */
+        err->code = SV_EXIT_CONFIG;
         sv_error_hint(err,
                       "the restoring role needs CREATEDB (ALTER ROLE ... CREATEDB), or restore --into an "
                       "empty database it may connect to and own objects in");
+    }
     PQclear(r);
     free(sql);
     if (rc == 0 && owner) {
