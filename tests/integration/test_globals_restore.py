@@ -119,6 +119,11 @@ def test_a_psql_meta_command_is_refused_and_nothing_runs(pg, sauve, workdir, glo
     assert roles_state(pg) == before
     assert "sauve_forged_first" not in pg.roles()
     assert "sauve_home" not in r.all_output() and os.environ.get("HOME", "/root") not in msg
+    # verify reads it as the restore does: what verify accepts, restore runs
+    v = sauve.run("verify", json_stdout=True)
+    assert v.code == 4, v.describe()
+    assert "a restore would refuse the SQL" in v.summary["msg"] and f"line {line}:" in v.summary["msg"], \
+        v.summary["msg"]
 
 
 @pytest.mark.parametrize("major", [15, 18])

@@ -189,6 +189,12 @@ void pg_counter_abort(struct pg_counter *c);
  * like pg_dump it is not made for a newer server. A tool_version that is
  * NULL or names no version counts as the server's major.
  */
+/* The largest globals artifact (decompressed) a restore accepts, and
+ * verify reads whole: it is held in memory until verified. pg_dumpall -g
+ * writes a few hundred bytes per role; 64 MiB is a cluster of some 100 000
+ * roles. */
+#define PG_GLOBALS_MAX ((size_t)64 << 20)
+
 /* Drops dbname if it exists (postgres_restore.c); force: terminates its
  * other sessions first (PostgreSQL 13+ WITH (FORCE)). */
 int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err);

@@ -42,10 +42,7 @@
  * archive, so it cannot commit before sauve says the artifact is whole. */
 #define LOADER_HOLDBACK (1u << 20)
 
-/* The largest globals artifact (decompressed) a restore accepts: it is
- * held in memory until verified. pg_dumpall -g writes a few hundred bytes
- * per role; 64 MiB is a cluster of some 100 000 roles. */
-#define GLOBALS_MAX ((size_t)64 << 20)
+#define GLOBALS_MAX PG_GLOBALS_MAX
 
 /* Cluster-level statements (CREATE/DROP/ALTER DATABASE) cannot run inside
  * a database they change: connect to postgres, or to template1 when postgres

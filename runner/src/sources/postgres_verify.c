@@ -3,7 +3,9 @@
  * after the object's size, SHA-256, decryption and zstd held. A custom dump
  * is walked whole by pg_restore (its table of contents and every data
  * block) into /dev/null, with the tools a restore of it would use; the SQL
- * of pg_dumpall must end with the line pg_dumpall writes once it completed.
+ * of pg_dumpall must end with the line pg_dumpall writes once it completed,
+ * and pass the checks a restore makes before it runs any of it
+ * (sources/postgres_script.h): what verify accepts, restore runs.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "common/proc.h"
 #include "sources/checker.h"
 #include "sources/postgres.h"
+#include "sources/postgres_script.h"
 
 #define GLOBALS_END "-- PostgreSQL database cluster dump complete\n"
 #define TAIL_KEEP   256
@@ -22,27 +25,29 @@ struct pg_verify {
     proc *p; /* pg_restore (custom dump) */
     bool stopped_reading;
     char *tools; /* "pg_restore 18.1 from DIR", for the detail */
-    /* globals: the last bytes seen, and how many in all */
-    char buf[TAIL_KEEP];
-    size_t len;
-    uint64_t total;
+    /* globals: the whole text, as a restore holds it */
+    char *buf;
+    size_t len, cap;
 };
 
-/* Keeps the end of a text as it goes by. */
-static int keep_tail(void *ctx, const void *data, size_t len, sv_error *err)
+/* Holds the globals' text as it goes by, up to what a restore holds. */
+static int collect(void *ctx, const void *data, size_t len, sv_error *err)
 {
-    (void)err;
     struct pg_verify *t = ctx;
-    t->total += len;
-    if (len >= TAIL_KEEP) {
-        memcpy(t->buf, (const char *)data + len - TAIL_KEEP, TAIL_KEEP);
-        t->len = TAIL_KEEP;
-        return 0;
+    if (len > PG_GLOBALS_MAX - t->len)
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "the SQL is larger than the %zu MiB a restore holds in memory to check it before "
+                            "running any of it: a restore would refuse it",
+                            PG_GLOBALS_MAX >> 20);
+    if (t->len + len > t->cap) {
+        size_t cap = t->cap ? t->cap : (size_t)64 << 10;
+        while (cap < t->len + len)
+            cap *= 2;
+        t->cap = cap;
+        t->buf = xrealloc(t->buf, cap);
     }
-    size_t keep = TAIL_KEEP - len < t->len ? TAIL_KEEP - len : t->len;
-    memmove(t->buf, t->buf + t->len - keep, keep);
-    memcpy(t->buf + keep, data, len);
-    t->len = keep + len;
+    memcpy(t->buf + t->len, data, len);
+    t->len += len;
     return 0;
 }
 
@@ -51,7 +56,7 @@ static int keep_tail(void *ctx, const void *data, size_t len, sv_error *err)
 static bool ends_complete(const struct pg_verify *v)
 {
     size_t n = strlen(GLOBALS_END);
-    for (size_t at = v->len; at-- > 0;) {
+    for (size_t at = v->len; at-- > 0 && v->len - at <= TAIL_KEEP;) {
         char c = v->buf[at];
         if (c == '\n' || c == '-') {
             if (at + 1 >= n && memcmp(v->buf + at + 1 - n, GLOBALS_END, n) == 0)
@@ -71,7 +76,7 @@ static int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, voi
     struct pg_verify *v = xcalloc(1, sizeof *v);
     if (strcmp(a->format, "pg_dumpall-globals-sql") == 0) {
         v->globals = true;
-        *sink = callback_sink(keep_tail, v, "globals end");
+        *sink = callback_sink(collect, v, "globals");
         *ctx = v;
         return 0;
     }
@@ -119,17 +124,23 @@ static int pg_verify_finish(void *ctx, bool ok, char **detail, sv_error *err)
     struct pg_verify *v = ctx;
     int rc = 0;
     if (v->globals) {
+        struct pg_script script = {0};
         if (ok && !ends_complete(v)) {
-            sv_error_set(
-                err, SV_EXIT_FAILED,
-                "the SQL (%llu bytes) does not end with pg_dumpall's \"cluster dump complete\" line: "
-                "cut short when it was written",
-                (unsigned long long)v->total);
+            sv_error_set(err, SV_EXIT_FAILED,
+                         "the SQL (%zu bytes) does not end with pg_dumpall's \"cluster dump complete\" line: "
+                         "cut short when it was written",
+                         v->len);
+            rc = -1;
+        } else if (ok && pg_script_parse(v->buf, v->len, &script, err) != 0) {
+            sv_error_wrap(err, "a restore would refuse the SQL");
             rc = -1;
         } else if (ok) {
-            *detail = xasprintf("SQL of %llu bytes, complete (ends with pg_dumpall's last line)",
-                                (unsigned long long)v->total);
+            *detail = xasprintf("SQL of %zu bytes, %zu statement(s) a restore accepts, complete (ends with "
+                                "pg_dumpall's last line)",
+                                v->len, script.n);
         }
+        pg_script_free(&script);
+        free(v->buf);
     } else if (ok) {
         rc = proc_wait(v->p, err);
         if (rc == 0)
