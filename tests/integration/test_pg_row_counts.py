@@ -163,3 +163,40 @@ def test_bad_settings_exit_78_naming_them(sauve, dbs, storage, env, needle):
     assert r.code == 78, r.describe()
     assert needle in r.summary["msg"], r.describe()
     assert committed_sets(storage) == []
+
+
+def test_a_count_that_fails_before_pg_dump_imports_the_snapshot_leaves_the_dump_whole(pg, sauve, dbs, workdir,
+                                                                                       storage, small_template):
+    """The count runs on the connection that exported the snapshot, under a
+    savepoint: when it fails (cancelled here, as a statement_timeout or a
+    table dropped under it would), only the savepoint is aborted, the
+    snapshot stays valid, and pg_dump, started after the failure, imports
+    it and dumps everything; the manifest says why there are no counts."""
+    from pglock import HeldLock
+    from sauvecli import wait_for
+    db = dbs.clone(small_template, "cancelled")
+    go = os.path.join(workdir, "go")
+    os.mkfifo(go)
+    # pg_dump waits (on a FIFO the test opens) until the count has failed
+    fake = make_bindir(workdir, {"pg_dump": f'exec 3< "{go}"; exec "$REAL" "$@"'})
+    with HeldLock(pg, db, "lock table sales.events in access exclusive mode") as lock:
+        p = sauve.start("backup", env={"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false",
+                                       "SAUVE_PG_BINDIR": fake})
+        [counter] = wait_for(lambda: lock.blocked_pids(), 120, "the row count to wait for the lock")
+        assert pg.scalar("postgres", f"select query from pg_stat_activity where pid = {counter}") \
+            .startswith("savepoint sauve_count;")
+        pg.scalar("postgres", f"select pg_cancel_backend({counter})")
+        # (only the savepoint is aborted, though the state says "aborted"
+        # for a failed subtransaction too: the dump below proves it)
+        wait_for(lambda: pg.scalar("postgres", f"select state from pg_stat_activity where pid = {counter} "
+                                               "and state like 'idle in transaction%'"),
+                 120, "the cancelled count to end")
+        lock.release()
+        with open(go, "w"):
+            pass
+        r = sauve.finish(p, 600)
+    assert r.code == 0, r.describe()
+    [(_set_dir, m)] = committed_sets(storage)
+    a = artifact(m, f"postgres/{db}.dump.zst")
+    assert a.get("error") is None
+    assert "counting the rows failed" in a["row_counts"]["skipped"] and "cancel" in a["row_counts"]["skipped"], a

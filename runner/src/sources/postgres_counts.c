@@ -171,17 +171,22 @@ void pg_counter_send(struct pg_counter *c)
 {
     if (!c->want)
         return;
-    /* "select 3, count(*) from only s.t union all ..." */
-    size_t cap = 256, len = 0;
+    /* "savepoint ...; select 3, count(*) from only s.t union all ...". A
+     * count that fails (a statement_timeout of the database or role, a
+     * table dropped under it) then aborts only the savepoint: the exporting
+     * transaction, and the snapshot pg_dump may not have imported yet, stay
+     * valid, and the dump goes on without counts. */
+    static const char head[] = "savepoint sauve_count; ";
+    size_t cap = 256, len = strlen(head);
     char *sql = xmalloc(cap);
-    sql[0] = '\0';
+    memcpy(sql, head, len + 1);
     for (size_t i = 0; i < c->n; i++) {
         if (!c->tables[i].exact)
             continue;
         char *s = PQescapeIdentifier(c->conn, c->tables[i].schema, strlen(c->tables[i].schema));
         char *t = PQescapeIdentifier(c->conn, c->tables[i].name, strlen(c->tables[i].name));
-        char *part = xasprintf("%sselect %zu, count(*) from only %s.%s", len ? " union all " : "", i,
-                               s ? s : "\"\"", t ? t : "\"\"");
+        char *part = xasprintf("%sselect %zu, count(*) from only %s.%s",
+                               len > strlen(head) ? " union all " : "", i, s ? s : "\"\"", t ? t : "\"\"");
         PQfreemem(s);
         PQfreemem(t);
         size_t pl = strlen(part);
@@ -257,7 +262,9 @@ void pg_counter_finish(struct pg_counter *c, double wait_s, manifest_row_counts 
         } else {
             PGresult *r;
             while ((r = PQgetResult(c->conn))) {
-                if (!failed && PQresultStatus(r) != PGRES_TUPLES_OK) {
+                if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+                    /* the savepoint */
+                } else if (!failed && PQresultStatus(r) != PGRES_TUPLES_OK) {
                     char *msg = xstrdup(PQresultErrorMessage(r));
                     one_line(msg);
                     out->skipped = xasprintf("counting the rows failed: %s", msg);
