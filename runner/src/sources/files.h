@@ -9,6 +9,7 @@
  *   files_verify.c   the checker behind sources/checker.h
  *   files_restore.c  the loader behind sources/loader.h
  *   files_drill.c    the loader's drill: a scratch tree counted, then removed
+ *   files_entry.c    what an archive's entry may be, for restore and verify alike
  */
 #ifndef SAUVE_SOURCES_FILES_H
 #define SAUVE_SOURCES_FILES_H
@@ -86,6 +87,21 @@ struct archive;
  */
 stream *files_tar_sink(int (*consume)(struct archive *a, void *ctx, sv_error *err), void *ctx,
                        const char *name);
+
+/* ---- entries (files_entry.c) ---------------------------------------------- */
+
+struct archive_entry;
+
+/*
+ * Whether a restore extracts entry e of an archive, by its header alone
+ * (restore checks the same again as it opens each directory): refused, an
+ * absolute name or one with a ".." component, in its name or its hard
+ * link's target; a device node, FIFO or socket; a setuid file, or setgid
+ * other than a directory. 0, or -1 with err naming the entry. Pure: `sauve
+ * verify` refuses what a restore would, so that a set that verifies
+ * restores.
+ */
+int files_entry_check(struct archive_entry *e, sv_error *err);
 
 /* ---- restore (files_restore.c) and drill (files_drill.c) ------------------- */
 

@@ -434,18 +434,8 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
     mode_t type = archive_entry_filetype(e);
     mode_t perm = archive_entry_perm(e);
     const char *hardlink = archive_entry_hardlink(e);
-    if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO || type == AE_IFSOCK))
-        return sv_error_set(err, SV_EXIT_FAILED,
-                            "the archive holds %.200s, a %s: sauve restores no device node, FIFO or socket",
-                            name,
-                            type == AE_IFIFO    ? "FIFO"
-                            : type == AE_IFSOCK ? "socket"
-                                                : "device node");
-    if ((perm & S_ISUID) || ((perm & S_ISGID) && type != AE_IFDIR))
-        return sv_error_set(err, SV_EXIT_FAILED,
-                            "the archive holds %.200s with the set%s bit: sauve restores no such file "
-                            "(a forged archive?)",
-                            name, (perm & S_ISUID) ? "uid" : "gid");
+    if (files_entry_check(e, err) != 0)
+        return -1;
     char *base = NULL;
     int pfd = open_parent(r->root, name, &base, true, err);
     if (pfd < 0)

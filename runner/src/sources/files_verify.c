@@ -1,7 +1,9 @@
 /*
  * A files artifact verified with no target: the tar read whole by
  * libarchive (every header parsed, every entry's data read past), after
- * restore/ checked the object's size and SHA-256.
+ * restore/ checked the object's size and SHA-256, and every entry held to
+ * the rules a restore extracts by (files_entry_check): a set that verifies
+ * restores.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,8 @@ static int walk(struct archive *a, void *ctx, sv_error *err)
             return sv_error_set(err, SV_EXIT_FAILED, "not a readable tar archive after %lld entries: %s",
                                 (long long)v->entries, archive_error_string(a));
         v->entries++;
+        if (files_entry_check(e, err) != 0)
+            return sv_error_wrap(err, "a restore would refuse tar entry %lld", (long long)v->entries);
         if (archive_entry_filetype(e) == AE_IFREG && !archive_entry_hardlink(e)) {
             v->files++;
             v->file_bytes += (uint64_t)archive_entry_size(e);
