@@ -247,26 +247,110 @@ static source *files_safety_source(loader *l)
 
 /* ---- removing a tree, never following a link ------------------------------ */
 
+/* A directory opened on the way down: where to come back to. */
+struct level {
+    char *name; /* in its parent */
+    dev_t dev;
+    ino_t ino;
+};
+
+/* Opens directory name under dirfd, never through a link, and makes it
+ * writable (a directory restored without write permission must be
+ * emptied); its identity into *lv. */
+static int open_level(int dirfd, const char *name, struct level *lv)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fchmod(fd, 0700);
+    lv->name = xstrdup(name);
+    lv->dev = st.st_dev;
+    lv->ino = st.st_ino;
+    return fd;
+}
+
+/*
+ * Removes name under dirfd and everything below it. Depth first, holding
+ * one descriptor at a time (a tree as deep as an archive may hold, 4096
+ * levels, would otherwise need as many): it goes back up through "..",
+ * checked to be the directory it came down from, so that a directory moved
+ * meanwhile stops the removal rather than sending it elsewhere. Stops at
+ * the first entry it cannot remove.
+ */
 static int rm_tree(int dirfd, const char *name)
 {
     if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
         return 0;
     if (errno != EISDIR && errno != EPERM)
         return -1;
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
+    struct level *stack = NULL;
+    size_t depth = 0, cap = 0;
+    stack = xrealloc(stack, ++cap * sizeof *stack);
+    int fd = open_level(dirfd, name, &stack[0]);
+    if (fd < 0) {
+        free(stack);
         return -1;
-    /* a directory restored without write permission must be emptied */
-    fchmod(fd, 0700);
-    size_t n;
-    char **names = names_of(fd, &n);
-    int rc = names ? 0 : -1;
-    for (size_t i = 0; i < n; i++)
-        if (rm_tree(fd, names[i]) != 0)
+    }
+    depth = 1;
+    int rc = 0;
+    while (rc == 0) {
+        size_t n;
+        char **names = names_of(fd, &n);
+        if (!names) {
             rc = -1;
-    free_names(names, n);
+            break;
+        }
+        int child = -1;
+        for (size_t i = 0; i < n && child < 0 && rc == 0; i++) {
+            if (unlinkat(fd, names[i], 0) == 0 || errno == ENOENT)
+                continue;
+            if (errno != EISDIR && errno != EPERM) {
+                rc = -1;
+                break;
+            }
+            if (depth == cap)
+                stack = xrealloc(stack, (cap *= 2) * sizeof *stack);
+            child = open_level(fd, names[i], &stack[depth]);
+            if (child < 0)
+                rc = -1;
+        }
+        free_names(names, n);
+        if (rc != 0)
+            break;
+        if (child >= 0) {
+            close(fd);
+            fd = child;
+            depth++;
+            continue;
+        }
+        /* fd is empty: up one level, and remove it there */
+        if (depth == 1)
+            break;
+        int parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        const struct level *up = &stack[depth - 2];
+        if (parent < 0 || fstat(parent, &st) != 0 || st.st_dev != up->dev || st.st_ino != up->ino) {
+            if (parent >= 0)
+                close(parent);
+            rc = -1;
+            break;
+        }
+        close(fd);
+        fd = parent;
+        depth--;
+        if (unlinkat(fd, stack[depth].name, AT_REMOVEDIR) != 0)
+            rc = -1;
+        free(stack[depth].name);
+    }
     close(fd);
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
+    for (size_t i = 0; i < depth; i++)
+        free(stack[i].name);
+    free(stack);
+    if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
         rc = -1;
     return rc;
 }

@@ -6,6 +6,12 @@
 #include "config/config.h"
 #include "sources/files.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 static void test_patterns_without_a_slash_match_a_name_at_any_depth(void **state)
 {
     (void)state;
@@ -118,6 +124,59 @@ static void test_tree_names(void **state)
     assert_false(files_name_is_valid("a b"));
 }
 
+/* A tree 3000 directories deep (as deep as an archive may hold), a
+ * read-only directory, a file and a symbolic link on the way, is removed
+ * with 64 descriptors allowed: one at a time, never through the link. */
+static void test_a_deep_tree_is_removed_with_few_descriptors(void **state)
+{
+    (void)state;
+    char top[] = "/tmp/sauve-rm-XXXXXX";
+    assert_non_null(mkdtemp(top));
+    char outside[] = "/tmp/sauve-rm-out-XXXXXX";
+    assert_non_null(mkdtemp(outside));
+    char keep[sizeof outside + 8];
+    snprintf(keep, sizeof keep, "%s/keep", outside);
+    int kfd = open(keep, O_CREAT | O_WRONLY, 0600);
+    assert_true(kfd >= 0);
+    close(kfd);
+    int fd = open(top, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    assert_int_equal(mkdirat(fd, "t", 0700), 0);
+    int cur = openat(fd, "t", O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 3000; i++) {
+        if (i == 100) {
+            int f = openat(cur, "file", O_CREAT | O_WRONLY, 0400);
+            assert_true(f >= 0);
+            close(f);
+            assert_int_equal(symlinkat(outside, cur, "link"), 0);
+        }
+        assert_int_equal(mkdirat(cur, "d", 0700), 0);
+        int next = openat(cur, "d", O_RDONLY | O_DIRECTORY);
+        assert_true(next >= 0);
+        if (i == 1500)
+            assert_int_equal(fchmod(cur, 0500), 0);
+        close(cur);
+        cur = next;
+    }
+    close(cur);
+    struct rlimit old, low = {64, 64};
+    getrlimit(RLIMIT_NOFILE, &old);
+    low.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    char *path = xasprintf("%s/t", top);
+    int rc = files_remove_tree(path);
+    setrlimit(RLIMIT_NOFILE, &old);
+    assert_int_equal(rc, 0);
+    assert_int_equal(faccessat(fd, "t", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+    assert_int_equal(access(keep, F_OK), 0);      /* nothing through the link */
+    assert_int_equal(files_remove_tree(path), 0); /* gone: nothing to do */
+    free(path);
+    close(fd);
+    unlink(keep);
+    rmdir(outside);
+    rmdir(top);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_trees_and_their_patterns),
         cmocka_unit_test(test_bad_trees_are_configuration_errors_naming_the_setting),
         cmocka_unit_test(test_tree_names),
+        cmocka_unit_test(test_a_deep_tree_is_removed_with_few_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
