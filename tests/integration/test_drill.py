@@ -44,9 +44,6 @@ def test_drill_restores_counts_checks_and_drops_the_scratch_database(pg, sauve, 
     - name: no event from the future
       database: {db}
       sql: select coalesce(max(at) <= now(), true) from sales.events
-    - name: other database
-      database: not-this-one
-      sql: select false
 """)
     env = {"SAUVE_PG_DATABASES": db, "SAUVE_DRILL_DIR": workdir}
     assert sauve.run("backup", env=env).code == 0
@@ -131,8 +128,10 @@ def test_a_check_that_does_not_hold_fails_the_drill_and_names_the_check(pg, sauv
     config = os.path.join(workdir, "config.yaml")
     env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
     assert sauve.run("backup", env=env).code == 0
-    for sql, found in (("select count(*) > 1000000 from sales.events", "returned f, not true"),
+    for sql, found in (("select count(*) > 1000000 from sales.events", "returned false"),
                        ("select null::boolean", "returned null, not true"),
+                       ("select v from (values (true), (false)) t(v)", "returned other than one row of one column"),
+                       ("select 't'::text", "returned other than a boolean"),
                        ("select * from no_such_table", "failed: query on database sauve_drill_")):
         with open(config, "w") as f:
             f.write(f"drill:\n  checks:\n    - name: big enough\n      database: {db}\n      sql: {json.dumps(sql)}\n")
@@ -204,7 +203,31 @@ def test_a_drill_stopped_by_sigterm_drops_its_scratch_database(pg, sauve, dbs, w
     assert len(scratch_dbs(pg)) == 1
     p.send_signal(15)
     r = sauve.finish(p, 120)
-    assert r.code != 0, r.describe()
+    assert r.code == 1, r.describe()
+    assert "stopped by SIGTERM" in r.summary["msg"], r.summary["msg"]
+    assert scratch_dbs(pg) == []
+    [(d, _m)] = committed_sets(storage)
+    assert not os.path.exists(os.path.join(d, "results"))  # an interrupted drill records nothing
+
+
+def test_a_drill_stopped_during_a_check_cancels_it_and_drops_the_scratch(pg, sauve, dbs, workdir, storage,
+                                                                        small_template):
+    from sauvecli import wait_for
+    db = dbs.clone(small_template, "slowcheck")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    config = os.path.join(workdir, "config.yaml")
+    with open(config, "w") as f:
+        f.write(f"drill:\n  checks:\n    - name: slow\n      database: {db}\n"
+                "      sql: select pg_sleep(3600) is not null\n")
+    p = sauve.start("drill", "--config", config, env=env)
+    wait_for(lambda: pg.scalar("postgres", "select count(*) from pg_stat_activity "
+                                           "where query like 'select pg_sleep(3600)%'") == "1",
+             120, "the check to run")
+    p.send_signal(15)
+    r = sauve.finish(p, 60)  # well within a pod's grace period, though the check would run an hour
+    assert r.code == 1, r.describe()
+    assert "stopped by SIGTERM" in r.summary["msg"], r.summary["msg"]
     assert scratch_dbs(pg) == []
 
 
@@ -300,3 +323,50 @@ def test_a_scratch_server_without_the_dumps_roles_still_drills(pg, sauve, dbs, w
     [src] = json.loads(r.stdout)["sources"]
     assert src["ok"] and src["compared"] > 2, src
     assert scratch_dbs(pg) == []
+
+
+def test_settings_the_drill_cannot_use_are_78_and_change_nothing(pg, sauve, dbs, workdir, storage, small_template,
+                                                                 servers):
+    from redisserver import fill_dataset
+    db = dbs.clone(small_template, "settings")
+    src = servers()
+    fill_dataset(src, big_mb=1)
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_REDIS_URL": src.url(),
+           "SAUVE_REDIS_PASSWORD": src.password, "SAUVE_REDIS_NAME": "cache"}
+    assert sauve.run("backup", env=env).code == 0
+    # a check naming a database the set does not hold is a mistake, not a check quietly skipped
+    config = os.path.join(workdir, "config.yaml")
+    with open(config, "w") as f:
+        f.write("drill:\n  checks:\n    - name: typo\n      database: shpo\n      sql: select true\n")
+    r = sauve.run("drill", "--config", config, env={**env, "SAUVE_DRILL_DIR": workdir}, json_stdout=True)
+    assert r.code == 78, r.describe()
+    assert "drill.checks 'typo' (config file line 3) names database shpo, which set" in r.summary["msg"]
+    assert scratch_dbs(pg) == []
+    # a drill directory that does not exist: the scratch server is not the set
+    missing = os.path.join(workdir, "no-such-dir")
+    r = sauve.run("drill", "--json", env={**env, "SAUVE_DRILL_DIR": missing})
+    assert r.code == 78, r.describe()
+    by = {x["source"]: x for x in json.loads(r.stdout)["sources"]}
+    assert by[f"postgres:{db}"]["ok"] is True  # PostgreSQL needs no directory
+    assert f"SAUVE_DRILL_DIR (drill.dir) {missing} is not a directory sauve can write in" in \
+        by["redis:cache"]["detail"]
+
+
+def test_a_drill_leaves_the_source_database_alone_and_all_skips_scratch_copies(pg, sauve, dbs, workdir, storage,
+                                                                               small_template):
+    """A drill on the production server: the source database is unchanged;
+    and a backup of 'all' leaves sauve's scratch copies out."""
+    from pgdata import db_state
+    db = dbs.clone(small_template, "prod")
+    env = {"SAUVE_PG_DATABASES": db, "SAUVE_PG_GLOBALS": "false", "SAUVE_DRILL_DIR": workdir}
+    assert sauve.run("backup", env=env).code == 0
+    before = db_state(pg, db)
+    r = sauve.run("drill", env=env, json_stdout=True)
+    assert r.code == 0, r.describe()
+    assert db_state(pg, db) == before
+    scratch = dbs.expect(f"sauve_drill_00000000_{db}")
+    pg.create_database(scratch)
+    r = sauve.run("backup", env={**env, "SAUVE_PG_DATABASES": "all"})
+    assert r.code == 0, r.describe()
+    assert scratch not in [a["name"] for _d, m in committed_sets(storage) for a in m["artifacts"]]
+    assert r.any_line(f"database {scratch} is a scratch copy of sauve's") is not None

@@ -200,3 +200,17 @@ def test_a_count_that_fails_before_pg_dump_imports_the_snapshot_leaves_the_dump_
     a = artifact(m, f"postgres/{db}.dump.zst")
     assert a.get("error") is None
     assert "counting the rows failed" in a["row_counts"]["skipped"] and "cancel" in a["row_counts"]["skipped"], a
+
+
+def test_a_drill_counts_as_the_backup_counted(pg, sauve, dbs, workdir, storage, counted_db):
+    """Inheritance children, an unlogged table, a name to quote: the drill
+    counts each table's own rows (ONLY), as the backup did, and finds what
+    the manifest recorded."""
+    r = sauve.run("backup", env={"SAUVE_PG_DATABASES": counted_db, "SAUVE_PG_GLOBALS": "false"})
+    assert r.code == 0, r.describe()
+    [(_set_dir, m)] = committed_sets(storage)
+    recorded = sum(t["rows"] for t in artifact(m, f"postgres/{counted_db}.dump.zst")["row_counts"]["tables"])
+    r = sauve.run("drill", "--json", env={"SAUVE_PG_DATABASES": counted_db, "SAUVE_DRILL_DIR": workdir})
+    assert r.code == 0, r.describe()
+    [src] = json.loads(r.stdout)["sources"]
+    assert src["compared"] == src["counted"] == recorded, src

@@ -431,7 +431,7 @@ static bool has_object(const catalog_set *s, const char *rel)
     return false;
 }
 
-int catalog_load_records(storage *st, catalog *c, sv_error *err)
+void catalog_load_records(storage *st, catalog *c)
 {
     static const char *const commands[] = {"verify", "drill"};
     for (size_t i = 0; i < c->n; i++) {
@@ -458,10 +458,6 @@ int catalog_load_records(storage *st, catalog *c, sv_error *err)
                     free(rec);
                     rec = NULL;
                 }
-            } else if (gerr.code == SV_EXIT_TEMPFAIL) {
-                *err = gerr;
-                free(key);
-                return -1;
             }
             if (!rec && !s->record_problem)
                 s->record_problem = xasprintf("record %s cannot be read: %s", key, gerr.msg);
@@ -473,7 +469,6 @@ int catalog_load_records(storage *st, catalog *c, sv_error *err)
             free(key);
         }
     }
-    return 0;
 }
 
 int catalog_store_record(storage *st, const char *name, const set_record *r, sv_error *err)

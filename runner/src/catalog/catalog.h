@@ -79,11 +79,11 @@ const manifest_artifact *catalog_usable_artifact(const catalog_set *s, const cha
 /*
  * Reads the records of verify and drill stored beside each complete set
  * (manifest/record.h) into its verify_record and drill_record. One that
- * cannot be read or parsed is left NULL and said in record_problem: a
- * record only informs, it never changes what a set is. Fails only when
- * storage fails.
+ * cannot be read or parsed (storage failing included) is left NULL and
+ * said in record_problem: a record only informs, it never changes what a
+ * set is, nor fails what reads it.
  */
-int catalog_load_records(storage *st, catalog *c, sv_error *err);
+void catalog_load_records(storage *st, catalog *c);
 
 /* Stores r beside its set, NAME/SETID/results/COMMAND.json, replacing the
  * previous record of that command. */

@@ -67,6 +67,9 @@ static void summarize(const sv_config *cfg, const struct drill_report *r, struct
             "drill ok: set %s/%s, %zu source(s): %zu restored into scratch targets in %.1f s, %zu read "
             "whole; %zu check(s) held",
             cfg->name, r->set_id, r->n, loaded, r->restore_s, r->n - loaded, checks);
+        if (r->checks_not_run)
+            outcome_append(out, "; %zu check(s) not run: their database was not among the sources drilled",
+                           r->checks_not_run);
         return;
     }
     size_t failed = 0;
@@ -83,8 +86,14 @@ static void summarize(const sv_config *cfg, const struct drill_report *r, struct
 
 /* The metrics and the webhook; a failed notification after a good drill
  * is exit 3, as after a good backup. */
-static void notify_end(notifier *nt, const sv_config *cfg, const struct drill_report *r, struct outcome *out)
+static void notify_end(notifier *nt, const sv_config *cfg, const struct drill_report *r, bool whole,
+                       struct outcome *out)
 {
+    if (out->code == SV_EXIT_USAGE) {
+        /* a typo on the command line says nothing about the backups */
+        notify_free(nt);
+        return;
+    }
     struct notify_source *srcs = xcalloc(r->n + 1, sizeof *srcs);
     for (size_t i = 0; i < r->n; i++)
         srcs[i] = (struct notify_source){.source = r->sources[i].source,
@@ -95,6 +104,9 @@ static void notify_end(notifier *nt, const sv_config *cfg, const struct drill_re
                              .set_id = r->set_id[0] ? r->set_id : NULL,
                              .exit_code = out->code,
                              .backup_ok = r->ok && out->code == SV_EXIT_OK,
+                             /* a drill of some sources proves those only: it
+                              * does not stand for the set in the alert */
+                             .some_sources = !whole,
                              .summary = out->summary,
                              .sources = srcs,
                              .n_sources = r->n,
@@ -130,7 +142,7 @@ void cmd_drill(const struct cli_args *args, const sv_config *cfg, struct outcome
                 outcome_append(out, "; %s", r.record_error);
         }
     }
-    notify_end(nt, cfg, &r, out);
+    notify_end(nt, cfg, &r, args->nargs == 0, out);
     drill_report_free(&r);
     storage_close(st);
 }

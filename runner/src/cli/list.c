@@ -258,6 +258,10 @@ static void print_text(const sv_config *cfg, const char *url, const catalog *cat
             put_escaped(checks, "\n");
             free(checks);
         }
+        if (s->record_problem) {
+            printf("%27s", "");
+            put_escaped(s->record_problem, "\n");
+        }
         print_retention(&plan->verdicts[i]);
     }
 }
@@ -269,11 +273,12 @@ void cmd_list(const struct cli_args *args, const sv_config *cfg, struct outcome 
     if (!st)
         return;
     catalog cat = {0};
-    if (catalog_load(st, cfg->name, &cat, &err) != 0 || catalog_load_records(st, &cat, &err) != 0) {
+    if (catalog_load(st, cfg->name, &cat, &err) != 0) {
         outcome_fail(out, "list failed", &err);
         storage_close(st);
         return;
     }
+    catalog_load_records(st, &cat);
     time_t now = time(NULL);
     /* The plan the next prune would carry out, with the same inputs. */
     char tz[128], policy[256];

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -24,14 +25,20 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Six hex digits from the kernel: the scratch targets of two drills at
- * once never meet. */
-static void new_tag(char out[7])
+/* Eight hex digits from the kernel: the scratch targets of two drills at
+ * once never meet (the pid and the clock when the kernel has no answer). */
+static void new_tag(char out[9])
 {
     unsigned int r = 0;
-    while (getrandom(&r, sizeof r, 0) < 0 && errno == EINTR)
+    ssize_t got;
+    while ((got = getrandom(&r, sizeof r, 0)) < 0 && errno == EINTR)
         ;
-    snprintf(out, 7, "%06x", r & 0xffffffu);
+    if (got != (ssize_t)sizeof r) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        r = (unsigned int)getpid() * 2654435761u ^ (unsigned int)t.tv_nsec ^ (unsigned int)t.tv_sec;
+    }
+    snprintf(out, 9, "%08x", r);
 }
 
 static struct drill_source *add(struct drill_report *r, const manifest_artifact *a)
@@ -75,9 +82,12 @@ static char *findings_text(const struct drill_findings *f, double restore_s)
                      f->note ? f->note : "");
 }
 
-/* Restores artifact a of set into a scratch target, compares, removes. */
+/* Restores artifact a of set into a scratch target and compares it; *started
+ * says whether the loader made the target (only then is it removed: a
+ * restore refused because the name was taken never touches what holds it). */
 static void drill_load(const sv_config *cfg, storage *st, const catalog_set *set, const manifest_artifact *a,
-                       const struct loader_ops *ops, const struct loader_options *o, struct drill_source *d)
+                       const struct loader_ops *ops, const struct loader_options *o, struct drill_source *d,
+                       bool *started)
 {
     struct restore_request req = {
         .spec = d->source, .set = set->id, .load = *o, .no_safety_backup = true, .yes = true};
@@ -89,10 +99,15 @@ static void drill_load(const sv_config *cfg, storage *st, const catalog_set *set
     if (rc == 0)
         rc = restore_run(cfg, st, &spec, &req, &res, &err);
     d->restore_s = now_s() - t0;
+    *started = res.target_started;
+    bool artifact_failed = res.artifact_failed;
     restore_result_free(&res);
     if (rc != 0) {
-        /* the drill's own server or storage out of reach is not the set's fault */
-        int code = err.code == SV_EXIT_TEMPFAIL || err.code == SV_EXIT_CONFIG ? err.code : SV_EXIT_VERIFY;
+        /* the set's fault (4) only when the artifact itself failed; the
+         * scratch server, its disk, the drill's settings are not the set */
+        int code = err.code == SV_EXIT_TEMPFAIL || err.code == SV_EXIT_CONFIG ? err.code
+                   : artifact_failed                                          ? SV_EXIT_VERIFY
+                                                                              : SV_EXIT_FAILED;
         fail(d, code,
              err.hint[0] ? xasprintf("the restore failed: %s (hint: %s)", err.msg, err.hint)
                          : xasprintf("the restore failed: %s", err.msg));
@@ -119,9 +134,10 @@ static void drill_load(const sv_config *cfg, storage *st, const catalog_set *set
     free(f.note);
 }
 
-/* Drills artifact i of set. */
+/* Drills artifact i of set; dir: the run's private directory, or NULL
+ * when it could not be made (why_no_dir). */
 static void drill_artifact(const sv_config *cfg, storage *st, const catalog_set *set, size_t i,
-                           const char *tag, struct drill_source *d)
+                           const char *tag, const char *dir, const char *why_no_dir, struct drill_source *d)
 {
     const manifest_artifact *a = &set->m.artifacts[i];
     if (set->artifact_damaged && set->artifact_damaged[i]) {
@@ -133,26 +149,77 @@ static void drill_artifact(const sv_config *cfg, storage *st, const catalog_set 
         verify_only(cfg, st, set, i, "this sauve has no drill for its kind", d);
         return;
     }
+    if (ops->drill_needs_dir && !dir) {
+        fail(d, SV_EXIT_CONFIG, xasprintf("not drilled: %s", why_no_dir));
+        return;
+    }
     struct loader_options o = {0};
     char *owned = NULL;
     const char *skip = NULL;
-    if (ops->drill_target(a, cfg->drill_dir, tag, &o, &owned, &skip) == 1) {
+    if (ops->drill_target(a, dir, tag, &o, &owned, &skip) == 1) {
         verify_only(cfg, st, set, i, skip, d);
         return;
     }
     log_with(LOG_INFO,
              LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", d->source), LOG_STR("scratch", owned)),
              "drill: restoring %s of set %s/%s into scratch %s", d->source, cfg->name, set->id, owned);
-    drill_load(cfg, st, set, a, ops, &o, d);
-    /* whatever happened, and even after a stop request: a drill leaves
-     * nothing behind on the server it borrowed */
-    signals_cleanup_begin(SIGNALS_CLEANUP_S);
-    sv_error derr = {0};
-    if (ops->drill_discard(cfg, &o, &derr) != 0)
-        log_with(LOG_WARN, LOG_FIELDS(LOG_STR("scratch", owned)),
-                 "drill: the scratch copy %s was not removed: %s", owned, derr.msg);
-    signals_cleanup_end();
+    bool started = false;
+    drill_load(cfg, st, set, a, ops, &o, d, &started);
+    if (started) {
+        /* whatever happened, and even after a stop request: a drill leaves
+         * nothing behind on the server it borrowed */
+        signals_cleanup_begin(SIGNALS_CLEANUP_S);
+        sv_error derr = {0};
+        if (ops->drill_discard(cfg, &o, &derr) != 0) {
+            log_with(LOG_ERROR, LOG_FIELDS(LOG_STR("scratch", owned)),
+                     "drill: the scratch copy %s was not removed: %s", owned, derr.msg);
+            char *was = d->detail;
+            d->detail =
+                xasprintf("%s; and the scratch copy %s was NOT removed: %s", was ? was : "", owned, derr.msg);
+            free(was);
+            if (d->ok) {
+                d->ok = false;
+                d->code = SV_EXIT_FAILED;
+            }
+        }
+        signals_cleanup_end();
+    }
     free(owned);
+}
+
+/* The run's private directory for the scratch files, inside drill.dir
+ * (0700: a copy of the data is readable by no one else); NULL with *why
+ * when drill.dir is not a writable directory. */
+static char *private_dir(const sv_config *cfg, char **why)
+{
+    const char *base = cfg->drill_dir && *cfg->drill_dir ? cfg->drill_dir : "/tmp";
+    char *dir = xasprintf("%s/sauve-drill-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        *why = xasprintf("SAUVE_DRILL_DIR (drill.dir) %s is not a directory sauve can write in: %s", base,
+                         strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* A check of drill.checks that names a database the set does not hold is
+ * a mistake in the settings, never a check quietly not run. */
+static int check_checks(const sv_config *cfg, const catalog_set *set, sv_error *err)
+{
+    for (size_t i = 0; i < cfg->n_drill_checks; i++) {
+        const sv_drill_check *k = &cfg->drill_checks[i];
+        const manifest_artifact *a = manifest_find(&set->m, "postgres", k->database);
+        if (!a || strcmp(k->database, "globals") == 0) {
+            sv_error_set(
+                err, SV_EXIT_CONFIG,
+                "drill.checks '%s' (config file line %d) names database %s, which set %s/%s does not hold",
+                k->name, k->line, k->database, cfg->name, set->id);
+            return sv_error_hint(
+                err, "name a database of pg.databases (sauve list --json shows what a set holds)");
+        }
+    }
+    return 0;
 }
 
 /* Whether artifact a is among the specs (all when there are none); marks
@@ -196,15 +263,25 @@ int drill_run(const sv_config *cfg, storage *st, const struct drill_request *req
             sv_error_hint(err, "sauve list --json shows what each set holds");
             goto out;
         }
-    char tag[7];
+    if (check_checks(cfg, set, err) != 0)
+        goto out;
+    char tag[9];
     new_tag(tag);
+    char *why_no_dir = NULL, *dir = NULL;
+    for (size_t i = 0; i < set->m.n_artifacts && !dir && !why_no_dir; i++) {
+        const manifest_artifact *a = &set->m.artifacts[i];
+        const struct loader_ops *ops =
+            a->ok && wanted(req, a, found) ? loader_find(a->kind, strlen(a->kind)) : NULL;
+        if (ops && ops->drill_needs_dir)
+            dir = private_dir(cfg, &why_no_dir);
+    }
     out->ok = true;
     for (size_t i = 0; i < set->m.n_artifacts && !signals_stop_requested(); i++) {
         const manifest_artifact *a = &set->m.artifacts[i];
         if (!a->ok || !wanted(req, a, found))
             continue; /* a source that failed during the backup stored nothing */
         struct drill_source *d = add(out, a);
-        drill_artifact(cfg, st, set, i, tag, d);
+        drill_artifact(cfg, st, set, i, tag, dir, why_no_dir, d);
         if (d->loaded)
             out->restore_s += d->restore_s;
         if (!d->ok) {
@@ -217,14 +294,23 @@ int drill_run(const sv_config *cfg, storage *st, const struct drill_request *req
                  LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", d->source)), "drill %s/%s %s: %s%s",
                  cfg->name, set->id, d->source, d->ok ? "ok, " : "FAILED, ", d->detail);
     }
+    if (dir && rmdir(dir) != 0)
+        log_warn("drill: its directory %s was not removed: %s", dir, strerror(errno));
+    free(dir);
+    free(why_no_dir);
+    for (size_t i = 0; i < cfg->n_drill_checks; i++) {
+        const manifest_artifact *a = manifest_find(&set->m, "postgres", cfg->drill_checks[i].database);
+        if (a && !wanted(req, a, found))
+            out->checks_not_run++;
+    }
+    if (signals_check(err) != 0)
+        goto out;
     if (out->n == 0) {
         sv_error_set(err, SV_EXIT_FAILED,
                      "set %s/%s stores nothing to drill (every source failed during its backup)", cfg->name,
                      set->id);
         goto out;
     }
-    if (signals_check(err) != 0)
-        goto out;
     rc = 0;
 out:
     free(found);
@@ -244,9 +330,13 @@ void drill_record(const sv_config *cfg, storage *st, struct drill_report *r, con
                       .hostname = host,
                       .sauve_version = SAUVE_VERSION};
     memcpy(rec.set_id, r->set_id, sizeof r->set_id);
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
+        /* the record goes to the bucket: no secret in it, as in the log */
+        char *detail = log_mask(r->sources[i].detail ? r->sources[i].detail : "");
         record_add(&rec, r->sources[i].source, r->sources[i].ok,
-                   r->sources[i].loaded ? r->sources[i].restore_s : -1, r->sources[i].detail);
+                   r->sources[i].loaded ? r->sources[i].restore_s : -1, detail);
+        free(detail);
+    }
     sv_error err = {0};
     if (catalog_store_record(st, cfg->name, &rec, &err) != 0)
         r->record_error = xstrdup(err.msg);

@@ -46,8 +46,9 @@ struct drill_source {
 struct drill_report {
     char set_id[SET_ID_LEN + 1];
     bool ok;
-    int code;         /* SV_EXIT_OK, or the worst failure's */
-    double restore_s; /* the restores' total */
+    int code;              /* SV_EXIT_OK, or the worst failure's */
+    double restore_s;      /* the restores' total */
+    size_t checks_not_run; /* drill.checks of databases this drill did not restore (specs named others) */
     struct drill_source *sources;
     size_t n;
     char *record_error; /* the result could not be stored beside the set: why; NULL when stored */

@@ -18,7 +18,10 @@ const char *record_key(const char *command)
 
 void record_add(set_record *r, const char *source, bool ok, double restore_s, const char *detail)
 {
-    r->sources = xrealloc(r->sources, (r->n_sources + 1) * sizeof *r->sources);
+    /* by powers of two: a forged record of many sources parses in linear time */
+    size_t n = r->n_sources;
+    if (n == 0 || (n & (n - 1)) == 0)
+        r->sources = xrealloc(r->sources, (n ? 2 * n : 1) * sizeof *r->sources);
     r->sources[r->n_sources++] = (record_source){
         .source = xstrdup(source), .ok = ok, .restore_s = restore_s, .detail = xstrdup(detail ? detail : "")};
 }
@@ -136,8 +139,9 @@ int record_from_json(const char *json, size_t len, set_record *r, sv_error *err)
         goto out;
     }
     r->ok = json_is_true(ok);
-    if (!json_is_array(sources)) {
-        sv_error_set(err, SV_EXIT_FAILED, "record field 'sources' is not a list");
+    if (!json_is_array(sources) || json_array_size(sources) > RECORD_MAX_SOURCES) {
+        sv_error_set(err, SV_EXIT_FAILED, "record field 'sources' is not a list of at most %d",
+                     RECORD_MAX_SOURCES);
         goto out;
     }
     for (size_t i = 0; i < json_array_size(sources); i++) {

@@ -20,6 +20,8 @@
 
 /* The largest record a reader accepts (a drill of 100 sources is ~20 KiB). */
 #define RECORD_MAX_BYTES ((size_t)1 << 20)
+/* ... and the most sources in it: more than any set holds. */
+#define RECORD_MAX_SOURCES 4096
 
 /* One source of the check. */
 typedef struct record_source {

@@ -248,7 +248,7 @@ static char *check_metrics_text(const struct notify_run *run)
     snprintf(help, sizeof help, "1 when everything the last %s checked held, else 0.", c);
     metric_head(&b, name, help);
     buf_printf(&b, "%s %d\n", name, run->backup_ok ? 1 : 0);
-    if (run->backup_ok) {
+    if (run->backup_ok && !run->some_sources) {
         snprintf(name, sizeof name, "sauve_last_%s_success_timestamp_seconds", c);
         snprintf(help, sizeof help, "Unix time at which the last %s in which everything held ended.", c);
         metric_head(&b, name, help);
@@ -741,9 +741,10 @@ int notify_finish(notifier *n, const struct notify_run *in, char *failed, size_t
          * the series of sources no longer configured. After anything else,
          * POST, which replaces only the metrics pushed, so that the group
          * keeps sauve_last_success_timestamp_seconds of the last success. */
+        bool put = run.backup_ok && !run.some_sources;
         struct call c = {CH_PUSHGATEWAY,
-                         run.backup_ok ? "metrics (PUT)" : "metrics (POST)",
-                         run.backup_ok ? "PUT" : "POST",
+                         put ? "metrics (PUT)" : "metrics (POST)",
+                         put ? "PUT" : "POST",
                          url,
                          "text/plain; version=0.0.4; charset=utf-8",
                          body};

@@ -60,6 +60,10 @@ struct notify_run {
     /* backup: every source stored and the set committed, a success for the
      * 26 h alert; drill, verify: everything checked held */
     bool backup_ok;
+    /* drill: only some of the set's sources were drilled, so a success
+     * does not stand for the set: no success timestamp, and a POST that
+     * keeps the last one */
+    bool some_sources;
     const char *summary; /* the run's one-line summary */
     const struct notify_source *sources;
     size_t n_sources;

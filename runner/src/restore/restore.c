@@ -270,7 +270,7 @@ static int safety_backup(const sv_config *cfg, storage *st, loader *l, const cha
 /* Inspects, backs up what is replaced, then streams the artifact into the
  * loader; the loader's own failure, when it is the cause, is the error. */
 static int load(const sv_config *cfg, storage *st, const struct restore_request *req, loader *l,
-                const catalog_set *set, const manifest_artifact *a, sv_error *err)
+                const catalog_set *set, const manifest_artifact *a, struct restore_result *res, sv_error *err)
 {
     bool replaces = false;
     if (l->ops->inspect(l, a, &replaces, err) != 0)
@@ -284,11 +284,14 @@ static int load(const sv_config *cfg, storage *st, const struct restore_request 
     stream *sink = NULL;
     if (l->ops->start(l, &sink, err) != 0)
         return -1;
+    res->target_started = true;
     int rc = restore_stream_artifact(st, cfg, set, a, sink, err);
     sv_error lerr = {0};
     int lrc = l->ops->finish(l, rc == 0, &lerr);
     if (sv_error_isset(&lerr))
         *err = lerr;
+    else if (rc != 0)
+        res->artifact_failed = true;
     return rc == 0 && lrc == 0 ? 0 : -1;
 }
 
@@ -316,7 +319,7 @@ int restore_run(const sv_config *cfg, storage *st, const struct restore_spec *sp
              LOG_FIELDS(LOG_STR("set", set->id), LOG_STR("source", spec->text), LOG_STR("target", l->target)),
              "restoring %s from set %s/%s", spec->text, cfg->name, set->id);
     time_t t0 = time(NULL);
-    if (load(cfg, st, req, l, set, a, err) != 0)
+    if (load(cfg, st, req, l, set, a, res, err) != 0)
         goto out;
     memcpy(res->set_id, set->id, sizeof res->set_id);
     res->what = xstrdup(l->what);

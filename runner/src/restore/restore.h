@@ -52,6 +52,10 @@ struct restore_result {
     char *what;                  /* "database app": what now holds the artifact */
     uint64_t bytes_in;           /* the artifact's size before compression */
     long seconds;                /* from the start of the load, after the confirmation */
+    /* Also on failure: */
+    bool target_started;  /* the loader prepared its target (created it): what a drill must remove */
+    bool artifact_failed; /* the artifact itself failed (size, digest, decryption, decompression),
+                           * not the loader or its target */
 };
 
 /*

@@ -1,6 +1,6 @@
 /*
  * A drill of a directory tree (sources/loader.h): the archive extracted
- * under drill.dir (restore --to), every entry counted and compared with
+ * in the drill's private directory under drill.dir (restore --to), every entry counted and compared with
  * the entries the backup archived, then the tree removed.
  */
 #define _XOPEN_SOURCE 700
@@ -18,8 +18,12 @@
 int files_drill_target(const manifest_artifact *a, const char *dir, const char *tag, struct loader_options *o,
                        char **owned, const char **skip)
 {
-    (void)skip;
-    o->to = *owned = xasprintf("%s/sauve-drill-%s-%s", dir, tag, a->name);
+    (void)tag; /* dir is the run's own */
+    if (strchr(a->name, '/') || a->name[0] == '.') {
+        *skip = "its name cannot name a directory";
+        return 1;
+    }
+    o->to = *owned = xasprintf("%s/%s", dir, a->name);
     return 0;
 }
 

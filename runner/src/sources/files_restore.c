@@ -797,6 +797,7 @@ static void files_destroy(loader *l)
 
 const struct loader_ops files_loader = {
     .drill_target = files_drill_target,
+    .drill_needs_dir = true,
     .drill_compare = files_drill_compare,
     .drill_discard = files_drill_discard,
     .kind = "files",

@@ -118,6 +118,9 @@ struct loader_ops {
      */
     int (*drill_target)(const manifest_artifact *a, const char *dir, const char *tag,
                         struct loader_options *o, char **owned, const char **skip);
+    /* drill_target puts its target under dir: drill/ makes dir, a private
+     * directory of the run inside drill.dir, and removes it after */
+    bool drill_needs_dir;
     /* Compares the scratch target with what a's manifest recorded, and
      * runs the user's checks; fills f. Fails (err) only when the target
      * cannot be read. */

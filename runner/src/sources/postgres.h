@@ -41,6 +41,12 @@ char *pg_endpoint(const sv_config *cfg, PGconn *conn);
  * message and the database name, returns NULL. Caller PQclear()s. */
 PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params, sv_error *err);
 
+/* pg_query for a query that may run long (a count, the user's own check):
+ * sent asynchronously, and cancelled when a stop is requested (then err
+ * says "stopped by SIGTERM"). Several statements: the first error, else
+ * the last result. A lost connection is SV_EXIT_TEMPFAIL. */
+PGresult *pg_query_stoppable(PGconn *conn, const char *sql, sv_error *err);
+
 /* A dbname=... connection string with the name quoted for libpq, so that a
  * database name containing '=' or spaces is not parsed as options. */
 char *pg_dbname_conninfo(const char *dbname);

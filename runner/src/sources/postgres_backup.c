@@ -42,8 +42,19 @@ static int resolve_all(PGconn *conn, sv_strlist *out, sv_error *err)
                            0, NULL, err);
     if (!r)
         return -1;
-    for (int i = 0; i < PQntuples(r); i++)
-        strlist_push(out, PQgetvalue(r, i, 0));
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *name = PQgetvalue(r, i, 0);
+        /* sauve's own scratch databases (a drill's, a restore's in
+         * progress) are copies of what it backs up, and go away */
+        static const char *const own[] = {"sauve_drill_", "sauve_restore_", "sauve_old_"};
+        bool scratch = false;
+        for (size_t j = 0; j < sizeof own / sizeof *own; j++)
+            scratch = scratch || strncmp(name, own[j], strlen(own[j])) == 0;
+        if (scratch)
+            log_info("database %s is a scratch copy of sauve's: not backed up by pg.databases=all", name);
+        else
+            strlist_push(out, name);
+    }
     PQclear(r);
     return 0;
 }

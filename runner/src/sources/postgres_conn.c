@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <glob.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/proc.h"
+#include "common/signals.h"
 #include "sources/postgres.h"
 
 bool pg_configured(const sv_config *cfg)
@@ -147,6 +149,58 @@ PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const
     sv_error_set(err, SV_EXIT_FAILED, "query on database %s failed: %s", PQdb(conn), msg);
     free(msg);
     PQclear(r);
+    return NULL;
+}
+
+PGresult *pg_query_stoppable(PGconn *conn, const char *sql, sv_error *err)
+{
+    if (!PQsendQuery(conn, sql)) {
+        char *msg = xstrdup(PQerrorMessage(conn));
+        one_line(msg);
+        sv_error_set(err, SV_EXIT_TEMPFAIL, "query on database %s could not be sent: %s", PQdb(conn), msg);
+        free(msg);
+        return NULL;
+    }
+    bool cancelled = false;
+    while (PQisBusy(conn)) {
+        if (!cancelled && signals_stop_requested()) {
+            PGcancel *k = PQgetCancel(conn);
+            char buf[256];
+            if (k) {
+                PQcancel(k, buf, sizeof buf);
+                PQfreeCancel(k);
+            }
+            cancelled = true;
+        }
+        struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+        poll(&p, 1, 200);
+        if (!PQconsumeInput(conn))
+            break;
+    }
+    PGresult *r, *last = NULL;
+    while ((r = PQgetResult(conn))) {
+        /* the first error, else the last statement's result */
+        if (last && PQresultStatus(last) != PGRES_TUPLES_OK && PQresultStatus(last) != PGRES_COMMAND_OK) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    if (cancelled) {
+        PQclear(last);
+        signals_check(err);
+        return NULL;
+    }
+    ExecStatusType st = PQresultStatus(last);
+    if (last && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+        return last;
+    char *msg = xstrdup(last ? PQresultErrorMessage(last) : PQerrorMessage(conn));
+    one_line(msg);
+    sv_error_set(err, PQstatus(conn) == CONNECTION_OK ? SV_EXIT_FAILED : SV_EXIT_TEMPFAIL,
+                 "query on database %s failed: %s", PQdb(conn), msg);
+    free(msg);
+    PQclear(last);
     return NULL;
 }
 

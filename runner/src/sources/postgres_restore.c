@@ -188,7 +188,31 @@ static int pg_create_database(const sv_config *cfg, const char *dbname, const ch
 /* force: terminate other sessions (PostgreSQL 13+ WITH (FORCE)). */
 int pg_drop_database(const sv_config *cfg, const char *dbname, bool force, sv_error *err)
 {
-    return exec_admin(cfg, "drop database if exists", dbname, "", NULL, force ? "with (force)" : "", err);
+    if (!force)
+        return exec_admin(cfg, "drop database if exists", dbname, "", NULL, "", err);
+    PGconn *c = admin_connect(cfg, dbname, NULL, err);
+    if (!c)
+        return -1;
+    /* WITH (FORCE) came with 13; before it, the sessions are ended first
+     * (best effort: the drop names any that remains) */
+    bool with_force = PQserverVersion(c) >= 130000;
+    if (!with_force) {
+        const char *params[] = {dbname};
+        sv_error ignored = {0};
+        PQclear(pg_query(c,
+                         "select pg_terminate_backend(pid) from pg_stat_activity "
+                         "where datname = $1 and pid <> pg_backend_pid()",
+                         1, params, &ignored));
+    }
+    char *q = quote_ident(c, dbname);
+    char *sql = xasprintf("drop database if exists %s%s", q, with_force ? " with (force)" : "");
+    PGresult *r = pg_query(c, sql, 0, NULL, err);
+    int rc = r ? 0 : -1;
+    PQclear(r);
+    free(sql);
+    free(q);
+    PQfinish(c);
+    return rc;
 }
 
 static int pg_rename_database(const sv_config *cfg, const char *from, const char *to, sv_error *err)

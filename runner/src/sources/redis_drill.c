@@ -1,6 +1,7 @@
 /*
  * A drill of a Redis artifact (sources/loader.h): the RDB restored as the
- * file of a stopped server (restore --to-file) under drill.dir, its keys
+ * file of a stopped server (restore --to-file) in the drill's private
+ * directory under drill.dir, its keys
  * counted by walking it whole, then the file removed. A keys-mode
  * artifact loads only into a running server, which a drill does not have:
  * it is read whole as `sauve verify` reads it.
@@ -32,7 +33,12 @@ int redis_drill_target(const manifest_artifact *a, const char *dir, const char *
             "verify reads it";
         return 1;
     }
-    o->to_file = *owned = xasprintf("%s/sauve-drill-%s-%s.rdb", dir, tag, a->name);
+    (void)tag; /* dir is the run's own */
+    if (strchr(a->name, '/') || a->name[0] == '.') {
+        *skip = "its name cannot name a file";
+        return 1;
+    }
+    o->to_file = *owned = xasprintf("%s/%s.rdb", dir, a->name);
     return 0;
 }
 

@@ -1191,6 +1191,7 @@ static void redis_destroy(loader *l)
 
 const struct loader_ops redis_loader = {
     .drill_target = redis_drill_target,
+    .drill_needs_dir = true,
     .drill_compare = redis_drill_compare,
     .drill_discard = redis_drill_discard,
     .kind = "redis",

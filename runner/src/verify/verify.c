@@ -185,7 +185,10 @@ size_t verify_record(const sv_config *cfg, storage *st, const struct verify_repo
         memcpy(rec.set_id, vs->id, sizeof vs->id);
         size_t bad = 0;
         for (size_t j = 0; j < vs->n; j++) {
-            record_add(&rec, vs->artifacts[j].source, vs->artifacts[j].ok, -1, vs->artifacts[j].detail);
+            /* the record goes to the bucket: no secret in it, as in the log */
+            char *detail = log_mask(vs->artifacts[j].detail ? vs->artifacts[j].detail : "");
+            record_add(&rec, vs->artifacts[j].source, vs->artifacts[j].ok, -1, detail);
+            free(detail);
             bad += !vs->artifacts[j].ok;
         }
         rec.summary =
