@@ -74,6 +74,13 @@ static void test_drill_metrics(void **state)
     assert_null(strstr(m, "sauve_run_status")); /* the backup's own series are not touched */
     assert_non_null(strstr(m, "# TYPE sauve_restore_duration_seconds gauge\n"));
     free(m);
+    /* a drill of some sources: a success, but not the set's */
+    r.some_sources = true;
+    m = notify_metrics_text(&r);
+    assert_true(sample(m, "sauve_last_drill_success") == 1);
+    assert_null(strstr(m, "success_timestamp"));
+    free(m);
+    r.some_sources = false;
 
     r.backup_ok = false;
     r.exit_code = 4;
