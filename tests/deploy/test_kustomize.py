@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from apirules import check
-from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret
+from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret, write_values
 from podrun import index_objects, run_spec
 
 OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
@@ -23,7 +23,8 @@ def render(target):
 def test_the_overlays_the_issue_asks_for():
     assert {"production", "manual-backup", "restore", "restore-clean"} <= set(OVERLAYS)
     assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == [
-        "age-identity", "drill", "drill-age-identity", "files", "manual-backup", "redis", "restore", "restore-clean", "restore-files", "restore-redis", "restore-role"]
+        "age-identity", "drill", "drill-age-identity", "env-from", "files", "manual-backup", "openshift", "redis",
+        "restore", "restore-clean", "restore-files", "restore-redis", "restore-role", "sidecar"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -56,8 +57,10 @@ def chart_cronjob(helm):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_same_defaults_and_hardening_as_the_chart(helm, target):
-    chart = chart_cronjob(helm)
+def test_same_defaults_and_hardening_as_the_chart(helm, tmp_path, target):
+    # overlays/openshift: as the chart's openshift: true (no fixed ids)
+    openshift = target == "overlays/openshift"
+    chart = one(helm(write_values(tmp_path, "openshift: true\n"))[0] if openshift else helm()[0], "CronJob")
     docs, _ = render(target)
     cj = one(docs, "CronJob", "sauve")
     for key in ("concurrencyPolicy", "startingDeadlineSeconds", "successfulJobsHistoryLimit",

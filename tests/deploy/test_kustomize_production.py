@@ -1,5 +1,6 @@
-"""Kustomize as the chart (issue 12): each pod mounts the credentials of its
-own role only.
+"""Kustomize as the chart (issue 12, "What production installs also need"):
+each pod mounts the credentials of its own role only, and the production
+options of the chart (sidecars, extraEnvFrom, openshift) as components.
 
 Credentials: overlays/production splits what every pod uses (the storage's
 keys, sauve-credentials) from what the backups alone use (the backup role's
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from apirules import check
-from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, user_made_secret
+from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, user_made_secret, write_values
 from podrun import index_objects, pod_template, run_spec
 
 def distinct_tree(tmp_path):
@@ -155,3 +156,109 @@ def test_restore_on_the_base_builds(tmp_path):
     pod = job["spec"]["template"]["spec"]
     assert pod["volumes"] == base["volumes"]
     assert pod["containers"][0]["volumeMounts"] == base["containers"][0]["volumeMounts"]
+
+
+# --- the chart's production options ----------------------------------------------------------
+
+
+def on_cloud_sql(tmp_path, components):
+    return build(KUSTOMIZE, ["overlays/cloud-sql"], components,
+                 {"secretGenerator": [{"name": "sauve-drill-credentials", "literals": ["pgpassword=x"]}]},
+                 tmp=tmp_path / "cloud-sql")
+
+
+def test_cloud_sql_sidecar_is_native_in_every_pod(tmp_path, validator):
+    """components/sidecar: the proxy is an init container with
+    restartPolicy Always and a startupProbe (sauve starts once it listens),
+    in the CronJob and in what copies it (manual backup, restore, drill);
+    sauve reaches the database on 127.0.0.1, the drill its scratch server."""
+    docs, text = on_cloud_sql(tmp_path, ["components/manual-backup", "components/restore",
+                                         "components/restore-role", "components/drill"])
+    filled = load_docs(fill_restore(text))
+    objects = index_objects(filled)
+    names = []
+    for doc in filled:
+        if doc["kind"] not in ("CronJob", "Job"):
+            continue
+        names.append(doc["metadata"]["name"])
+        pod = pod_template(doc)["spec"]
+        (proxy,) = pod["initContainers"]
+        assert proxy["name"] == "cloud-sql-proxy" and proxy["restartPolicy"] == "Always"
+        assert proxy["startupProbe"]["httpGet"]["port"] == 9090 and "--http-port=9090" in proxy["args"]
+        assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+        assert [c["name"] for c in pod["containers"]] == ["sauve"]
+        spec = run_spec(doc, objects)
+        assert spec.environ["PGHOST"] == ("pg-scratch.backups.svc" if doc["metadata"]["name"] == "sauve-drill"
+                                          else "127.0.0.1")
+    assert sorted(names) == ["sauve", "sauve-drill", "sauve-manual-backup", "sauve-restore-1"]
+    assert_valid(filled, fill_restore(text), validator, tmp_path)
+
+
+def test_sidecar_listed_after_restore_is_not_copied(tmp_path):
+    """The order the README states: the restore copies the CronJob as it is
+    when its component runs."""
+    docs, _ = build(KUSTOMIZE, ["overlays/production"], ["components/restore", "components/sidecar"],
+                    tmp=tmp_path / "late")
+    assert "initContainers" in pod_template(one(docs, "CronJob"))["spec"]
+    assert "initContainers" not in pod_template(one(docs, "Job"))["spec"]
+
+
+def test_env_from_a_generated_configmap(tmp_path):
+    """components/env-from: every key of sauve-env (its hashed name) is a
+    variable of sauve's container, in the restore Job too; the container's
+    own env wins; every name is one sauve or libpq reads."""
+    docs, text = on_cloud_sql(tmp_path, ["components/restore", "components/restore-role"])
+    filled = load_docs(fill_restore(text))
+    objects = index_objects(filled)
+    with open(os.path.join(KUSTOMIZE, "components", "env-from", "sauve.env")) as f:
+        want = dict(line.strip().split("=", 1) for line in f if line.strip() and not line.startswith("#"))
+    assert want
+    for name in ("sauve", "sauve-restore-1"):
+        doc = one(filled, "CronJob" if name == "sauve" else "Job", name)
+        (ref,) = pod_template(doc)["spec"]["containers"][0]["envFrom"]
+        assert ref["configMapRef"]["name"].startswith("sauve-env-")
+        spec = run_spec(doc, objects)
+        assert {k: spec.environ[k] for k in want} == want
+    # the container's env wins over envFrom
+    cm = one(filled, "ConfigMap", ref["configMapRef"]["name"])
+    cm["data"]["SAUVE_CONFIG"] = "/elsewhere"
+    assert run_spec(one(filled, "CronJob", "sauve"), objects).environ["SAUVE_CONFIG"] == "/etc/sauve/config.yaml"
+
+
+def test_env_from_names_are_settings_sauve_knows(known_env):
+    with open(os.path.join(KUSTOMIZE, "components", "env-from", "sauve.env")) as f:
+        names = [line.split("=", 1)[0] for line in f if line.strip() and not line.startswith("#")]
+    assert names and set(names) <= known_env
+
+
+ORDERS = [["components/openshift", "components/restore", "components/drill", "components/manual-backup"],
+          ["components/restore", "components/drill", "components/manual-backup", "components/openshift"]]
+
+
+@pytest.mark.parametrize("components", ORDERS, ids=["openshift-first", "openshift-last"])
+def test_openshift_no_fixed_ids_in_any_pod(helm, tmp_path, validator, components):
+    """components/openshift: no runAsUser, runAsGroup or fsGroup in any pod
+    or sauve container, whichever order it is listed in; the rest of the
+    hardening is exactly the chart's with openshift: true."""
+    docs, text = build(KUSTOMIZE, ["overlays/production"], components,
+                       {"secretGenerator": [{"name": "sauve-drill-credentials", "literals": ["pgpassword=x"]}]},
+                       tmp=tmp_path / "os")
+    chart_docs, _ = helm(write_values(tmp_path, "openshift: true\n"))
+    cpod = pod_template(one(chart_docs, "CronJob"))["spec"]
+    filled = load_docs(fill_restore(text))
+    pods = [(d["metadata"]["name"], pod_template(d)["spec"]) for d in filled if d["kind"] in ("CronJob", "Job")]
+    assert sorted(n for n, _ in pods) == ["sauve", "sauve-drill", "sauve-manual-backup", "sauve-restore-1"]
+    for name, pod in pods:
+        assert pod["securityContext"] == cpod["securityContext"], name
+        assert pod["containers"][0]["securityContext"] == cpod["containers"][0]["securityContext"], name
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(pod["securityContext"]), name
+    assert_valid(filled, fill_restore(text), validator, tmp_path)
+
+
+def test_openshift_overlay_and_the_default(helm, tmp_path):
+    docs, _ = kustomize(os.path.join(KUSTOMIZE, "overlays", "openshift"))
+    psc = pod_template(one(docs, "CronJob"))["spec"]["securityContext"]
+    assert "runAsUser" not in psc and psc["runAsNonRoot"] is True
+    # without the component, the image's uid stays fixed, as the chart's default
+    docs, _ = kustomize(os.path.join(KUSTOMIZE, "overlays", "production"))
+    assert pod_template(one(docs, "CronJob"))["spec"]["securityContext"]["runAsUser"] == 65532
