@@ -231,6 +231,22 @@ def pod_spec_errors(pod, where):
     errs += _positive(pod, ["activeDeadlineSeconds"], where)
     if pod.get("restartPolicy") not in (None, "Always", "OnFailure", "Never"):
         errs.append(f"{where}.restartPolicy {pod.get('restartPolicy')!r}")
+    # Native sidecars (core's validateInitContainers, validateContainers):
+    # restartPolicy on a container is Always on an init container only; the
+    # probes of an init container are a sidecar's only (a plain one runs to
+    # completion before the next starts).
+    for c in pod.get("initContainers") or []:
+        cw = f"{where} init container {c.get('name')!r}"
+        rp = c.get("restartPolicy")
+        if rp not in (None, "Always"):
+            errs.append(f"{cw} restartPolicy {rp!r}: only Always (a native sidecar)")
+        if rp != "Always":
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if probe in c:
+                    errs.append(f"{cw}: {probe} needs restartPolicy Always (a native sidecar)")
+    for c in pod.get("containers") or []:
+        if "restartPolicy" in c:
+            errs.append(f"{where} container {c.get('name')!r} restartPolicy: for init containers only")
     for i, c in enumerate(containers):
         cw = f"{where} container {c.get('name')!r}"
         errs += name_errors("Service", c.get("name"), f"{cw} name")

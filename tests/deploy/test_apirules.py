@@ -120,6 +120,26 @@ def test_pod_spec_rules():
     assert ".volumes: duplicate name 'tmp'" in errs
 
 
+def test_native_sidecar_rules():
+    """restartPolicy on a container: Always, on an init container only;
+    probes on an init container: a sidecar's only. A native sidecar passes."""
+    def with_inits(inits, containers=()):
+        cj = cronjob()
+        pod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        pod["initContainers"] = inits
+        pod["containers"] += list(containers)
+        return check([cj])
+
+    probe = {"httpGet": {"path": "/startup", "port": 9090}}
+    assert with_inits([{"name": "proxy", "image": "x", "restartPolicy": "Always", "startupProbe": probe}]) == []
+    errs = "\n".join(with_inits([{"name": "proxy", "image": "x", "restartPolicy": "Never"},
+                                 {"name": "wait", "image": "x", "startupProbe": probe}],
+                                [{"name": "side", "image": "x", "restartPolicy": "Always"}]))
+    assert "init container 'proxy' restartPolicy 'Never': only Always" in errs
+    assert "init container 'wait': startupProbe needs restartPolicy Always" in errs
+    assert "container 'side' restartPolicy: for init containers only" in errs
+
+
 @pytest.mark.parametrize("schedule", ["0 2 * * *", "*/15 1-5 * JAN-DEC mon-fri", "@daily", "0 0 1,15 * 0-6",
                                       "30 1 * * 7", "0 */2 ? * *"])
 def test_cron_syntax_accepted(schedule):

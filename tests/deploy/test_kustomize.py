@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from apirules import check
-from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret
+from conftest import KUSTOMIZE, fill_restore, kustomize, load_docs, one, pods, user_made_secret, write_values
 from podrun import index_objects, run_spec
 
 OVERLAYS = sorted(os.listdir(os.path.join(KUSTOMIZE, "overlays")))
@@ -23,7 +23,8 @@ def render(target):
 def test_the_overlays_the_issue_asks_for():
     assert {"production", "manual-backup", "restore", "restore-clean"} <= set(OVERLAYS)
     assert sorted(os.listdir(os.path.join(KUSTOMIZE, "components"))) == [
-        "age-identity", "drill", "drill-age-identity", "files", "manual-backup", "redis", "restore", "restore-clean", "restore-files", "restore-redis", "restore-role"]
+        "age-identity", "drill", "drill-age-identity", "env-from", "files", "manual-backup", "openshift", "redis",
+        "restore", "restore-clean", "restore-files", "restore-redis", "restore-role", "sidecar"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -56,8 +57,10 @@ def chart_cronjob(helm):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_same_defaults_and_hardening_as_the_chart(helm, target):
-    chart = chart_cronjob(helm)
+def test_same_defaults_and_hardening_as_the_chart(helm, tmp_path, target):
+    # overlays/openshift: as the chart's openshift: true (no fixed ids)
+    openshift = target == "overlays/openshift"
+    chart = one(helm(write_values(tmp_path, "openshift: true\n"))[0] if openshift else helm()[0], "CronJob")
     docs, _ = render(target)
     cj = one(docs, "CronJob", "sauve")
     for key in ("concurrencyPolicy", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
@@ -104,9 +107,13 @@ def test_production_secret_generator_and_files(tmp_path):
                              "SAUVE_HEALTHCHECK_URL_FILE"]
     for path in files.values():
         assert spec.file(path), path
-    creds = spec.mount_for("/run/secrets/sauve")
-    assert creds.kind == "secret" and creds.read_only
-    assert all(mode == 0o440 for _, mode in creds.files.values())
+        creds = spec.mount_for(path)
+        assert creds.kind == "secret" and creds.read_only
+        assert all(mode == 0o440 for _, mode in creds.files.values())
+    # the storage's keys (every pod's), and what the backups alone use
+    assert spec.mount_for(files["AWS_ACCESS_KEY_ID_FILE"]).source.startswith("sauve-credentials-")
+    for name in ("PGPASSWORD_FILE", "SAUVE_HEALTHCHECK_URL_FILE"):
+        assert spec.mount_for(files[name]).source.startswith("sauve-backup-credentials-"), name
     assert spec.environ["TZ"] == "Europe/Paris"
     assert one(docs, "CronJob")["spec"]["timeZone"] == "Europe/Paris"
     assert spec.image == "registry.example.com/platform/sauve:0.1.0"
@@ -142,19 +149,25 @@ def test_restore_job(overlay, clean):
     cpod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     pod = job["spec"]["template"]["spec"]
     strip = lambda p: {**p, "containers": [{**p["containers"][0], "args": None}]}
-    # ... and the age identity and the restore role, the restore Job's alone (test_age.py, test_restore.py)
+    # ... and the age identity and the restore role, the restore Job's alone (test_age.py, test_restore.py),
+    # without what the backups alone use: their role's password and the healthcheck URL
+    # (test_kustomize_production.py)
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["SAUVE_AGE_IDENTITY_FILE"] == "/run/secrets/sauve-age/identity.txt"
     assert env["PGUSER"] == "app_restore" and env["PGPASSWORD_FILE"] == "/run/secrets/sauve-restore/pgpassword"
     own = ("age-identity", "restore-credentials")
+    backups = ("backup-credentials",)
     cenv = {e["name"]: e["value"] for e in cpod["containers"][0]["env"]}
     assert {**cenv, **env} == {**cenv, "SAUVE_AGE_IDENTITY_FILE": env["SAUVE_AGE_IDENTITY_FILE"],
                                "PGUSER": "app_restore", "PGPASSWORD_FILE": env["PGPASSWORD_FILE"]}
-    assert env.keys() == cenv.keys() | {"SAUVE_AGE_IDENTITY_FILE", "PGUSER"}
+    assert env.keys() == cenv.keys() - {"SAUVE_HEALTHCHECK_URL_FILE"} | {"SAUVE_AGE_IDENTITY_FILE", "PGUSER"}
     pod = {**pod, "volumes": [v for v in pod["volumes"] if v["name"] not in own],
            "containers": [{**c, "env": None,
                            "volumeMounts": [m for m in c["volumeMounts"] if m["name"] not in own]}]}
-    cpod = {**cpod, "containers": [{**cpod["containers"][0], "env": None}]}
+    cc = cpod["containers"][0]
+    cpod = {**cpod, "volumes": [v for v in cpod["volumes"] if v["name"] not in backups],
+            "containers": [{**cc, "env": None,
+                            "volumeMounts": [m for m in cc["volumeMounts"] if m["name"] not in backups]}]}
     assert strip(pod) == strip(cpod)
 
 

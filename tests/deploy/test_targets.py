@@ -184,9 +184,13 @@ def test_kustomize_multi_target_overlay():
     assert app_cfg["name"] == "app" and billing_cfg["name"] == "billing"
     assert billing_cfg["pg"]["host"] == "billing-db.databases.svc" and billing_cfg["pg"]["databases"] == ["billing"]
     assert billing.file(billing.environ["PGPASSWORD_FILE"]) == b"CHANGE-ME-BILLING\n"
-    assert billing.mount_for("/run/secrets/sauve").source.startswith("sauve-billing-credentials-")
-    assert app.mount_for("/run/secrets/sauve").source.startswith("sauve-credentials-")
+    assert billing.mount_for(billing.environ["PGPASSWORD_FILE"]).source.startswith("sauve-billing-credentials-")
+    assert app.mount_for(app.environ["PGPASSWORD_FILE"]).source.startswith("sauve-backup-credentials-")
+    # its own dead man's switch, the storage's keys shared (the same store)
+    assert billing.file(billing.environ["SAUVE_HEALTHCHECK_URL_FILE"]) not in (
+        None, app.file(app.environ["SAUVE_HEALTHCHECK_URL_FILE"]))
     assert billing.environ["SAUVE_NAME"] == "billing"
+    assert billing.mount_for("/run/secrets/sauve").source == app.mount_for("/run/secrets/sauve").source
     assert billing.file(billing.environ["AWS_ACCESS_KEY_ID_FILE"]) == app.file(app.environ["AWS_ACCESS_KEY_ID_FILE"])
     assert crons["sauve-billing"]["spec"]["schedule"] == "30 2 * * *"
     # the hardening and the job policy are the production CronJob's
