@@ -118,12 +118,7 @@ static void notify_end(notifier *nt, const sv_config *cfg, storage *st, const st
                                            : st && res->committed && cfg->pushgateway_url
                                                ? count_complete_sets(st, cfg->name)
                                                : -1};
-    char failed[1024];
-    if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
-        if (out->code == SV_EXIT_OK)
-            out->code = SV_EXIT_PRUNE;
-        outcome_append(out, "; notification failed: %s", failed);
-    }
+    outcome_notify(out, nt, &run);
     free(srcs);
     notify_free(nt);
 }

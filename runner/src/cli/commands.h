@@ -27,6 +27,13 @@ void outcome_set(struct outcome *out, int code, const char *fmt, ...) __attribut
 /* Appends to the summary ("; prune failed: ..."), masked then cut the same way. */
 void outcome_append(struct outcome *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Reports run on the notification channels (notify_finish). A failed
+ * notification is named in the summary and turns exit 0 into 3; any other
+ * code is kept, so that a failure is never hidden by a good notification. */
+struct notifier;
+struct notify_run;
+void outcome_notify(struct outcome *out, struct notifier *nt, const struct notify_run *run);
+
 /* Opens the configured storage for a command; on failure sets the outcome
  * ("WHAT: storage is not set ...") and returns NULL. */
 struct storage;

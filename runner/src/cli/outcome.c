@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "notify/notify.h"
 
 void outcome_set(struct outcome *out, int code, const char *fmt, ...)
 {
@@ -36,4 +37,14 @@ void outcome_fail(struct outcome *out, const char *what, const sv_error *err)
         outcome_set(out, err->code, "%s: %s (hint: %s)", what, err->msg, err->hint);
     else
         outcome_set(out, err->code, "%s: %s", what, err->msg);
+}
+
+void outcome_notify(struct outcome *out, notifier *nt, const struct notify_run *run)
+{
+    char failed[1024];
+    if (notify_finish(nt, run, failed, sizeof failed) > 0) {
+        if (out->code == SV_EXIT_OK)
+            out->code = SV_EXIT_PRUNE;
+        outcome_append(out, "; notification failed: %s", failed);
+    }
 }

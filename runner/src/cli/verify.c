@@ -70,12 +70,7 @@ static void notify_end(notifier *nt, const sv_config *cfg, const struct verify_r
                              .backup_ok = ran && r->ok && out->code == SV_EXIT_OK,
                              .summary = out->summary,
                              .sets_total = -1};
-    char failed[1024];
-    if (notify_finish(nt, &run, failed, sizeof failed) > 0) {
-        if (out->code == SV_EXIT_OK)
-            out->code = SV_EXIT_PRUNE;
-        outcome_append(out, "; notification failed: %s", failed);
-    }
+    outcome_notify(out, nt, &run);
     notify_free(nt);
 }
 
