@@ -257,4 +257,5 @@ def test_postgres_tools_get_an_allow_list_environment(pg, sauve, dbs, workdir):
         assert "PGPASSWORD" not in env, "the version probe needs no password"
     for tool, env in dumps:
         assert env.get("PGPASSWORD") == password, f"{tool} needs the password, through its environment"
-        assert env.get("PGAPPNAME") == "sauve", tool
+        # a backup's sessions are "sauve backup": what a restore looks for (test_restore_guard.py)
+        assert env.get("PGAPPNAME") == "sauve backup", tool
