@@ -95,7 +95,9 @@ def test_list_and_prune_escape_what_a_forged_manifest_says(pg, sauve, dbs, stora
 
 
 def test_check_and_the_termination_log_escape_a_hostile_database_name(pg, sauve, dbs):
-    name = dbs.name("evil") + "\x1b[31m\nFAIL postgres:fake"
+    # registered whole, so that teardown drops it (a database left behind
+    # breaks any later test that backs up "all")
+    name = dbs.expect(dbs.name("evil") + "\x1b[31m\nFAIL postgres:fake")
     pg.psql("postgres", f"create database {quote_ident(name)}")
     env = {"SAUVE_PG_DATABASES": name, "SAUVE_PG_GLOBALS": "false"}
     # sauve cannot store a database of that name (78), and says so
