@@ -95,7 +95,9 @@ def test_list_and_prune_escape_what_a_forged_manifest_says(pg, sauve, dbs, stora
 
 
 def test_check_and_the_termination_log_escape_a_hostile_database_name(pg, sauve, dbs):
-    name = dbs.name("evil") + "\x1b[31m\nFAIL postgres:fake"
+    # registered whole, so that teardown drops it (a database left behind
+    # breaks any later test that backs up "all")
+    name = dbs.expect(dbs.name("evil") + "\x1b[31m\nFAIL postgres:fake")
     pg.psql("postgres", f"create database {quote_ident(name)}")
     env = {"SAUVE_PG_DATABASES": name, "SAUVE_PG_GLOBALS": "false"}
     # sauve cannot store a database of that name (78), and says so
@@ -257,4 +259,5 @@ def test_postgres_tools_get_an_allow_list_environment(pg, sauve, dbs, workdir):
         assert "PGPASSWORD" not in env, "the version probe needs no password"
     for tool, env in dumps:
         assert env.get("PGPASSWORD") == password, f"{tool} needs the password, through its environment"
-        assert env.get("PGAPPNAME") == "sauve", tool
+        # a backup's sessions are "sauve backup": what a restore looks for (test_restore_guard.py)
+        assert env.get("PGAPPNAME") == "sauve backup", tool

@@ -23,6 +23,13 @@
 
 /* ---- connections and tools (postgres_conn.c) ------------------------- */
 
+/* The application_name of sauve's sessions (pg_stat_activity), its own and
+ * its tools'. A backup's are PG_APPNAME_BACKUP, so that a restore can see
+ * that a backup of its target is running (postgres_restore.c); everything
+ * else is PG_APPNAME. */
+#define PG_APPNAME        "sauve"
+#define PG_APPNAME_BACKUP "sauve backup"
+
 /* True when PostgreSQL is to be backed up: pg.databases or PGDATABASE set. */
 bool pg_configured(const sv_config *cfg);
 
@@ -33,6 +40,8 @@ bool pg_configured(const sv_config *cfg);
  * authentication), with a hint.
  */
 PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err);
+/* pg_connect with another application_name (PG_APPNAME_BACKUP). */
+PGconn *pg_connect_as(const sv_config *cfg, const char *dbname, const char *application_name, sv_error *err);
 
 /* "127.0.0.1:5432 as app" for messages and the manifest (no password). */
 char *pg_endpoint(const sv_config *cfg, PGconn *conn);
@@ -128,8 +137,9 @@ void pg_tools_free(struct pg_tools *t);
 char *pg_tool_path(const struct pg_tools *t, const char *name);
 
 /* NULL-terminated "K=V" list for children: the connection settings from the
- * configuration, including the password. Free with pg_child_env_free. */
-char **pg_child_env(const sv_config *cfg);
+ * configuration, including the password, and PGAPPNAME=application_name
+ * (PG_APPNAME or PG_APPNAME_BACKUP). Free with pg_child_env_free. */
+char **pg_child_env(const sv_config *cfg, const char *application_name);
 void pg_child_env_free(char **env);
 /* The allow-list of what the PostgreSQL tools (pg_dump, pg_dumpall,
  * pg_restore, psql, the version probe) inherit of sauve's environment

@@ -81,7 +81,7 @@ static const char *lo_readable(int server_version)
 static void check_database(struct pg_source *ps, source_artifact *a)
 {
     sv_error err = {0};
-    PGconn *conn = pg_connect(ps->cfg, a->name, &err);
+    PGconn *conn = pg_connect_as(ps->cfg, a->name, PG_APPNAME_BACKUP, &err);
     if (!conn) {
         source_artifact_fail(a, &err);
         return;
@@ -147,7 +147,7 @@ static int pg_prepare(source *s, sv_error *err)
 {
     struct pg_source *ps = s->impl;
     ps->maintenance_db = xstrdup(maintenance_db(ps));
-    PGconn *conn = pg_connect(ps->cfg, ps->maintenance_db, err);
+    PGconn *conn = pg_connect_as(ps->cfg, ps->maintenance_db, PG_APPNAME_BACKUP, err);
     if (!conn)
         return -1;
 
@@ -274,7 +274,7 @@ static int pg_dump_artifact(source *s, size_t i, stream *out, sv_error *err)
     argv[n++] = dbarg;
     argv[n] = NULL;
 
-    char **env = pg_child_env(ps->cfg);
+    char **env = pg_child_env(ps->cfg, PG_APPNAME_BACKUP);
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,

@@ -81,6 +81,11 @@ static void notice_to_log(void *ctx, const char *message)
 
 PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err)
 {
+    return pg_connect_as(cfg, dbname, PG_APPNAME, err);
+}
+
+PGconn *pg_connect_as(const sv_config *cfg, const char *dbname, const char *application_name, sv_error *err)
+{
     const char *keys[12];
     const char *vals[12];
     size_t n = 0;
@@ -95,7 +100,7 @@ PGconn *pg_connect(const sv_config *cfg, const char *dbname, sv_error *err)
     add_kv(keys, vals, &n, "password", cfg->pg_password);
     add_kv(keys, vals, &n, "sslmode", cfg->pg_sslmode);
     add_kv(keys, vals, &n, "dbname", dbname);
-    add_kv(keys, vals, &n, "application_name", "sauve");
+    add_kv(keys, vals, &n, "application_name", application_name);
     /* A silent hang is the worst outcome for a nightly Job: bound the connect. */
     if (!getenv("PGCONNECT_TIMEOUT"))
         add_kv(keys, vals, &n, "connect_timeout", "10");
@@ -423,7 +428,7 @@ char *pg_tool_path(const struct pg_tools *t, const char *name)
     return xasprintf("%s/%s", t->dir, name);
 }
 
-char **pg_child_env(const sv_config *cfg)
+char **pg_child_env(const sv_config *cfg, const char *application_name)
 {
     char **env = xcalloc(10, sizeof *env);
     size_t n = 0;
@@ -437,7 +442,7 @@ char **pg_child_env(const sv_config *cfg)
         env[n++] = xasprintf("PGPASSWORD=%s", cfg->pg_password);
     if (cfg->pg_sslmode)
         env[n++] = xasprintf("PGSSLMODE=%s", cfg->pg_sslmode);
-    env[n++] = xstrdup("PGAPPNAME=sauve");
+    env[n++] = xasprintf("PGAPPNAME=%s", application_name);
     if (!getenv("PGCONNECT_TIMEOUT"))
         env[n++] = xstrdup("PGCONNECT_TIMEOUT=10");
     env[n] = NULL;

@@ -86,7 +86,7 @@ struct pg_counter *pg_counter_start(const sv_config *cfg, const char *dbname, ma
     sv_error err = {0};
     struct pg_counter *c = xcalloc(1, sizeof *c);
     c->dbname = xstrdup(dbname);
-    c->conn = pg_connect(cfg, dbname, &err);
+    c->conn = pg_connect_as(cfg, dbname, PG_APPNAME_BACKUP, &err);
     if (!c->conn) {
         manifest_row_counts_free(out);
         out->present = true;

@@ -363,6 +363,63 @@ static int pg_target_inspect(const sv_config *cfg, const char *dbname, struct pg
     return 0;
 }
 
+/*
+ * Refuses, with SV_EXIT_TEMPFAIL and nothing changed, while a sauve backup
+ * has a session on dbname (NULL: on any database, for the cluster's roles):
+ * replacing a database that pg_dump is reading would end the dump (the
+ * swap terminates its sessions), and the set it writes would hold a state
+ * that never existed (a dump of the old database beside globals of the
+ * restored roles). A backup's sessions are known by their application_name
+ * (PG_APPNAME_BACKUP), which pg_stat_activity shows to every role; their
+ * address and start only to a superuser or a member of pg_read_all_stats,
+ * so the message says so when they are hidden. Nothing prevents a backup
+ * from starting after this check: the backup CronJob's suspend does.
+ */
+static int refuse_while_backed_up(const sv_config *cfg, const char *dbname, sv_error *err)
+{
+    PGconn *c = admin_connect(cfg, dbname, NULL, err);
+    if (!c)
+        return -1;
+    const char *params[] = {PG_APPNAME_BACKUP, dbname};
+    PGresult *r =
+        pg_query(c,
+                 "select pid, coalesce(usename, '?'), coalesce(datname, '?'), backend_start is not null, "
+                 "coalesce(host(client_addr), 'the local socket'), "
+                 "to_char(backend_start at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), count(*) over () "
+                 "from pg_stat_activity where application_name = $1 and ($2::text is null or datname = $2) "
+                 "and pid <> pg_backend_pid() order by backend_start nulls last, pid limit 1",
+                 2, params, err);
+    PQfinish(c);
+    if (!r)
+        return sv_error_wrap(err, "cannot tell whether a sauve backup is running, nothing was changed");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    const char *pid = PQgetvalue(r, 0, 0), *role = PQgetvalue(r, 0, 1), *db = PQgetvalue(r, 0, 2);
+    bool visible = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+    long sessions = atol(PQgetvalue(r, 0, 6));
+    char *more =
+        sessions > 1 ? xasprintf("; %ld other session(s) of sauve backups", sessions - 1) : xstrdup("");
+    if (visible)
+        sv_error_set(err, SV_EXIT_TEMPFAIL,
+                     "a sauve backup of database %s is running (backend %s as %s from %s, since %s UTC%s): "
+                     "nothing was changed",
+                     db, pid, role, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), more);
+    else
+        sv_error_set(err, SV_EXIT_TEMPFAIL,
+                     "a sauve backup of database %s is running (backend %s as %s; its address and start are "
+                     "shown only to superusers and members of pg_read_all_stats%s): nothing was changed",
+                     db, pid, role, more);
+    sv_error_hint(err,
+                  "run the restore again once the backup has ended; to keep the next scheduled backup from "
+                  "starting during the restore, suspend the backup CronJob first (kubectl patch cronjob "
+                  "NAME -p '{\"spec\":{\"suspend\":true}}')");
+    free(more);
+    PQclear(r);
+    return -1;
+}
+
 static void pg_target_free(struct pg_target *t)
 {
     free(t->owner);
@@ -497,7 +554,7 @@ static struct pg_load *pg_load_start(const sv_config *cfg, const char *format, c
     argv[n++] = "--no-password";
     argv[n++] = dbarg;
     argv[n] = NULL;
-    char **env = pg_child_env(cfg);
+    char **env = pg_child_env(cfg, PG_APPNAME);
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
@@ -653,7 +710,9 @@ static int pg_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_
         if (strcmp(a->format, "pg_dumpall-globals-sql") != 0)
             return sv_error_set(err, SV_EXIT_FAILED,
                                 "artifact format %s cannot be restored as postgres:globals", a->format);
-        return pg_target_inspect(r->cfg, "postgres", &r->t, err);
+        if (pg_target_inspect(r->cfg, "postgres", &r->t, err) != 0)
+            return -1;
+        return refuse_while_backed_up(r->cfg, NULL, err);
     }
     if (pg_target_inspect(r->cfg, l->target, &r->t, err) != 0)
         return -1;
@@ -663,6 +722,9 @@ static int pg_inspect(loader *l, const manifest_artifact *a, bool *replaces, sv_
             err, "use --clean to replace it (a safety backup is taken first), or --into another database");
     }
     if (choose_tools(r, err) != 0)
+        return -1;
+    /* last: a restore that cannot run at all says so first, not "retry later" */
+    if (r->t.exists && refuse_while_backed_up(r->cfg, l->target, err) != 0)
         return -1;
     bool one_transaction = pg_loader_transactional(r->tools.major, r->t.server_major);
     if (!one_transaction)

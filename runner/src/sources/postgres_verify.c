@@ -98,7 +98,7 @@ static int pg_verify_start(const sv_config *cfg, const manifest_artifact *a, voi
     /* --file: a script of the whole archive, thrown away: every TOC entry and
      * data block is read and decoded, and nothing connects anywhere */
     const char *argv[] = {tool, "--file=/dev/null", NULL};
-    char **env = pg_child_env(cfg);
+    char **env = pg_child_env(cfg, PG_APPNAME);
     struct proc_options po = {.path = tool,
                               .argv = argv,
                               .env_set = (const char *const *)env,
