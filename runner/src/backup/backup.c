@@ -275,9 +275,7 @@ static int store_artifact(const sv_config *cfg, storage *st, source *src, size_t
      * manifest's digest is the stored ciphertext's, checkable without a key */
     stream *sealed = rcpt->n ? age_encrypt_stage(sha, rcpt) : sha;
     struct zstd_options zo = {.level = (int)cfg->zstd_level, .workers = (int)cfg->zstd_workers};
-    /* the source (reading files, a pipe, a socket) on this thread, the
-     * compression, digest and storage on the handoff's, side by side */
-    stream *zstd = handoff_stage(zstd_compress_stage(sealed, &zo));
+    stream *zstd = zstd_compress_stage(sealed, &zo);
     stream *in_count = count_stage(zstd);
     stream *head = progress_stage(in_count, label, (int)cfg->progress_interval);
 

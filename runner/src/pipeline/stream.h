@@ -19,8 +19,7 @@
  * that stage's own accessor, e.g. sha256_stage_hex(). Stages do their own
  * buffering; memory is bounded by their fixed buffers, never by stream size.
  *
- * Stages are not thread-safe: one chain is driven by one thread (after a
- * handoff_stage, the stages behind it by its worker thread).
+ * Stages are not thread-safe: one chain is driven by one thread.
  */
 #ifndef SAUVE_PIPELINE_STREAM_H
 #define SAUVE_PIPELINE_STREAM_H
@@ -66,11 +65,6 @@ int64_t stream_copy_fd(stream *s, int fd, void (*on_progress)(void *ctx, uint64_
                        sv_error *err);
 
 /* ---- stages ----------------------------------------------------------- */
-
-/* Runs next and the chain after it on a worker thread (pipeline/handoff.c),
- * so that the writer and the stages after it overlap; 4 MiB of buffers.
- * write() fails once next failed, with next's error. */
-stream *handoff_stage(stream *next);
 
 struct zstd_options {
     int level;   /* 1..19; 0 means the default, 3 */

@@ -196,75 +196,6 @@ static void test_callback_sink(void **state)
     assert_int_equal(seen, 5); /* ctx outlives the sink */
 }
 
-/* Through the handoff, 5.5 MiB written in pieces of odd sizes arrive
- * whole and in order on the worker's side; the sink after it is finished
- * only by the handoff's finish. */
-static void test_handoff_passes_everything_in_order(void **state)
-{
-    (void)state;
-    size_t total = (11u << 20) / 2;
-    unsigned char *data = xmalloc(total);
-    for (size_t i = 0; i < total; i++)
-        data[i] = (unsigned char)(i * 2654435761u >> 13);
-    stream *sink = buffer_sink(total);
-    stream *sha = sha256_stage(sink);
-    stream *h = handoff_stage(sha);
-    sv_error err = {0};
-    for (size_t off = 0, step = 1; off < total; off += step, step = step * 7 % 300007 + 1) {
-        size_t n = off + step > total ? total - off : step;
-        assert_int_equal(stream_write(h, data + off, n, &err), 0);
-    }
-    assert_int_equal(stream_finish(h, &err), 0);
-    size_t len = 0;
-    const void *got = buffer_sink_data(sink, &len);
-    assert_int_equal(len, total);
-    assert_memory_equal(got, data, total);
-    stream_free(h);
-    free(data);
-
-    /* nothing written: finish finishes the chain all the same */
-    sink = buffer_sink(16);
-    h = handoff_stage(sink);
-    assert_int_equal(stream_finish(h, &err), 0);
-    buffer_sink_data(sink, &len);
-    assert_int_equal(len, 0);
-    stream_free(h);
-}
-
-/* The chain after the handoff fails: a later write (or the finish) says
- * why, and abort then reaches it; an abort with nothing written stops the
- * worker. */
-static void test_handoff_reports_the_failure_behind_it(void **state)
-{
-    (void)state;
-    unsigned char chunk[65536] = {0};
-    sv_error err = {0};
-    stream *h = handoff_stage(buffer_sink(3u << 20));
-    int rc = 0;
-    for (int i = 0; i < 1000 && rc == 0; i++)
-        rc = stream_write(h, chunk, sizeof chunk, &err);
-    assert_int_equal(rc, -1);
-    assert_non_null(strstr(err.msg, "buffer"));
-    stream_abort(h);
-    stream_free(h);
-
-    /* a failure only the finish sees */
-    err = (sv_error){0};
-    h = handoff_stage(buffer_sink(100));
-    assert_int_equal(stream_write(h, chunk, 101, &err), 0);
-    assert_int_equal(stream_finish(h, &err), -1);
-    assert_non_null(strstr(err.msg, "buffer"));
-    stream_abort(h);
-    stream_free(h);
-
-    h = handoff_stage(buffer_sink(100));
-    stream_abort(h);
-    stream_free(h);
-    /* and freed without either */
-    h = handoff_stage(buffer_sink(100));
-    stream_free(h);
-}
-
 static void test_buffer_sink_limit(void **state)
 {
     (void)state;
@@ -613,8 +544,6 @@ int main(void)
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_callback_sink),
         cmocka_unit_test(test_buffer_sink_limit),
-        cmocka_unit_test(test_handoff_passes_everything_in_order),
-        cmocka_unit_test(test_handoff_reports_the_failure_behind_it),
         cmocka_unit_test(test_zstd_roundtrip_single_thread),
         cmocka_unit_test(test_zstd_roundtrip_multithread),
         cmocka_unit_test(test_zstd_concatenated_frames),
