@@ -219,7 +219,7 @@ static void check_bodies(const char *url, const char *text, const char *name)
     cfg.notify_on = (char *)"always";
     cfg.notify_timeout = 1;
     cfg.name = (char *)name;
-    notifier *nt = notify_start(&cfg);
+    notifier *nt = notify_start(&cfg, NOTIFY_BACKUP);
 
     /* what notify_start registered (notify.h): the URL, its path+query and path when 8 bytes or more */
     const char *secrets[3] = {url, "", ""};
