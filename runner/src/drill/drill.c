@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -320,31 +319,16 @@ out:
 
 void drill_record(const sv_config *cfg, storage *st, struct drill_report *r, const char *summary)
 {
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
-    set_record rec = {.command = "drill",
-                      .finished = time(NULL),
-                      .ok = r->ok,
-                      .restore_s = r->restore_s,
-                      .summary = (char *)summary,
-                      .hostname = host,
-                      .sauve_version = SAUVE_VERSION};
-    memcpy(rec.set_id, r->set_id, sizeof r->set_id);
-    for (size_t i = 0; i < r->n; i++) {
-        /* the record goes to the bucket: no secret in it, as in the log */
-        char *detail = log_mask(r->sources[i].detail ? r->sources[i].detail : "");
+    set_record rec;
+    record_init(&rec, "drill", r->set_id, r->ok, r->restore_s);
+    rec.summary = xstrdup(summary);
+    for (size_t i = 0; i < r->n; i++)
         record_add(&rec, r->sources[i].source, r->sources[i].ok,
-                   r->sources[i].loaded ? r->sources[i].restore_s : -1, detail);
-        free(detail);
-    }
+                   r->sources[i].loaded ? r->sources[i].restore_s : -1, r->sources[i].detail);
     sv_error err = {0};
     if (catalog_store_record(st, cfg->name, &rec, &err) != 0)
         r->record_error = xstrdup(err.msg);
-    for (size_t i = 0; i < rec.n_sources; i++) {
-        free(rec.sources[i].source);
-        free(rec.sources[i].detail);
-    }
-    free(rec.sources);
+    record_free(&rec);
 }
 
 void drill_report_free(struct drill_report *r)

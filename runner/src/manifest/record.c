@@ -1,9 +1,13 @@
 #include "manifest/record.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 #include "manifest/manifest.h"
 
@@ -16,14 +20,30 @@ const char *record_key(const char *command)
     return NULL;
 }
 
+void record_init(set_record *r, const char *command, const char *set_id, bool ok, double restore_s)
+{
+    memset(r, 0, sizeof *r);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    r->command = xstrdup(command);
+    snprintf(r->set_id, sizeof r->set_id, "%s", set_id);
+    r->finished = time(NULL);
+    r->ok = ok;
+    r->restore_s = restore_s;
+    r->hostname = xstrdup(host);
+    r->sauve_version = xstrdup(SAUVE_VERSION);
+}
+
 void record_add(set_record *r, const char *source, bool ok, double restore_s, const char *detail)
 {
     /* by powers of two: a forged record of many sources parses in linear time */
     size_t n = r->n_sources;
     if (n == 0 || (n & (n - 1)) == 0)
         r->sources = xrealloc(r->sources, (n ? 2 * n : 1) * sizeof *r->sources);
-    r->sources[r->n_sources++] = (record_source){
-        .source = xstrdup(source), .ok = ok, .restore_s = restore_s, .detail = xstrdup(detail ? detail : "")};
+    r->sources[r->n_sources++] = (record_source){.source = xstrdup(source),
+                                                 .ok = ok,
+                                                 .restore_s = restore_s,
+                                                 .detail = log_mask(detail ? detail : "")};
 }
 
 /* No restore takes 30 years: a larger figure is a forged record. */

@@ -48,7 +48,12 @@ typedef struct set_record {
  * Static storage; NULL for another command. */
 const char *record_key(const char *command);
 
-/* Appends a source (strings copied). */
+/* A record of command ("verify", "drill") of set set_id, finished now on
+ * this host by this sauve: every string owned, freed by record_free. */
+void record_init(set_record *r, const char *command, const char *set_id, bool ok, double restore_s);
+
+/* Appends a source (strings copied). The detail has the registered secrets
+ * masked: a record goes to the bucket, and says no more than the log. */
 void record_add(set_record *r, const char *source, bool ok, double restore_s, const char *detail);
 
 /* Pretty-printed JSON, newly allocated. */

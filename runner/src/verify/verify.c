@@ -2,8 +2,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "common/mem.h"
@@ -171,24 +169,14 @@ void verify_report_free(struct verify_report *r)
 
 size_t verify_record(const sv_config *cfg, storage *st, const struct verify_report *r)
 {
-    char host[256] = "";
-    gethostname(host, sizeof host - 1);
     size_t failed = 0;
     for (size_t i = 0; i < r->n; i++) {
         const struct verify_set *vs = &r->sets[i];
-        set_record rec = {.command = "verify",
-                          .finished = time(NULL),
-                          .ok = vs->ok,
-                          .restore_s = -1,
-                          .hostname = host,
-                          .sauve_version = SAUVE_VERSION};
-        memcpy(rec.set_id, vs->id, sizeof vs->id);
+        set_record rec;
+        record_init(&rec, "verify", vs->id, vs->ok, -1);
         size_t bad = 0;
         for (size_t j = 0; j < vs->n; j++) {
-            /* the record goes to the bucket: no secret in it, as in the log */
-            char *detail = log_mask(vs->artifacts[j].detail ? vs->artifacts[j].detail : "");
-            record_add(&rec, vs->artifacts[j].source, vs->artifacts[j].ok, -1, detail);
-            free(detail);
+            record_add(&rec, vs->artifacts[j].source, vs->artifacts[j].ok, -1, vs->artifacts[j].detail);
             bad += !vs->artifacts[j].ok;
         }
         rec.summary =
@@ -198,11 +186,6 @@ size_t verify_record(const sv_config *cfg, storage *st, const struct verify_repo
             log_warn("%s", err.msg);
             failed++;
         }
-        free(rec.summary);
-        rec.summary = NULL;
-        rec.command = NULL;
-        rec.hostname = NULL;
-        rec.sauve_version = NULL;
         record_free(&rec);
     }
     return failed;
