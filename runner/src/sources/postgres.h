@@ -50,6 +50,10 @@ char *pg_endpoint(const sv_config *cfg, PGconn *conn);
  * message and the database name, returns NULL. Caller PQclear()s. */
 PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params, sv_error *err);
 
+/* Asks the server to cancel what conn runs (best effort; the result still
+ * has to be read). */
+void pg_cancel_query(PGconn *conn);
+
 /* pg_query for a query that may run long (a count, the user's own check):
  * sent asynchronously, and cancelled when a stop is requested (then err
  * says "stopped by SIGTERM"). Several statements: the first error, else

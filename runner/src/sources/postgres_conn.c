@@ -157,6 +157,16 @@ PGresult *pg_query(PGconn *conn, const char *sql, int nparams, const char *const
     return NULL;
 }
 
+void pg_cancel_query(PGconn *conn)
+{
+    PGcancel *k = PQgetCancel(conn);
+    char buf[256];
+    if (k) {
+        PQcancel(k, buf, sizeof buf);
+        PQfreeCancel(k);
+    }
+}
+
 PGresult *pg_query_stoppable(PGconn *conn, const char *sql, sv_error *err)
 {
     if (!PQsendQuery(conn, sql)) {
@@ -169,12 +179,7 @@ PGresult *pg_query_stoppable(PGconn *conn, const char *sql, sv_error *err)
     bool cancelled = false;
     while (PQisBusy(conn)) {
         if (!cancelled && signals_stop_requested()) {
-            PGcancel *k = PQgetCancel(conn);
-            char buf[256];
-            if (k) {
-                PQcancel(k, buf, sizeof buf);
-                PQfreeCancel(k);
-            }
+            pg_cancel_query(conn);
             cancelled = true;
         }
         struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};

@@ -232,12 +232,7 @@ static bool wait_ready(PGconn *conn, double deadline)
 
 static void cancel(PGconn *conn)
 {
-    PGcancel *k = PQgetCancel(conn);
-    char buf[256];
-    if (k) {
-        PQcancel(k, buf, sizeof buf);
-        PQfreeCancel(k);
-    }
+    pg_cancel_query(conn);
     PGresult *r;
     while ((r = PQgetResult(conn)))
         PQclear(r);
