@@ -22,21 +22,22 @@ RUN scripts/static/build.sh --deps-only \
     && rm -rf build/static/src build/static/apt \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 
-COPY Makefile ./
+COPY Makefile LICENSE ./
 COPY runner/ runner/
 RUN scripts/static/build.sh && scripts/static/rootfs.sh
 
 
 FROM scratch
 
-# Set by the release: --build-arg VERSION=... SOURCE=<repository URL>
-# LICENSES=<SPDX expression of sauve's license>.
+# Set by the release: --build-arg VERSION=... SOURCE=<repository URL>.
+# LICENSES is sauve's own (LICENSE); the notices of everything else the image
+# holds are under /usr/share/doc.
 ARG VERSION=0.1.0
 ARG SOURCE=
-ARG LICENSES=NOASSERTION
+ARG LICENSES=MIT
 
 LABEL org.opencontainers.image.title="sauve" \
-      org.opencontainers.image.description="Backup runner for Kubernetes: PostgreSQL to S3 with retention, verification and one-command restore; static executables only" \
+      org.opencontainers.image.description="Backup runner for Kubernetes: PostgreSQL, Redis and directory trees to S3 with retention, verification and one-command restore; static executables only" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="${LICENSES}" \
       org.opencontainers.image.version="${VERSION}"

@@ -120,8 +120,14 @@ source_date() {
 }
 # mark_done NAME TREE WHAT: records which source package, version and suite
 # NAME was built from (rootfs.sh writes them into the image).
+#
+# Each part's licence notice, Debian's copyright file of its source package,
+# goes beside it into the prefix (share/doc/PACKAGE/copyright): the image
+# ships them (rootfs.sh), and the Dockerfile's cached layer keeps no source
+# tree to take them from later.
 mark_done() {
     mkdir -p "$STAMPS"
+    install -D -m 644 "$2/debian/copyright" "$PREFIX/share/doc/$(basename "$(dirname "$2")")/copyright"
     printf '%s %s %s %s\n' "$(basename "$(dirname "$2")")" "$(cat "$2/.version")" "$(cat "$2/.suite")" "$3" >"$STAMPS/$1"
     log "$1: $(cat "$STAMPS/$1")"
 }
@@ -151,6 +157,8 @@ exec musl-gcc -idirafter $kh "\$@"
 EOF
     chmod 755 "$OUT/bin/musl-cc"
     CC=$OUT/bin/musl-cc
+    # musl is linked into every executable: its notice ships with them.
+    install -D -m 644 /usr/share/doc/musl/copyright "$PREFIX/share/doc/musl/copyright"
     export CC AR=ar RANLIB=ranlib
     export CFLAGS="-O2 -fno-semantic-interposition"
     export PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig
@@ -382,6 +390,7 @@ build_pg_tools() { # MAJOR
     for p in pg_dump pg_restore pg_dumpall; do install -m 755 -s "$t/src/bin/pg_dump/$p" "$dest/"; done
     install -m 755 -s "$t/src/bin/psql/psql" "$dest/"
     cp "$t/.version" "$dest/.version"
+    install -m 644 "$t/debian/copyright" "$dest/.copyright"
     printf '%s %s %s %s\n' "postgresql-$major" "$(cat "$t/.version")" "$(cat "$t/.suite")" \
         "pg_dump pg_restore pg_dumpall psql" >"$dest/.source"
     log "PostgreSQL $major client tools $(cat "$dest/.source") built"

@@ -12,6 +12,10 @@
 #   /etc/passwd, /etc/group              uid/gid 65532 "sauve" (libpq looks the
 #                                        user up when PGUSER is not given)
 #   /usr/share/zoneinfo/                 for TZ names (retention periods)
+#   /usr/share/doc/PACKAGE/copyright     the licence notice of each part: every
+#                                        source package built, musl, the CA
+#                                        bundle and tzdata (Debian's copyright
+#                                        files); /usr/share/doc/sauve/LICENSE
 #   /tmp                                 empty, world-writable with sticky bit
 #
 # No shell, no libraries, nothing else.
@@ -87,6 +91,28 @@ mkdir -p "$RFS/usr/local/share/sauve"
 } >"$RFS/usr/local/share/sauve/sources.json"
 
 install -m 644 /etc/ssl/certs/ca-certificates.crt "$RFS/etc/ssl/certs/ca-certificates.crt"
+
+# Licence notices: what is linked into the executables (the build put each
+# source package's copyright file into the prefix), the host's CA bundle and
+# zone files, and sauve's own licence.
+doc=$RFS/usr/share/doc
+while read -r package _; do
+    f=$STATIC/prefix/share/doc/$package/copyright
+    [ -s "$f" ] || die "no licence notice $f: an old static build; rm -rf $STATIC and run make static"
+    install -D -m 644 "$f" "$doc/$package/copyright"
+done < <(cat "$STATIC"/prefix/.stamps/*)
+for m in $majors; do
+    f=$STATIC/pg/$m/bin/.copyright
+    [ -s "$f" ] || die "no licence notice $f: an old static build; rm -rf $STATIC/pg/$m and run make static"
+    install -D -m 644 "$f" "$doc/postgresql-$m/copyright"
+done
+f=$STATIC/prefix/share/doc/musl/copyright
+[ -s "$f" ] || die "no licence notice $f: an old static build; rm -rf $STATIC and run make static"
+install -D -m 644 "$f" "$doc/musl/copyright"
+for package in ca-certificates tzdata; do
+    install -D -m 644 "/usr/share/doc/$package/copyright" "$doc/$package/copyright"
+done
+install -D -m 644 "$ROOT/LICENSE" "$doc/sauve/LICENSE"
 
 printf 'root:x:0:0:root:/root:/sbin/nologin\nsauve:x:%d:%d:sauve:/nonexistent:/sbin/nologin\n' \
     "$UID_GID" "$UID_GID" >"$RFS/etc/passwd"

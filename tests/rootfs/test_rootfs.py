@@ -10,11 +10,12 @@ buildah) and `runtime.root` is a directory holding the image's files."""
 
 import json
 import os
+import re
 import stat
 
 import pytest
 
-from container import SAUVE, UID, GID
+from container import REPO, SAUVE, UID, GID
 from pgdata import assert_same_state, db_state
 from sauvecli import committed_sets
 
@@ -39,7 +40,7 @@ def expected_files(majors):
                 "etc/ssl/certs/ca-certificates.crt", "tmp", "usr", "usr/local",
                 "usr/local/bin", "usr/local/bin/sauve", "usr/local/share", "usr/local/share/sauve",
                 "usr/local/share/sauve/sources.json", "usr/lib", "usr/lib/postgresql",
-                "usr/share", "usr/share/zoneinfo"}
+                "usr/share", "usr/share/zoneinfo", "usr/share/doc"}
     for m in majors:
         expected |= {f"usr/lib/postgresql/{m}", f"usr/lib/postgresql/{m}/bin"}
         expected |= {f"usr/lib/postgresql/{m}/bin/{t}" for t in PG_TOOLS}
@@ -48,7 +49,7 @@ def expected_files(majors):
 
 def test_rootfs_holds_exactly_the_image_contents(runtime):
     root = runtime.root
-    got = {f for f in rootfs_files(root) if not f.startswith("usr/share/zoneinfo/")}
+    got = {f for f in rootfs_files(root) if not f.startswith(("usr/share/zoneinfo/", "usr/share/doc/"))}
     assert got == expected_files(majors(root))
     # 15 for 15 and older servers, 18 for 16 to 18 (scripts/static/build.sh)
     assert {"15", "18"} <= set(majors(root))
@@ -208,3 +209,28 @@ def test_postgresql_18_backup_and_restore_with_the_image_tools(runtime, pg18, db
     dump = [a for a in manifest["artifacts"] if a["key"].endswith(f"/{source}.dump.zst")]
     assert len(dump) == 1 and dump[0]["tool_version"].startswith("pg_dump (PostgreSQL) 18."), manifest
     check_restore(pg18, dbs18, c, source)
+
+
+def test_every_part_ships_its_licence_notice(runtime):
+    """Each source package built, musl (linked into every executable), the
+    CA bundle and tzdata have their copyright file, sauve its LICENSE, and
+    nothing else is under /usr/share/doc."""
+    root = runtime.root
+    with open(os.path.join(root, "usr/local/share/sauve/sources.json")) as f:
+        packages = {s["package"] for s in json.load(f)["sources"]}
+    doc = os.path.join(root, "usr/share/doc")
+    assert set(os.listdir(doc)) == packages | {"musl", "ca-certificates", "tzdata", "sauve"}
+    for package in os.listdir(doc):
+        name = "LICENSE" if package == "sauve" else "copyright"
+        assert os.listdir(os.path.join(doc, package)) == [name], package
+        with open(os.path.join(doc, package, name), errors="replace") as f:
+            text = f.read()
+        # A notice, not an empty or truncated file: it names a licence.
+        assert re.search(r"licen[cs]e|permission is hereby granted", text, re.I), (package, text[:200])
+    with open(os.path.join(doc, "sauve/LICENSE"), "rb") as f, open(os.path.join(REPO, "LICENSE"), "rb") as g:
+        assert f.read() == g.read()
+    # The notice of the PostgreSQL tools is their source's: postgresql-18's
+    # for 18's tools, not libpq's (15) for all.
+    for m in majors(root):
+        with open(os.path.join(doc, f"postgresql-{m}/copyright"), errors="replace") as f:
+            assert "PostgreSQL" in f.read(), m
