@@ -33,6 +33,8 @@ tests=(
     # Redis tests: a real redis-server 7 and its independent clients
     # (redis-cli, redis-check-rdb); openssl makes their throwaway CA
     redis-server redis-tools openssl
+    # files.xattrs tests: POSIX ACLs set and read by Debian's own tools
+    acl
     # S3 tests: a real S3 server (Ceph RADOS Gateway: one monitor, one memstore
     # OSD; monmaptool is in ceph-base, ceph/ceph-authtool/radosgw-admin in
     # ceph-common) and independent clients (boto3 under /usr/bin/python3,

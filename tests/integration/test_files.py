@@ -337,6 +337,14 @@ def owned_dir(name, mode=0o2777, path=None):
     return (ti, None)
 
 
+def with_xattr(name, attr, value):
+    """A file whose pax header gives it an extended attribute (as GNU tar
+    and libarchive write them)."""
+    ti, data = info(name, data=b"#!/bin/sh\n", mode=0o755)
+    ti.pax_headers = {f"SCHILY.xattr.{attr}": value}
+    return (ti, data)
+
+
 def attacks(outside):
     twice = "twice, a directory and then something else"
     return {
@@ -354,6 +362,11 @@ def attacks(outside):
         "fifo": ([info("fifo", tarfile.FIFOTYPE)], "a FIFO"),
         "setuid": ([info("suid", data=b"#!/bin/sh\n", mode=0o4755)], "setuid bit"),
         "setgid-file": ([info("sgid", data=b"x", mode=0o2755)], "setgid bit"),
+        # file capabilities are setuid by another name
+        "xattr-capability": ([with_xattr("cap", "security.capability", "\x01\x00\x00\x02 ")],
+                             "extended attribute security.capability, which grants file capabilities"),
+        "xattr-other-namespace": ([with_xattr("odd", "system.sockprotoname", "x")],
+                                  "is of no namespace sauve restores"),
         # a directory's owner and mode are set at the end: never on what took its name
         "dir-then-symlink": ([owned_dir("d"), info("d", tarfile.SYMTYPE, linkname=outside)], twice),
         "dir-without-slash-then-symlink": ([owned_dir("d", path="d"),
@@ -366,7 +379,8 @@ def attacks(outside):
 
 
 # refused by their headers alone (files_entry_check), by verify too
-HEADER_LEVEL = {"absolute", "dotdot", "hardlink-out", "hardlink-dotdot", "device", "fifo", "setuid", "setgid-file"}
+HEADER_LEVEL = {"absolute", "dotdot", "hardlink-out", "hardlink-dotdot", "device", "fifo", "setuid", "setgid-file",
+                "xattr-capability", "xattr-other-namespace"}
 
 
 @pytest.mark.parametrize("attack", sorted(attacks("/x")))

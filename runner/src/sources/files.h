@@ -10,6 +10,7 @@
  *   files_restore.c  the loader behind sources/loader.h
  *   files_drill.c    the loader's drill: a scratch tree counted, then removed
  *   files_entry.c    what an archive's entry may be, for restore and verify alike
+ *   files_xattr.c    extended attributes and POSIX ACLs (files.xattrs)
  */
 #ifndef SAUVE_SOURCES_FILES_H
 #define SAUVE_SOURCES_FILES_H
@@ -97,11 +98,44 @@ struct archive_entry;
  * (restore checks the same again as it opens each directory): refused, an
  * absolute name or one with a ".." component, in its name or its hard
  * link's target; a device node, FIFO or socket; a setuid file, or setgid
- * other than a directory. 0, or -1 with err naming the entry. Pure: `sauve
+ * other than a directory; an extended attribute files_xattrs_check
+ * refuses. 0, or -1 with err naming the entry. Pure: `sauve
  * verify` refuses what a restore would, so that a set that verifies
  * restores.
  */
 int files_entry_check(struct archive_entry *e, sv_error *err);
+
+/* ---- extended attributes (files_xattr.c) ------------------------------------ */
+
+/*
+ * Adds every extended attribute of the open file or directory fd to e
+ * (POSIX ACLs among them: system.posix_acl_*). 0, also on a file system
+ * without attributes; -1 with errno when they cannot be listed or read.
+ */
+int files_xattrs_read(int fd, struct archive_entry *e);
+
+/*
+ * Whether e's attributes may be restored (pure; files_entry_check asks
+ * it): each in the user., trusted. or security. namespace or a POSIX ACL,
+ * none granting file capabilities (security.capability, refused as the
+ * setuid bit is), none larger than Linux allows. 0, or -1 with *name and
+ * *why saying which and why.
+ */
+int files_xattrs_check(struct archive_entry *e, const char **name, const char **why);
+
+/* A copy of e's attributes, to set later (a directory's, once its content
+ * is in); NULL when it has none. */
+struct files_xattrs;
+struct files_xattrs *files_xattrs_copy(struct archive_entry *e);
+void files_xattrs_free(struct files_xattrs *x);
+
+/*
+ * Sets x's attributes on fd. The trusted. and security. ones only when
+ * as_root (the kernel refuses them to others): otherwise each is counted
+ * in *skipped. 0, or -1 with errno and *failed naming the attribute.
+ */
+int files_xattrs_write(int fd, const struct files_xattrs *x, bool as_root, size_t *skipped,
+                       const char **failed);
 
 /* ---- restore (files_restore.c) and drill (files_drill.c) ------------------- */
 

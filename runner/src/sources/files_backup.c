@@ -166,6 +166,19 @@ static struct archive_entry *entry_for(struct walk *w, const char *rel, const st
     return e;
 }
 
+/* With files.xattrs, the attributes of the open file or directory fd. One
+ * that cannot be read is a warning: the entry is archived without them. */
+static void add_xattrs(struct walk *w, struct archive_entry *e, int fd, const char *rel)
+{
+    if (!w->cfg->files_xattrs || files_xattrs_read(fd, e) == 0)
+        return;
+    char what[200];
+    snprintf(what, sizeof what, "has extended attributes that could not be read (%s): archived without them",
+             strerror(errno));
+    archive_entry_xattr_clear(e);
+    warn_file(w, rel, what);
+}
+
 /* Writes e's header; false when the walk must stop. A header libarchive
  * refuses for this entry alone (ARCHIVE_FAILED) leaves the entry out, as
  * a warning. */
@@ -304,6 +317,7 @@ static void archive_file(struct walk *w, int dirfd, const char *name, const char
         return;
     }
     struct archive_entry *e = entry_for(w, rel, &st);
+    add_xattrs(w, e, fd, rel);
     struct region *map = NULL;
     size_t n_map = sparse_map(fd, &st, &map);
     for (size_t i = 0; i < n_map; i++)
@@ -503,6 +517,7 @@ static void walk_entry(struct walk *w, int dirfd, const char *name, const char *
         if (fstat(fd, &dst) != 0)
             dst = st;
         struct archive_entry *e = entry_for(w, rel, &dst);
+        add_xattrs(w, e, fd, rel);
         bool ok = write_header(w, e, rel);
         archive_entry_free(e);
         if (ok && !w->fatal) {
@@ -627,6 +642,7 @@ static int dump_tree(const sv_config *cfg, const struct files_tree *tree, source
     }
     /* the top first, as "tar -C DIR ." stores it: its mode and time */
     struct archive_entry *top = entry_for(&w, ".", &rst);
+    add_xattrs(&w, top, root, ".");
     if (write_header(&w, top, "."))
         walk_dir(&w, root, "");
     archive_entry_free(top);

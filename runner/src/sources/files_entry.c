@@ -47,5 +47,10 @@ int files_entry_check(struct archive_entry *e, sv_error *err)
                             "the archive holds %.200s with the set%s bit: sauve restores no such file "
                             "(a forged archive?)",
                             name, (perm & S_ISUID) ? "uid" : "gid");
+    const char *attr, *why;
+    if (files_xattrs_check(e, &attr, &why) != 0)
+        return sv_error_set(err, SV_EXIT_FAILED,
+                            "the archive gives %.200s the extended attribute %.100s, which %s: refused", name,
+                            attr, why);
     return 0;
 }

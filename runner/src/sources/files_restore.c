@@ -54,6 +54,7 @@ struct dir_meta {
     struct timespec mtime;
     uid_t uid;
     gid_t gid;
+    struct files_xattrs *xattrs; /* set with the mode: a default ACL would shape what is created inside */
 };
 
 struct files_restore {
@@ -72,7 +73,45 @@ struct files_restore {
     size_t n_dirs;
     int64_t entries;
     uint64_t bytes;
+    size_t xattrs_skipped; /* trusted. and security. attributes, not set when not root */
+    /* the extraction failed on the target's side (space, permissions, what
+     * its file system supports), not on the archive's: the error, which
+     * finish reports as the loader's so that restore/ blames the target */
+    bool disk_failed;
+    sv_error disk_err;
 };
+
+static int on_disk(struct files_restore *r, int rc)
+{
+    if (rc != 0)
+        r->disk_failed = true;
+    return rc;
+}
+
+/* The owner's ids (as root), then the attributes, then the mode: a POSIX
+ * ACL and the mode's group bits (its mask) are one thing, and user.
+ * attributes need the write permission the final mode may not give. */
+static int set_meta(struct files_restore *r, int fd, const char *name, uid_t uid, gid_t gid,
+                    const struct files_xattrs *x, mode_t mode, sv_error *err)
+{
+    if (r->as_root && fchown(fd, uid, gid) != 0)
+        return on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the owner of %.200s: %s", name,
+                                       strerror(errno)));
+    const char *attr = NULL;
+    if (files_xattrs_write(fd, x, r->as_root, &r->xattrs_skipped, &attr) != 0) {
+        int e = errno;
+        sv_error_set(err, SV_EXIT_FAILED, "cannot set the extended attribute %.100s of %.200s: %s", attr,
+                     name, strerror(e));
+        if (e == ENOTSUP)
+            sv_error_hint(err, "the target's file system keeps no extended attributes: restore onto one that "
+                               "does (ext4, XFS, Btrfs), or extract with tar (docs: files.xattrs)");
+        return on_disk(r, -1);
+    }
+    if (fchmod(fd, mode) != 0)
+        return on_disk(
+            r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the mode of %.200s: %s", name, strerror(errno)));
+    return 0;
+}
 
 static int files_check(const char *name, const struct loader_options *o, sv_error *err)
 {
@@ -466,7 +505,8 @@ static int extract_file(struct files_restore *r, struct archive *a, int pfd, con
         return -1;
     int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return sv_error_set(err, SV_EXIT_FAILED, "cannot create %.200s: %s", name, strerror(errno));
+        return on_disk(r,
+                       sv_error_set(err, SV_EXIT_FAILED, "cannot create %.200s: %s", name, strerror(errno)));
     const void *buf;
     size_t len;
     la_int64_t off;
@@ -478,7 +518,8 @@ static int extract_file(struct files_restore *r, struct archive *a, int pfd, con
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0) {
-                rc = sv_error_set(err, SV_EXIT_FAILED, "cannot write %.200s: %s", name, strerror(errno));
+                rc = on_disk(
+                    r, sv_error_set(err, SV_EXIT_FAILED, "cannot write %.200s: %s", name, strerror(errno)));
                 goto out;
             }
             p += w;
@@ -493,17 +534,22 @@ static int extract_file(struct files_restore *r, struct archive *a, int pfd, con
         goto out;
     }
     /* a sparse file's last hole */
-    if (ftruncate(fd, (off_t)archive_entry_size(e)) != 0 ||
-        (r->as_root && fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) != 0) ||
-        fchmod(fd, archive_entry_perm(e) & 01777) != 0) {
-        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot set the size, owner or mode of %.200s: %s", name,
-                          strerror(errno));
+    if (ftruncate(fd, (off_t)archive_entry_size(e)) != 0) {
+        rc = on_disk(
+            r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the size of %.200s: %s", name, strerror(errno)));
         goto out;
     }
+    struct files_xattrs *x = files_xattrs_copy(e);
+    rc = set_meta(r, fd, name, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e), x,
+                  archive_entry_perm(e) & 01777, err);
+    files_xattrs_free(x);
+    if (rc != 0)
+        goto out;
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
                              {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)}};
     if (futimens(fd, ts) != 0)
-        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot set the time of %.200s: %s", name, strerror(errno));
+        rc = on_disk(
+            r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the time of %.200s: %s", name, strerror(errno)));
 out:
     close(fd);
     return rc;
@@ -545,16 +591,16 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
                 rc = clear_name(pfd, base, name, err);
             /* flags 0: a link to a symbolic link links the link itself */
             if (rc == 0 && linkat(tfd, tbase, pfd, base, 0) != 0)
-                rc = sv_error_set(err, SV_EXIT_FAILED, "cannot link %.200s to %.200s: %s", name, hardlink,
-                                  strerror(errno));
+                rc = on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot link %.200s to %.200s: %s", name,
+                                             hardlink, strerror(errno)));
             close(tfd);
             free(tbase);
         }
     } else if (rc == 0 && type == AE_IFDIR) {
         struct stat st;
         if (strcmp(base, ".") != 0 && mkdirat(pfd, base, 0700) != 0 && errno != EEXIST)
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create directory %.200s: %s", name,
-                              strerror(errno));
+            rc = on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot create directory %.200s: %s", name,
+                                         strerror(errno)));
         else if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
             rc = sv_error_set(err, SV_EXIT_FAILED,
                               "cannot create directory %.200s: something else holds its name", name);
@@ -567,15 +613,16 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
                 .mode = perm & 03777,
                 .mtime = {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
                 .uid = (uid_t)archive_entry_uid(e),
-                .gid = (gid_t)archive_entry_gid(e)};
+                .gid = (gid_t)archive_entry_gid(e),
+                .xattrs = files_xattrs_copy(e)};
         }
     } else if (rc == 0 && type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
         rc = clear_name(pfd, base, name, err);
         /* a link's target is only text: nothing is ever written through it */
         if (rc == 0 && (!target || symlinkat(target, pfd, base) != 0 || set_link_meta(r, pfd, base, e) != 0))
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot create symbolic link %.200s: %s", name,
-                              target ? strerror(errno) : "no target");
+            rc = on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot create symbolic link %.200s: %s", name,
+                                         target ? strerror(errno) : "no target"));
     } else if (rc == 0 && type == AE_IFREG) {
         rc = extract_file(r, a, pfd, base, e, name, err);
     } else if (rc == 0) {
@@ -610,12 +657,10 @@ static int finish_dirs(struct files_restore *r, sv_error *err)
                                 d->path, fd < 0 ? ": " : "", fd < 0 ? strerror(e) : "");
         }
         struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
-        int rc = 0;
-        if ((r->as_root && fchown(fd, d->uid, d->gid) != 0) || fchmod(fd, d->mode) != 0 ||
-            futimens(fd, ts) != 0)
-            rc = sv_error_set(err, SV_EXIT_FAILED,
-                              "cannot set the owner, mode or time of directory %.200s: %s", d->path,
-                              strerror(errno));
+        int rc = set_meta(r, fd, d->path, d->uid, d->gid, d->xattrs, d->mode, err);
+        if (rc == 0 && futimens(fd, ts) != 0)
+            rc = on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the time of directory %.200s: %s",
+                                         d->path, strerror(errno)));
         close(fd);
         if (rc)
             return rc;
@@ -635,9 +680,20 @@ static int extract(struct archive *a, void *ctx, sv_error *err)
             return sv_error_set(err, SV_EXIT_FAILED, "not a readable tar archive after %lld entries: %s",
                                 (long long)r->entries, archive_error_string(a));
         if (extract_entry(r, a, e, err) != 0)
-            return -1;
+            goto failed;
     }
-    return finish_dirs(r, err);
+    if (finish_dirs(r, err) != 0)
+        goto failed;
+    if (r->xattrs_skipped)
+        log_warn(
+            "files:%s: %zu extended attributes of the trusted. and security. namespaces were not restored: "
+            "only root may set them",
+            r->name, r->xattrs_skipped);
+    return 0;
+failed:
+    if (r->disk_failed)
+        r->disk_err = *err;
+    return -1;
 }
 
 static int files_start(loader *l, stream **sink, sv_error *err)
@@ -704,6 +760,16 @@ static int move_inside(loader *l, sv_error *err)
         /* emptied: removed now, or its removal would change the time set below */
         unlinkat(r->parent_fd, r->tmp, AT_REMOVEDIR);
         if (have_top) {
+            /* the top's attributes too (the mount point's ACL, say) */
+            for (size_t i = 0; i < r->n_dirs; i++) {
+                const char *attr = NULL;
+                if (r->dirs[i].xattrs &&
+                    (strcmp(r->dirs[i].path, ".") == 0 || strcmp(r->dirs[i].path, "./") == 0) &&
+                    files_xattrs_write(r->parent_fd, r->dirs[i].xattrs, r->as_root, &r->xattrs_skipped,
+                                       &attr) != 0)
+                    log_warn("files:%s: cannot set the extended attribute %s of %s: %s", r->name, attr,
+                             l->target, strerror(errno));
+            }
             fchmod(r->parent_fd, top.st_mode & 03777);
             struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, top.st_mtim};
             futimens(r->parent_fd, ts);
@@ -764,6 +830,10 @@ static int files_finish(loader *l, bool ok, sv_error *err)
         /* after the swap, tmp holds the previous tree */
     } else {
         rc = -1;
+        if (r->disk_failed) {
+            *err = r->disk_err;
+            sv_error_wrap(err, "files:%s: restoring into %s failed", r->name, l->target);
+        }
     }
     if (r->root >= 0) {
         close(r->root);
@@ -786,8 +856,10 @@ static void files_destroy(loader *l)
         close(r->root);
     if (r->parent_fd >= 0)
         close(r->parent_fd);
-    for (size_t i = 0; i < r->n_dirs; i++)
+    for (size_t i = 0; i < r->n_dirs; i++) {
         free(r->dirs[i].path);
+        files_xattrs_free(r->dirs[i].xattrs);
+    }
     free(r->dirs);
     free(r->name);
     free(r->base);

@@ -6,10 +6,12 @@
 #include "config/config.h"
 #include "sources/files.h"
 
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static void test_patterns_without_a_slash_match_a_name_at_any_depth(void **state)
@@ -177,6 +179,77 @@ static void test_a_deep_tree_is_removed_with_few_descriptors(void **state)
     rmdir(top);
 }
 
+static int check_attr(const char *name, size_t size, const char **why)
+{
+    struct archive_entry *e = archive_entry_new();
+    static const char value[70000];
+    archive_entry_xattr_add_entry(e, "user.fine", "1", 1);
+    archive_entry_xattr_add_entry(e, name, value, size);
+    const char *which = NULL;
+    int rc = files_xattrs_check(e, &which, why);
+    if (rc != 0)
+        assert_string_equal(which, name);
+    archive_entry_free(e);
+    return rc;
+}
+
+static void test_attributes_a_restore_may_set(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    assert_int_equal(check_attr("user.mime_type", 10, &why), 0);
+    assert_int_equal(check_attr("trusted.overlay.opaque", 1, &why), 0);
+    assert_int_equal(check_attr("security.selinux", 30, &why), 0);
+    assert_int_equal(check_attr("system.posix_acl_access", 44, &why), 0);
+    assert_int_equal(check_attr("system.posix_acl_default", 44, &why), 0);
+    assert_int_equal(check_attr("user.largest", 65536, &why), 0);
+
+    assert_int_equal(check_attr("security.capability", 20, &why), -1);
+    assert_string_equal(why, "grants file capabilities");
+    assert_int_equal(check_attr("user.too-large", 65537, &why), -1);
+    assert_string_equal(why, "is larger than Linux allows");
+    const char *others[] = {"system.nfs4_acl", "system.posix_acl_access2", "posix_acl_access", "", "user"};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        assert_int_equal(check_attr(others[i], 1, &why), -1);
+        assert_non_null(strstr(why, "no namespace"));
+    }
+}
+
+/* libarchive's reader returns each attribute twice (LIBARCHIVE.xattr and
+ * SCHILY.xattr records): the copy keeps one of each name. */
+static void test_a_copy_holds_each_attribute_once(void **state)
+{
+    (void)state;
+    struct archive_entry *e = archive_entry_new();
+    assert_null(files_xattrs_copy(e));
+    archive_entry_xattr_add_entry(e, "user.b", "3", 1);
+    archive_entry_xattr_add_entry(e, "user.a", "2", 1);
+    archive_entry_xattr_add_entry(e, "user.b", "3", 1);
+    archive_entry_xattr_add_entry(e, "user.a", "2", 1);
+    struct files_xattrs *x = files_xattrs_copy(e);
+    assert_non_null(x);
+    char dir[] = "/tmp/sauve-xattr-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    size_t skipped = 0;
+    const char *failed = NULL;
+    if (files_xattrs_write(fd, x, false, &skipped, &failed) == 0) {
+        char names[64], v[4];
+        ssize_t n = flistxattr(fd, names, sizeof names);
+        assert_int_equal(n, (ssize_t)sizeof "user.a\0user.b");
+        assert_int_equal(fgetxattr(fd, "user.b", v, sizeof v), 1);
+        assert_int_equal(v[0], '3');
+    } else {
+        /* a temp directory on a file system without user attributes */
+        assert_string_equal(failed, "user.a");
+    }
+    assert_int_equal(skipped, 0);
+    files_xattrs_free(x);
+    archive_entry_free(e);
+    close(fd);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +261,8 @@ int main(void)
         cmocka_unit_test(test_bad_trees_are_configuration_errors_naming_the_setting),
         cmocka_unit_test(test_tree_names),
         cmocka_unit_test(test_a_deep_tree_is_removed_with_few_descriptors),
+        cmocka_unit_test(test_attributes_a_restore_may_set),
+        cmocka_unit_test(test_a_copy_holds_each_attribute_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
