@@ -1,6 +1,7 @@
 """Running the sauve binary under a controlled environment, and reading what
 it leaves in file:// storage."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -8,6 +9,8 @@ import re
 import signal
 import subprocess
 import time
+
+import pytest
 
 # The id of a set this sauve writes: its UTC start, then its milliseconds
 # and 5 random hex digits.
@@ -312,3 +315,18 @@ def kill_quietly(pid, sig=signal.SIGKILL):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+@contextlib.contextmanager
+def small_volume(path, size):
+    """A tmpfs of size bytes mounted at path (made here) for the block:
+    a volume that something does not fit on."""
+    os.makedirs(path)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={max(size // 1024, 64)}k", "sauve-test", path],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", path], check=True)

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from sauvecli import Sauve, committed_sets, forge_artifact, wait_for
+from sauvecli import Sauve, committed_sets, forge_artifact, small_volume, wait_for
 
 NS = 1_000_000_000
 
@@ -595,3 +596,27 @@ def test_a_fifo_in_the_tree_is_left_out_with_a_warning_and_the_set_restores(work
     r = s.run("restore", "files:up", "--to", target, "--yes")
     assert r.code == 0, r.stderr
     assert sorted(os.listdir(target)) == ["f"]
+
+
+def test_a_tree_larger_than_the_free_space_is_refused_before_anything_changed(workdir, storage):
+    """The restore would fill the volume half-way (and stop the application
+    sharing it): refused with both figures, before the safety backup."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    with open(os.path.join(tree, "big"), "wb") as f:
+        f.write(os.urandom(3 << 20))
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    (_, m), = committed_sets(storage)
+    with small_volume(os.path.join(workdir, "volume"), 2 << 20) as vol:
+        with open(os.path.join(vol, "keep"), "w") as f:
+            f.write("the application's file")
+        for args in (["--to", os.path.join(vol, "new"), "--yes"], ["--to", vol, "--clean", "--confirm", vol]):
+            r = s.run("restore", "files:up", *args)
+            assert r.code == 1, r.describe()
+            assert re.search(r"not enough space to restore into \S+: the artifact holds 3\.\d MiB, its file "
+                             r"system has [\d.]+ [KM]i?B free; nothing was changed", r.stderr), r.stderr
+            assert sorted(os.listdir(vol)) == ["keep"]
+        assert open(os.path.join(vol, "keep")).read() == "the application's file"
+    # no safety backup was taken: nothing was about to be replaced
+    assert [x["id"] for _, x in committed_sets(storage)] == [m["id"]]

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from redisserver import ThrowawayCA, assert_rdb_holds, fill_dataset, load_rdb, resp, restore_online
-from sauvecli import Result, Sauve, committed_sets, forge_artifact
+from sauvecli import Result, Sauve, committed_sets, forge_artifact, small_volume
 
 
 @pytest.fixture
@@ -129,6 +129,25 @@ def test_to_file_keeps_an_existing_file_without_clean_and_replaces_it_with(serve
     assert os.stat(target).st_mode & 0o777 == 0o600
     assert leftovers(workdir, "dump.rdb") == [d for d in os.listdir(workdir) if d != "dump.rdb"
                                               and not d.startswith(".dump.rdb")]
+
+
+def test_to_file_on_a_volume_too_small_is_refused_before_anything_changed(servers, rsauve, storage, workdir):
+    src = servers()
+    fill_dataset(src)
+    fill_more(src)
+    backup(rsauve, src)
+    _, m = the_set(storage)
+    size = m["artifacts"][0]["bytes_in"]
+    with small_volume(os.path.join(workdir, "volume"), size // 2) as vol:
+        target = os.path.join(vol, "dump.rdb")
+        with open(target, "wb") as f:
+            f.write(b"the file of the stopped server")
+        r = rsauve.run("restore", "redis:cache", "--to-file", target, "--clean", "--confirm", target)
+        assert r.code == 1, r.describe()
+        assert r.any_line(f"not enough space to restore into {target}", "nothing was changed"), r.describe()
+        assert os.listdir(vol) == ["dump.rdb"]
+        with open(target, "rb") as f:
+            assert f.read() == b"the file of the stopped server"
 
 
 def test_to_file_truncated_artifact_leaves_the_file_untouched(servers, rsauve, storage, workdir):

@@ -249,7 +249,7 @@ static int files_inspect(loader *l, const manifest_artifact *a, bool *replaces, 
             return sv_error_set(err, SV_EXIT_FAILED, "cannot restore into %s: %s", l->target,
                                 strerror(errno));
         r->route = ROUTE_BESIDE;
-        return 0;
+        return loader_check_space(r->parent_fd, l->target, a->bytes_in, a->has_items ? a->items : 0, err);
     }
     if (!S_ISDIR(st.st_mode))
         return sv_error_set(err, SV_EXIT_FAILED, "%s exists and is not a directory, nothing was changed",
@@ -275,7 +275,9 @@ static int files_inspect(loader *l, const manifest_artifact *a, bool *replaces, 
                                   "or empty directory");
     }
     *replaces = !empty;
-    return 0;
+    /* both trees are on the volume until the swap: the new one needs its
+     * whole size free (at least: each file also rounds up to a block) */
+    return loader_check_space(r->parent_fd, l->target, a->bytes_in, a->has_items ? a->items : 0, err);
 }
 
 static source *files_safety_source(loader *l)

@@ -2,7 +2,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 
 /* The registry. Each kind's loader is defined beside its dumper, in
@@ -23,6 +25,33 @@ void loader_free(loader *l)
     if (l->ops && l->ops->destroy)
         l->ops->destroy(l);
     free(l);
+}
+
+int loader_check_space(int dirfd, const char *target, uint64_t bytes, int64_t files, sv_error *err)
+{
+    struct statvfs vfs;
+    /* f_blocks 0: a file system without a size (ramfs) cannot say */
+    if (fstatvfs(dirfd, &vfs) != 0 || vfs.f_blocks == 0)
+        return 0;
+    uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (bytes > free_bytes) {
+        char need[32], have[32];
+        sv_error_set(err, SV_EXIT_FAILED,
+                     "not enough space to restore into %s: the artifact holds %s, its file "
+                     "system has %s free; nothing was changed",
+                     target, log_human_bytes(bytes, need, sizeof need),
+                     log_human_bytes(free_bytes, have, sizeof have));
+        return sv_error_hint(err, "free space there, grow the volume, or restore to another place first");
+    }
+    /* f_files 0: a file system without an inode count (btrfs, some FUSE) */
+    if (files > 0 && vfs.f_files > 0 && (uint64_t)files > (uint64_t)vfs.f_favail) {
+        sv_error_set(err, SV_EXIT_FAILED,
+                     "not enough inodes to restore into %s: the artifact holds %lld entries, "
+                     "its file system can create %llu more; nothing was changed",
+                     target, (long long)files, (unsigned long long)vfs.f_favail);
+        return sv_error_hint(err, "free inodes there, or restore to another file system");
+    }
+    return 0;
 }
 
 const struct loader_ops *loader_find(const char *kind, size_t len)

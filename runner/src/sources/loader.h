@@ -142,6 +142,17 @@ struct loader {
 /* Frees target, what and changes, then calls ops->destroy. NULL allowed. */
 void loader_free(loader *l);
 
+/*
+ * For loaders that write files: whether the file system of directory dirfd
+ * has room for bytes (the artifact's size before compression) and files
+ * (its entries; 0 when not known). 0, or 1 (SV_EXIT_FAILED) with err
+ * naming target, what is needed and what is free: checked before anything
+ * changed, since a restore that fills the volume half-way helps no one and
+ * may stop the application that shares it. A file system that cannot say
+ * (statvfs fails, or reports no size or no inodes) is not refused.
+ */
+int loader_check_space(int dirfd, const char *target, uint64_t bytes, int64_t files, sv_error *err);
+
 /* ---- the registry: the kinds this build restores (loader.c) ------------ */
 
 /* The loader of kind, the first len bytes of it (the KIND of KIND:NAME),

@@ -253,6 +253,12 @@ static int file_inspect(loader *l, sv_error *err)
     else if (access(dir, W_OK) != 0)
         rc = sv_error_set(err, SV_EXIT_FAILED, "--to-file %s: directory %s is not writable: %s", r->path, dir,
                           strerror(errno));
+    /* the new file is written beside the old one before it replaces it */
+    int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        rc = loader_check_space(dfd, r->path, r->a->bytes_in, 1, err);
+        close(dfd);
+    }
     free(copy);
     return rc;
 }
