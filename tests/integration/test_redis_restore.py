@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from redisserver import ThrowawayCA, assert_rdb_holds, fill_dataset, load_rdb, resp, restore_online
-from sauvecli import Result, Sauve, committed_sets, forge_artifact, small_volume
+from sauvecli import Result, Sauve, committed_sets, forge_artifact, small_volume, wait_for
 
 
 @pytest.fixture
@@ -539,3 +539,39 @@ def test_online_clean_then_an_unsupported_type_says_the_target_was_emptied(serve
     assert "was emptied (FLUSHALL) for the restore" in msg and "safety backup" in msg, r.describe()
     assert dst.key_counts() == {}
     assert [m for _, m in committed_sets(storage) if m.get("reason") == "safety"]
+
+
+def test_online_refuses_while_a_sauve_backup_reads_the_server(servers, rsauve, storage):
+    """A backup announces itself as the replica "sauve-backup": a restore
+    into that server exits 75 and changes nothing while it runs. The
+    backup is held by the server, never by a sleep: a diskless sync waits
+    repl-diskless-sync-delay for more replicas before it forks, and setting
+    the delay back to 0 lets it go."""
+    src = servers()
+    fill_dataset(src)
+    backup(rsauve, src)
+    before = src.digest()
+    src.cli("CONFIG", "SET", "repl-diskless-sync-delay", "3600")
+    env = {"SAUVE_REDIS_URL": src.url(), "SAUVE_REDIS_PASSWORD": src.password, "SAUVE_REDIS_NAME": "cache"}
+    p = rsauve.start("backup", env=env)
+    try:
+        wait_for(lambda: "ip=sauve-backup" in src.cli("INFO", "replication") or p.poll() is not None, 60,
+                 "the backup to be listed as a replica")
+        assert p.poll() is None, "the backup ended before the test held it"
+        # the server's own log names who asked
+        assert "sauve-backup" in src.log()
+        r = restore_online(rsauve, src, "--clean")
+        assert r.code == 75, r.describe()
+        msg = r.summary["msg"]
+        assert f"a sauve backup of redis at 127.0.0.1:{src.port} is running (a replica named sauve-backup, " \
+               "state wait_bgsave): nothing was changed" in msg, msg
+        assert "suspend the backup CronJob" in msg and "\n" not in msg, msg
+        assert src.digest() == before
+    finally:
+        src.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0")
+    r = rsauve.finish(p, timeout=120)
+    assert r.code == 0, r.describe()
+    # once it has ended, the same restore runs (the server kept its data)
+    r = restore_online(rsauve, src, "--clean")
+    assert r.code == 0, r.describe()
+    assert src.digest() == before

@@ -147,6 +147,16 @@ size_t redis_dump_trailer(int type, const void *value, size_t len, int version, 
  * reads: "7.0.15" is 10. 0 when unknown (Redis 8 and later). */
 int redis_rdb_version_of(const char *redis_version);
 
+/* The address a sauve backup announces as a replica (REPLCONF
+ * ip-address): INFO replication and the server's log then name it, and a
+ * restore into that server sees that a backup is running. */
+#define REDIS_BACKUP_REPLICA "sauve-backup"
+
+/* Pure: how many replicas in the text of INFO replication announced
+ * REDIS_BACKUP_REPLICA; the state of the first ("wait_bgsave",
+ * "send_bulk") into state[len]. */
+int redis_info_backups(const char *replication, char *state, size_t len);
+
 /* ---- the keys-mode stream (redis_keys.c) -------------------------------- */
 
 /* Format "redis-keys": docs/redis-keys-format.md. Not point-in-time: each

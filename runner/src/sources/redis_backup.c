@@ -339,9 +339,11 @@ static int sync_dump(source *s, size_t i, stream *out, sv_error *err)
         return -1;
     int rc = -1;
     unsigned char *buf = NULL;
-    /* capa eof lets a diskless server stream without knowing the size;
+    /* ip-address names this replica sauve's backup, in INFO replication
+     * (a restore into this server looks for it) and in the server's log;
+     * capa eof lets a diskless server stream without knowing the size;
      * rdb-only (7.0+) tells it not to keep a replication stream for us */
-    if (replconf(c, "capa", "eof", err) != 0)
+    if (replconf(c, "ip-address", REDIS_BACKUP_REPLICA, err) != 0 || replconf(c, "capa", "eof", err) != 0)
         goto out;
     if ((rs->major == 0 || rs->major >= 7) && replconf(c, "rdb-only", "1", err) != 0)
         goto out;

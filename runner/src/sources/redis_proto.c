@@ -438,3 +438,43 @@ ssize_t redis_sync_feed(redis_sync *s, const void *buf, size_t len, redis_emit_f
         s->state = REDIS_SYNC_DONE;
     return (ssize_t)(i + take);
 }
+
+/* The value of field name in a "k=v,k=v" list that ends at end. */
+static bool list_field(const char *p, const char *end, const char *name, const char **v, size_t *vlen)
+{
+    size_t n = strlen(name);
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if ((size_t)(stop - p) > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            *v = p + n + 1;
+            *vlen = (size_t)(stop - *v);
+            return true;
+        }
+        p = stop + 1;
+    }
+    return false;
+}
+
+int redis_info_backups(const char *replication, char *state, size_t len)
+{
+    int found = 0;
+    if (len)
+        state[0] = '\0';
+    for (const char *p = replication; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        const char *end = p + strcspn(p, "\r\n");
+        /* "slave0:ip=...,port=...,state=...": a replica of this server */
+        size_t digits = strncmp(p, "slave", 5) == 0 ? strspn(p + 5, "0123456789") : 0;
+        if (!digits || p[5 + digits] != ':')
+            continue;
+        const char *v;
+        size_t vlen;
+        const char *fields = p + 5 + digits + 1;
+        if (!list_field(fields, end, "ip", &v, &vlen) || vlen != strlen(REDIS_BACKUP_REPLICA) ||
+            memcmp(v, REDIS_BACKUP_REPLICA, vlen) != 0)
+            continue;
+        if (found++ == 0 && len && list_field(fields, end, "state", &v, &vlen))
+            snprintf(state, len, "%.*s", (int)vlen, v);
+    }
+    return found;
+}

@@ -498,6 +498,37 @@ static int info(struct redis_restore *r, const char *section, char **out, sv_err
     return rc;
 }
 
+/*
+ * Refuses, with SV_EXIT_TEMPFAIL and nothing changed, while a sauve backup
+ * reads this server (a replica that announced REDIS_BACKUP_REPLICA): the
+ * RDB it is being sent is the server as it was when the fork happened, but
+ * a set committed in the middle of a restore would be taken for a good
+ * copy of what the server holds afterwards. A keys-mode backup is no
+ * replica and is not seen. Checked once: the backup CronJob's suspend
+ * keeps the next one from starting.
+ */
+static int refuse_while_backed_up(struct redis_restore *r, const char *target, sv_error *err)
+{
+    char *replication = NULL;
+    if (info(r, "replication", &replication, err) != 0)
+        return sv_error_wrap(err, "cannot tell whether a sauve backup is running, nothing was changed");
+    char state[64];
+    int n = redis_info_backups(replication, state, sizeof state);
+    free(replication);
+    if (n == 0)
+        return 0;
+    char more[64] = "";
+    if (n > 1)
+        snprintf(more, sizeof more, "; %d other sauve backups", n - 1);
+    sv_error_set(
+        err, SV_EXIT_TEMPFAIL,
+        "a sauve backup of redis at %s is running (a replica named %s, state %s%s): nothing was changed",
+        target, REDIS_BACKUP_REPLICA, *state ? state : "unknown", more);
+    return sv_error_hint(err, "run the restore again once the backup has ended; to keep the next scheduled "
+                              "backup from starting during the restore, suspend the backup CronJob first "
+                              "(kubectl patch cronjob NAME -p '{\"spec\":{\"suspend\":true}}')");
+}
+
 static int online_inspect(loader *l, bool *replaces, sv_error *err)
 {
     struct redis_restore *r = l->impl;
@@ -515,6 +546,8 @@ static int online_inspect(loader *l, bool *replaces, sv_error *err)
                                           .key_file = cfg->redis_tls_key_file,
                                           .timeout_s = (int)cfg->redis_timeout};
     if (!(r->c = redis_connect(&r->copt, err)))
+        return -1;
+    if (refuse_while_backed_up(r, l->target, err) != 0)
         return -1;
     char *server = NULL, *keyspace = NULL;
     if (info(r, "server", &server, err) != 0 || info(r, "keyspace", &keyspace, err) != 0) {

@@ -378,6 +378,34 @@ static void test_url_errors_never_quote_it(void **state)
     }
 }
 
+/* INFO replication as Redis 7.0 writes it, with a real replica and two
+ * sauve backups (one still waiting for the fork). */
+static void test_backups_are_found_in_info_replication(void **state)
+{
+    (void)state;
+    const char *info = "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n"
+                       "slave0:ip=10.0.0.7,port=6379,state=online,offset=1234,lag=0\r\n"
+                       "slave1:ip=sauve-backup,port=0,state=send_bulk,offset=0,lag=0\r\n"
+                       "slave2:ip=sauve-backup,port=0,state=wait_bgsave,offset=0,lag=0\r\n"
+                       "master_failover_state:no-failover\r\n";
+    char st[32];
+    assert_int_equal(redis_info_backups(info, st, sizeof st), 2);
+    assert_string_equal(st, "send_bulk");
+    /* an address that only starts like it, a field that only ends like it,
+     * and other sections' lines are not backups */
+    const char *others = "slave0:ip=sauve-backup2,port=0,state=online\r\n"
+                         "slave1:port=0,xip=sauve-backup,state=online\r\n"
+                         "slaves:ip=sauve-backup,state=online\r\n"
+                         "slave3ip=sauve-backup,state=online\r\n"
+                         "master_host:sauve-backup\r\n";
+    assert_int_equal(redis_info_backups(others, st, sizeof st), 0);
+    assert_string_equal(st, "");
+    assert_int_equal(redis_info_backups("", st, sizeof st), 0);
+    /* the last line without its end, a state missing */
+    assert_int_equal(redis_info_backups("slave0:ip=sauve-backup,port=0", st, sizeof st), 1);
+    assert_string_equal(st, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_resp_protocol_errors),
         cmocka_unit_test(test_url_forms),
         cmocka_unit_test(test_url_errors_never_quote_it),
+        cmocka_unit_test(test_backups_are_found_in_info_replication),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
