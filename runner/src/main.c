@@ -2,6 +2,7 @@
  * sauve: parse the command line, resolve the configuration, run one command,
  * end with a one-line summary and the exit code of DESIGN.md.
  */
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,13 @@ static int finish(struct outcome *out)
 int main(int argc, char **argv)
 {
     log_init(LOG_FORMAT_AUTO, LOG_INFO);
+    /* File names in tar headers: libarchive converts them between the
+     * locale's charset and pax's UTF-8, and in the C locale it can convert
+     * no byte above 127, so every non-ASCII name, valid UTF-8 or not, was
+     * stored as bytes (hdrcharset=BINARY, which GNU tar warns about). In
+     * C.UTF-8 a UTF-8 name is text and only others are bytes. LC_CTYPE
+     * only: messages and numbers stay as in C. Before any thread starts. */
+    setlocale(LC_CTYPE, "C.UTF-8");
     /* Before any secret is read: the configuration loads them all. */
     sv_error harden_err = {0};
     if (harden_process(&harden_err) != 0)

@@ -173,6 +173,13 @@ def test_tree_round_trip_through_s3_restored_by_sauve_and_by_gnu_tar(workdir, bu
     subprocess.run(f"zstd -dc {stored} | tar -x --numeric-owner -C {gnu}", shell=True, check=True,
                    stderr=subprocess.DEVNULL)
     assert_same_tree(tree, gnu)
+    # a UTF-8 name is stored as text; only a name that is not UTF-8 as its
+    # bytes (hdrcharset=BINARY, which GNU tar warns about)
+    data = subprocess.run(["zstd", "-dc", stored], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as t:
+        charset = {os.fsencode(m.name): m.pax_headers.get("hdrcharset") for m in t.getmembers()}
+    assert charset[b"caf\xc3\xa9.txt"] is None and charset[b"x" * 255] is None, charset
+    assert charset[b"latin1-\xe9t\xe9.bin"] == "BINARY", charset
 
     r = s.run("verify", json_stdout=True)
     assert r.code == 0, r.stderr
