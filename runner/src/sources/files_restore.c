@@ -79,6 +79,9 @@ struct files_restore {
      * finish reports as the loader's so that restore/ blames the target */
     bool disk_failed;
     sv_error disk_err;
+    /* the directory of the last entry, by the name the archive gave it */
+    char *last_dir;
+    int last_dir_fd;
 };
 
 static int on_disk(struct files_restore *r, int rc)
@@ -163,6 +166,7 @@ static loader *files_open(const sv_config *cfg, const char *name, const struct l
     r->clean = o->clean;
     r->parent_fd = -1;
     r->root = -1;
+    r->last_dir_fd = -1;
     r->as_root = geteuid() == 0;
     loader *l = xcalloc(1, sizeof *l);
     l->ops = &files_loader;
@@ -503,15 +507,21 @@ static int set_link_meta(struct files_restore *r, int fd, const char *base, stru
 static int extract_file(struct files_restore *r, struct archive *a, int pfd, const char *base,
                         struct archive_entry *e, const char *name, sv_error *err)
 {
-    if (clear_name(pfd, base, name, err) != 0)
-        return -1;
+    /* created anew, never opened through what held the name: that is
+     * removed first (nothing usually does, so the first try mostly works) */
     int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        if (clear_name(pfd, base, name, err) != 0)
+            return -1;
+        fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     if (fd < 0)
         return on_disk(r,
                        sv_error_set(err, SV_EXIT_FAILED, "cannot create %.200s: %s", name, strerror(errno)));
     const void *buf;
     size_t len;
     la_int64_t off;
+    uint64_t end = 0; /* where the last block written ends */
     int rc = 0, ar;
     while ((ar = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
         const char *p = buf;
@@ -529,6 +539,8 @@ static int extract_file(struct files_restore *r, struct archive *a, int pfd, con
             off += w;
             r->bytes += (uint64_t)w;
         }
+        if ((uint64_t)off > end)
+            end = (uint64_t)off;
     }
     if (ar != ARCHIVE_EOF) {
         rc = sv_error_set(err, SV_EXIT_FAILED, "the archive's entry %.200s is cut short or damaged: %s", name,
@@ -536,7 +548,7 @@ static int extract_file(struct files_restore *r, struct archive *a, int pfd, con
         goto out;
     }
     /* a sparse file's last hole */
-    if (ftruncate(fd, (off_t)archive_entry_size(e)) != 0) {
+    if (end != (uint64_t)archive_entry_size(e) && ftruncate(fd, (off_t)archive_entry_size(e)) != 0) {
         rc = on_disk(
             r, sv_error_set(err, SV_EXIT_FAILED, "cannot set the size of %.200s: %s", name, strerror(errno)));
         goto out;
@@ -557,6 +569,42 @@ out:
     return rc;
 }
 
+static void forget_last_dir(struct files_restore *r);
+
+/*
+ * open_parent for an entry to create, keeping the last directory open: an
+ * archive lists a directory's entries together, and each would otherwise
+ * open every directory from the top again. What a name led to stays what
+ * it leads to, since the extraction never removes or replaces a directory
+ * (clear_name refuses to); a name spelt otherwise ("d/./x", "d//x") is
+ * only looked up anew.
+ */
+static int entry_parent(struct files_restore *r, const char *name, char **base, sv_error *err)
+{
+    size_t len = strlen(name);
+    while (len > 1 && name[len - 1] == '/')
+        len--;
+    const char *slash = memrchr(name, '/', len);
+    if (slash && r->last_dir && strlen(r->last_dir) == (size_t)(slash - name) &&
+        memcmp(r->last_dir, name, (size_t)(slash - name)) == 0) {
+        const char *b = slash + 1;
+        size_t blen = len - (size_t)(b - name);
+        /* "." and ".." are no names to create: the full lookup says what they are */
+        if (!(blen == 1 && b[0] == '.') && !(blen == 2 && b[0] == '.' && b[1] == '.')) {
+            *base = xstrndup(b, blen);
+            return fcntl(r->last_dir_fd, F_DUPFD_CLOEXEC, 0);
+        }
+    }
+    int fd = open_parent(r->root, name, base, true, err);
+    if (fd >= 0 && *base && slash) {
+        forget_last_dir(r);
+        r->last_dir_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (r->last_dir_fd >= 0)
+            r->last_dir = xstrndup(name, (size_t)(slash - name));
+    }
+    return fd;
+}
+
 static int extract_entry(struct files_restore *r, struct archive *a, struct archive_entry *e, sv_error *err)
 {
     const char *name = archive_entry_pathname(e);
@@ -569,7 +617,7 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
     if (files_entry_check(e, err) != 0)
         return -1;
     char *base = NULL;
-    int pfd = open_parent(r->root, name, &base, true, err);
+    int pfd = entry_parent(r, name, &base, err);
     if (pfd < 0)
         return -1;
     int rc = 0;
@@ -684,6 +732,7 @@ static int extract(struct archive *a, void *ctx, sv_error *err)
         if (extract_entry(r, a, e, err) != 0)
             goto failed;
     }
+    forget_last_dir(r);
     if (finish_dirs(r, err) != 0)
         goto failed;
     if (r->xattrs_skipped)
@@ -693,6 +742,7 @@ static int extract(struct archive *a, void *ctx, sv_error *err)
             r->name, r->xattrs_skipped);
     return 0;
 failed:
+    forget_last_dir(r);
     if (r->disk_failed)
         r->disk_err = *err;
     return -1;
@@ -851,9 +901,19 @@ static int files_finish(loader *l, bool ok, sv_error *err)
     return rc;
 }
 
+static void forget_last_dir(struct files_restore *r)
+{
+    if (r->last_dir_fd >= 0)
+        close(r->last_dir_fd);
+    r->last_dir_fd = -1;
+    free(r->last_dir);
+    r->last_dir = NULL;
+}
+
 static void files_destroy(loader *l)
 {
     struct files_restore *r = l->impl;
+    forget_last_dir(r);
     if (r->root >= 0)
         close(r->root);
     if (r->parent_fd >= 0)

@@ -1,9 +1,12 @@
 /*
  * A tar read from a push stream. The pipeline pushes bytes (write), and
  * libarchive pulls them (its read callback): the reader runs on its own
- * thread, and the two meet at one buffer that the writer fills and the
- * reader takes whole (copied, so the writer's buffer is free once write
- * returns). Bounded: the buffer and the reader's copy, 1 MiB each.
+ * thread, and the two meet at two buffers. The writer appends to one while
+ * it has room, and wakes the reader only when it was empty; the reader
+ * takes whatever has gathered by swapping the two (libarchive is done
+ * with the block it was given before when it asks for the next). So a
+ * hand-over, two thread switches on a busy machine, carries up to 1 MiB,
+ * not one pipeline write. Bounded: two buffers of 1 MiB.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,7 +31,7 @@ struct tar_sink {
     pthread_cond_t cv;
     unsigned char *buf; /* filled by write */
     size_t len;
-    unsigned char *rbuf; /* what the reader was last given */
+    unsigned char *rbuf; /* what the reader was last given: libarchive's until its next read */
     bool eof;            /* finish: no more bytes */
     bool aborted;        /* abort: the reader's next read fails */
     bool done;           /* consume returned */
@@ -48,7 +51,9 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **out)
         n = -1;
     } else {
         n = (la_ssize_t)t->len;
-        memcpy(t->rbuf, t->buf, t->len);
+        unsigned char *given = t->buf;
+        t->buf = t->rbuf;
+        t->rbuf = given;
         t->len = 0;
         pthread_cond_broadcast(&t->cv);
     }
@@ -86,7 +91,7 @@ static int tar_write(stream *s, const void *buf, size_t len, sv_error *err)
     const unsigned char *p = buf;
     pthread_mutex_lock(&t->mu);
     while (len > 0) {
-        while (t->len > 0 && !t->done)
+        while (t->len == BRIDGE_BUF && !t->done)
             pthread_cond_wait(&t->cv, &t->mu);
         if (t->done) {
             if (t->rc != 0) {
@@ -96,12 +101,14 @@ static int tar_write(stream *s, const void *buf, size_t len, sv_error *err)
             }
             break; /* after the end of the archive: read and dropped */
         }
-        size_t n = len < BRIDGE_BUF ? len : BRIDGE_BUF;
-        memcpy(t->buf, p, n);
-        t->len = n;
+        size_t n = len < BRIDGE_BUF - t->len ? len : BRIDGE_BUF - t->len;
+        bool was_empty = t->len == 0;
+        memcpy(t->buf + t->len, p, n);
+        t->len += n;
         p += n;
         len -= n;
-        pthread_cond_broadcast(&t->cv);
+        if (was_empty)
+            pthread_cond_broadcast(&t->cv);
     }
     pthread_mutex_unlock(&t->mu);
     return 0;
