@@ -525,6 +525,41 @@ def test_a_mount_point_is_restored_in_place_by_moving_entries(workdir, storage, 
         subprocess.run(["umount", mnt], check=True)
 
 
+def test_a_mount_point_whose_content_cannot_move_is_left_as_it_was(workdir, storage, monkeypatch):
+    """As another user than root, a directory without write permission
+    cannot be renamed (its ".." changes): the move of the volume's old
+    content aside stops there, and what had moved goes back."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    with open(os.path.join(tree, "new"), "w") as f:
+        f.write("the backup's")
+    s = as_nobody(workdir, storage, monkeypatch)
+    env = {"SAUVE_FILES": f"up={tree}"}
+    assert s.run("backup", env=env).code == 0
+    with small_volume(os.path.join(workdir, "volume"), 20 << 20) as mnt:
+        os.chown(mnt, 65534, 65534)
+        # entries on both sides of the one that cannot move, whatever
+        # order the directory lists them in
+        names = [f"before-{i:02}" for i in range(10)] + ["locked"] + [f"after-{i:02}" for i in range(10)]
+        for n in names:
+            p = os.path.join(mnt, n)
+            os.mkdir(p)
+            with open(os.path.join(p, "f"), "w") as f:
+                f.write(n)
+            os.chown(os.path.join(p, "f"), 65534, 65534)
+            os.chown(p, 65534, 65534)
+        os.chmod(os.path.join(mnt, "locked"), 0o555)
+        before = {k: v for k, v in walk(mnt)[0].items() if k != b"."}
+        r = s.run("restore", "files:up", "--to", mnt, "--clean", "--confirm", mnt, env=env)
+        assert r.code == 1, r.describe()
+        assert f"cannot move {mnt}/locked aside: Permission denied; {mnt} was left as it was" in r.stderr, \
+            r.stderr
+        assert "can be moved by root only" in r.stderr
+        assert {k: v for k, v in walk(mnt)[0].items() if k != b"."} == before
+        assert sorted(os.listdir(mnt)) == sorted(names)
+        os.chmod(os.path.join(mnt, "locked"), 0o755)
+
+
 def test_a_database_and_a_tree_in_one_set_each_restored(sauve, pg, dbs, small_template, workdir, storage,
                                                          outside):
     """One `sauve backup` of a PostgreSQL database and an upload directory:

@@ -769,8 +769,57 @@ static int files_start(loader *l, stream **sink, sv_error *err)
     return 0;
 }
 
+/* Moves the names of directory from (all but skip1 and skip2) into to,
+ * recording each moved in *moved. 0, or -1 with errno and *failed (newly
+ * allocated) the name that did not move. */
+static int move_names(int from, int to, const char *skip1, const char *skip2, char ***moved, size_t *n_moved,
+                      char **failed)
+{
+    size_t n = 0;
+    char **names = names_of(from, &n);
+    *moved = xcalloc(n + 1, sizeof **moved);
+    *n_moved = 0;
+    if (!names) {
+        *failed = xstrdup(".");
+        return -1;
+    }
+    int rc = 0, saved = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool skip = (skip1 && strcmp(names[i], skip1) == 0) || (skip2 && strcmp(names[i], skip2) == 0);
+        if (rc == 0 && !skip) {
+            if (renameat(from, names[i], to, names[i]) == 0) {
+                (*moved)[(*n_moved)++] = names[i];
+                continue;
+            }
+            saved = errno;
+            *failed = xstrdup(names[i]);
+            rc = -1;
+        }
+        free(names[i]);
+    }
+    free(names);
+    errno = saved;
+    return rc;
+}
+
+/* Undoes move_names: each moved name from to back into from. What cannot
+ * go back is logged with where it is; their number is returned. */
+static size_t move_back(struct files_restore *r, int from, int to, char **moved, size_t n, const char *where)
+{
+    size_t stuck = 0;
+    for (size_t i = 0; i < n; i++)
+        if (renameat(to, moved[i], from, moved[i]) != 0) {
+            log_error("files:%s: %s could not be moved back: it is in %s (%s)", r->name, moved[i], where,
+                      strerror(errno));
+            stuck++;
+        }
+    return stuck;
+}
+
 /* Moves every entry of the temp directory into DIR (a mount point), the
- * old ones first into a directory that is then removed. */
+ * old ones first into a directory that is then removed. A rename that
+ * fails (a directory a non-root user may not move: renaming it rewrites
+ * its "..") puts back what had moved: DIR keeps what it held. */
 static int move_inside(loader *l, sv_error *err)
 {
     struct files_restore *r = l->impl;
@@ -779,32 +828,53 @@ static int move_inside(loader *l, sv_error *err)
     struct stat top;
     bool have_top = fstat(r->root, &top) == 0;
     char *old = xasprintf(".sauve-old-%ld-%d", (long)time(NULL), (int)getpid());
-    int rc = 0;
     if (mkdirat(r->parent_fd, old, 0700) != 0) {
         sv_error_set(err, SV_EXIT_FAILED, "cannot create %s in %s: %s", old, l->target, strerror(errno));
         free(old);
         return -1;
     }
     int ofd = openat(r->parent_fd, old, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    size_t n = 0;
-    char **names = ofd >= 0 ? names_of(r->parent_fd, &n) : NULL;
-    if (!names)
-        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot list %s: %s", l->target, strerror(errno));
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (strcmp(names[i], old) != 0 && strcmp(names[i], r->tmp) != 0 &&
-            renameat(r->parent_fd, names[i], ofd, names[i]) != 0)
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s/%s aside: %s", l->target, names[i],
-                              strerror(errno));
-    free_names(names, n);
-    n = 0;
-    names = rc == 0 ? names_of(r->root, &n) : NULL;
-    if (rc == 0 && !names)
-        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot list %s: %s", r->tmp, strerror(errno));
-    for (size_t i = 0; i < n && rc == 0; i++)
-        if (renameat(r->root, names[i], r->parent_fd, names[i]) != 0)
-            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s into %s: %s", names[i], l->target,
-                              strerror(errno));
-    free_names(names, n);
+    char **aside = NULL, **placed = NULL, *failed = NULL;
+    size_t n_aside = 0, n_placed = 0, stuck = 0;
+    int rc = 0, e = 0;
+    const char *step = NULL; /* "cannot move %s/%s aside", "cannot move %s into %s" */
+    if (ofd < 0) {
+        rc = sv_error_set(err, SV_EXIT_FAILED, "cannot open %s in %s: %s", old, l->target, strerror(errno));
+    } else if (move_names(r->parent_fd, ofd, old, r->tmp, &aside, &n_aside, &failed) != 0) {
+        e = errno;
+        step = "aside";
+    } else if (move_names(r->root, r->parent_fd, NULL, NULL, &placed, &n_placed, &failed) != 0) {
+        e = errno;
+        step = "in";
+        stuck += move_back(r, r->root, r->parent_fd, placed, n_placed, r->tmp);
+    }
+    if (ofd >= 0 && (rc != 0 || step)) {
+        char *where = xasprintf("%s/%s", l->target, old);
+        stuck += move_back(r, r->parent_fd, ofd, aside, n_aside, where);
+        free(where);
+        if (stuck == 0)
+            unlinkat(r->parent_fd, old, AT_REMOVEDIR);
+    }
+    if (step) {
+        char after[160];
+        if (stuck)
+            snprintf(after, sizeof after, "%zu entries could not be put back (the log says where they are)",
+                     stuck);
+        else
+            snprintf(after, sizeof after, "%s was left as it was", l->target);
+        if (strcmp(step, "aside") == 0)
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s/%s aside: %s; %s", l->target, failed,
+                              strerror(e), after);
+        else
+            rc = sv_error_set(err, SV_EXIT_FAILED, "cannot move %s into %s: %s; %s", failed, l->target,
+                              strerror(e), after);
+        if (e == EACCES || e == EPERM)
+            sv_error_hint(err, "a directory without write permission can be moved by root only: run the "
+                               "restore as root, or make it writable");
+    }
+    free_names(aside, n_aside);
+    free_names(placed, n_placed);
+    free(failed);
     if (ofd >= 0)
         close(ofd);
     if (rc == 0) {
@@ -826,9 +896,6 @@ static int move_inside(loader *l, sv_error *err)
             struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, top.st_mtim};
             futimens(r->parent_fd, ts);
         }
-    } else {
-        log_error("files:%s: the restore stopped half-way: the previous content is in %s/%s", r->name,
-                  l->target, old);
     }
     free(old);
     return rc;
