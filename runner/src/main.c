@@ -47,7 +47,9 @@ int main(int argc, char **argv)
      * no byte above 127, so every non-ASCII name, valid UTF-8 or not, was
      * stored as bytes (hdrcharset=BINARY, which GNU tar warns about). In
      * C.UTF-8 a UTF-8 name is text and only others are bytes. LC_CTYPE
-     * only: messages and numbers stay as in C. Before any thread starts. */
+     * only: messages and numbers stay as in C. Before any thread starts.
+     * Where C.UTF-8 is missing (glibc before 2.35), names are bytes as
+     * before; exclude patterns match bytes either way (files_conf.c). */
     setlocale(LC_CTYPE, "C.UTF-8");
     /* Before any secret is read: the configuration loads them all. */
     sv_error harden_err = {0};

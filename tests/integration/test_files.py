@@ -374,7 +374,12 @@ def attacks(outside):
         "xattr-capability": ([with_xattr("cap", "security.capability", "\x01\x00\x00\x02 ")],
                              "extended attribute security.capability, which grants file capabilities"),
         "xattr-other-namespace": ([with_xattr("odd", "system.sockprotoname", "x")],
-                                  "is of no namespace sauve restores"),
+                                  "which is not one sauve restores"),
+        "xattr-smack-exec": ([with_xattr("odd", "security.SMACK64EXEC", "_")], "which is not one sauve restores"),
+        "xattr-name-too-long": ([with_xattr("odd", "user." + "n" * 300, "v")],
+                                "which has a name longer than Linux allows"),
+        "xattr-bad-acl": ([with_xattr("odd", "system.posix_acl_access", "\x02\x00\x00\x00\x01")],
+                          "which is not a POSIX ACL the kernel takes"),
         # a directory's owner and mode are set at the end: never on what took its name
         "dir-then-symlink": ([owned_dir("d"), info("d", tarfile.SYMTYPE, linkname=outside)], twice),
         "dir-without-slash-then-symlink": ([owned_dir("d", path="d"),
@@ -388,7 +393,8 @@ def attacks(outside):
 
 # refused by their headers alone (files_entry_check), by verify too
 HEADER_LEVEL = {"absolute", "dotdot", "hardlink-out", "hardlink-dotdot", "device", "fifo", "setuid", "setgid-file",
-                "xattr-capability", "xattr-other-namespace"}
+                "xattr-capability", "xattr-other-namespace", "xattr-smack-exec", "xattr-name-too-long",
+                "xattr-bad-acl"}
 
 
 @pytest.mark.parametrize("attack", sorted(attacks("/x")))
@@ -423,6 +429,26 @@ def test_a_hostile_archive_extracts_nothing_outside_and_fails_clearly(workdir, s
         assert "a restore would refuse tar entry" in v.summary["msg"] and phrase in v.summary["msg"], v.summary
     else:
         assert v.code == 0, v.describe()
+
+
+def test_a_name_ending_in_dot_does_not_send_later_entries_elsewhere(workdir, storage):
+    """"a/b/." names b in a: the restore keeps the directory of the last
+    entry open, and must not take it for the directory of "a/b/x"."""
+    tree = os.path.join(workdir, "tree")
+    os.makedirs(tree)
+    s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
+    assert s.run("backup").code == 0
+    (set_dir, m), = committed_sets(storage)
+    a, b = owned_dir("a", mode=0o755, path="a"), owned_dir("a/b", mode=0o755, path="a/b")
+    dot = owned_dir("a/b/.", mode=0o755, path="a/b/.")
+    data = hostile([a, b, dot, info("a/b/x", data=b"in b"), info("a/y", data=b"in a")])
+    forged = subprocess.run(["zstd", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+    forge_artifact(set_dir, m, m["artifacts"][0], forged, bytes_in=len(data))
+    target = os.path.join(workdir, "target")
+    r = s.run("restore", "files:up", "--to", target, "--yes")
+    assert r.code == 0, r.describe()
+    got = sorted(os.path.relpath(os.path.join(d, n), target) for d, _, files in os.walk(target) for n in files)
+    assert got == ["a/b/x", "a/y"]
 
 
 def test_a_damaged_archive_is_named_by_verify_and_restores_nothing(workdir, storage):

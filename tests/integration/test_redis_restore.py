@@ -551,6 +551,8 @@ def test_online_refuses_while_a_sauve_backup_reads_the_server(servers, rsauve, s
     fill_dataset(src)
     backup(rsauve, src)
     before = src.digest()
+    # a disk-based sync forks at once: only a diskless one waits
+    src.cli("CONFIG", "SET", "repl-diskless-sync", "yes")
     src.cli("CONFIG", "SET", "repl-diskless-sync-delay", "3600")
     env = {"SAUVE_REDIS_URL": src.url(), "SAUVE_REDIS_PASSWORD": src.password, "SAUVE_REDIS_NAME": "cache"}
     p = rsauve.start("backup", env=env)

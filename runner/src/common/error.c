@@ -1,5 +1,6 @@
 #include "common/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,14 @@ int sv_error_set(sv_error *err, int code, const char *fmt, ...)
 {
     if (!err)
         return -1;
+    int saved = errno;
     va_list ap;
     va_start(ap, fmt);
     format_masked(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
     err->code = code ? code : SV_EXIT_FAILED;
     err->hint[0] = '\0';
+    errno = saved;
     return -1;
 }
 

@@ -35,7 +35,8 @@ typedef struct sv_error {
  * cut to fit (log_mask_into). */
 
 /* Sets code and message; clears any previous hint. Returns -1 so that
- * `return sv_error_set(err, ...)` reads naturally. err may be NULL. */
+ * `return sv_error_set(err, ...)` reads naturally, and leaves errno as it
+ * was, so that the caller may still ask what failed. err may be NULL. */
 int sv_error_set(sv_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Sets the hint of an error already set. Returns -1. */

@@ -108,18 +108,28 @@ int files_entry_check(struct archive_entry *e, sv_error *err);
 /* ---- extended attributes (files_xattr.c) ------------------------------------ */
 
 /*
- * Adds every extended attribute of the open file or directory fd to e
- * (POSIX ACLs among them: system.posix_acl_*). 0, also on a file system
- * without attributes; -1 with errno when they cannot be listed or read.
+ * Adds the extended attributes of the open file or directory fd to e
+ * (POSIX ACLs among them: system.posix_acl_*), but those a restore would
+ * refuse (files_xattr_refusal), each passed to left_out instead. 0, also
+ * on a file system without attributes; -1 with errno when they cannot be
+ * listed or read.
  */
-int files_xattrs_read(int fd, struct archive_entry *e);
+int files_xattrs_read(int fd, struct archive_entry *e,
+                      void (*left_out)(void *ctx, const char *name, const char *why), void *ctx);
+
+/*
+ * Pure: why a restore does not set attribute name = value[size], or NULL
+ * when it does. It sets user. attributes, POSIX ACLs that are well formed
+ * and security.selinux; it refuses the rest, among them what hands out
+ * privileges as a setuid bit does (security.capability, other security.
+ * labels, trusted. attributes), and what Linux would not take.
+ */
+const char *files_xattr_refusal(const char *name, const void *value, size_t size);
 
 /*
  * Whether e's attributes may be restored (pure; files_entry_check asks
- * it): each in the user., trusted. or security. namespace or a POSIX ACL,
- * none granting file capabilities (security.capability, refused as the
- * setuid bit is), none larger than Linux allows. 0, or -1 with *name and
- * *why saying which and why.
+ * it): each one files_xattr_refusal accepts, and all of them within what a
+ * file can hold. 0, or -1 with *name and *why saying which and why.
  */
 int files_xattrs_check(struct archive_entry *e, const char **name, const char **why);
 
@@ -128,11 +138,13 @@ int files_xattrs_check(struct archive_entry *e, const char **name, const char **
 struct files_xattrs;
 struct files_xattrs *files_xattrs_copy(struct archive_entry *e);
 void files_xattrs_free(struct files_xattrs *x);
+/* The bytes x holds (names and values); 0 for NULL. */
+size_t files_xattrs_bytes(const struct files_xattrs *x);
 
 /*
- * Sets x's attributes on fd. The trusted. and security. ones only when
- * as_root (the kernel refuses them to others): otherwise each is counted
- * in *skipped. 0, or -1 with errno and *failed naming the attribute.
+ * Sets x's attributes on fd. security.selinux only when as_root (the
+ * kernel refuses it to others): otherwise it is counted in *skipped. 0,
+ * or -1 with errno and *failed naming the attribute.
  */
 int files_xattrs_write(int fd, const struct files_xattrs *x, bool as_root, size_t *skipped,
                        const char **failed);

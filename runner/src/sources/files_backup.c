@@ -162,15 +162,40 @@ static struct archive_entry *entry_for(struct walk *w, const char *rel, const st
     archive_entry_set_nlink(e, 0);
     if (!S_ISREG(st->st_mode))
         archive_entry_set_size(e, 0);
+    /* a restore sets no setuid bit, nor setgid but on a directory (from a
+     * forged archive they are an attack): stored, the set would not restore */
+    mode_t drop = (st->st_mode & S_ISUID) | (S_ISDIR(st->st_mode) ? 0 : st->st_mode & S_ISGID);
+    if (drop) {
+        archive_entry_set_perm(e, st->st_mode & 07777 & ~drop);
+        warn_file(w, rel,
+                  drop & S_ISUID ? "has the setuid bit, which a restore does not set: archived without it"
+                                 : "has the setgid bit, which a restore does not set on a file: archived "
+                                   "without it");
+    }
     set_owner_names(w, e, st);
     return e;
 }
 
 /* With files.xattrs, the attributes of the open file or directory fd. One
  * that cannot be read is a warning: the entry is archived without them. */
+struct left_out {
+    struct walk *w;
+    const char *rel;
+};
+
+static void xattr_left_out(void *ctx, const char *name, const char *why)
+{
+    struct left_out *l = ctx;
+    char what[400];
+    snprintf(what, sizeof what, "has the extended attribute %.255s, which %s: archived without it", name,
+             why);
+    warn_file(l->w, l->rel, what);
+}
+
 static void add_xattrs(struct walk *w, struct archive_entry *e, int fd, const char *rel)
 {
-    if (!w->cfg->files_xattrs || files_xattrs_read(fd, e) == 0)
+    struct left_out l = {w, rel};
+    if (!w->cfg->files_xattrs || files_xattrs_read(fd, e, xattr_left_out, &l) == 0)
         return;
     char what[200];
     snprintf(what, sizeof what, "has extended attributes that could not be read (%s): archived without them",

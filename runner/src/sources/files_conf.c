@@ -1,6 +1,8 @@
 /* The trees and exclude patterns of the configuration: parsing and
  * matching, with no I/O. */
 #include <fnmatch.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +112,18 @@ int files_trees_parse(const sv_config *cfg, struct files_tree **out, size_t *nou
     return 0;
 }
 
+/* The C locale, for fnmatch: '?' and '[...]' match one byte, as git's
+ * patterns do, whatever the process's LC_CTYPE (main.c sets C.UTF-8 for
+ * libarchive, and musl's fnmatch then matches no byte of a name that is
+ * not UTF-8, where glibc's falls back to bytes). */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
 bool files_exclude_match(const char *pattern, const char *rel, const char *base, bool is_dir)
 {
     size_t len = strlen(pattern);
@@ -119,7 +133,11 @@ bool files_exclude_match(const char *pattern, const char *rel, const char *base,
     char *p = xstrndup(pattern, dir_only ? len - 1 : len);
     bool anchored = strchr(p, '/') != NULL;
     const char *q = p[0] == '/' ? p + 1 : p;
+    pthread_once(&c_locale_once, make_c_locale);
+    locale_t prev = c_locale ? uselocale(c_locale) : (locale_t)0;
     bool hit = anchored ? fnmatch(q, rel, FNM_PATHNAME) == 0 : fnmatch(q, base, 0) == 0;
+    if (prev)
+        uselocale(prev);
     free(p);
     return hit;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +41,10 @@
 #endif
 
 static const char *const files_forms[] = {"files:NAME", NULL};
+
+/* The extended attributes of directories, kept to be set once their
+ * content is in: far more than a real tree's. */
+#define DIR_XATTRS_MAX (256 << 20)
 
 enum files_route {
     ROUTE_BESIDE, /* extracted into DIR's sibling, swapped in by rename */
@@ -73,7 +78,8 @@ struct files_restore {
     size_t n_dirs;
     int64_t entries;
     uint64_t bytes;
-    size_t xattrs_skipped; /* trusted. and security. attributes, not set when not root */
+    size_t xattrs_skipped;  /* security labels, not set when not root */
+    size_t dir_xattr_bytes; /* the attributes of r->dirs */
     /* the extraction failed on the target's side (space, permissions, what
      * its file system supports), not on the archive's: the error, which
      * finish reports as the loader's so that restore/ blames the target */
@@ -84,10 +90,32 @@ struct files_restore {
     int last_dir_fd;
 };
 
+/* rc, after a call that failed with errno: when errno says the target's
+ * file system refused (space, quota, permissions, what it supports), the
+ * failure is the target's. Others (a name too long, a value the kernel
+ * finds invalid) come from what the archive asked for. */
 static int on_disk(struct files_restore *r, int rc)
 {
-    if (rc != 0)
-        r->disk_failed = true;
+    switch (errno) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+    case EMLINK:
+    case ENOTSUP:
+#if EOPNOTSUPP != ENOTSUP
+    case EOPNOTSUPP:
+#endif
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case EIO:
+    case EMFILE:
+    case ENFILE:
+        if (rc != 0)
+            r->disk_failed = true;
+        break;
+    default: break;
+    }
     return rc;
 }
 
@@ -108,6 +136,7 @@ static int set_meta(struct files_restore *r, int fd, const char *name, uid_t uid
         if (e == ENOTSUP)
             sv_error_hint(err, "the target's file system keeps no extended attributes: restore onto one that "
                                "does (ext4, XFS, Btrfs), or extract with tar (docs: files.xattrs)");
+        errno = e;
         return on_disk(r, -1);
     }
     if (fchmod(fd, mode) != 0)
@@ -591,12 +620,20 @@ static int entry_parent(struct files_restore *r, const char *name, char **base, 
         size_t blen = len - (size_t)(b - name);
         /* "." and ".." are no names to create: the full lookup says what they are */
         if (!(blen == 1 && b[0] == '.') && !(blen == 2 && b[0] == '.' && b[1] == '.')) {
-            *base = xstrndup(b, blen);
-            return fcntl(r->last_dir_fd, F_DUPFD_CLOEXEC, 0);
+            int fd = fcntl(r->last_dir_fd, F_DUPFD_CLOEXEC, 0);
+            if (fd >= 0) {
+                *base = xstrndup(b, blen);
+                return fd;
+            }
+            return on_disk(r, sv_error_set(err, SV_EXIT_FAILED, "cannot open the directory of %.200s: %s",
+                                           name, strerror(errno)));
         }
     }
     int fd = open_parent(r->root, name, base, true, err);
-    if (fd >= 0 && *base && slash) {
+    /* kept only when the name's last component is what is created: "a/b/."
+     * creates nothing in "a/b", it names b in "a" */
+    if (fd >= 0 && *base && slash && strlen(*base) == len - (size_t)(slash + 1 - name) &&
+        memcmp(*base, slash + 1, strlen(*base)) == 0) {
         forget_last_dir(r);
         r->last_dir_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (r->last_dir_fd >= 0)
@@ -654,7 +691,16 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
         else if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
             rc = sv_error_set(err, SV_EXIT_FAILED,
                               "cannot create directory %.200s: something else holds its name", name);
-        if (rc == 0) {
+        struct files_xattrs *x = rc == 0 ? files_xattrs_copy(e) : NULL;
+        r->dir_xattr_bytes += files_xattrs_bytes(x);
+        /* kept until the end: bounded, whatever a forged archive claims */
+        if (rc == 0 && r->dir_xattr_bytes > DIR_XATTRS_MAX) {
+            rc = sv_error_set(err, SV_EXIT_FAILED,
+                              "the archive's directories carry more than %d MiB of extended attributes "
+                              "(at %.200s): refused",
+                              DIR_XATTRS_MAX >> 20, name);
+            files_xattrs_free(x);
+        } else if (rc == 0) {
             r->dirs = xrealloc(r->dirs, (r->n_dirs + 1) * sizeof *r->dirs);
             r->dirs[r->n_dirs++] = (struct dir_meta){
                 .path = xstrdup(name),
@@ -664,7 +710,7 @@ static int extract_entry(struct files_restore *r, struct archive *a, struct arch
                 .mtime = {.tv_sec = archive_entry_mtime(e), .tv_nsec = archive_entry_mtime_nsec(e)},
                 .uid = (uid_t)archive_entry_uid(e),
                 .gid = (gid_t)archive_entry_gid(e),
-                .xattrs = files_xattrs_copy(e)};
+                .xattrs = x};
         }
     } else if (rc == 0 && type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
@@ -736,10 +782,9 @@ static int extract(struct archive *a, void *ctx, sv_error *err)
     if (finish_dirs(r, err) != 0)
         goto failed;
     if (r->xattrs_skipped)
-        log_warn(
-            "files:%s: %zu extended attributes of the trusted. and security. namespaces were not restored: "
-            "only root may set them",
-            r->name, r->xattrs_skipped);
+        log_warn("files:%s: %zu security labels (security.selinux) were not restored: "
+                 "only root may set them",
+                 r->name, r->xattrs_skipped);
     return 0;
 failed:
     forget_last_dir(r);
@@ -763,6 +808,11 @@ static int files_start(loader *l, stream **sink, sv_error *err)
         rm_tree(r->parent_fd, r->tmp);
         return -1;
     }
+    /* a default ACL of the directory it was made in would be inherited by
+     * every entry: the tree is restored as the archive has it, not as
+     * its new parent would shape it */
+    fremovexattr(r->root, "system.posix_acl_default");
+    fremovexattr(r->root, "system.posix_acl_access");
     log_info("files:%s: extracting into %s/%s, moved into place once the artifact verified", r->name,
              r->route == ROUTE_BESIDE ? "its parent" : l->target, r->tmp);
     *sink = files_tar_sink(extract, r, "tar extraction");

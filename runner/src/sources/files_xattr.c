@@ -17,10 +17,14 @@
 #include "common/mem.h"
 #include "sources/files.h"
 
-/* Linux's own limits (XATTR_SIZE_MAX, XATTR_LIST_MAX): an archive that
- * claims more was not written from a Linux file. */
+/* Linux's own limits (XATTR_SIZE_MAX, XATTR_LIST_MAX, XATTR_NAME_MAX): an
+ * archive that claims more was not written from a Linux file. */
 #define XATTR_VALUE_MAX 65536
 #define XATTR_NAMES_MAX 65536
+#define XATTR_NAME_LEN  255
+/* All the values of one entry: far more than any file system keeps for
+ * one file (ext4: a block), and a bound on what a forged entry costs. */
+#define XATTR_ENTRY_MAX (1u << 20)
 
 struct files_xattrs {
     size_t n;
@@ -50,7 +54,48 @@ static ssize_t list_names(int fd, char **names)
     return len;
 }
 
-int files_xattrs_read(int fd, struct archive_entry *e)
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* A POSIX ACL as the kernel takes it: a version 2 header, then entries of
+ * a known tag with permissions rwx at most. */
+static bool acl_is_valid(const unsigned char *v, size_t size)
+{
+    if (size < 4 || (size - 4) % 8 != 0 || v[0] != 2 || v[1] || v[2] || v[3])
+        return false;
+    for (size_t off = 4; off < size; off += 8) {
+        unsigned tag = v[off] | (unsigned)v[off + 1] << 8, perm = v[off + 2] | (unsigned)v[off + 3] << 8;
+        if ((tag != 1 && tag != 2 && tag != 4 && tag != 8 && tag != 16 && tag != 32) || perm > 7)
+            return false;
+    }
+    return true;
+}
+
+const char *files_xattr_refusal(const char *name, const void *value, size_t size)
+{
+    if (size > XATTR_VALUE_MAX)
+        return "is larger than Linux allows";
+    if (strlen(name) > XATTR_NAME_LEN)
+        return "has a name longer than Linux allows";
+    if (has_prefix(name, "user."))
+        return name[5] ? NULL : "has an empty name";
+    if (strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0)
+        return acl_is_valid(value, size) ? NULL : "is not a POSIX ACL the kernel takes";
+    /* the one security label a restore sets: the others (capabilities,
+     * Smack's exec labels, IMA/EVM) hand out privileges, as a setuid bit
+     * does, and trusted. ones steer the kernel (overlayfs): a forged
+     * archive must set none */
+    if (strcmp(name, "security.selinux") == 0)
+        return NULL;
+    if (strcmp(name, "security.capability") == 0)
+        return "grants file capabilities";
+    return "is not one sauve restores (user., POSIX ACLs, security.selinux)";
+}
+
+int files_xattrs_read(int fd, struct archive_entry *e,
+                      void (*left_out)(void *ctx, const char *name, const char *why), void *ctx)
 {
     char *names = NULL;
     ssize_t len = list_names(fd, &names);
@@ -69,9 +114,11 @@ int files_xattrs_read(int fd, struct archive_entry *e)
         ssize_t size = -1;
         for (int tries = 0; tries < 4; tries++) {
             size = fgetxattr(fd, n, NULL, 0);
-            if (size < 0)
+            /* an empty value is read as it is: asked again with size 0, a
+             * value grown meanwhile would be sized but not copied */
+            if (size <= 0)
                 break;
-            value = xrealloc(value, size ? (size_t)size : 1);
+            value = xrealloc(value, (size_t)size);
             size = fgetxattr(fd, n, value, (size_t)size);
             if (size >= 0 || errno != ERANGE)
                 break;
@@ -82,7 +129,11 @@ int files_xattrs_read(int fd, struct archive_entry *e)
             rc = -1;
             break;
         }
-        archive_entry_xattr_add_entry(e, n, value, (size_t)size);
+        const char *why = files_xattr_refusal(n, value, (size_t)size);
+        if (why)
+            left_out(ctx, n, why);
+        else
+            archive_entry_xattr_add_entry(e, n, size ? value : "", (size_t)size);
     }
     int saved = errno;
     free(value);
@@ -91,38 +142,21 @@ int files_xattrs_read(int fd, struct archive_entry *e)
     return rc;
 }
 
-static bool has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static const char *refusal(const char *name, size_t size)
-{
-    if (size > XATTR_VALUE_MAX)
-        return "is larger than Linux allows";
-    /* like the setuid bit: a forged archive must not hand out privileges */
-    if (strcmp(name, "security.capability") == 0)
-        return "grants file capabilities";
-    if (has_prefix(name, "user.") || has_prefix(name, "trusted.") || has_prefix(name, "security.") ||
-        strcmp(name, "system.posix_acl_access") == 0 || strcmp(name, "system.posix_acl_default") == 0)
-        return NULL;
-    return "is of no namespace sauve restores (user., trusted., security., POSIX ACLs)";
-}
-
 int files_xattrs_check(struct archive_entry *e, const char **name, const char **why)
 {
     const char *n;
     const void *v;
-    size_t size, names = 0;
+    size_t size, names = 0, values = 0;
     archive_entry_xattr_reset(e);
     while (archive_entry_xattr_next(e, &n, &v, &size) == ARCHIVE_OK) {
         *name = n;
-        if ((*why = refusal(n, size)) != NULL)
+        if ((*why = files_xattr_refusal(n, v, size)) != NULL)
             return -1;
         names += strlen(n) + 1;
-        /* twice Linux's limit: each attribute may come as two records */
-        if (names > 2 * XATTR_NAMES_MAX) {
-            *why = "makes the entry's attributes more than Linux allows";
+        values += size;
+        /* twice the limits: each attribute may come as two records */
+        if (names > 2 * XATTR_NAMES_MAX || values > 2 * XATTR_ENTRY_MAX) {
+            *why = "makes the entry's attributes more than a file can hold";
             return -1;
         }
     }
@@ -170,6 +204,14 @@ struct files_xattrs *files_xattrs_copy(struct archive_entry *e)
     return x;
 }
 
+size_t files_xattrs_bytes(const struct files_xattrs *x)
+{
+    size_t n = 0;
+    for (size_t i = 0; x && i < x->n; i++)
+        n += strlen(x->a[i].name) + 1 + x->a[i].size;
+    return n;
+}
+
 void files_xattrs_free(struct files_xattrs *x)
 {
     if (!x)
@@ -187,8 +229,8 @@ int files_xattrs_write(int fd, const struct files_xattrs *x, bool as_root, size_
 {
     for (size_t i = 0; x && i < x->n; i++) {
         const char *n = x->a[i].name;
-        /* the kernel lets only a privileged process set these */
-        if (!as_root && (has_prefix(n, "trusted.") || has_prefix(n, "security."))) {
+        /* the kernel lets only a privileged process set a label */
+        if (!as_root && has_prefix(n, "security.")) {
             (*skipped)++;
             continue;
         }

@@ -8,6 +8,7 @@
 
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -179,10 +180,36 @@ static void test_a_deep_tree_is_removed_with_few_descriptors(void **state)
     rmdir(top);
 }
 
-static int check_attr(const char *name, size_t size, const char **why)
+/* sauve runs with LC_CTYPE C.UTF-8 (main.c): patterns still match bytes,
+ * the same with glibc and musl, for names in UTF-8 and in other charsets. */
+static void test_patterns_match_bytes_in_any_locale(void **state)
+{
+    (void)state;
+    char *prev = xstrdup(setlocale(LC_CTYPE, NULL));
+    if (!setlocale(LC_CTYPE, "C.UTF-8"))
+        skip();
+    assert_true(files_exclude_match("a?c",
+                                    "a\xe9"
+                                    "c",
+                                    "a\xe9"
+                                    "c",
+                                    false)); /* Latin-1 */
+    assert_true(files_exclude_match("a[\xe8\xe9]c",
+                                    "a\xe9"
+                                    "c",
+                                    "a\xe9"
+                                    "c",
+                                    false));
+    assert_false(files_exclude_match("caf?.txt", "caf\xc3\xa9.txt", "caf\xc3\xa9.txt", false));
+    assert_true(files_exclude_match("caf??.txt", "caf\xc3\xa9.txt", "caf\xc3\xa9.txt", false));
+    assert_true(files_exclude_match("caf\xc3\xa9.*", "caf\xc3\xa9.txt", "caf\xc3\xa9.txt", false));
+    setlocale(LC_CTYPE, prev);
+    free(prev);
+}
+
+static int check_attr(const char *name, const void *value, size_t size, const char **why)
 {
     struct archive_entry *e = archive_entry_new();
-    static const char value[70000];
     archive_entry_xattr_add_entry(e, "user.fine", "1", 1);
     archive_entry_xattr_add_entry(e, name, value, size);
     const char *which = NULL;
@@ -196,23 +223,72 @@ static int check_attr(const char *name, size_t size, const char **why)
 static void test_attributes_a_restore_may_set(void **state)
 {
     (void)state;
+    static const char big[70000];
+    /* user::rw- user:1234:rw- group::r-- mask::rw- other::r-- as setfacl writes them */
+    static const unsigned char acl[] = {2,    0,    0,    0,    1,    0,    6,  0,    0xff, 0xff, 0xff,
+                                        0xff, 2,    0,    6,    0,    0xd2, 4,  0,    0,    4,    0,
+                                        4,    0,    0xff, 0xff, 0xff, 0xff, 16, 0,    6,    0,    0xff,
+                                        0xff, 0xff, 0xff, 32,   0,    4,    0,  0xff, 0xff, 0xff, 0xff};
     const char *why = NULL;
-    assert_int_equal(check_attr("user.mime_type", 10, &why), 0);
-    assert_int_equal(check_attr("trusted.overlay.opaque", 1, &why), 0);
-    assert_int_equal(check_attr("security.selinux", 30, &why), 0);
-    assert_int_equal(check_attr("system.posix_acl_access", 44, &why), 0);
-    assert_int_equal(check_attr("system.posix_acl_default", 44, &why), 0);
-    assert_int_equal(check_attr("user.largest", 65536, &why), 0);
+    char longest[256];
+    memset(longest, 'n', sizeof longest - 1);
+    memcpy(longest, "user.", 5);
+    longest[255] = '\0';
+    assert_int_equal(check_attr("user.mime_type", "text/plain", 10, &why), 0);
+    assert_int_equal(check_attr("user.empty", "", 0, &why), 0);
+    assert_int_equal(check_attr("user.largest", big, 65536, &why), 0);
+    assert_int_equal(check_attr(longest, "v", 1, &why), 0);
+    assert_int_equal(check_attr("security.selinux", "system_u:object_r:httpd_sys_content_t:s0", 40, &why), 0);
+    assert_int_equal(check_attr("system.posix_acl_access", acl, sizeof acl, &why), 0);
+    assert_int_equal(check_attr("system.posix_acl_default", acl, sizeof acl, &why), 0);
 
-    assert_int_equal(check_attr("security.capability", 20, &why), -1);
+    assert_int_equal(check_attr("security.capability", "\1\0\0\2", 4, &why), -1);
     assert_string_equal(why, "grants file capabilities");
-    assert_int_equal(check_attr("user.too-large", 65537, &why), -1);
+    assert_int_equal(check_attr("user.too-large", big, 65537, &why), -1);
     assert_string_equal(why, "is larger than Linux allows");
-    const char *others[] = {"system.nfs4_acl", "system.posix_acl_access2", "posix_acl_access", "", "user"};
-    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
-        assert_int_equal(check_attr(others[i], 1, &why), -1);
-        assert_non_null(strstr(why, "no namespace"));
+    char too_long[257];
+    memset(too_long, 'n', 256);
+    memcpy(too_long, "user.", 5);
+    too_long[256] = '\0';
+    assert_int_equal(check_attr(too_long, "v", 1, &why), -1);
+    assert_string_equal(why, "has a name longer than Linux allows");
+    assert_int_equal(check_attr("user.", "v", 1, &why), -1);
+    assert_string_equal(why, "has an empty name");
+    /* an ACL the kernel would refuse: cut, wrong version, unknown tag, perm beyond rwx */
+    unsigned char bad[sizeof acl];
+    assert_int_equal(check_attr("system.posix_acl_access", acl, sizeof acl - 1, &why), -1);
+    assert_string_equal(why, "is not a POSIX ACL the kernel takes");
+    for (size_t at = 0; at < 3; at++) {
+        memcpy(bad, acl, sizeof acl);
+        bad[at == 0 ? 0 : at == 1 ? 4 : 6] = at == 0 ? 1 : at == 1 ? 3 : 8;
+        assert_int_equal(check_attr("system.posix_acl_default", bad, sizeof bad, &why), -1);
     }
+    /* what hands out privileges or steers the kernel, and unknown namespaces */
+    const char *others[] = {"security.SMACK64EXEC",
+                            "security.ima",
+                            "security.evm",
+                            "trusted.overlay.redirect",
+                            "trusted.x",
+                            "system.nfs4_acl",
+                            "system.posix_acl_access2",
+                            "posix_acl_access",
+                            "",
+                            "user"};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        assert_int_equal(check_attr(others[i], "v", 1, &why), -1);
+        assert_non_null(strstr(why, "is not one sauve restores"));
+    }
+    /* many attributes, each allowed, more than a file holds in all */
+    struct archive_entry *e = archive_entry_new();
+    for (int i = 0; i < 40; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "user.v%d", i);
+        archive_entry_xattr_add_entry(e, n, big, 60000);
+    }
+    const char *which = NULL;
+    assert_int_equal(files_xattrs_check(e, &which, &why), -1);
+    assert_string_equal(why, "makes the entry's attributes more than a file can hold");
+    archive_entry_free(e);
 }
 
 /* libarchive's reader returns each attribute twice (LIBARCHIVE.xattr and
@@ -261,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_bad_trees_are_configuration_errors_naming_the_setting),
         cmocka_unit_test(test_tree_names),
         cmocka_unit_test(test_a_deep_tree_is_removed_with_few_descriptors),
+        cmocka_unit_test(test_patterns_match_bytes_in_any_locale),
         cmocka_unit_test(test_attributes_a_restore_may_set),
         cmocka_unit_test(test_a_copy_holds_each_attribute_once),
     };
