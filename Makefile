@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_QUICK_SECONDS ?= 4
 
 .PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static static-arm64 rootfs test-rootfs test-arm64 test-fetch test-deploy k8s-tools image test-image image-repro
+        static static-host static-arm64 rootfs test-rootfs test-arm64 test-fetch test-deploy k8s-tools image test-image image-repro
 
 all: $(BUILD)/sauve
 
@@ -181,8 +181,12 @@ bench-s3: deps-test
 
 ## static: fully static sauve (musl) and PostgreSQL client tools, libraries from Debian sources, for the host (build/static) and cross-compiled for arm64 (build/static-aarch64)
 static:
-	scripts/static/build.sh
+	$(MAKE) static-host
 	$(MAKE) static-arm64
+
+## static-host: the same for the host's architecture only (what the rootfs is made of)
+static-host:
+	scripts/static/build.sh
 
 ## static-arm64: the same for aarch64 only, cross-compiled (Debian's gcc-aarch64-linux-gnu, musl from Debian's source) into build/static-aarch64
 static-arm64:
@@ -194,7 +198,7 @@ QEMU_AARCH64 := /usr/bin/qemu-aarch64-static
 ARM64_STATIC := build/static-aarch64
 
 ## rootfs: the container image's filesystem, exactly (build/rootfs)
-rootfs: static
+rootfs: static-host
 	scripts/static/rootfs.sh
 
 ## test-arm64: the aarch64 build under qemu-user: its C unit tests (cross-compiled, static), then backup and restore of PostgreSQL 15 and 18, Redis and a tree through the RADOS Gateway (tests/arm64)
