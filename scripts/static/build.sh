@@ -55,13 +55,14 @@ case "$ARCH" in
     arm64) ARCH=aarch64 ;;
     amd64) ARCH=x86_64 ;;
 esac
-case "$ARCH" in
-    x86_64 | aarch64) ;;
-    *) printf 'build.sh: SAUVE_STATIC_ARCH=%s: not x86_64 or aarch64\n' "$ARCH" >&2; exit 1 ;;
-esac
 # CROSS: the GNU triplet of the cross toolchain, empty for a native build.
 CROSS=
-[ "$ARCH" = "$HOST_ARCH" ] || CROSS=$ARCH-linux-gnu
+if [ "$ARCH" != "$HOST_ARCH" ]; then
+    case "$ARCH" in
+        x86_64 | aarch64) CROSS=$ARCH-linux-gnu ;;
+        *) printf 'build.sh: SAUVE_STATIC_ARCH=%s: cross builds are for x86_64 or aarch64\n' "$ARCH" >&2; exit 1 ;;
+    esac
+fi
 if [ -z "$CROSS" ]; then OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static}; else OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static-$ARCH}; fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -178,6 +179,7 @@ setup_toolchain() {
     case "$ARCH" in
         x86_64) OPENSSL_TARGET=linux-x86_64 ;;
         aarch64) OPENSSL_TARGET=linux-aarch64 ;;
+        *) OPENSSL_TARGET=linux-generic64 ;;
     esac
     if [ -z "$CROSS" ]; then
         multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
@@ -506,6 +508,7 @@ check_static() {
     case "$ARCH" in
         x86_64) machine='x86-64' ;;
         aarch64) machine='ARM aarch64' ;;
+        *) machine='ELF' ;;
     esac
     for f in "$@"; do
         file -L "$f" | grep -q 'statically linked' || die "$f is not statically linked: $(file -L "$f")"
