@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_QUICK_SECONDS ?= 4
 
 .PHONY: all deps deps-test test unit integration check-asan sanitized format format-check demo bench bench-s3 clean help \
-        static rootfs test-rootfs test-fetch test-deploy k8s-tools image test-image image-repro
+        static static-host static-arm64 rootfs test-rootfs test-arm64 test-fetch test-deploy k8s-tools image test-image image-repro
 
 all: $(BUILD)/sauve
 
@@ -67,7 +67,7 @@ $(BUILD)/obj/%.o: %.c
 # Unit tests link against an archive, so each pulls in only the modules it uses.
 $(BUILD)/libsauve.a: $(LIB_OBJS)
 	rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(BUILD)/tests/%: runner/tests/unit/%.c $(BUILD)/libsauve.a runner/tests/unit/testutil.h
 	@mkdir -p $(dir $@)
@@ -122,6 +122,7 @@ test: deps-test
 	$(MAKE) fuzz-quick
 	$(MAKE) test-fetch
 	$(MAKE) test-rootfs
+	$(MAKE) test-arm64
 	$(MAKE) test-image
 	$(MAKE) fresh-root
 
@@ -178,13 +179,35 @@ bench-s3: deps-test
 	$(MAKE) all $(BUILD)/bench/s3put
 	bench/s3.sh $(abspath $(BUILD)/sauve) $(abspath $(BUILD)/bench/s3put)
 
-## static: fully static sauve (musl) and PostgreSQL client tools, libraries from Debian sources (build/static)
+## static: fully static sauve (musl) and PostgreSQL client tools, libraries from Debian sources, for the host (build/static) and cross-compiled for arm64 (build/static-aarch64)
 static:
+	$(MAKE) static-host
+	$(MAKE) static-arm64
+
+## static-host: the same for the host's architecture only (what the rootfs is made of)
+static-host:
 	scripts/static/build.sh
 
+## static-arm64: the same for aarch64 only, cross-compiled (Debian's gcc-aarch64-linux-gnu, musl from Debian's source) into build/static-aarch64
+static-arm64:
+	SAUVE_STATIC_ARCH=aarch64 scripts/static/build.sh
+
+# qemu-user runs the aarch64 executables here (the host's dpkg gets no
+# foreign architecture: qemu-user-static is an amd64 package).
+QEMU_AARCH64 := /usr/bin/qemu-aarch64-static
+ARM64_STATIC := build/static-aarch64
+
 ## rootfs: the container image's filesystem, exactly (build/rootfs)
-rootfs: static
+rootfs: static-host
 	scripts/static/rootfs.sh
+
+## test-arm64: the aarch64 build under qemu-user: its C unit tests (cross-compiled, static), then backup and restore of PostgreSQL 15 and 18, Redis and a tree through the RADOS Gateway (tests/arm64)
+test-arm64: deps-test
+	SAUVE_STATIC_ARCH=aarch64 scripts/static/build.sh --unit-tests
+	@set -e; for t in $(UNIT_SRCS:runner/tests/unit/%.c=$(ARM64_STATIC)/musl/tests/%); do \
+	    echo "== qemu-aarch64 $$t"; $(QEMU_AARCH64) $$t; done
+	$(MAKE) pg-server
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/arm64
 
 ## test-fetch: the static build's source fetch against a signed Debian mirror made on loopback (no network)
 test-fetch:

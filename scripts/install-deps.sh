@@ -58,6 +58,9 @@ tests=(
     # make image / test-image: buildah builds the Dockerfile and runs the image
     # (as root, chroot isolation: no container runtime or daemon).
     buildah
+    # make test-arm64: qemu-user runs the aarch64 static build (cross-compiled
+    # by scripts/static/build.sh, which installs its cross gcc itself).
+    qemu-user-static
 )
 
 case "$group" in

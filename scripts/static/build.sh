@@ -11,9 +11,18 @@
 #   scripts/static/build.sh              everything (what `make static` runs)
 #   scripts/static/build.sh --deps-only  the libraries and PostgreSQL tools, not
 #                                        sauve (a cacheable Docker layer)
+#   scripts/static/build.sh --unit-tests  also cmocka and the C unit tests, linked
+#                                        like sauve, into OUT/musl/tests (to run
+#                                        another architecture's under qemu)
 #
 # Environment:
-#   SAUVE_STATIC_DIR         output directory (default build/static)
+#   SAUVE_STATIC_ARCH        target architecture, x86_64 or aarch64 (arm64)
+#                            (default: the host's). Another architecture than
+#                            the host's is cross-compiled: Debian's cross gcc
+#                            (gcc-ARCH-linux-gnu) with a musl built from
+#                            Debian's musl source package by that compiler
+#   SAUVE_STATIC_DIR         output directory (default build/static for the
+#                            host's architecture, build/static-ARCH for another)
 #   SAUVE_STATIC_PG_MAJORS   PostgreSQL majors of the client tools (default "15 18")
 #   SAUVE_STATIC_JOBS        parallel jobs (default: number of CPUs)
 #
@@ -40,7 +49,21 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static}
+HOST_ARCH=$(uname -m)
+ARCH=${SAUVE_STATIC_ARCH:-$HOST_ARCH}
+case "$ARCH" in
+    arm64) ARCH=aarch64 ;;
+    amd64) ARCH=x86_64 ;;
+esac
+# CROSS: the GNU triplet of the cross toolchain, empty for a native build.
+CROSS=
+if [ "$ARCH" != "$HOST_ARCH" ]; then
+    case "$ARCH" in
+        x86_64 | aarch64) CROSS=$ARCH-linux-gnu ;;
+        *) printf 'build.sh: SAUVE_STATIC_ARCH=%s: cross builds are for x86_64 or aarch64\n' "$ARCH" >&2; exit 1 ;;
+    esac
+fi
+if [ -z "$CROSS" ]; then OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static}; else OUT=${SAUVE_STATIC_DIR:-$ROOT/build/static-$ARCH}; fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PREFIX=$OUT/prefix
@@ -56,11 +79,12 @@ LIBPQ_MAJOR=15
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
-deps_only=false
+deps_only=false unit_tests=false
 case "${1:-}" in
     "") ;;
     --deps-only) deps_only=true ;;
-    *) die "usage: $0 [--deps-only]" ;;
+    --unit-tests) unit_tests=true ;;
+    *) die "usage: $0 [--deps-only | --unit-tests]" ;;
 esac
 
 t_start=$(date +%s)
@@ -70,6 +94,13 @@ t_start=$(date +%s)
 ensure_tools() {
     local need=(musl-tools musl-dev linux-libc-dev dpkg-dev gcc make cmake perl pkg-config
                 patch bison flex xz-utils bzip2 file binutils ca-certificates tzdata debian-archive-keyring)
+    # The cross compiler, its binutils, and the target's kernel headers
+    # (musl has none); no foreign architecture is added to dpkg.
+    if [ -n "$CROSS" ]; then
+        local debarch=${ARCH/x86_64/amd64}
+        debarch=${debarch/aarch64/arm64}
+        need+=("gcc-${CROSS//_/-}" "binutils-${CROSS//_/-}" "linux-libc-dev-$debarch-cross")
+    fi
     local missing=() p status
     for p in "${need[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -132,34 +163,119 @@ mark_done() {
     log "$1: $(cat "$STAMPS/$1")"
 }
 
+# ---- a cache of the libraries and tools, across clean checkouts ---------------
+
+# What the functions below build (the libraries, musl for a cross build,
+# the PostgreSQL tools: 9 minutes for the host and 15 for aarch64 on 2
+# cores) changes only with this script, its patches and what Debian serves.
+# A build in an empty output directory (a clean checkout: CI) starts from
+# the copy kept under SAUVE_CACHE/static by the last complete build of the
+# same script files, architecture and majors, when that copy is less than a
+# week old, so that Debian's security fixes reach it within a week. Paths in
+# its text files (pkg-config files, musl-gcc's specs) are rewritten for the
+# new directory. SAUVE_STATIC_CACHE=no neither reads nor writes it (the
+# Dockerfile's builder, which has its own layer cache).
+CACHE_DIR=${SAUVE_CACHE:-${HOME:-/root}/.cache/sauve}/static
+CACHE_ENTRY=$CACHE_DIR/$ARCH-$({ cat "$ROOT/scripts/static/build.sh" "$ROOT/scripts/static/fetch-source.sh" \
+    "$PATCHES"/*; echo "$ARCH $PG_MAJORS"; } | sha256sum | cut -c1-16)
+CACHE_PARTS="prefix pg libc"
+
+cache_fresh() { [ -f "$CACHE_ENTRY/.out" ] && [ -z "$(find "$CACHE_ENTRY/.out" -mtime +6)" ]; }
+
+cache_restore() {
+    [ "${SAUVE_STATIC_CACHE:-yes}" != no ] && [ ! -d "$STAMPS" ] || return 0
+    if ! cache_fresh; then
+        [ -f "$CACHE_ENTRY/.out" ] && log "the cached build $CACHE_ENTRY is over a week old: building anew"
+        return 0
+    fi
+    local old d
+    old=$(cat "$CACHE_ENTRY/.out")
+    for d in $CACHE_PARTS; do
+        if [ -d "$CACHE_ENTRY/$d" ]; then cp -a "$CACHE_ENTRY/$d" "$OUT/"; fi
+    done
+    # text files only (-I): an archive's strings keep the old path, unused
+    grep -rlIZ -F "$old" "$OUT/prefix" ${CROSS:+"$OUT/libc"} 2>/dev/null | xargs -0r sed -i "s|$old|$OUT|g"
+    log "libraries and PostgreSQL tools taken from $CACHE_ENTRY (built $(date -r "$CACHE_ENTRY/.out" '+%F %R'))"
+}
+
+cache_store() {
+    [ "${SAUVE_STATIC_CACHE:-yes}" != no ] || return 0
+    # kept as long as it is fresh and holds every part this build made
+    if cache_fresh && [ "$(cd "$CACHE_ENTRY" && ls -A prefix prefix/.stamps 2>/dev/null)" = \
+        "$(cd "$OUT" && ls -A prefix prefix/.stamps)" ]; then return 0; fi
+    local tmp=$CACHE_ENTRY.tmp.$$ d
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    for d in $CACHE_PARTS; do
+        if [ -d "$OUT/$d" ]; then cp -a "$OUT/$d" "$tmp/"; fi
+    done
+    printf '%s\n' "$OUT" >"$tmp/.out"
+    rm -rf "$CACHE_ENTRY" && mv "$tmp" "$CACHE_ENTRY"
+    # the entries of earlier script files, for this architecture
+    find "$CACHE_DIR" -mindepth 1 -maxdepth 1 -name "$ARCH-*" ! -name "$(basename "$CACHE_ENTRY")" -exec rm -rf {} +
+    log "libraries and PostgreSQL tools kept in $CACHE_ENTRY"
+}
+
 # ---- toolchain ----------------------------------------------------------------
 
+# build_musl: for a cross build, musl itself, from Debian's musl source
+# package (the version Debian's musl-tools gives the host build), compiled by
+# the cross gcc into OUT/libc, with its musl-gcc wrapper (gcc plus a specs
+# file that swaps glibc for musl). Debian's musl-tools is for the host only.
+build_musl() {
+    MUSL_GCC=$OUT/libc/bin/musl-gcc
+    done_already musl && return 0
+    local t; t=$(fetch musl "$LIB_SUITES")
+    source_date "$t"
+    (cd "$t" && ./configure --target="$CROSS" CROSS_COMPILE="$CROSS-" --prefix="$OUT/libc" \
+        --disable-shared --enable-wrapper=gcc CFLAGS="-O2" && make -j"$JOBS" && make install) >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "musl failed"; }
+    mark_done musl "$t" "musl libc (linked into every executable)"
+}
+
 setup_toolchain() {
-    local arch multiarch
-    arch=$(uname -m)
-    multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
-    case "$arch" in
+    local multiarch kinc kasm
+    case "$ARCH" in
         x86_64) OPENSSL_TARGET=linux-x86_64 ;;
         aarch64) OPENSSL_TARGET=linux-aarch64 ;;
         *) OPENSSL_TARGET=linux-generic64 ;;
     esac
+    if [ -z "$CROSS" ]; then
+        multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+        kinc=/usr/include kasm=/usr/include/$multiarch/asm
+        MUSL_GCC=musl-gcc AR=ar RANLIB=ranlib STRIP=strip
+    else
+        # from linux-libc-dev-ARCH-cross
+        kinc=/usr/$CROSS/include kasm=/usr/$CROSS/include/asm
+        AR=$CROSS-ar RANLIB=$CROSS-ranlib STRIP=$CROSS-strip
+        build_musl
+    fi
     # musl ships no kernel headers: expose Debian's (linux-libc-dev) after
     # musl's own, and only those three directories.
     local kh=$OUT/kheaders
     mkdir -p "$kh"
-    ln -sfn /usr/include/linux "$kh/linux"
-    ln -sfn /usr/include/asm-generic "$kh/asm-generic"
-    ln -sfn "/usr/include/$multiarch/asm" "$kh/asm"
+    ln -sfn "$kinc/linux" "$kh/linux"
+    ln -sfn "$kinc/asm-generic" "$kh/asm-generic"
+    ln -sfn "$kasm" "$kh/asm"
     mkdir -p "$OUT/bin"
     cat >"$OUT/bin/musl-cc" <<EOF
 #!/bin/sh
-exec musl-gcc -idirafter $kh "\$@"
+exec $MUSL_GCC -idirafter $kh "\$@"
 EOF
     chmod 755 "$OUT/bin/musl-cc"
     CC=$OUT/bin/musl-cc
-    # musl is linked into every executable: its notice ships with them.
-    install -D -m 644 /usr/share/doc/musl/copyright "$PREFIX/share/doc/musl/copyright"
-    export CC AR=ar RANLIB=ranlib
+    export CC AR RANLIB STRIP
+    # musl is linked into every executable: its notice ships with them (a
+    # cross build's musl recorded its own source's in build_musl).
+    [ -n "$CROSS" ] || install -D -m 644 /usr/share/doc/musl/copyright "$PREFIX/share/doc/musl/copyright"
+    # autoconf's --host and CMake's cross-compiling settings (empty when native).
+    HOST_ARGS=() CMAKE_CROSS=()
+    if [ -n "$CROSS" ]; then
+        HOST_ARGS=(--host="$CROSS")
+        CMAKE_CROSS=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$ARCH" -DCMAKE_AR="$(command -v "$AR")"
+                     -DCMAKE_RANLIB="$(command -v "$RANLIB")" -DCMAKE_FIND_ROOT_PATH="$PREFIX"
+                     -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER -DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY
+                     -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY)
+    fi
     export CFLAGS="-O2 -fno-semantic-interposition"
     export PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig
     unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR CPPFLAGS LDFLAGS LIBS
@@ -182,7 +298,7 @@ build_zstd() {
     local t; t=$(fetch libzstd "$LIB_SUITES")
     source_date "$t"
     # libzstd.a is single-threaded by default; sauve compresses with workers.
-    (cd "$t/lib" && make -j"$JOBS" libzstd.a-mt CC="$CC") >"$t/../build.log" 2>&1 ||
+    (cd "$t/lib" && make -j"$JOBS" libzstd.a-mt CC="$CC" AR="$AR") >"$t/../build.log" 2>&1 ||
         { tail -30 "$t/../build.log" >&2; die "zstd failed"; }
     install -m 644 "$t/lib/libzstd.a" "$PREFIX/lib/"
     install -m 644 "$t/lib/zstd.h" "$t/lib/zstd_errors.h" "$t/lib/zdict.h" "$PREFIX/include/"
@@ -223,7 +339,7 @@ build_yaml() {
             -DYAML_VERSION_PATCH="$pat" -DYAML_VERSION_STRING="\"$v\"" -c "$f" -o "$t/_obj/$(basename "$f" .c).o"
     done
     rm -f "$PREFIX/lib/libyaml.a"
-    ar rcs "$PREFIX/lib/libyaml.a" "$t"/_obj/*.o
+    "$AR" rcs "$PREFIX/lib/libyaml.a" "$t"/_obj/*.o
     install -m 644 "$t/include/yaml.h" "$PREFIX/include/"
     write_pc yaml-0.1 "$v" "Library to parse and emit YAML" "-lyaml" "" ""
     mark_done yaml "$t" "libyaml"
@@ -232,7 +348,7 @@ build_yaml() {
 cmake_static() { # SRC_DIR BUILD_DIR ARGS...
     local s=$1 b=$2; shift 2
     cmake -S "$s" -B "$b" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DBUILD_SHARED_LIBS=OFF "$@" &&
+        -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib -DBUILD_SHARED_LIBS=OFF ${CMAKE_CROSS[@]+"${CMAKE_CROSS[@]}"} "$@" &&
         cmake --build "$b" -j"$JOBS" && cmake --install "$b"
 }
 
@@ -278,7 +394,7 @@ build_curl() {
     local t; t=$(fetch curl "$LIB_SUITES")
     source_date "$t"
     # HTTP(S) only (S3, webhooks, Pushgateway), OpenSSL, no other optional library.
-    (cd "$t" && ./configure --prefix="$PREFIX" --disable-shared --enable-static \
+    (cd "$t" && ./configure ${HOST_ARGS[@]+"${HOST_ARGS[@]}"} --prefix="$PREFIX" --disable-shared --enable-static \
         --with-openssl="$PREFIX" --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path \
         --enable-threaded-resolver --disable-ldap --disable-ldaps --disable-dict --disable-gopher \
         --disable-imap --disable-pop3 --disable-smtp --disable-mqtt --disable-rtsp --disable-smb \
@@ -301,7 +417,7 @@ build_libarchive() {
     # (each ENABLE_* left on would be found on the host and leak in). Only
     # the static archive is built: the shared one is of no use here.
     local b=$t/_build
-    (cmake -S "$t" -B "$b" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release \
+    (cmake -S "$t" -B "$b" -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=Release ${CMAKE_CROSS[@]+"${CMAKE_CROSS[@]}"} \
         -DENABLE_ZLIB=OFF -DENABLE_BZip2=OFF -DENABLE_LZMA=OFF -DENABLE_LZ4=OFF -DENABLE_ZSTD=OFF \
         -DENABLE_LIBB2=OFF -DENABLE_OPENSSL=OFF -DENABLE_MBEDTLS=OFF -DENABLE_NETTLE=OFF -DENABLE_CNG=OFF \
         -DENABLE_LIBXML2=OFF -DENABLE_EXPAT=OFF -DENABLE_PCREPOSIX=OFF -DENABLE_PCRE2POSIX=OFF \
@@ -326,7 +442,7 @@ pg_configure() { # MAJOR -> prints the configured tree
     [ -f "$patch" ] || die "PostgreSQL $major: no $patch (pg_dumpall runs pg_dump through /bin/sh, which the image lacks; port the patch of the nearest major)"
     if [ ! -f "$t/.configured" ]; then
         (cd "$t" && patch -p1 --forward <"$patch" &&
-            ./configure --prefix="/usr/lib/postgresql/$major" --sysconfdir=/etc/postgresql-common \
+            ./configure ${HOST_ARGS[@]+"${HOST_ARGS[@]}"} --prefix="/usr/lib/postgresql/$major" --sysconfdir=/etc/postgresql-common \
                 --without-readline --without-icu --without-gssapi --without-ldap --without-pam \
                 --without-libxml --without-libxslt --without-lz4 --without-zstd --without-systemd \
                 --without-selinux --without-llvm --without-perl --without-python --without-tcl \
@@ -387,8 +503,8 @@ build_pg_tools() { # MAJOR
     done
     rm -rf "$dest" && mkdir -p "$dest"
     local p
-    for p in pg_dump pg_restore pg_dumpall; do install -m 755 -s "$t/src/bin/pg_dump/$p" "$dest/"; done
-    install -m 755 -s "$t/src/bin/psql/psql" "$dest/"
+    for p in pg_dump pg_restore pg_dumpall; do install -m 755 -s --strip-program="$STRIP" "$t/src/bin/pg_dump/$p" "$dest/"; done
+    install -m 755 -s --strip-program="$STRIP" "$t/src/bin/psql/psql" "$dest/"
     cp "$t/.version" "$dest/.version"
     install -m 644 "$t/debian/copyright" "$dest/.copyright"
     printf '%s %s %s %s\n' "postgresql-$major" "$(cat "$t/.version")" "$(cat "$t/.suite")" \
@@ -408,37 +524,91 @@ build_sauve() {
     make -C "$ROOT" --no-print-directory -j"$JOBS" BUILD="$OUT/musl" CC="$CC" LDFLAGS=-static \
         EXTRA_CFLAGS="-isystem $PREFIX/include" \
         'PKG_LIBS=$(call pkg_config,--static --libs)' "$OUT/musl/sauve"
-    strip -o "$OUT/sauve.tmp" "$OUT/musl/sauve"
+    "$STRIP" -o "$OUT/sauve.tmp" "$OUT/musl/sauve"
     mv "$OUT/sauve.tmp" "$OUT/sauve"
 }
 
+# ---- the unit tests, for running another architecture's under qemu ----------
+
+# cmocka goes into the prefix but is recorded apart from the stamps: it is
+# never linked into what the image holds, so sources.json does not name it.
+build_cmocka() {
+    [ -f "$PREFIX/.cmocka" ] && return 0
+    local t; t=$(fetch cmocka "$LIB_SUITES")
+    source_date "$t"
+    # cmocka.h declares uintptr_t itself unless told the C library has it
+    # (musl's stdint.h does: cmocka 1.1.5 knows glibc's and Windows' only).
+    rm -rf "$t/_build"
+    CFLAGS="$CFLAGS -D_UINTPTR_T_DEFINED" cmake_static "$t" "$t/_build" -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF -DUNIT_TESTING=OFF \
+        -DPICKY_DEVELOPER=OFF >"$t/../build.log" 2>&1 ||
+        { tail -30 "$t/../build.log" >&2; die "cmocka failed"; }
+    # Where a build gives the static archive another name (libcmocka-static.a).
+    [ -f "$PREFIX/lib/libcmocka.a" ] || cp "$PREFIX/lib/libcmocka-static.a" "$PREFIX/lib/libcmocka.a"
+    rm -f "$PREFIX"/lib/libcmocka.so*
+    printf 'cmocka %s %s\n' "$(cat "$t/.version")" "$(cat "$t/.suite")" >"$PREFIX/.cmocka"
+}
+
+# The Makefile's unit tests, compiled and linked as sauve is (static, musl,
+# the prefix's libraries): OUT/musl/tests/test_*.
+build_unit_tests() {
+    build_cmocka
+    log "linking the unit tests"
+    local tests=() f
+    for f in "$ROOT"/runner/tests/unit/test_*.c; do tests+=("$OUT/musl/tests/$(basename "$f" .c)"); done
+    make -C "$ROOT" --no-print-directory -j"$JOBS" BUILD="$OUT/musl" CC="$CC" AR="$AR" LDFLAGS=-static \
+        EXTRA_CFLAGS="-isystem $PREFIX/include -D_UINTPTR_T_DEFINED" \
+        'PKG_LIBS=$(call pkg_config,--static --libs)' "${tests[@]}"
+    check_static "${tests[@]}"
+}
+
+# ---- checks ---------------------------------------------------------------------
+
+# check_static FILE...: each executable is static, without INTERP, and for
+# the target architecture.
 check_static() {
-    local f
+    local f machine
+    case "$ARCH" in
+        x86_64) machine='x86-64' ;;
+        aarch64) machine='ARM aarch64' ;;
+        *) machine='ELF' ;;
+    esac
     for f in "$@"; do
         file -L "$f" | grep -q 'statically linked' || die "$f is not statically linked: $(file -L "$f")"
+        file -L "$f" | grep -q "$machine" || die "$f is not for $ARCH: $(file -L "$f")"
         if readelf -lW "$f" | grep -q INTERP; then die "$f has an INTERP segment"; fi
     done
 }
 
+# timed STEP ARGS...: runs it, and says how long it took when it did something.
+timed() {
+    local t0=$SECONDS
+    "$@"
+    [ $((SECONDS - t0)) -eq 0 ] || log "$ARCH: $* took $((SECONDS - t0)) s"
+}
+
 ensure_tools
-setup_toolchain
-build_zlib
-build_zstd
-build_yaml
-build_jansson
-build_expat
-build_openssl
-build_curl
-build_libarchive
-build_libpq
+cache_restore
+timed setup_toolchain
+timed build_zlib
+timed build_zstd
+timed build_yaml
+timed build_jansson
+timed build_expat
+timed build_openssl
+timed build_curl
+timed build_libarchive
+timed build_libpq
 for m in $PG_MAJORS; do
-    build_pg_tools "$m"
+    timed build_pg_tools "$m"
 done
 if $deps_only; then
+    cache_store
     log "libraries and PostgreSQL tools done in $(($(date +%s) - t_start)) s"
     exit 0
 fi
-build_sauve
+timed build_sauve
+if $unit_tests; then timed build_unit_tests; fi
+cache_store
 
 bins=("$OUT/sauve")
 for m in $PG_MAJORS; do bins+=("$OUT"/pg/"$m"/bin/*); done

@@ -402,8 +402,8 @@ static void two_keys(const char *tmp, struct keypair *kp)
     free(path);
 }
 
-static unsigned char *encrypt(const age_recipients *rs, const unsigned char *data, size_t len, size_t piece,
-                              size_t *out_len)
+static unsigned char *encrypt_pieces(const age_recipients *rs, const unsigned char *data, size_t len,
+                                     size_t piece, size_t *out_len)
 {
     stream *sink = buffer_sink(SIZE_MAX);
     stream *head = age_encrypt_stage(sink, rs);
@@ -442,7 +442,7 @@ static void test_round_trip(void **state)
         data[i] = (unsigned char)(i * 2654435761u >> 13);
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
         size_t len = sizes[s], n;
-        unsigned char *ct = encrypt(&kp.rs, data, len, 1000, &n);
+        unsigned char *ct = encrypt_pieces(&kp.rs, data, len, 1000, &n);
         /* header, nonce, then full chunks plus one last chunk (empty only when len is 0) */
         size_t chunks = len == 0 ? 1 : (len + AGE_CHUNK - 1) / AGE_CHUNK;
         assert_int_equal(n, age_header_size(&kp.rs) + len + chunks * AGE_TAG_LEN);
@@ -460,8 +460,8 @@ static void test_round_trip(void **state)
 
     /* two encryptions of the same data differ (fresh file key and nonce) */
     size_t n1, n2;
-    unsigned char *a = encrypt(&kp.rs, data, 100, 100, &n1);
-    unsigned char *b = encrypt(&kp.rs, data, 100, 100, &n2);
+    unsigned char *a = encrypt_pieces(&kp.rs, data, 100, 100, &n1);
+    unsigned char *b = encrypt_pieces(&kp.rs, data, 100, 100, &n2);
     assert_int_equal(n1, n2);
     assert_true(memcmp(a, b, n1) != 0);
     free(a);
@@ -482,7 +482,7 @@ static void test_damage_is_refused(void **state)
     two_keys(tmp, &kp);
     size_t len = 2 * AGE_CHUNK + 500, n;
     unsigned char *data = xcalloc(1, len);
-    unsigned char *ct = encrypt(&kp.rs, data, len, len, &n);
+    unsigned char *ct = encrypt_pieces(&kp.rs, data, len, len, &n);
     size_t hdr = age_header_size(&kp.rs);
     char hex[65];
     sv_error err = {0};
@@ -490,7 +490,7 @@ static void test_damage_is_refused(void **state)
     /* wrong identity: a file for the second key only, opened with the first */
     age_recipients second = {.items = &kp.rs.items[1], .n = 1};
     size_t n2;
-    unsigned char *ct2 = encrypt(&second, data, 10, 10, &n2);
+    unsigned char *ct2 = encrypt_pieces(&second, data, 10, 10, &n2);
     age_identities first = {.items = &kp.ids.items[0], .n = 1, .origin = "/secrets/age/identity.txt"};
     assert_int_equal(decrypt(ct2, n2, n2, &first, hex, &err), -1);
     assert_non_null(strstr(err.msg, "no identity in /secrets/age/identity.txt"));
