@@ -51,8 +51,9 @@ store_setup() {
 bh() { buildah --root "$STORE" --runroot "$RUNROOT" --storage-driver "$DRIVER" "$@"; }
 
 # What the image is made from: the build context (.dockerignore lets in the
-# Makefile, runner/ and scripts/static/), the Dockerfile, and how it is built.
-IMAGE_INPUTS=(Dockerfile .dockerignore Makefile runner scripts/static scripts/image scripts/fresh-root.sh)
+# Makefile, LICENSE, runner/ and scripts/static/), the Dockerfile, and how it
+# is built.
+IMAGE_INPUTS=(Dockerfile .dockerignore Makefile LICENSE runner scripts/static scripts/image scripts/fresh-root.sh)
 
 # source_date_epoch REPO: the time every timestamp of the image is clamped
 # to: the commit time of the newest commit that changed IMAGE_INPUTS, so
