@@ -142,6 +142,14 @@ struct loader {
 /* Frees target, what and changes, then calls ops->destroy. NULL allowed. */
 void loader_free(loader *l);
 
+/* The hint of a restore that refused to start while a sauve backup of its
+ * target runs (exit 75), whatever the kind. */
+#define LOADER_HINT_BACKUP_RUNNING                                                                           \
+    "run the restore again once the backup has ended; to keep the next scheduled backup from starting "      \
+    "during "                                                                                                \
+    "the restore, suspend the backup CronJob first (kubectl patch cronjob NAME -p "                          \
+    "'{\"spec\":{\"suspend\":true}}')"
+
 /*
  * For loaders that write files: whether the file system of directory dirfd
  * has room for bytes (the artifact's size before compression) and files

@@ -411,10 +411,7 @@ static int refuse_while_backed_up(const sv_config *cfg, const char *dbname, sv_e
                      "a sauve backup of database %s is running (backend %s as %s; its address and start are "
                      "shown only to superusers and members of pg_read_all_stats%s): nothing was changed",
                      db, pid, role, more);
-    sv_error_hint(err,
-                  "run the restore again once the backup has ended; to keep the next scheduled backup from "
-                  "starting during the restore, suspend the backup CronJob first (kubectl patch cronjob "
-                  "NAME -p '{\"spec\":{\"suspend\":true}}')");
+    sv_error_hint(err, "%s", LOADER_HINT_BACKUP_RUNNING);
     free(more);
     PQclear(r);
     return -1;

@@ -524,9 +524,7 @@ static int refuse_while_backed_up(struct redis_restore *r, const char *target, s
         err, SV_EXIT_TEMPFAIL,
         "a sauve backup of redis at %s is running (a replica named %s, state %s%s): nothing was changed",
         target, REDIS_BACKUP_REPLICA, *state ? state : "unknown", more);
-    return sv_error_hint(err, "run the restore again once the backup has ended; to keep the next scheduled "
-                              "backup from starting during the restore, suspend the backup CronJob first "
-                              "(kubectl patch cronjob NAME -p '{\"spec\":{\"suspend\":true}}')");
+    return sv_error_hint(err, "%s", LOADER_HINT_BACKUP_RUNNING);
 }
 
 static int online_inspect(loader *l, bool *replaces, sv_error *err)
