@@ -534,21 +534,13 @@ def test_a_mount_point_is_restored_in_place_by_moving_entries(workdir, storage, 
     make_tree(tree, outside)
     s = Sauve(workdir, {"SAUVE_STORAGE": "file://" + storage, "SAUVE_FILES": f"up={tree}"})
     assert s.run("backup").code == 0
-    mnt = os.path.join(workdir, "volume")
-    os.mkdir(mnt)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "sauve-test", mnt], capture_output=True,
-                       text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.strip()}")
-    try:
+    with small_volume(os.path.join(workdir, "volume"), 200 << 20) as mnt:
         with open(os.path.join(mnt, "stale"), "w") as f:
             f.write("stale")
         r = s.run("restore", "files:up", "--to", mnt, "--clean", "--confirm", mnt)
         assert r.code == 0, r.stderr
         assert_same_tree(tree, mnt)
         assert not os.path.exists(os.path.join(mnt, "stale"))
-    finally:
-        subprocess.run(["umount", mnt], check=True)
 
 
 def test_a_mount_point_whose_content_cannot_move_is_left_as_it_was(workdir, storage, monkeypatch):
